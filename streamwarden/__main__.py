@@ -1,0 +1,5 @@
+import sys
+
+from streamwarden.cli import main
+
+sys.exit(main())

@@ -1,0 +1,110 @@
+"""The REST control API: streams in and out while the service runs, health for monitoring.
+
+Handlers run on the asyncio thread; they read producer snapshots directly and ask the
+GStreamer thread (through the manager) for every change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Response
+from fastapi import Path as PathParam
+
+from streamwarden.api.errors import ApiError, AssumeJsonBody, install_error_handlers
+from streamwarden.api.schemas import ErrorBody, HealthEntry, StreamCreated, StreamView
+from streamwarden.config.model import StreamConfig
+from streamwarden.ids import STREAM_ID_HELP, is_valid_stream_id, redact_uri
+from streamwarden.ingest.producer import Producer
+from streamwarden.manager import StreamExistsError, StreamNotFoundError
+
+if TYPE_CHECKING:
+    from streamwarden.service import Service
+
+_ERRORS = {
+    404: {"model": ErrorBody, "description": "No stream with this id"},
+    422: {"model": ErrorBody, "description": "Malformed request, id or URI"},
+}
+
+
+def _view(producer: Producer) -> StreamView:
+    cfg = producer.config
+    return StreamView(
+        id=cfg.id,
+        uri=redact_uri(cfg.uri),
+        enable_inference=cfg.enable_inference,
+        enable_recording=cfg.enable_recording,
+        settings=producer.settings,
+        health=HealthEntry(**producer.health()),
+        statistics=producer.statistics(),
+    )
+
+
+def _checked_id(stream_id: str) -> str:
+    if not is_valid_stream_id(stream_id):
+        raise ApiError(422, "invalid_id", f"not a valid stream id: use {STREAM_ID_HELP}")
+    return stream_id
+
+
+def create_app(service: Service) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await service.startup()
+        try:
+            yield
+        finally:
+            await service.shutdown()
+
+    app = FastAPI(
+        title="streamwarden",
+        summary="Camera ingest, recording, inference and restream in one service",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(AssumeJsonBody)
+    manager = service.manager
+
+    @app.get("/health", response_model=list[HealthEntry], tags=["monitoring"])
+    async def health() -> list[HealthEntry]:
+        """One entry per stream: state, retries, last frame age, fps, bitrate."""
+        return [HealthEntry(**p.health()) for p in manager.all()]
+
+    @app.get("/streams", response_model=list[StreamView], tags=["streams"])
+    async def list_streams() -> list[StreamView]:
+        return [_view(p) for p in manager.all()]
+
+    @app.post(
+        "/streams",
+        status_code=201,
+        response_model=StreamCreated,
+        tags=["streams"],
+        responses={409: {"model": ErrorBody, "description": "Duplicate id"}, **_ERRORS},
+    )
+    async def add_stream(stream: StreamConfig) -> StreamCreated:
+        """Start ingesting a camera; the others are not touched."""
+        try:
+            await manager.add(stream)
+        except StreamExistsError:
+            raise ApiError(409, "duplicate_id", f"a stream with id {stream.id!r} exists") from None
+        return StreamCreated(id=stream.id)
+
+    @app.get("/streams/{stream_id}", response_model=StreamView, tags=["streams"],
+             responses=_ERRORS)
+    async def get_stream(stream_id: str = PathParam(description="stream id")) -> StreamView:
+        try:
+            return _view(manager.get(_checked_id(stream_id)))
+        except StreamNotFoundError:
+            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+
+    @app.delete("/streams/{stream_id}", status_code=204, tags=["streams"], responses=_ERRORS)
+    async def delete_stream(stream_id: str = PathParam(description="stream id")) -> Response:
+        """Stop a stream and release everything it held."""
+        try:
+            await manager.remove(_checked_id(stream_id))
+        except StreamNotFoundError:
+            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        return Response(status_code=204)
+
+    return app

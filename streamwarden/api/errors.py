@@ -1,0 +1,86 @@
+"""One error shape for the whole API: `{"error": code, "detail": message}`, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("streamwarden.api")
+
+_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+          409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_request"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: str):
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+def error_response(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def _describe(errors: list[dict]) -> tuple[str, str]:
+    parts = []
+    code = "invalid_request"
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            return "invalid_json", f"the request body is not valid JSON: {err.get('msg')}"
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        where = ".".join(loc) or "body"
+        msg = str(err.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        elif err.get("type") == "missing":
+            msg = "required field is missing"
+        parts.append(f"{where}: {msg}")
+    return code, "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.error, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        code, detail = _describe(list(exc.errors()))
+        return error_response(422, code, detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return error_response(exc.status_code, _CODES.get(exc.status_code, "error"), detail)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error in the API: %r", exc, exc_info=exc)
+        return error_response(500, "internal", "internal error; the service log has the details")
+
+
+class AssumeJsonBody:
+    """ASGI middleware: treat a request body sent without a JSON content type as JSON.
+
+    `curl -d '{...}'` sends `application/x-www-form-urlencoded`; rejecting that with "input
+    should be a valid dictionary" confuses operators, so every body is parsed as JSON and a
+    body that is not JSON gets the plain "not valid JSON" error.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            original = dict(scope["headers"]).get(b"content-type", b"")
+            if not original.startswith(b"application/json"):
+                headers.append((b"content-type", b"application/json"))
+                scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)

@@ -1,0 +1,56 @@
+"""Response shapes of the control API (requests reuse the config's `StreamConfig`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from streamwarden.config.model import SourceSettings
+
+
+class ErrorBody(BaseModel):
+    """Every error: a stable machine code and a sentence for the operator."""
+
+    error: str
+    detail: str
+
+
+class StreamCreated(BaseModel):
+    id: str
+
+
+class HealthEntry(BaseModel):
+    id: str
+    state: Literal["starting", "streaming", "retrying", "failed", "stopped"]
+    is_healthy: bool
+    retry_count: int
+    buffering: int
+    last_frame_age_s: float | None
+    fps: float
+    bitrate_kbps: float
+    last_retry_reason: Literal["timeout", "error", "eos"] | None
+    last_error: str | None
+
+
+class StreamStatistics(BaseModel):
+    frames: int
+    keyframes: int
+    bytes: int
+    audio_frames: int
+    video_codec: str | None
+    width: int | None
+    height: int | None
+    framerate: float | None
+    audio_codec: str | None
+    consumers: list[dict[str, Any]]
+
+
+class StreamView(BaseModel):
+    id: str
+    uri: str  # credentials redacted
+    enable_inference: bool
+    enable_recording: bool
+    settings: SourceSettings
+    health: HealthEntry
+    statistics: StreamStatistics

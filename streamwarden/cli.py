@@ -1,0 +1,105 @@
+"""The `streamwarden` command: run the service, run the demo, check a config file.
+
+Exit codes: 0 success, 1 the service could not run (port taken, GStreamer missing),
+2 the configuration is invalid (every problem is printed, with key and line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from streamwarden.config.loader import ConfigError, config_warnings, load_config
+from streamwarden.config.model import Config, parse_listen
+
+log = logging.getLogger("streamwarden")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamwarden",
+        description="Camera ingest, recording, inference and restream in one service.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def service_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--listen", help='API address "HOST:PORT" (overrides [api] listen)')
+        p.add_argument("--log-format", choices=("text", "json"), help="log line format")
+        p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+
+    run = sub.add_parser("run", help="run the service with the streams of a config file")
+    run.add_argument("--config", "-c", help="TOML config file (default: no streams)")
+    service_options(run)
+
+    demo = sub.add_parser("demo", help="run the service on a built-in synthetic camera")
+    demo.add_argument("--config", "-c", help="optional TOML config file to use as well")
+    service_options(demo)
+
+    check = sub.add_parser("check-config", help="validate a config file and print every error")
+    check.add_argument("file")
+    return parser
+
+
+def _load(path: str | None) -> Config:
+    return load_config(path) if path else Config()
+
+
+def _check_config(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        issues = sorted(exc.issues, key=lambda i: i.line or 0)
+        for issue in issues:
+            print(issue.format(exc.source), file=sys.stderr)
+        print(f"{path}: {len(issues)} problem(s) found", file=sys.stderr)
+        return 2
+    for warning in config_warnings(config):
+        print(f"{path}: warning: {warning}", file=sys.stderr)
+    print(f"{path}: OK ({len(config.streams)} stream(s))")
+    return 0
+
+
+def _run(args: argparse.Namespace, demo: bool) -> int:
+    from streamwarden.logs import setup_logging
+
+    try:
+        config = _load(args.config)
+        updates = {}
+        if args.listen:
+            parse_listen(args.listen)
+            updates["api"] = config.api.model_copy(update={"listen": args.listen})
+        app = config.app.model_copy(
+            update={k: v for k, v in (("log_format", args.log_format),
+                                      ("log_level", args.log_level)) if v}
+        )
+        config = config.model_copy(update={**updates, "app": app})
+    except ConfigError as exc:
+        for issue in sorted(exc.issues, key=lambda i: i.line or 0):
+            print(issue.format(exc.source), file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"streamwarden: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.app.log_format, config.app.log_level)
+    for warning in config_warnings(config):
+        log.warning(warning)
+    try:
+        from streamwarden.service import Service
+
+        Service(config, demo=demo).run()
+    except (OSError, RuntimeError, ImportError) as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args.file)
+    return _run(args, demo=args.command == "demo")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The typed configuration: one pydantic model per TOML table, unknown keys rejected.
+
+The design note's example must load exactly as written, so every key it uses exists here with
+its meaning; everything else has a default an operator would pick. Per-stream settings that
+may be overridden are `None` on the stream and resolved against `[stream_defaults]` by
+`StreamConfig.settings()`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from streamwarden.config.durations import ByteSize, Duration
+from streamwarden.ids import validate_stream_id, validate_uri
+
+StreamId = Annotated[str, AfterValidator(validate_stream_id)]
+StreamUri = Annotated[str, AfterValidator(validate_uri)]
+Transport = Literal["tcp", "udp"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split "HOST:PORT" (or "[v6]:PORT") into host and port, with a clear message if wrong."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f'expected "HOST:PORT" such as "127.0.0.1:8080", got {value!r}')
+    return host.strip("[]"), int(port_text)
+
+
+def _check_listen(value: str) -> str:
+    parse_listen(value)
+    return value
+
+
+class AppSection(_Section):
+    auto_remove_unhealthy: bool = False
+    health_check_interval: Duration = 5.0
+    removal_threshold: Duration = 300.0
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+
+class ApiSection(_Section):
+    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8080"
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+
+class RecordingSection(_Section):
+    base_path: str = "recordings"
+    segment_duration: Duration = 600.0
+    format: Literal["mp4", "mkv", "ts"] = "mp4"
+    retention: Duration | None = None
+    max_size: ByteSize | None = None
+    min_free: ByteSize | None = None
+
+
+class InferenceSection(_Section):
+    backend: Literal["cpu", "nvidia"] = "cpu"
+    config_path: str | None = None
+    batch_size: int = Field(default=1, ge=1, le=64)
+    fps: float = Field(default=5.0, gt=0, le=120)
+
+
+class SourceSettings(_Section):
+    """How a stream's source is supervised: the fallbacksrc knobs, plus transport."""
+
+    timeout: Duration = 5.0
+    retry_timeout: Duration = 60.0
+    restart_timeout: Duration = 3.0
+    buffer_duration: Duration = 10.0
+    transport: Transport = "tcp"
+    latency: Duration = 0.2
+    failed_retry_interval: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> SourceSettings:
+        for name in ("timeout", "restart_timeout", "retry_timeout", "failed_retry_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be greater than 0")
+        return self
+
+
+class StreamConfig(_Section):
+    id: StreamId
+    uri: StreamUri
+    enable_inference: bool = False
+    enable_recording: bool = False
+    timeout: Duration | None = None
+    retry_timeout: Duration | None = None
+    restart_timeout: Duration | None = None
+    buffer_duration: Duration | None = None
+    transport: Transport | None = None
+    latency: Duration | None = None
+    failed_retry_interval: Duration | None = None
+
+    def settings(self, defaults: SourceSettings) -> SourceSettings:
+        """The effective source settings: this stream's overrides on top of the defaults."""
+        overrides = {
+            name: getattr(self, name)
+            for name in SourceSettings.model_fields
+            if getattr(self, name, None) is not None
+        }
+        return defaults.model_copy(update=overrides)
+
+
+class Config(_Section):
+    app: AppSection = AppSection()
+    api: ApiSection = ApiSection()
+    recording: RecordingSection = RecordingSection()
+    inference: InferenceSection = InferenceSection()
+    stream_defaults: SourceSettings = SourceSettings()
+    streams: list[StreamConfig] = []
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Config:
+        seen: set[str] = set()
+        for stream in self.streams:
+            if stream.id in seen:
+                raise ValueError(f"duplicate stream id {stream.id!r}")
+            seen.add(stream.id)
+        return self

@@ -1,0 +1,48 @@
+"""What a consumer is: a bin fed from the producer's tee, added and removed while it plays.
+
+A consumer owns everything after the tee: its first element is a leaky queue, so a consumer
+that stalls loses its own frames instead of blocking the producer and the other consumers. The
+producer only requests a tee pad, links it to the consumer's `video` (and `audio`) ghost pad,
+and on detach releases the pad and, if the consumer asks for it, sends EOS so it can close
+its files before it is stopped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from streamwarden.gst.init import Gst
+
+# Two seconds of frames is plenty for a consumer that keeps up; one that does not drops the
+# oldest instead of pushing back on the producer.
+QUEUE_MAX_TIME_NS = 2 * Gst.SECOND
+
+
+def leaky_queue(name: str) -> Gst.Element:
+    queue = Gst.ElementFactory.make("queue", name)
+    queue.set_property("leaky", 2)  # downstream: drop the oldest
+    queue.set_property("max-size-buffers", 0)
+    queue.set_property("max-size-bytes", 0)
+    queue.set_property("max-size-time", QUEUE_MAX_TIME_NS)
+    return queue
+
+
+class Consumer(ABC):
+    """A branch after the producer's tee. Build once, attach once, detach once."""
+
+    kind: str = "consumer"
+    wants_audio: bool = False
+    needs_eos_on_detach: bool = False
+
+    def __init__(self, name: str):
+        self.name = name
+        self.bin: Gst.Bin | None = None
+
+    @abstractmethod
+    def build(self) -> Gst.Bin:
+        """Create the bin with a `video` (and optionally `audio`) sink ghost pad."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Numbers for the API; read from another thread, so plain values only."""

@@ -1,0 +1,350 @@
+"""The producer: one pipeline per camera, ending in a tee per media kind.
+
+    [ SourceBin (rebuilt per attempt) ] --video--> tee_video --> consumer bins ...
+                                        --audio--> tee_audio --> consumer bins ...
+
+Each camera has its own pipeline (its own bus, state and clock), so an error, a stuck state
+change or a renegotiation in one camera cannot touch another. The tees live as long as the
+stream does; only the source in front of them is replaced on a restart, so consumers stay
+attached through outages and see a clean discontinuity (new stream-start, caps and segment).
+
+All methods except the probe callbacks run on the GStreamer thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamwarden.config.model import SourceSettings, StreamConfig
+from streamwarden.consumers.base import Consumer
+from streamwarden.gst.init import GLib, Gst
+from streamwarden.gst.reaper import Reaper
+from streamwarden.ids import redact_uri, scrub
+from streamwarden.ingest.source_bin import SourceBin
+from streamwarden.ingest.stats import MediaInfo, RateMeter, StreamCounters
+from streamwarden.ingest.supervisor import (
+    Action,
+    RetryReason,
+    SourceSupervisor,
+    StreamState,
+    Transition,
+)
+
+log = logging.getLogger("streamwarden.stream")
+
+_DROP = Gst.PadProbeReturn.DROP
+_OK = Gst.PadProbeReturn.OK
+
+
+@dataclass
+class _Attachment:
+    consumer: Consumer
+    tee_pads: dict[str, Gst.Pad]
+
+
+class Producer:
+    """Owns one camera's pipeline, its source attempts, its tees and attached consumers."""
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        settings: SourceSettings,
+        reaper: Reaper,
+        on_transition: Callable[[Producer, Transition], None] | None = None,
+    ):
+        self.config = config
+        self.id = config.id
+        self.settings = settings
+        self._reaper = reaper
+        self._on_transition = on_transition
+        self.counters = StreamCounters()
+        self.rates = RateMeter()
+        self.media = MediaInfo()
+        self.buffering_percent = 100
+        self.created_at = time.time()
+        self.supervisor = SourceSupervisor(settings, time.monotonic())
+        self._generation = 0
+        self._source: SourceBin | None = None
+        self._eos_generation = -1
+        self._seen_frame_ns = 0
+        self._attachments: dict[str, _Attachment] = {}
+        self.pipeline = Gst.Pipeline.new(f"stream-{self.id}")
+        self.tees: dict[str, Gst.Element] = {}
+        self._bus = self.pipeline.get_bus()
+        self._bus.add_signal_watch()
+        self._bus_handler = self._bus.connect("message", self._on_message)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tee("video")
+        self.pipeline.set_state(Gst.State.PLAYING)
+        self._log_transition(Transition(StreamState.STARTING, StreamState.STARTING, "added"))
+        self._start_attempt()
+
+    def close(self) -> None:
+        """Detach consumers (EOS first for those that write files), then stop everything."""
+        for name in list(self._attachments):
+            self.detach(name)
+        self._teardown_source()
+        self.supervisor.stop()
+        self._emit_transitions()
+        self._bus.disconnect(self._bus_handler)
+        self._bus.remove_signal_watch()
+        self.pipeline.set_state(Gst.State.NULL)
+        self.tees.clear()
+
+    # ---- source attempts -------------------------------------------------------------------
+
+    def _tee(self, kind: str) -> Gst.Element:
+        tee = self.tees.get(kind)
+        if tee is None:
+            tee = Gst.ElementFactory.make("tee", f"tee-{kind}")
+            tee.set_property("allow-not-linked", True)
+            self.pipeline.add(tee)
+            tee.sync_state_with_parent()
+            self.tees[kind] = tee
+            for attachment in self._attachments.values():
+                self._link_consumer(attachment, kind)
+        return tee
+
+    def _start_attempt(self) -> None:
+        self._generation += 1
+        generation = self._generation
+        source = SourceBin(
+            f"source-{self.id}-{generation}",
+            self.config.uri,
+            self.settings,
+            lambda kind, pad: self._on_output(generation, kind, pad),
+        )
+        self._source = source
+        self.pipeline.add(source.bin)
+        if not source.bin.sync_state_with_parent():
+            self._problem(RetryReason.ERROR, "the source could not be started")
+
+    def _teardown_source(self) -> None:
+        source, self._source = self._source, None
+        self._generation += 1
+        if source is None:
+            return
+        for pad in list(source.exposed.values()):
+            pad.add_probe(Gst.PadProbeType.ALL_BOTH, lambda *_: _DROP)
+            peer = pad.get_peer()
+            if peer is not None:
+                pad.unlink(peer)
+        self.pipeline.remove(source.bin)
+        self._reaper.dispose(source.bin)
+
+    def _on_output(self, generation: int, kind: str, pad: Gst.Pad) -> None:
+        """Streaming thread: a new parsed pad. Hold it and let the GStreamer thread link it."""
+        block_id = pad.add_probe(Gst.PadProbeType.BLOCK_DOWNSTREAM, lambda *_: _OK)
+        GLib.idle_add(self._link_output, generation, kind, pad, block_id)
+
+    def _link_output(self, generation: int, kind: str, pad: Gst.Pad, block_id: int) -> bool:
+        if generation != self._generation:
+            return False  # the attempt is gone; disposal unblocks the pad
+        tee = self._tee(kind)
+        sink = tee.get_static_pad("sink")
+        if sink.is_linked():
+            sink.get_peer().unlink(sink)
+        if pad.link(sink) != Gst.PadLinkReturn.OK:
+            self._problem(RetryReason.ERROR, f"cannot link {kind} output")
+            return False
+        mask = Gst.PadProbeType.BUFFER | Gst.PadProbeType.EVENT_DOWNSTREAM
+        counter = self.counters.on_video if kind == "video" else self.counters.on_audio
+        pad.add_probe(mask, self._make_output_probe(generation, kind, counter))
+        pad.remove_probe(block_id)
+        return False
+
+    def _make_output_probe(self, generation: int, kind: str, count: Callable[[Gst.Buffer], None]):
+        def probe(pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+            if generation != self._generation:
+                return _DROP
+            if info.type & Gst.PadProbeType.BUFFER:
+                count(info.get_buffer())
+                return _OK
+            event = info.get_event()
+            if event.type == Gst.EventType.CAPS:
+                self.media.update_from_caps(kind, event.parse_caps())
+            elif event.type == Gst.EventType.EOS:
+                # An ending camera is an outage, not the end of the consumers: keep EOS from
+                # them and let the supervisor restart the source.
+                self._eos_generation = generation
+                return _DROP
+            return _OK
+
+        return probe
+
+    # ---- supervision -----------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Periodic check on the GStreamer thread: data seen, timeouts, restarts, rates."""
+        last = self.counters.last_frame_ns
+        if last and last != self._seen_frame_ns:
+            self._seen_frame_ns = last
+            self.supervisor.on_data(now)
+        if self._eos_generation == self._generation:
+            self._eos_generation = -1
+            self._problem(RetryReason.EOS, "end of stream")
+        action = self.supervisor.tick(now)
+        self._apply(action)
+        self.rates.sample(now, self.counters)
+        self._emit_transitions()
+
+    def _problem(self, reason: RetryReason, detail: str | None) -> None:
+        detail = scrub(detail, self.config.uri) if detail else detail
+        self._apply(self.supervisor.on_problem(time.monotonic(), reason, detail))
+        self._emit_transitions()
+
+    def _apply(self, action: Action) -> None:
+        if action is Action.TEARDOWN:
+            self._teardown_source()
+        elif action is Action.START:
+            self._start_attempt()
+
+    def _emit_transitions(self) -> None:
+        for transition in self.supervisor.pop_transitions():
+            self._log_transition(transition)
+
+    def _log_transition(self, transition: Transition) -> None:
+        log.info(
+            "stream %s: %s -> %s (%s)",
+            self.id,
+            transition.old.value,
+            transition.new.value,
+            transition.reason,
+            extra={
+                "stream_id": self.id,
+                "state": transition.new.value,
+                "previous_state": transition.old.value,
+                "reason": transition.reason,
+                "uri": redact_uri(self.config.uri),
+                "retry_count": self.supervisor.retry_count,
+            },
+        )
+        if self._on_transition is not None:
+            self._on_transition(self, transition)
+
+    def _owned_by_current_source(self, element: Gst.Object | None) -> bool:
+        source = self._source
+        while element is not None:
+            if source is not None and element is source.bin:
+                return True
+            element = element.get_parent()
+        return False
+
+    def _consumer_of(self, element: Gst.Object | None) -> str | None:
+        bins = {id(a.consumer.bin): name for name, a in self._attachments.items()}
+        while element is not None:
+            if id(element) in bins:
+                return bins[id(element)]
+            element = element.get_parent()
+        return None
+
+    def _on_message(self, _bus: Gst.Bus, message: Gst.Message) -> None:
+        kind = message.type
+        if kind == Gst.MessageType.ERROR:
+            err, debug = message.parse_error()
+            text = err.message
+            reason = (debug or "").strip().splitlines()[-1:] if debug else []
+            if reason and reason[0] not in text and "): " not in reason[0]:
+                text = f"{text} ({reason[0]})"
+            consumer = self._consumer_of(message.src)
+            if consumer is not None:
+                log.error("stream %s: consumer %s failed: %s", self.id, consumer, err.message,
+                          extra={"stream_id": self.id, "consumer": consumer})
+                self.detach(consumer, eos=False)
+            elif self._owned_by_current_source(message.src) or message.src is self.pipeline:
+                self._problem(RetryReason.ERROR, text)
+        elif kind == Gst.MessageType.BUFFERING:
+            if self._owned_by_current_source(message.src):
+                self.buffering_percent = message.parse_buffering()
+        elif kind == Gst.MessageType.WARNING:
+            warn, _debug = message.parse_warning()
+            if self._owned_by_current_source(message.src):
+                log.debug("stream %s: %s", self.id, scrub(warn.message, self.config.uri))
+
+    # ---- consumers -------------------------------------------------------------------------
+
+    def attach(self, consumer: Consumer) -> None:
+        if consumer.name in self._attachments:
+            raise ValueError(f"consumer {consumer.name!r} is already attached")
+        bin_ = consumer.build()
+        self.pipeline.add(bin_)
+        attachment = _Attachment(consumer, {})
+        self._attachments[consumer.name] = attachment
+        for kind in list(self.tees):
+            self._link_consumer(attachment, kind)
+        bin_.sync_state_with_parent()
+
+    def _link_consumer(self, attachment: _Attachment, kind: str) -> None:
+        consumer = attachment.consumer
+        if kind == "audio" and not consumer.wants_audio:
+            return
+        sink = consumer.bin.get_static_pad(kind) if consumer.bin is not None else None
+        if sink is None or kind in attachment.tee_pads:
+            return
+        tee_pad = self.tees[kind].request_pad_simple("src_%u")
+        tee_pad.link(sink)
+        attachment.tee_pads[kind] = tee_pad
+
+    def detach(self, name: str, eos: bool = True) -> None:
+        attachment = self._attachments.pop(name, None)
+        if attachment is None:
+            return
+        consumer = attachment.consumer
+        for kind, tee_pad in attachment.tee_pads.items():
+            peer = tee_pad.get_peer()
+            if peer is not None:
+                tee_pad.unlink(peer)
+            self.tees[kind].release_request_pad(tee_pad)
+            if eos and consumer.needs_eos_on_detach and peer is not None:
+                peer.send_event(Gst.Event.new_eos())
+        if consumer.bin is not None:
+            self.pipeline.remove(consumer.bin)
+            self._reaper.dispose(consumer.bin)
+
+    def consumer(self, name: str) -> Consumer | None:
+        attachment = self._attachments.get(name)
+        return attachment.consumer if attachment else None
+
+    # ---- read-only views (any thread) ------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        sup = self.supervisor
+        last = self.counters.last_frame_ns
+        age = (time.monotonic_ns() - last) / 1e9 if last else None
+        healthy = sup.state is StreamState.STREAMING and age is not None and (
+            age <= self.settings.timeout
+        )
+        return {
+            "id": self.id,
+            "state": sup.state.value,
+            "is_healthy": healthy,
+            "retry_count": sup.retry_count,
+            "buffering": self.buffering_percent,
+            "last_frame_age_s": round(age, 3) if age is not None else None,
+            "fps": round(self.rates.fps, 2),
+            "bitrate_kbps": round(self.rates.bitrate_kbps, 1),
+            "last_retry_reason": sup.last_retry_reason.value if sup.last_retry_reason else None,
+            "last_error": sup.last_error,
+        }
+
+    def statistics(self) -> dict[str, Any]:
+        c = self.counters
+        return {
+            "frames": c.frames,
+            "keyframes": c.keyframes,
+            "bytes": c.bytes,
+            "audio_frames": c.audio_frames,
+            "video_codec": self.media.video_codec,
+            "width": self.media.width,
+            "height": self.media.height,
+            "framerate": self.media.framerate,
+            "audio_codec": self.media.audio_codec,
+            "consumers": [a.consumer.stats() for a in list(self._attachments.values())],
+        }

@@ -1,0 +1,132 @@
+"""One connection attempt to a camera: urisourcebin → parsebin → ghost pads `video`/`audio`.
+
+A `SourceBin` is built per attempt and thrown away whole when the attempt ends, so nothing a
+broken connection left behind (half-negotiated depayloaders, a stuck socket) leaks into the
+next one. Inside it, linking happens on streaming threads as in decodebin (it is the bin's own
+autoplugging); what leaves it are two ghost pads carrying parsed, still-encoded media.
+
+`urisourcebin` picks the protocol element (rtspsrc, souphttpsrc, srtsrc, rtmpsrc, filesrc)
+and `parsebin` the depayloader/demuxer and parser, so every scheme ends in the same shape.
+Sources that are not live (files, HTTP downloads, RTMP) are paced by `clocksync` so a file
+plays at camera speed instead of flooding the consumers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from urllib.parse import unquote, urlsplit
+
+from streamwarden.config.model import SourceSettings
+from streamwarden.gst.init import Gst
+
+log = logging.getLogger(__name__)
+
+VIDEO_CAPS = ("video/x-h264", "video/x-h265")
+AUDIO_CAPS = ("audio/mpeg", "audio/x-opus", "audio/x-alaw", "audio/x-mulaw")
+_LIVE_SCHEMES = ("rtsp", "rtsps", "rtspt", "srt")
+_RTSP_TCP = 4  # GstRTSPLowerTrans flags
+_RTSP_UDP = 1
+
+
+def media_kind(caps: Gst.Caps | None) -> str | None:
+    """'video' or 'audio' for codecs we carry, None for anything else (it is discarded)."""
+    if caps is None or caps.get_size() == 0:
+        return None
+    name = caps.get_structure(0).get_name()
+    if name in VIDEO_CAPS:
+        return "video"
+    if name in AUDIO_CAPS:
+        return "audio"
+    return None
+
+
+def _make(factory: str, name: str | None = None) -> Gst.Element:
+    element = Gst.ElementFactory.make(factory, name)
+    if element is None:
+        raise RuntimeError(f"GStreamer element {factory!r} is not installed")
+    return element
+
+
+class SourceBin:
+    """Builds the elements of one attempt; calls `on_output(kind, ghost_pad)` per exposed pad."""
+
+    def __init__(
+        self,
+        name: str,
+        uri: str,
+        settings: SourceSettings,
+        on_output: Callable[[str, Gst.Pad], None],
+    ):
+        self.uri = uri
+        self.settings = settings
+        self.scheme = urlsplit(uri).scheme.lower()
+        self.paced = self.scheme not in _LIVE_SCHEMES
+        self._on_output = on_output
+        self._lock = threading.Lock()
+        self.exposed: dict[str, Gst.Pad] = {}
+        self.bin = Gst.Bin.new(name)
+        source = _make("urisourcebin")
+        source.set_property("uri", uri)
+        source.connect("source-setup", self._configure_source)
+        source.connect("pad-added", self._on_source_pad)
+        self.bin.add(source)
+
+    def _configure_source(self, _urisourcebin: Gst.Element, source: Gst.Element) -> None:
+        """Per-protocol settings: RTSP transport, jitter-buffer latency, credentials, timeouts."""
+        factory = source.get_factory().get_name() if source.get_factory() else ""
+        props = {p.name for p in source.list_properties()}
+        if factory == "rtspsrc":
+            tcp = self.settings.transport == "tcp" or self.scheme == "rtspt"
+            source.set_property("protocols", _RTSP_TCP if tcp else _RTSP_UDP)
+            source.set_property("latency", int(self.settings.latency * 1000))
+            source.set_property("tcp-timeout", int(self.settings.timeout * 1_000_000))
+            source.set_property("timeout", int(self.settings.timeout * 1_000_000))
+            parts = urlsplit(self.uri)
+            if parts.username:
+                source.set_property("user-id", unquote(parts.username))
+            if parts.password:
+                source.set_property("user-pw", unquote(parts.password))
+        elif "timeout" in props and factory in ("souphttpsrc",):
+            source.set_property("timeout", max(1, int(self.settings.timeout)))
+        if factory == "souphttpsrc" and "is-live" in props:
+            source.set_property("is-live", False)
+
+    def _on_source_pad(self, _element: Gst.Element, pad: Gst.Pad) -> None:
+        parser = _make("parsebin")
+        parser.connect("pad-added", self._on_parsed_pad)
+        self.bin.add(parser)
+        parser.sync_state_with_parent()
+        result = pad.link(parser.get_static_pad("sink"))
+        if result != Gst.PadLinkReturn.OK:
+            log.warning("%s: cannot link source pad to parsebin: %s", self.bin.get_name(), result)
+
+    def _discard(self, pad: Gst.Pad) -> None:
+        sink = _make("fakesink")
+        sink.set_property("sync", False)
+        sink.set_property("async", False)
+        self.bin.add(sink)
+        sink.sync_state_with_parent()
+        pad.link(sink.get_static_pad("sink"))
+
+    def _on_parsed_pad(self, _parsebin: Gst.Element, pad: Gst.Pad) -> None:
+        caps = pad.get_current_caps() or pad.query_caps(None)
+        kind = media_kind(caps)
+        with self._lock:
+            if kind is None or kind in self.exposed:
+                self._discard(pad)
+                return
+            target = pad
+            if self.paced:
+                sync = _make("clocksync")
+                sync.set_property("sync-to-first", True)
+                self.bin.add(sync)
+                sync.sync_state_with_parent()
+                pad.link(sync.get_static_pad("sink"))
+                target = sync.get_static_pad("src")
+            ghost = Gst.GhostPad.new(kind, target)
+            ghost.set_active(True)
+            self.exposed[kind] = ghost
+            self.bin.add_pad(ghost)
+        self._on_output(kind, ghost)

@@ -1,0 +1,93 @@
+"""Per-stream counters written by streaming threads and rates computed on the GStreamer thread.
+
+Pad probes run on GStreamer's streaming threads, once per frame. They only bump integers and
+store a timestamp (atomic under the GIL, no locks, no allocation beyond the ints), so a probe
+costs microseconds. Rates (fps, bitrate) are derived from periodic samples of those counters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from streamwarden.gst.init import Gst
+
+_RATE_WINDOW_S = 3.0
+
+
+@dataclass
+class MediaInfo:
+    """What the producer is emitting, read from the caps of its output pads."""
+
+    video_codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    framerate: float | None = None
+    audio_codec: str | None = None
+
+    def update_from_caps(self, kind: str, caps: Gst.Caps) -> None:
+        if caps is None or caps.get_size() == 0:
+            return
+        s = caps.get_structure(0)
+        name = s.get_name()
+        if kind == "video":
+            self.video_codec = {"video/x-h264": "h264", "video/x-h265": "h265"}.get(name, name)
+            ok, width = s.get_int("width")
+            self.width = width if ok else None
+            ok, height = s.get_int("height")
+            self.height = height if ok else None
+            ok, num, den = s.get_fraction("framerate")
+            self.framerate = num / den if ok and den and num else None
+        else:
+            codec = {
+                "audio/mpeg": "aac",
+                "audio/x-opus": "opus",
+                "audio/x-alaw": "pcma",
+                "audio/x-mulaw": "pcmu",
+            }.get(name, name)
+            if name == "audio/mpeg":
+                ok, version = s.get_int("mpegversion")
+                codec = "aac" if ok and version in (2, 4) else "mp3"
+            self.audio_codec = codec
+
+
+@dataclass
+class StreamCounters:
+    """Monotonic counters since the stream was added (restarts do not reset them)."""
+
+    frames: int = 0
+    keyframes: int = 0
+    bytes: int = 0
+    audio_frames: int = 0
+    last_frame_ns: int = 0  # time.monotonic_ns() of the last video frame, 0 = never
+
+    def on_video(self, buffer: Gst.Buffer) -> None:
+        self.frames += 1
+        self.bytes += buffer.get_size()
+        if not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT):
+            self.keyframes += 1
+        self.last_frame_ns = time.monotonic_ns()
+
+    def on_audio(self, buffer: Gst.Buffer) -> None:
+        self.audio_frames += 1
+        self.bytes += buffer.get_size()
+
+
+@dataclass
+class RateMeter:
+    """fps and bitrate over the last few seconds, from (time, frames, bytes) samples."""
+
+    samples: deque[tuple[float, int, int]] = field(default_factory=lambda: deque(maxlen=64))
+    fps: float = 0.0
+    bitrate_kbps: float = 0.0
+
+    def sample(self, now: float, counters: StreamCounters) -> None:
+        self.samples.append((now, counters.frames, counters.bytes))
+        while len(self.samples) > 2 and now - self.samples[0][0] > _RATE_WINDOW_S:
+            self.samples.popleft()
+        t0, f0, b0 = self.samples[0]
+        span = now - t0
+        if span >= 0.5:
+            self.fps = (counters.frames - f0) / span
+            self.bitrate_kbps = (counters.bytes - b0) * 8 / 1000 / span

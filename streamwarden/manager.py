@@ -1,0 +1,152 @@
+"""The set of running streams: add, remove, look up, supervise, auto-remove.
+
+The producers dict is only changed on the GStreamer thread (inside `GstLoop.run` calls), so
+adding or removing one camera never races with another's restart. The asyncio side reads
+snapshots and awaits the GStreamer thread for changes; a single 250 ms timer on the GStreamer
+thread ticks every producer's supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from streamwarden.config.model import Config, StreamConfig
+from streamwarden.consumers.base import Consumer
+from streamwarden.gst.loop import GstLoop
+from streamwarden.gst.reaper import Reaper
+from streamwarden.ids import redact_uri
+from streamwarden.ingest.producer import Producer
+from streamwarden.ingest.supervisor import Transition
+
+log = logging.getLogger("streamwarden.manager")
+
+TICK_MS = 250
+
+
+class StreamExistsError(Exception):
+    pass
+
+
+class StreamNotFoundError(Exception):
+    pass
+
+
+class StreamManager:
+    def __init__(self, config: Config, loop: GstLoop, reaper: Reaper):
+        self.config = config
+        self.loop = loop
+        self.reaper = reaper
+        self._producers: dict[str, Producer] = {}
+        self._tick_source: int | None = None
+        self._listeners: list[Callable[[Producer, Transition], None]] = []
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tick_source = self.loop.call(self.loop.timeout_add, TICK_MS, self._tick)
+
+    def _tick(self) -> bool:
+        now = time.monotonic()
+        for producer in list(self._producers.values()):
+            try:
+                producer.tick(now)
+            except Exception:  # one stream's bug must not stop the others' supervision
+                log.exception("stream %s: supervision tick failed", producer.id)
+        return True
+
+    async def close(self) -> None:
+        await self.loop.run(self._close_all)
+        await asyncio.to_thread(self.reaper.wait_idle, 3.0)
+
+    def _close_all(self) -> None:
+        if self._tick_source is not None:
+            GstLoop.source_remove(self._tick_source)
+            self._tick_source = None
+        for stream_id in list(self._producers):
+            self._remove_now(stream_id)
+
+    # ---- changes ---------------------------------------------------------------------------
+
+    def on_transition(self, listener: Callable[[Producer, Transition], None]) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, producer: Producer, transition: Transition) -> None:
+        for listener in self._listeners:
+            listener(producer, transition)
+
+    async def add(self, stream: StreamConfig) -> Producer:
+        if stream.id in self._producers:
+            raise StreamExistsError(stream.id)
+        return await self.loop.run(self._add_now, stream)
+
+    def add_sync(self, stream: StreamConfig) -> Producer:
+        return self.loop.call(self._add_now, stream)
+
+    def _add_now(self, stream: StreamConfig) -> Producer:
+        if stream.id in self._producers:
+            raise StreamExistsError(stream.id)
+        settings = stream.settings(self.config.stream_defaults)
+        producer = Producer(stream, settings, self.reaper, self._notify)
+        self._producers[stream.id] = producer
+        log.info("stream %s added: %s", stream.id, redact_uri(stream.uri),
+                 extra={"stream_id": stream.id, "uri": redact_uri(stream.uri)})
+        producer.start()
+        return producer
+
+    async def remove(self, stream_id: str) -> None:
+        if stream_id not in self._producers:
+            raise StreamNotFoundError(stream_id)
+        await self.loop.run(self._remove_now, stream_id)
+
+    def remove_sync(self, stream_id: str) -> None:
+        self.loop.call(self._remove_now, stream_id)
+
+    def _remove_now(self, stream_id: str) -> None:
+        producer = self._producers.pop(stream_id, None)
+        if producer is None:
+            raise StreamNotFoundError(stream_id)
+        producer.close()
+        log.info("stream %s removed", stream_id, extra={"stream_id": stream_id})
+
+    def attach(self, stream_id: str, consumer: Consumer) -> None:
+        """Attach a consumer to a running stream (from a plain thread)."""
+        self.loop.call(lambda: self.get(stream_id).attach(consumer))
+
+    def detach(self, stream_id: str, name: str) -> None:
+        self.loop.call(lambda: self.get(stream_id).detach(name))
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def get(self, stream_id: str) -> Producer:
+        producer = self._producers.get(stream_id)
+        if producer is None:
+            raise StreamNotFoundError(stream_id)
+        return producer
+
+    def all(self) -> list[Producer]:
+        return list(self._producers.values())
+
+    # ---- health supervision (asyncio) ------------------------------------------------------
+
+    async def supervise(self) -> None:
+        """Every `health_check_interval`: remove streams unhealthy past the threshold if asked."""
+        app = self.config.app
+        while True:
+            await asyncio.sleep(app.health_check_interval)
+            if not app.auto_remove_unhealthy:
+                continue
+            now = time.monotonic()
+            for producer in self.all():
+                unhealthy = producer.supervisor.unhealthy_for(now)
+                if unhealthy >= app.removal_threshold:
+                    log.warning(
+                        "stream %s auto-removed: unhealthy for %.0fs (removal_threshold %gs)",
+                        producer.id, unhealthy, app.removal_threshold,
+                        extra={"stream_id": producer.id, "reason": "auto_remove_unhealthy"},
+                    )
+                    with contextlib.suppress(StreamNotFoundError):
+                        await self.remove(producer.id)

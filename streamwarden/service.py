@@ -1,0 +1,123 @@
+"""The service: GStreamer thread, streams, optional demo camera and the HTTP API, in one process.
+
+Start-up order: GStreamer thread → (demo camera) → streams from the config → API accepting.
+Shutdown (SIGINT/SIGTERM, handled by uvicorn) runs in reverse: the API stops accepting, every
+stream sends EOS to its consumers and is stopped, the GStreamer thread ends. The whole
+shutdown is bounded so the process is gone within 5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+import uvicorn
+
+from streamwarden.config.model import Config, StreamConfig
+from streamwarden.consumers.frame_counter import FrameCounter
+from streamwarden.gst.loop import GstLoop
+from streamwarden.gst.reaper import Reaper
+from streamwarden.manager import StreamManager
+
+log = logging.getLogger("streamwarden")
+
+DEMO_STREAM_ID = "demo"
+DEMO_CAMERA_PORT = 8555
+
+
+def _free_port(host: str, preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise OSError("no free port for the demo camera")
+
+
+def check_listen(host: str, port: int) -> None:
+    """Fail early, with a sentence, if the API address cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+class Service:
+    def __init__(self, config: Config, demo: bool = False):
+        self.config = config
+        self.demo = demo
+        self.loop = GstLoop()
+        self.reaper = Reaper()
+        self.manager = StreamManager(config, self.loop, self.reaper)
+        self.demo_camera = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def startup(self) -> None:
+        self.loop.start()
+        self.manager.start()
+        if self.demo:
+            await asyncio.to_thread(self._start_demo_camera)
+        for stream in self.config.streams:
+            await self.manager.add(stream)
+        if self.demo and DEMO_STREAM_ID not in {s.id for s in self.config.streams}:
+            await self.manager.add(
+                StreamConfig(id=DEMO_STREAM_ID, uri=self.demo_camera.url("/demo"))
+            )
+            self.manager.attach(DEMO_STREAM_ID, FrameCounter())
+        self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
+        log.info("streamwarden ready: %d stream(s), API on %s", len(self.manager.all()),
+                 self.config.api.listen)
+
+    def _start_demo_camera(self) -> None:
+        from streamwarden.demo.camera import CameraMount, SyntheticCamera
+        from streamwarden.demo.clip import ClipSpec
+
+        port = _free_port("127.0.0.1", DEMO_CAMERA_PORT)
+        camera = SyntheticCamera([CameraMount("/demo", ClipSpec(seconds=10))], port)
+        self.loop.call(camera.attach, self.loop.context)
+        self.demo_camera = camera
+        log.info("demo camera serving %s", camera.url("/demo"))
+
+    async def shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            await asyncio.wait_for(self.manager.close(), timeout=4.0)
+        except TimeoutError:
+            log.warning("streams did not stop within 4 s; exiting anyway")
+        if self.demo_camera is not None:
+            with contextlib.suppress(Exception):
+                self.loop.call(self.demo_camera.detach, timeout=1.0)
+        self.loop.stop(timeout=1.0)
+        log.info("streamwarden stopped")
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM."""
+        from streamwarden.api.app import create_app
+
+        api = self.config.api
+        check_listen(api.host, api.port)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(self),
+                host=api.host,
+                port=api.port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=1,
+                lifespan="on",
+            )
+        )
+        server.run()
+        if getattr(server, "started", True) is False:
+            raise RuntimeError("the API server failed to start; see the log above")
