@@ -81,8 +81,9 @@ class SourceBin:
             tcp = self.settings.transport == "tcp" or self.scheme == "rtspt"
             source.set_property("protocols", _RTSP_TCP if tcp else _RTSP_UDP)
             source.set_property("latency", int(self.settings.latency * 1000))
-            source.set_property("tcp-timeout", int(self.settings.timeout * 1_000_000))
-            source.set_property("timeout", int(self.settings.timeout * 1_000_000))
+            # Our watchdog (`timeout`) decides first; rtspsrc's own limits are a backstop.
+            source.set_property("tcp-timeout", int(self.settings.timeout * 2_000_000))
+            source.set_property("timeout", int(self.settings.timeout * 2_000_000))
             parts = urlsplit(self.uri)
             if parts.username:
                 source.set_property("user-id", unquote(parts.username))

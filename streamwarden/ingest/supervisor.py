@@ -113,6 +113,11 @@ class SourceSupervisor:
 
     def tick(self, now: float) -> Action:
         """Called periodically; returns what the producer must do now."""
+        if (
+            self.state in (StreamState.STARTING, StreamState.RETRYING)
+            and now - self.outage_since >= self.settings.retry_timeout
+        ):
+            self._set_state(StreamState.FAILED, f"no data for {now - self.outage_since:.0f}s")
         if self.attempt_active:
             since = self.last_data if self.state is StreamState.STREAMING else None
             reference = since if since is not None else self.attempt_started
@@ -121,11 +126,6 @@ class SourceSupervisor:
                     now, RetryReason.TIMEOUT, f"no data for {self.settings.timeout:g}s"
                 )
             return Action.NONE
-        if (
-            self.state is StreamState.RETRYING
-            and now - self.outage_since >= self.settings.retry_timeout
-        ):
-            self._set_state(StreamState.FAILED, f"no data for {now - self.outage_since:.0f}s")
         if self.next_attempt_at is not None and now >= self.next_attempt_at:
             self.attempt_active = True
             self.attempt_started = now

@@ -1,0 +1,171 @@
+"""Shared fixtures: real synthetic RTSP cameras in their own processes, a running service.
+
+Cameras are separate processes so a test can kill, restart or freeze (SIGSTOP) one the way a
+real camera fails. Their clips are encoded once and cached (see streamwarden.demo.clip), so
+no test encodes video live. The service runs in-process (its API on a free loopback port,
+served by uvicorn on a thread) so tests can also attach consumers directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from streamwarden.config.model import Config
+from streamwarden.service import Service
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class CameraProcess:
+    """A synthetic camera server process (`python -m streamwarden.demo.camera`)."""
+
+    port: int
+    paths: list[str]
+    options: list[str] = field(default_factory=list)
+    process: subprocess.Popen | None = None
+
+    def url(self, path: str | None = None) -> str:
+        return f"rtsp://127.0.0.1:{self.port}{path or self.paths[0]}"
+
+    def start(self, timeout: float = 60.0) -> CameraProcess:
+        args = [sys.executable, "-m", "streamwarden.demo.camera", "--port", str(self.port)]
+        for path in self.paths:
+            args += ["--path", path]
+        self.process = subprocess.Popen(
+            [*args, *self.options], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if line.startswith("READY") or self.process.poll() is not None:
+                break
+        if not line.startswith("READY"):
+            self.kill()
+            raise RuntimeError(f"camera on port {self.port} did not start")
+        return self
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def freeze(self) -> None:
+        """Keep the connections open but send nothing (a hung camera)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def camera_factory() -> Iterator[Callable[..., CameraProcess]]:
+    cameras: list[CameraProcess] = []
+
+    def make(paths: list[str] | None = None, options: list[str] | None = None,
+             port: int | None = None) -> CameraProcess:
+        camera = CameraProcess(port or free_port(), paths or ["/cam"], options or [])
+        cameras.append(camera)
+        return camera.start()
+
+    yield make
+    for camera in cameras:
+        if camera.process and camera.process.poll() is None:
+            camera.thaw()
+        camera.kill()
+
+
+class RunningService:
+    """A Service with its API served by uvicorn on a background thread."""
+
+    def __init__(self, config: Config, demo: bool = False):
+        from streamwarden.api.app import create_app
+
+        self.port = free_port()
+        api = config.api.model_copy(update={"listen": f"127.0.0.1:{self.port}"})
+        self.config = config.model_copy(update={"api": api})
+        self.service = Service(self.config, demo=demo)
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(self.service), host="127.0.0.1", port=self.port,
+                           log_config=None, access_log=False, lifespan="on")
+        )
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()),
+                                       name="test-api", daemon=True)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    @property
+    def manager(self):
+        return self.service.manager
+
+    def start(self) -> RunningService:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("service did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=10)
+
+
+@pytest.fixture
+def service_factory() -> Iterator[Callable[..., RunningService]]:
+    running: list[RunningService] = []
+
+    def make(config: Config | None = None, demo: bool = False) -> RunningService:
+        svc = RunningService(config or Config(), demo=demo).start()
+        running.append(svc)
+        return svc
+
+    yield make
+    for svc in running:
+        svc.stop()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1,
+             message: str = "condition") -> object:
+    """Poll until `predicate()` is truthy; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def state_of(client: httpx.Client, stream_id: str) -> dict:
+    return client.get(f"/streams/{stream_id}").json()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_env() -> None:
+    os.environ.setdefault("GST_DEBUG", "0")
