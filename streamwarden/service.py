@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -47,6 +49,20 @@ def check_listen(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:
             raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus re-raising the signal after shutdown: a clean stop exits with 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class Service:
@@ -99,6 +115,7 @@ class Service:
             with contextlib.suppress(Exception):
                 self.loop.call(self.demo_camera.detach, timeout=1.0)
         self.loop.stop(timeout=1.0)
+        self.reaper.close()
         log.info("streamwarden stopped")
 
     def run(self) -> None:
@@ -107,7 +124,7 @@ class Service:
 
         api = self.config.api
         check_listen(api.host, api.port)
-        server = uvicorn.Server(
+        server = _Server(
             uvicorn.Config(
                 create_app(self),
                 host=api.host,

@@ -69,6 +69,9 @@ class SourceBin:
         self.bin = Gst.Bin.new(name)
         source = _make("urisourcebin")
         source.set_property("uri", uri)
+        # Playback never pauses to pre-buffer (a live camera must not stall; consumers have
+        # their own queues), so buffering messages would only report a meaningless fill level.
+        source.set_property("use-buffering", False)
         source.connect("source-setup", self._configure_source)
         source.connect("pad-added", self._on_source_pad)
         self.bin.add(source)

@@ -1,0 +1,104 @@
+"""The `streamwarden` command as an operator runs it: demo, config, signals, log format."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import free_port, wait_for
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "streamwarden", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def get(url: str):
+    try:
+        return httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return None
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> tuple[float, str]:
+    """Send `sig`; return (seconds until exit, stderr)."""
+    sent = time.monotonic()
+    process.send_signal(sig)
+    try:
+        _, err = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+        pytest.fail(f"did not exit within 10 s of signal {sig}:\n{err[-2000:]}")
+    return time.monotonic() - sent, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_demo_streams_and_stops_cleanly(sig):
+    port = free_port()
+    process = start("demo", "--listen", f"127.0.0.1:{port}")
+    try:
+        def demo_streaming():
+            response = get(f"http://127.0.0.1:{port}/health")
+            if response is None or response.status_code != 200:
+                return None
+            entries = {e["id"]: e for e in response.json()}
+            demo = entries.get("demo")
+            return demo if demo and demo["state"] == "streaming" and demo["fps"] > 20 else None
+
+        demo = wait_for(demo_streaming, 60, interval=0.3, message="demo stream at 25 fps")
+        assert demo["is_healthy"] and demo["bitrate_kbps"] > 0
+    finally:
+        elapsed, err = stop(process, sig)
+    assert process.returncode == 0, err[-2000:]
+    assert elapsed < 5, f"shutdown took {elapsed:.1f}s"
+    assert "stream demo: streaming -> stopped" in err
+    assert "Traceback" not in err
+
+
+def test_json_log_lines(tmp_path):
+    port, closed = free_port(), free_port()
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[stream_defaults]\ntimeout = "1s"\nrestart_timeout = "500ms"\n'
+        f'[[streams]]\nid = "gone"\nuri = "rtsp://u:pw123@127.0.0.1:{closed}/x"\n'
+    )
+    process = start("run", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+                    "--log-format", "json")
+    try:
+        wait_for(lambda: (r := get(f"http://127.0.0.1:{port}/health")) is not None
+                 and r.json() and r.json()[0]["retry_count"] >= 2, 20, message="retries")
+    finally:
+        _, err = stop(process)
+    records = [json.loads(line) for line in err.splitlines() if line.strip()]
+    changes = [r for r in records if r.get("stream_id") == "gone" and "state" in r]
+    assert changes, records
+    retry = next(r for r in changes if r["state"] == "retrying")
+    assert retry["reason"].startswith("error") and retry["uri"].endswith(f"{closed}/x")
+    assert "pw123" not in err
+
+
+def test_port_in_use_is_a_clear_error():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "streamwarden", "run", "--listen", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_listen_option_is_a_clear_error():
+    result = subprocess.run([sys.executable, "-m", "streamwarden", "run", "--listen", "8080"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "HOST:PORT" in result.stderr
