@@ -59,15 +59,28 @@ class StreamManager:
         return True
 
     async def close(self) -> None:
-        await self.loop.run(self._close_all)
+        """Stop every stream: sources first, EOS to consumers, then the pipelines."""
+        producers = await self.loop.run(self._begin_close_all)
+        await self._finish(producers)
         await asyncio.to_thread(self.reaper.wait_idle, 3.0)
 
-    def _close_all(self) -> None:
+    def _begin_close_all(self) -> list[Producer]:
         if self._tick_source is not None:
             GstLoop.source_remove(self._tick_source)
             self._tick_source = None
-        for stream_id in list(self._producers):
-            self._remove_now(stream_id)
+        producers = list(self._producers.values())
+        self._producers.clear()
+        for producer in producers:
+            producer.begin_close()
+        return producers
+
+    async def _finish(self, producers: list[Producer]) -> None:
+        """Wait (bounded by the drain deadline) for consumers to finish, then stop pipelines."""
+        while not all(await self.loop.run(lambda: [p.drained for p in producers])):
+            await asyncio.sleep(0.05)
+        for producer in producers:
+            await self.loop.run(producer.finish_close)
+            log.info("stream %s removed", producer.id, extra={"stream_id": producer.id})
 
     # ---- changes ---------------------------------------------------------------------------
 
@@ -83,9 +96,6 @@ class StreamManager:
             raise StreamExistsError(stream.id)
         return await self.loop.run(self._add_now, stream)
 
-    def add_sync(self, stream: StreamConfig) -> Producer:
-        return self.loop.call(self._add_now, stream)
-
     def _add_now(self, stream: StreamConfig) -> Producer:
         if stream.id in self._producers:
             raise StreamExistsError(stream.id)
@@ -100,17 +110,15 @@ class StreamManager:
     async def remove(self, stream_id: str) -> None:
         if stream_id not in self._producers:
             raise StreamNotFoundError(stream_id)
-        await self.loop.run(self._remove_now, stream_id)
+        producer = await self.loop.run(self._begin_remove, stream_id)
+        await self._finish([producer])
 
-    def remove_sync(self, stream_id: str) -> None:
-        self.loop.call(self._remove_now, stream_id)
-
-    def _remove_now(self, stream_id: str) -> None:
+    def _begin_remove(self, stream_id: str) -> Producer:
         producer = self._producers.pop(stream_id, None)
         if producer is None:
             raise StreamNotFoundError(stream_id)
-        producer.close()
-        log.info("stream %s removed", stream_id, extra={"stream_id": stream_id})
+        producer.begin_close()
+        return producer
 
     def attach(self, stream_id: str, consumer: Consumer) -> None:
         """Attach a consumer to a running stream (from a plain thread)."""

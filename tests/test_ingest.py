@@ -226,3 +226,23 @@ def test_auto_remove_unhealthy_stream(service_factory):
     client = svc.client()
     assert client.get("/streams/dead").status_code == 200
     wait_for(lambda: client.get("/streams/dead").status_code == 404, 5, message="auto-removal")
+
+
+def test_consumers_get_eos_before_removal_and_shutdown(camera_factory, service_factory):
+    camera = camera_factory(["/a", "/b"])
+    svc = service_factory(config_with({"a": camera.url("/a"), "b": camera.url("/b")}))
+    client = svc.client()
+    wait_for(lambda: streaming(client, "a", "b"), 15, message="streaming")
+    on_a, on_b = FrameCounter(wait_for_eos=True), FrameCounter(wait_for_eos=True)
+    plain = FrameCounter("plain")
+    svc.manager.attach("a", on_a)
+    svc.manager.attach("b", on_b)
+    svc.manager.attach("b", plain)
+    wait_for(lambda: on_a.frames > 5 and on_b.frames > 5, 5, message="frames at consumers")
+
+    assert client.delete("/streams/a").status_code == 204
+    assert on_a.eos_received  # drained before DELETE answered
+    svc.manager.detach("b", "plain")  # a consumer that needs no EOS is cut off at once
+    assert not plain.eos_received
+    svc.stop()  # SIGTERM path: EOS to every consumer before the pipelines stop
+    assert on_b.eos_received

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from streamwarden.config.model import SourceSettings
 from streamwarden.ingest.supervisor import Action, RetryReason, SourceSupervisor, StreamState
 
@@ -70,7 +72,7 @@ def test_failed_after_retry_timeout_then_slow_backoff_and_recovery():
             starts.append(t)
             sup.on_problem(t + 0.01, RetryReason.ERROR, "refused")
     assert sup.state is StreamState.FAILED
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     before_failed = [g for s, g in zip(starts, gaps, strict=False) if s < 60]
     assert all(abs(g - 3) < 0.3 for g in before_failed)  # every restart_timeout while retrying
     assert max(gaps) <= 30.3 and gaps[-1] > 29  # then doubling up to failed_retry_interval

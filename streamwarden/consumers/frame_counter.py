@@ -16,8 +16,12 @@ from streamwarden.gst.init import Gst
 class FrameCounter(Consumer):
     kind = "frame_counter"
 
-    def __init__(self, name: str = "frame_counter"):
+    def __init__(self, name: str = "frame_counter", wait_for_eos: bool = False):
         super().__init__(name)
+        # With wait_for_eos the counter behaves like a file writer: on detach it is drained
+        # (EOS first) before it is stopped, and `eos_received` records that it saw the end.
+        self.needs_eos_on_detach = wait_for_eos
+        self.eos_received = False
         self.frames = 0
         self.keyframes = 0
         self.max_gap_ns = 0
@@ -32,7 +36,9 @@ class FrameCounter(Consumer):
         bin_.add(queue)
         bin_.add(sink)
         queue.link(sink)
-        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_buffer)
+        sink_pad = sink.get_static_pad("sink")
+        sink_pad.add_probe(Gst.PadProbeType.BUFFER, self._on_buffer)
+        sink_pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event)
         bin_.add_pad(Gst.GhostPad.new("video", queue.get_static_pad("sink")))
         self.bin = bin_
         return bin_
@@ -45,6 +51,11 @@ class FrameCounter(Consumer):
         self.frames += 1
         if not info.get_buffer().has_flags(Gst.BufferFlags.DELTA_UNIT):
             self.keyframes += 1
+        return Gst.PadProbeReturn.OK
+
+    def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        if info.get_event().type == Gst.EventType.EOS:
+            self.eos_received = True
         return Gst.PadProbeReturn.OK
 
     def reset_gap(self) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from streamwarden.config.model import SourceSettings, StreamConfig
@@ -24,6 +23,7 @@ from streamwarden.consumers.base import Consumer
 from streamwarden.gst.init import GLib, Gst
 from streamwarden.gst.reaper import Reaper
 from streamwarden.ids import redact_uri, scrub
+from streamwarden.ingest.consumer_hub import ConsumerHub
 from streamwarden.ingest.source_bin import SourceBin
 from streamwarden.ingest.stats import MediaInfo, RateMeter, StreamCounters
 from streamwarden.ingest.supervisor import (
@@ -38,12 +38,6 @@ log = logging.getLogger("streamwarden.stream")
 
 _DROP = Gst.PadProbeReturn.DROP
 _OK = Gst.PadProbeReturn.OK
-
-
-@dataclass
-class _Attachment:
-    consumer: Consumer
-    tee_pads: dict[str, Gst.Pad]
 
 
 class Producer:
@@ -71,46 +65,46 @@ class Producer:
         self._source: SourceBin | None = None
         self._eos_generation = -1
         self._seen_frame_ns = 0
-        self._attachments: dict[str, _Attachment] = {}
+        self._closing = False
         self.pipeline = Gst.Pipeline.new(f"stream-{self.id}")
-        self.tees: dict[str, Gst.Element] = {}
+        self.hub = ConsumerHub(self.id, self.pipeline, reaper)
         self._bus = self.pipeline.get_bus()
         self._bus.add_signal_watch()
         self._bus_handler = self._bus.connect("message", self._on_message)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def tees(self) -> dict[str, Gst.Element]:
+        return self.hub.tees
+
     def start(self) -> None:
-        self._tee("video")
+        self.hub.tee("video")
         self.pipeline.set_state(Gst.State.PLAYING)
         self._log_transition(Transition(StreamState.STARTING, StreamState.STARTING, "added"))
         self._start_attempt()
 
-    def close(self) -> None:
-        """Detach consumers (EOS first for those that write files), then stop everything."""
-        for name in list(self._attachments):
-            self.detach(name)
+    def begin_close(self) -> None:
+        """Stop the source, then send EOS to the consumers so files are finished properly."""
+        self._closing = True
         self._teardown_source()
         self.supervisor.stop()
         self._emit_transitions()
+        self.hub.detach_all(eos=True)
+
+    @property
+    def drained(self) -> bool:
+        self.hub.check_drain_deadlines(time.monotonic())
+        return self.hub.drained
+
+    def finish_close(self) -> None:
+        """After the consumers drained (or their deadline passed): stop the pipeline."""
         self._bus.disconnect(self._bus_handler)
         self._bus.remove_signal_watch()
         self.pipeline.set_state(Gst.State.NULL)
-        self.tees.clear()
+        self.hub.tees.clear()
 
     # ---- source attempts -------------------------------------------------------------------
-
-    def _tee(self, kind: str) -> Gst.Element:
-        tee = self.tees.get(kind)
-        if tee is None:
-            tee = Gst.ElementFactory.make("tee", f"tee-{kind}")
-            tee.set_property("allow-not-linked", True)
-            self.pipeline.add(tee)
-            tee.sync_state_with_parent()
-            self.tees[kind] = tee
-            for attachment in self._attachments.values():
-                self._link_consumer(attachment, kind)
-        return tee
 
     def _start_attempt(self) -> None:
         self._generation += 1
@@ -147,7 +141,7 @@ class Producer:
     def _link_output(self, generation: int, kind: str, pad: Gst.Pad, block_id: int) -> bool:
         if generation != self._generation:
             return False  # the attempt is gone; disposal unblocks the pad
-        tee = self._tee(kind)
+        tee = self.hub.tee(kind)
         sink = tee.get_static_pad("sink")
         if sink.is_linked():
             sink.get_peer().unlink(sink)
@@ -183,6 +177,8 @@ class Producer:
 
     def tick(self, now: float) -> None:
         """Periodic check on the GStreamer thread: data seen, timeouts, restarts, rates."""
+        if self._closing:
+            return
         last = self.counters.last_frame_ns
         if last and last != self._seen_frame_ns:
             self._seen_frame_ns = last
@@ -237,14 +233,6 @@ class Producer:
             element = element.get_parent()
         return False
 
-    def _consumer_of(self, element: Gst.Object | None) -> str | None:
-        bins = {id(a.consumer.bin): name for name, a in self._attachments.items()}
-        while element is not None:
-            if id(element) in bins:
-                return bins[id(element)]
-            element = element.get_parent()
-        return None
-
     def _on_message(self, _bus: Gst.Bus, message: Gst.Message) -> None:
         kind = message.type
         if kind == Gst.MessageType.ERROR:
@@ -253,13 +241,15 @@ class Producer:
             reason = (debug or "").strip().splitlines()[-1:] if debug else []
             if reason and reason[0] not in text and "): " not in reason[0]:
                 text = f"{text} ({reason[0]})"
-            consumer = self._consumer_of(message.src)
+            consumer = self.hub.owner_of(message.src)
             if consumer is not None:
                 log.error("stream %s: consumer %s failed: %s", self.id, consumer, err.message,
                           extra={"stream_id": self.id, "consumer": consumer})
                 self.detach(consumer, eos=False)
             elif self._owned_by_current_source(message.src) or message.src is self.pipeline:
                 self._problem(RetryReason.ERROR, text)
+        elif kind == Gst.MessageType.ELEMENT:
+            self.hub.handle_forwarded(message)
         elif kind == Gst.MessageType.BUFFERING:
             if self._owned_by_current_source(message.src):
                 self.buffering_percent = message.parse_buffering()
@@ -271,46 +261,13 @@ class Producer:
     # ---- consumers -------------------------------------------------------------------------
 
     def attach(self, consumer: Consumer) -> None:
-        if consumer.name in self._attachments:
-            raise ValueError(f"consumer {consumer.name!r} is already attached")
-        bin_ = consumer.build()
-        self.pipeline.add(bin_)
-        attachment = _Attachment(consumer, {})
-        self._attachments[consumer.name] = attachment
-        for kind in list(self.tees):
-            self._link_consumer(attachment, kind)
-        bin_.sync_state_with_parent()
+        self.hub.attach(consumer)
 
-    def _link_consumer(self, attachment: _Attachment, kind: str) -> None:
-        consumer = attachment.consumer
-        if kind == "audio" and not consumer.wants_audio:
-            return
-        sink = consumer.bin.get_static_pad(kind) if consumer.bin is not None else None
-        if sink is None or kind in attachment.tee_pads:
-            return
-        tee_pad = self.tees[kind].request_pad_simple("src_%u")
-        tee_pad.link(sink)
-        attachment.tee_pads[kind] = tee_pad
-
-    def detach(self, name: str, eos: bool = True) -> None:
-        attachment = self._attachments.pop(name, None)
-        if attachment is None:
-            return
-        consumer = attachment.consumer
-        for kind, tee_pad in attachment.tee_pads.items():
-            peer = tee_pad.get_peer()
-            if peer is not None:
-                tee_pad.unlink(peer)
-            self.tees[kind].release_request_pad(tee_pad)
-            if eos and consumer.needs_eos_on_detach and peer is not None:
-                peer.send_event(Gst.Event.new_eos())
-        if consumer.bin is not None:
-            self.pipeline.remove(consumer.bin)
-            self._reaper.dispose(consumer.bin)
+    def detach(self, name: str, eos: bool = True) -> bool:
+        return self.hub.detach(name, eos)
 
     def consumer(self, name: str) -> Consumer | None:
-        attachment = self._attachments.get(name)
-        return attachment.consumer if attachment else None
+        return self.hub.consumer(name)
 
     # ---- read-only views (any thread) ------------------------------------------------------
 
@@ -346,5 +303,5 @@ class Producer:
             "height": self.media.height,
             "framerate": self.media.framerate,
             "audio_codec": self.media.audio_codec,
-            "consumers": [a.consumer.stats() for a in list(self._attachments.values())],
+            "consumers": [consumer.stats() for consumer in self.hub.consumers()],
         }
