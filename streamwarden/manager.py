@@ -13,14 +13,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from streamwarden.config.model import Config, StreamConfig
+from streamwarden.config.model import Config, SourceSettings, StreamConfig
 from streamwarden.consumers.base import Consumer
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
 from streamwarden.ids import redact_uri
 from streamwarden.ingest.producer import Producer
 from streamwarden.ingest.supervisor import Transition
+from streamwarden.recording.recorder import Recorder, RecorderSettings, SegmentListener
 
 log = logging.getLogger("streamwarden.manager")
 
@@ -36,10 +38,13 @@ class StreamNotFoundError(Exception):
 
 
 class StreamManager:
-    def __init__(self, config: Config, loop: GstLoop, reaper: Reaper):
+    def __init__(self, config: Config, loop: GstLoop, reaper: Reaper,
+                 segments: SegmentListener | None = None):
         self.config = config
         self.loop = loop
         self.reaper = reaper
+        self.segments = segments
+        self.recording_path = Path(config.recording.base_path).resolve()
         self._producers: dict[str, Producer] = {}
         self._tick_source: int | None = None
         self._listeners: list[Callable[[Producer, Transition], None]] = []
@@ -105,7 +110,48 @@ class StreamManager:
         log.info("stream %s added: %s", stream.id, redact_uri(stream.uri),
                  extra={"stream_id": stream.id, "uri": redact_uri(stream.uri)})
         producer.start()
+        if stream.enable_recording or settings.buffer_duration > 0:
+            recorder = self._recorder_for(producer)
+            if stream.enable_recording:
+                recorder.start("continuous")
         return producer
+
+    def _recorder_for(self, producer: Producer) -> Recorder:
+        """The stream's recorder, attached on first need (always, with a pre-event buffer)."""
+        recorder = producer.consumer("recorder")
+        if isinstance(recorder, Recorder):
+            return recorder
+        rec = self.config.recording
+        settings: SourceSettings = producer.settings
+        recorder = Recorder(
+            producer.id,
+            RecorderSettings(self.recording_path, rec.format, rec.segment_duration,
+                             rec.fragment_duration, settings.buffer_duration, rec.min_free),
+            self.reaper, self.segments,
+        )
+        producer.attach(recorder)
+        return recorder
+
+    async def record_start(self, stream_id: str, reason: str = "manual",
+                           pre_roll: float | None = None, duration: float | None = None,
+                           post_roll: float | None = None) -> Recorder:
+        """Start or extend a recording (the inference issue's triggers call this too)."""
+        def start() -> Recorder:
+            recorder = self._recorder_for(self.get(stream_id))
+            recorder.start(reason, pre_roll, duration, post_roll)
+            return recorder
+
+        return await self.loop.run(start)
+
+    async def record_stop(self, stream_id: str) -> Recorder | None:
+        def stop() -> Recorder | None:
+            recorder = self.get(stream_id).consumer("recorder")
+            if isinstance(recorder, Recorder):
+                recorder.stop()
+                return recorder
+            return None
+
+        return await self.loop.run(stop)
 
     async def remove(self, stream_id: str) -> None:
         if stream_id not in self._producers:

@@ -19,9 +19,13 @@ import uvicorn
 
 from streamwarden.config.model import Config, StreamConfig
 from streamwarden.consumers.frame_counter import FrameCounter
+from streamwarden.db import Database
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
 from streamwarden.manager import StreamManager
+from streamwarden.recording.index import RecordingIndex
+from streamwarden.recording.reconcile import reconcile
+from streamwarden.recording.retention import enforce
 
 log = logging.getLogger("streamwarden")
 
@@ -71,11 +75,14 @@ class Service:
         self.demo = demo
         self.loop = GstLoop()
         self.reaper = Reaper()
-        self.manager = StreamManager(config, self.loop, self.reaper)
+        self.db = Database(config.app.database)
+        self.index = RecordingIndex(self.db, on_change=self._enforce_storage_limits)
+        self.manager = StreamManager(config, self.loop, self.reaper, self.index)
         self.demo_camera = None
         self._tasks: list[asyncio.Task] = []
 
     async def startup(self) -> None:
+        await self.db.run(reconcile, self.db, self.manager.recording_path)
         self.loop.start()
         self.manager.start()
         if self.demo:
@@ -88,8 +95,23 @@ class Service:
             )
             self.manager.attach(DEMO_STREAM_ID, FrameCounter())
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
+        self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
         log.info("streamwarden ready: %d stream(s), API on %s", len(self.manager.all()),
                  self.config.api.listen)
+
+    def _enforce_storage_limits(self) -> None:
+        """On the database thread, after each closed segment and from the janitor."""
+        rec = self.config.recording
+        if rec.retention is not None or rec.max_size is not None:
+            enforce(self.db, rec.retention, rec.max_size)
+
+    async def _janitor(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.recording.janitor_interval)
+            try:
+                await self.db.run(self._enforce_storage_limits)
+            except Exception:  # a janitor failure is logged, never fatal
+                log.exception("storage janitor failed")
 
     def _start_demo_camera(self) -> None:
         from streamwarden.demo.camera import CameraMount, SyntheticCamera
@@ -116,6 +138,7 @@ class Service:
                 self.loop.call(self.demo_camera.detach, timeout=1.0)
         self.loop.stop(timeout=1.0)
         self.reaper.close()
+        self.db.close()
         log.info("streamwarden stopped")
 
     def run(self) -> None:

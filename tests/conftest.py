@@ -99,12 +99,19 @@ def camera_factory() -> Iterator[Callable[..., CameraProcess]]:
 class RunningService:
     """A Service with its API served by uvicorn on a background thread."""
 
-    def __init__(self, config: Config, demo: bool = False):
+    def __init__(self, config: Config, workdir: Path, demo: bool = False):
         from streamwarden.api.app import create_app
 
         self.port = free_port()
         api = config.api.model_copy(update={"listen": f"127.0.0.1:{self.port}"})
-        self.config = config.model_copy(update={"api": api})
+        updates: dict = {"api": api}
+        if config.app.database == "streamwarden.db":  # keep tests out of the working tree
+            updates["app"] = config.app.model_copy(
+                update={"database": str(workdir / "streamwarden.db")})
+        if config.recording.base_path == "recordings":
+            updates["recording"] = config.recording.model_copy(
+                update={"base_path": str(workdir / "recordings")})
+        self.config = config.model_copy(update=updates)
         self.service = Service(self.config, demo=demo)
         self.server = uvicorn.Server(
             uvicorn.Config(create_app(self.service), host="127.0.0.1", port=self.port,
@@ -136,11 +143,11 @@ class RunningService:
 
 
 @pytest.fixture
-def service_factory() -> Iterator[Callable[..., RunningService]]:
+def service_factory(tmp_path) -> Iterator[Callable[..., RunningService]]:
     running: list[RunningService] = []
 
     def make(config: Config | None = None, demo: bool = False) -> RunningService:
-        svc = RunningService(config or Config(), demo=demo).start()
+        svc = RunningService(config or Config(), tmp_path, demo=demo).start()
         running.append(svc)
         return svc
 

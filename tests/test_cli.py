@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,8 +16,8 @@ import pytest
 from tests.conftest import free_port, wait_for
 
 
-def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "streamwarden", *args],
+def start(*args: str, cwd: Path | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "streamwarden", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -41,9 +42,9 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> tuple[float, s
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_demo_streams_and_stops_cleanly(sig):
+def test_demo_streams_and_stops_cleanly(sig, tmp_path):
     port = free_port()
-    process = start("demo", "--listen", f"127.0.0.1:{port}")
+    process = start("demo", "--listen", f"127.0.0.1:{port}", cwd=tmp_path)
     try:
         def demo_streaming():
             response = get(f"http://127.0.0.1:{port}/health")
@@ -71,7 +72,7 @@ def test_json_log_lines(tmp_path):
         f'[[streams]]\nid = "gone"\nuri = "rtsp://u:pw123@127.0.0.1:{closed}/x"\n'
     )
     process = start("run", "--config", str(config), "--listen", f"127.0.0.1:{port}",
-                    "--log-format", "json")
+                    "--log-format", "json", cwd=tmp_path)
     try:
         wait_for(lambda: (r := get(f"http://127.0.0.1:{port}/health")) is not None
                  and r.json() and r.json()[0]["retry_count"] >= 2, 20, message="retries")
@@ -85,14 +86,14 @@ def test_json_log_lines(tmp_path):
     assert "pw123" not in err
 
 
-def test_port_in_use_is_a_clear_error():
+def test_port_in_use_is_a_clear_error(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "streamwarden", "run", "--listen", f"127.0.0.1:{port}"],
-            capture_output=True, text=True, timeout=30)
+            capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr

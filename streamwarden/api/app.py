@@ -14,6 +14,7 @@ from fastapi import FastAPI, Response
 from fastapi import Path as PathParam
 
 from streamwarden.api.errors import ApiError, AssumeJsonBody, install_error_handlers
+from streamwarden.api.recordings import create_router
 from streamwarden.api.schemas import ErrorBody, HealthEntry, StreamCreated, StreamView
 from streamwarden.config.model import StreamConfig
 from streamwarden.ids import STREAM_ID_HELP, is_valid_stream_id, redact_uri
@@ -64,6 +65,7 @@ def create_app(service: Service) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(AssumeJsonBody)
+    app.include_router(create_router(service))
     manager = service.manager
 
     @app.get("/health", response_model=list[HealthEntry], tags=["monitoring"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from streamwarden.config.durations import Duration
 from streamwarden.config.model import SourceSettings
 
 
@@ -31,6 +33,8 @@ class HealthEntry(BaseModel):
     bitrate_kbps: float
     last_retry_reason: Literal["timeout", "error", "eos"] | None
     last_error: str | None
+    recording: bool
+    recording_error: Literal["disk_full", "write_error"] | None
 
 
 class StreamStatistics(BaseModel):
@@ -54,3 +58,33 @@ class StreamView(BaseModel):
     settings: SourceSettings
     health: HealthEntry
     statistics: StreamStatistics
+
+
+class RecordRequestBody(BaseModel):
+    """Optional body of `POST /streams/{id}/record`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pre_roll: Duration | None = None
+    post_roll: Duration | None = None
+    duration: Duration | None = None
+    reason: Literal["manual", "event"] = "manual"
+
+
+class RecordingState(BaseModel):
+    id: str
+    recording: bool
+    reason: str | None
+    recording_error: str | None
+
+
+class Recording(BaseModel):
+    id: int
+    stream_id: str
+    start: datetime
+    end: datetime | None
+    duration: float | None
+    bytes: int | None
+    reason: str
+    status: Literal["recording", "complete", "repaired", "corrupt"]
+    url: str

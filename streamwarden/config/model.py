@@ -43,6 +43,7 @@ class AppSection(_Section):
     removal_threshold: Duration = 300.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    database: str = "streamwarden.db"
 
 
 class ApiSection(_Section):
@@ -61,6 +62,8 @@ class RecordingSection(_Section):
     base_path: str = "recordings"
     segment_duration: Duration = 600.0
     format: Literal["mp4", "mkv", "ts"] = "mp4"
+    fragment_duration: Duration = 1.0
+    janitor_interval: Duration = 60.0
     retention: Duration | None = None
     max_size: ByteSize | None = None
     min_free: ByteSize | None = None

@@ -38,6 +38,8 @@ class Consumer(ABC):
     def __init__(self, name: str):
         self.name = name
         self.bin: Gst.Bin | None = None
+        self._sink_count = 0
+        self._sinks_at_eos = 0
 
     @abstractmethod
     def build(self) -> Gst.Bin:
@@ -46,3 +48,36 @@ class Consumer(ABC):
     @abstractmethod
     def stats(self) -> dict[str, Any]:
         """Numbers for the API; read from another thread, so plain values only."""
+
+    def tick(self, now: float) -> None:  # noqa: B027 - optional hook
+        """Called every producer tick on the GStreamer thread (timers, retries)."""
+
+    def on_forwarded(self, message: Gst.Message) -> None:
+        """A message from inside this consumer's bin (forwarded by the bin), GStreamer thread."""
+        if message.type == Gst.MessageType.EOS:
+            self._sinks_at_eos += 1
+
+    @property
+    def drained(self) -> bool:
+        """After EOS on detach: True once everything the consumer writes is finished."""
+        return self._sinks_at_eos >= self._sink_count
+
+    def expect_eos(self) -> None:
+        """Detach sent EOS: from now on `drained` tells when the consumer is done."""
+        self._sink_count = max(1, _count_sinks(self.bin)) if self.bin is not None else 0
+        self._sinks_at_eos = 0
+
+
+def _count_sinks(bin_: Gst.Bin) -> int:
+    """How many sink elements will post EOS (a sink bin like splitmuxsink counts once)."""
+    count = 0
+    iterator = bin_.iterate_sinks()
+    while True:
+        result, _element = iterator.next()
+        if result == Gst.IteratorResult.OK:
+            count += 1
+        elif result == Gst.IteratorResult.RESYNC:
+            iterator.resync()
+            count = 0
+        else:
+            return count

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from streamwarden.demo.clip import ClipSpec, LoadedClip, load_clip
+from streamwarden.demo.stamp import stamp_access_unit
 from streamwarden.gst.init import GLib, Gst, GstRtspServer
 
 log = logging.getLogger(__name__)
@@ -76,13 +77,18 @@ class _Feeder:
                 return
             offset = self._running_time_offset(self._video_src, 0)
         start = time.monotonic_ns()
+        sequence = 0
         for due, src, unit in self._schedule():
             delay = (start + due - time.monotonic_ns()) / 1e9
             if delay > 0 and self._stop.wait(delay):
                 return
             if self._stop.is_set():
                 return
-            buf = Gst.Buffer.new_wrapped(unit.data)
+            data = unit.data
+            if src is self._video_src:
+                data = stamp_access_unit(self._clip.spec.codec, data, sequence)
+                sequence += 1
+            buf = Gst.Buffer.new_wrapped(data)
             buf.pts = max(0, due + offset)
             buf.duration = unit.duration_ns
             if not unit.keyframe:

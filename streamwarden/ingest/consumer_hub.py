@@ -32,7 +32,6 @@ class _Attachment:
 class _Draining:
     consumer: Consumer
     deadline: float
-    sinks_left: int
 
 
 class ConsumerHub:
@@ -98,8 +97,8 @@ class ConsumerHub:
                 sinks.append(peer)
             self.tees[kind].release_request_pad(tee_pad)
         if eos and consumer.needs_eos_on_detach and sinks:
-            count = _count_sinks(consumer.bin)
-            self._draining[name] = _Draining(consumer, time.monotonic() + DRAIN_DEADLINE_S, count)
+            consumer.expect_eos()
+            self._draining[name] = _Draining(consumer, time.monotonic() + DRAIN_DEADLINE_S)
             for pad in sinks:
                 pad.send_event(Gst.Event.new_eos())
         else:
@@ -119,9 +118,17 @@ class ConsumerHub:
     def drained(self) -> bool:
         return not self._draining
 
+    def tick(self, now: float) -> None:
+        for attachment in list(self._attached.values()):
+            attachment.consumer.tick(now)
+        self.check_drain_deadlines(now)
+
     def check_drain_deadlines(self, now: float) -> None:
         for name, draining in list(self._draining.items()):
-            if now >= draining.deadline:
+            if draining.consumer.drained:
+                del self._draining[name]
+                self._dispose(draining.consumer)
+            elif now >= draining.deadline:
                 log.warning("stream %s: consumer %s did not finish within %gs; stopped anyway",
                             self.stream_id, name, DRAIN_DEADLINE_S,
                             extra={"stream_id": self.stream_id, "consumer": name})
@@ -141,21 +148,22 @@ class ConsumerHub:
         return None
 
     def handle_forwarded(self, message: Gst.Message) -> None:
-        """A message a consumer bin forwarded: count its sinks' EOS while it drains."""
+        """A message a consumer bin forwarded: hand it over, finish a drain that completed."""
         structure = message.get_structure()
         if structure is None or structure.get_name() != "GstBinForwarded":
             return
         inner = structure.get_value("message")
-        if inner is None or inner.type != Gst.MessageType.EOS:
-            return
         name = self.owner_of(message.src)
-        draining = self._draining.get(name) if name else None
-        if draining is None:
+        if inner is None or name is None:
             return
-        draining.sinks_left -= 1
-        if draining.sinks_left <= 0:
+        draining = self._draining.get(name)
+        consumer = draining.consumer if draining else self.consumer(name)
+        if consumer is None:
+            return
+        consumer.on_forwarded(inner)
+        if draining is not None and consumer.drained:
             del self._draining[name]
-            self._dispose(draining.consumer)
+            self._dispose(consumer)
 
     def consumer(self, name: str) -> Consumer | None:
         attachment = self._attached.get(name)
@@ -163,19 +171,3 @@ class ConsumerHub:
 
     def consumers(self) -> list[Consumer]:
         return [a.consumer for a in list(self._attached.values())]
-
-
-def _count_sinks(bin_: Gst.Bin) -> int:
-    """How many sink elements will post EOS (recursing into bins like splitmuxsink counts 1)."""
-    count = 0
-    iterator = bin_.iterate_sinks()
-    while True:
-        result, _element = iterator.next()
-        if result == Gst.IteratorResult.OK:
-            count += 1
-        elif result == Gst.IteratorResult.RESYNC:
-            iterator.resync()
-            count = 0
-        else:
-            break
-    return max(count, 1)

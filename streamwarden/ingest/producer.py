@@ -186,6 +186,7 @@ class Producer:
         if self._eos_generation == self._generation:
             self._eos_generation = -1
             self._problem(RetryReason.EOS, "end of stream")
+        self.hub.tick(now)
         action = self.supervisor.tick(now)
         self._apply(action)
         self.rates.sample(now, self.counters)
@@ -289,7 +290,14 @@ class Producer:
             "bitrate_kbps": round(self.rates.bitrate_kbps, 1),
             "last_retry_reason": sup.last_retry_reason.value if sup.last_retry_reason else None,
             "last_error": sup.last_error,
+            **self._recording_health(),
         }
+
+    def _recording_health(self) -> dict[str, Any]:
+        recorder = self.hub.consumer("recorder")
+        stats = recorder.stats() if recorder is not None else {}
+        return {"recording": bool(stats.get("recording")),
+                "recording_error": stats.get("recording_error")}
 
     def statistics(self) -> dict[str, Any]:
         c = self.counters

@@ -1,0 +1,151 @@
+"""Recording control and the recordings archive: start/stop, list, download, clip export."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from streamwarden.api.errors import ApiError
+from streamwarden.api.schemas import ErrorBody, Recording, RecordingState, RecordRequestBody
+from streamwarden.db import RecordingRow
+from streamwarden.ids import STREAM_ID_HELP, is_valid_stream_id
+from streamwarden.manager import StreamNotFoundError
+from streamwarden.recording.clip import ClipError, build_clip
+from streamwarden.recording.layout import is_inside
+
+if TYPE_CHECKING:
+    from streamwarden.service import Service
+
+_MEDIA_TYPES = {".mp4": "video/mp4", ".mkv": "video/x-matroska", ".ts": "video/mp2t"}
+_ERRORS = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+
+
+def _ts(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _iso(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def _checked_id(stream_id: str) -> str:
+    if not is_valid_stream_id(stream_id):
+        raise ApiError(422, "invalid_id", f"not a valid stream id: use {STREAM_ID_HELP}")
+    return stream_id
+
+
+def _recording(row: RecordingRow) -> Recording:
+    return Recording(id=row.id, stream_id=row.stream_id, start=_iso(row.start_ts),
+                     end=_iso(row.end_ts), duration=row.duration, bytes=row.bytes,
+                     reason=row.reason, status=row.status, url=f"/recordings/{row.id}/file")
+
+
+def create_router(service: Service) -> APIRouter:
+    router = APIRouter(tags=["recording"])
+    manager = service.manager
+
+    def state(stream_id: str, recorder) -> RecordingState:
+        stats = recorder.stats() if recorder is not None else {}
+        return RecordingState(id=stream_id, recording=bool(stats.get("recording")),
+                              reason=stats.get("reason"),
+                              recording_error=stats.get("recording_error"))
+
+    @router.post("/streams/{stream_id}/record", response_model=RecordingState, responses=_ERRORS)
+    async def start_recording(stream_id: str,
+                              body: RecordRequestBody | None = None) -> RecordingState:
+        """Start recording (idempotent). Pre-roll comes from the pre-event buffer; with
+        `duration` or `post_roll` the recording stops by itself."""
+        body = body or RecordRequestBody()
+        try:
+            recorder = await manager.record_start(
+                _checked_id(stream_id), body.reason, body.pre_roll, body.duration,
+                body.post_roll)
+        except StreamNotFoundError:
+            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        return state(stream_id, recorder)
+
+    @router.delete("/streams/{stream_id}/record", response_model=RecordingState,
+                   responses=_ERRORS)
+    async def stop_recording(stream_id: str) -> RecordingState:
+        """Stop recording at once; the open file is finalised. Idempotent."""
+        try:
+            recorder = await manager.record_stop(_checked_id(stream_id))
+        except StreamNotFoundError:
+            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        return state(stream_id, recorder)
+
+    @router.get("/recordings", response_model=list[Recording], responses=_ERRORS)
+    async def list_recordings(
+        stream_id: str | None = None,
+        start: Annotated[datetime | None, Query(description="ISO 8601; UTC if no zone")] = None,
+        end: Annotated[datetime | None, Query(description="ISO 8601; UTC if no zone")] = None,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    ) -> list[Recording]:
+        if stream_id is not None:
+            _checked_id(stream_id)
+        if start and end and _ts(end) < _ts(start):
+            raise ApiError(422, "invalid_range", "end is before start")
+        rows = await service.db.run(service.db.recordings, stream_id, _ts(start), _ts(end),
+                                    limit)
+        return [_recording(row) for row in rows]
+
+    @router.get("/recordings/{rec_id}/file", responses={
+        200: {"content": {"video/mp4": {}}, "description": "The segment (Range supported)"},
+        **_ERRORS})
+    async def download(rec_id: int) -> FileResponse:
+        row = await service.db.run(service.db.recording, rec_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"no recording with id {rec_id}")
+        path = Path(row.path)
+        if not is_inside(manager.recording_path, path) or not path.is_file():
+            raise ApiError(404, "not_found", f"the file of recording {rec_id} is gone")
+        return FileResponse(path, media_type=_MEDIA_TYPES.get(path.suffix, "video/mp4"),
+                            filename=f"{row.stream_id}-{path.name}")
+
+    @router.get("/streams/{stream_id}/clip", responses={
+        200: {"content": {"video/mp4": {}}, "description": "One MP4 of the range"},
+        **_ERRORS})
+    async def clip(stream_id: str, start: datetime, end: datetime) -> FileResponse:
+        """One MP4 of [start, end], cut at keyframes, remuxed from the segments (no re-encode)."""
+        _checked_id(stream_id)
+        start_ts, end_ts = _ts(start), _ts(end)
+        if end_ts <= start_ts:
+            raise ApiError(422, "invalid_range", "end must be after start")
+        if end_ts - start_ts > 24 * 3600:
+            raise ApiError(422, "invalid_range", "a clip can be at most 24 hours long")
+        rows = await service.db.run(service.db.recordings, stream_id, start_ts, end_ts, 10000)
+        rows = [r for r in rows if r.status != "corrupt" and Path(r.path).is_file()
+                and is_inside(manager.recording_path, Path(r.path))]
+        if not rows:
+            raise ApiError(404, "no_recording",
+                           f"stream {stream_id!r} has no recording between {start.isoformat()} "
+                           f"and {end.isoformat()}")
+        workdir = Path(tempfile.mkdtemp(prefix="streamwarden-clip-"))
+        out = workdir / f"{stream_id}.mp4"
+        try:
+            await asyncio.to_thread(build_clip, rows, start_ts, end_ts, out)
+        except ClipError as exc:
+            _remove_dir(workdir)
+            raise ApiError(500, "clip_failed", str(exc)) from None
+        name = f"{stream_id}-{start.strftime('%Y%m%dT%H%M%S')}.mp4"
+        return FileResponse(out, media_type="video/mp4", filename=name,
+                            background=BackgroundTask(_remove_dir, workdir))
+
+    return router
+
+
+def _remove_dir(path: Path) -> None:
+    for child in path.iterdir():
+        child.unlink(missing_ok=True)
+    path.rmdir()

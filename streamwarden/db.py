@@ -1,0 +1,161 @@
+"""The one place that speaks SQL: an SQLite file in WAL mode, used from one worker thread.
+
+Every statement runs on a single-thread executor, so the GStreamer thread never waits on the
+disk (it submits and moves on) and the asyncio side awaits results without blocking its loop.
+WAL keeps readers and the writer out of each other's way and survives a crash or `kill -9`:
+the index is consistent at the last committed statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS recordings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_id TEXT NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    start_ts REAL NOT NULL,
+    end_ts REAL,
+    duration REAL,
+    bytes INTEGER,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL   -- recording | complete | repaired | corrupt
+);
+CREATE INDEX IF NOT EXISTS recordings_stream_start ON recordings (stream_id, start_ts);
+CREATE INDEX IF NOT EXISTS recordings_start ON recordings (start_ts);
+"""
+
+
+@dataclass(frozen=True)
+class RecordingRow:
+    id: int
+    stream_id: str
+    path: str
+    start_ts: float
+    end_ts: float | None
+    duration: float | None
+    bytes: int | None
+    reason: str
+    status: str
+
+
+class Database:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="db")
+        self._conn: sqlite3.Connection | None = None
+        self.call(self._open)
+
+    def _open(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
+        self._conn = conn
+
+    # ---- execution -------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        """Queue `fn(*args)` on the database thread (fire and forget from the GStreamer side)."""
+        return self._executor.submit(fn, *args)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return self.submit(fn, *args).result(30)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.wrap_future(self.submit(fn, *args))
+
+    def close(self) -> None:
+        def _close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        self.submit(_close)
+        self._executor.shutdown(wait=True)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        assert self._conn is not None, "database is closed"
+        return self._conn
+
+    # ---- recordings (call these through submit/call/run) -----------------------------------
+
+    def segment_opened(self, stream_id: str, path: str, start_ts: float, reason: str) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO recordings (stream_id, path, start_ts, reason, status) "
+            "VALUES (?, ?, ?, ?, 'recording') "
+            "ON CONFLICT(path) DO UPDATE SET start_ts=excluded.start_ts, status='recording'",
+            (stream_id, path, start_ts, reason),
+        )
+        return cur.lastrowid
+
+    def segment_closed(self, path: str, end_ts: float, size: int | None,
+                       status: str = "complete", duration: float | None = None) -> None:
+        self.conn.execute(
+            "UPDATE recordings SET end_ts=?, bytes=?, status=?, "
+            "duration=COALESCE(?, MAX(0, ? - start_ts)) WHERE path=?",
+            (end_ts, size, status, duration, end_ts, path),
+        )
+
+    def insert_segment(self, stream_id: str, path: str, start_ts: float, end_ts: float,
+                       size: int, reason: str, status: str) -> int:
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO recordings "
+            "(stream_id, path, start_ts, end_ts, duration, bytes, reason, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (stream_id, path, start_ts, end_ts, max(0.0, end_ts - start_ts), size, reason,
+             status),
+        )
+        return cur.lastrowid
+
+    def recordings(self, stream_id: str | None = None, start: float | None = None,
+                   end: float | None = None, limit: int = 1000,
+                   status: str | None = None) -> list[RecordingRow]:
+        """Segments overlapping [start, end], oldest first."""
+        where, args = [], []
+        if stream_id is not None:
+            where.append("stream_id = ?")
+            args.append(stream_id)
+        if start is not None:
+            where.append("COALESCE(end_ts, start_ts) >= ?")
+            args.append(start)
+        if end is not None:
+            where.append("start_ts <= ?")
+            args.append(end)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = "SELECT * FROM recordings"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY start_ts, id LIMIT ?"
+        rows = self.conn.execute(sql, (*args, limit)).fetchall()
+        return [RecordingRow(**dict(row)) for row in rows]
+
+    def recording(self, rec_id: int) -> RecordingRow | None:
+        row = self.conn.execute("SELECT * FROM recordings WHERE id = ?", (rec_id,)).fetchone()
+        return RecordingRow(**dict(row)) if row else None
+
+    def recording_by_path(self, path: str) -> RecordingRow | None:
+        row = self.conn.execute("SELECT * FROM recordings WHERE path = ?", (path,)).fetchone()
+        return RecordingRow(**dict(row)) if row else None
+
+    def delete_recording(self, rec_id: int) -> None:
+        self.conn.execute("DELETE FROM recordings WHERE id = ?", (rec_id,))
+
+    def total_bytes(self) -> int:
+        row = self.conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM recordings").fetchone()
+        return int(row[0])

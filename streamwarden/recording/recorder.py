@@ -1,0 +1,339 @@
+"""The recording consumer: pre-roll ring, keyframe-clean start/stop, sessions, rotation.
+
+Frames leave the producer's tees through a leaky queue into an appsink per media kind. Each
+frame goes into the pre-event ring and, while recording, into the current session (an
+appsrc-fed pipeline of its own, see session.py). This is togglerecord plus smart-record:
+
+- start: a session opens at a keyframe: the one at or before `now - pre_roll` from the ring,
+  or, with no pre-roll, the first keyframe after the request. Never a partial GOP, never a
+  frame from before the requested start (pre-roll aside).
+- stop: at once; the session finalises its file (playable, correct duration).
+- a reconnect (new stream-start) or new caps (new resolution/codec) while recording closes the
+  session and opens a new one at the first keyframe after the change, from the ring, so no
+  frame is lost and no file mixes two resolutions.
+- a session that fails (disk full, write error) is reported and retried; nothing else stops.
+
+Streaming threads (appsink callbacks) only append to the ring and push to the session under a
+short lock. Sessions are built, started and finished on the GStreamer thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamwarden.consumers.base import Consumer, leaky_queue
+from streamwarden.gst.init import GLib, Gst
+from streamwarden.gst.reaper import Reaper
+from streamwarden.recording.ring import PrerollRing
+from streamwarden.recording.session import RecordingSession, SessionCallbacks, SessionSettings
+
+log = logging.getLogger("streamwarden.recording")
+
+RETRY_AFTER_S = 2.0
+
+
+@dataclass
+class RecorderSettings:
+    base_path: Path
+    fmt: str
+    segment_duration: float
+    fragment_duration: float
+    buffer_duration: float
+    min_free: int | None = None
+
+
+@dataclass
+class RecordRequest:
+    reason: str  # continuous | manual | event
+    requested_at: float  # monotonic
+    pre_roll: float
+    until: float | None  # monotonic stop time, None = until stopped
+
+
+class SegmentListener:
+    """Receives segment events (the index implements this)."""
+
+    def segment_opened(self, stream_id: str, path: Path, start_wall: float, reason: str) -> None:
+        """A segment file was opened."""
+
+    def segment_closed(self, stream_id: str, path: Path, end_wall: float) -> None:
+        """A segment file was finalised (or cut by an error)."""
+
+
+def free_bytes(path: Path) -> int:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+class Recorder(Consumer):
+    kind = "recorder"
+    wants_audio = True
+    needs_eos_on_detach = True
+
+    def __init__(self, stream_id: str, settings: RecorderSettings, reaper: Reaper,
+                 listener: SegmentListener | None = None,
+                 free_space: Callable[[Path], int] = free_bytes):
+        super().__init__("recorder")
+        self.stream_id = stream_id
+        self.settings = settings
+        self._reaper = reaper
+        self._listener = listener or SegmentListener()
+        self._free_space = free_space
+        self._lock = threading.Lock()
+        self.ring = PrerollRing(settings.buffer_duration)
+        self._caps: dict[str, Gst.Caps] = {}
+        self._session: RecordingSession | None = None
+        self._finishing: list[RecordingSession] = []
+        self._request: RecordRequest | None = None
+        self._rotate_from: int | None = None  # ring seq where a new session must begin
+        self._discont = False
+        self._input_eos = False
+        self._retry_at = 0.0
+        self.recording_error: str | None = None
+        self.segments = 0
+        self.bytes_written = 0
+
+    # ---- GStreamer side --------------------------------------------------------------------
+
+    def build(self) -> Gst.Bin:
+        bin_ = Gst.Bin.new(f"recorder-{self.stream_id}")
+        for kind in ("video", "audio"):
+            queue = leaky_queue(None)
+            sink = Gst.ElementFactory.make("appsink", f"rec-{kind}")
+            for prop, value in (("sync", False), ("async", False), ("emit-signals", True),
+                                ("wait-on-eos", False)):
+                sink.set_property(prop, value)
+            sink.connect("new-sample", self._on_sample, kind)
+            sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM,
+                                                  self._on_event, kind)
+            bin_.add(queue)
+            bin_.add(sink)
+            queue.link(sink)
+            bin_.add_pad(Gst.GhostPad.new(kind, queue.get_static_pad("sink")))
+        self.bin = bin_
+        return bin_
+
+    def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, kind: str) -> Gst.PadProbeReturn:
+        event_type = info.get_event().type
+        if kind == "video" and event_type == Gst.EventType.STREAM_START:
+            self._discont = True  # a new source attempt: new timestamps, maybe new caps
+        elif kind == "video" and event_type == Gst.EventType.EOS:
+            self._input_eos = True
+            GLib.idle_add(self._stop_on_eos)
+        return Gst.PadProbeReturn.OK
+
+    def _on_sample(self, sink: Gst.Element, kind: str) -> Gst.FlowReturn:
+        sample = sink.emit("pull-sample")
+        if sample is None:
+            return Gst.FlowReturn.OK
+        buffer, caps = sample.get_buffer(), sample.get_caps()
+        with self._lock:
+            previous = self._caps.get(kind)
+            changed = kind == "video" and (
+                self._discont or (previous is not None and not previous.is_equal(caps)))
+            self._discont = self._discont and kind != "video"
+            self._caps[kind] = caps
+            entry = self.ring.append(kind, buffer, caps, time.monotonic(), time.time())
+            session = self._session
+            if session is None or self._rotate_from is not None:
+                return Gst.FlowReturn.OK
+            if changed and previous is not None:
+                self._rotate_from = entry.seq
+                GLib.idle_add(self._rotate)
+                return Gst.FlowReturn.OK
+            if session.waiting_for_keyframe:
+                if not (kind == "video" and entry.keyframe):
+                    return Gst.FlowReturn.OK
+                session.waiting_for_keyframe = False
+            session.push(entry)
+        return Gst.FlowReturn.OK
+
+    # ---- control (GStreamer thread) --------------------------------------------------------
+
+    @property
+    def recording(self) -> bool:
+        return self._request is not None
+
+    def start(self, reason: str = "manual", pre_roll: float | None = None,
+              duration: float | None = None, post_roll: float | None = None) -> None:
+        """Start (or extend) recording. Idempotent: a running recording just keeps going."""
+        now = time.monotonic()
+        length = duration if duration is not None else post_roll
+        until = now + length if length is not None else None
+        request = self._request
+        if request is not None:
+            if request.until is not None:  # an event recording: extend or make it open-ended
+                request.until = None if until is None else max(request.until, until)
+                if reason != "event":
+                    request.reason = reason
+            return
+        if pre_roll is None:
+            pre_roll = 0.0
+        self._request = RecordRequest(reason, now, min(pre_roll, self.settings.buffer_duration),
+                                      until)
+        log.info("stream %s: recording started (%s, pre-roll %gs)", self.stream_id, reason,
+                 pre_roll, extra={"stream_id": self.stream_id, "event": "recording_started",
+                                  "reason": reason})
+        self._open_session(self._request)
+
+    def stop(self) -> None:
+        if self._request is None:
+            return
+        self._request = None
+        with self._lock:
+            session, self._session = self._session, None
+            self._rotate_from = None
+        if session is not None:
+            self._finish(session)
+        log.info("stream %s: recording stopped", self.stream_id,
+                 extra={"stream_id": self.stream_id, "event": "recording_stopped"})
+
+    def _stop_on_eos(self) -> bool:
+        self.stop()
+        return False
+
+    def tick(self, now: float) -> None:
+        request = self._request
+        if request is None:
+            return
+        if request.until is not None and now >= request.until:
+            self.stop()
+        elif self._session is None and now >= self._retry_at:
+            self._open_session(request, replay=False)
+
+    def _session_settings(self, reason: str) -> SessionSettings:
+        s = self.settings
+        return SessionSettings(s.base_path, self.stream_id, s.fmt, s.segment_duration,
+                               s.fragment_duration, reason)
+
+    def _has_space(self) -> bool:
+        if self.settings.min_free is None:
+            return True
+        try:
+            return self._free_space(self.settings.base_path) >= self.settings.min_free
+        except OSError:
+            return False
+
+    def _open_session(self, request: RecordRequest, replay: bool = True,
+                      from_seq: int | None = None) -> None:
+        if self._input_eos:
+            return
+        if not self._has_space():
+            self._set_error("disk_full", f"free space below min_free on {self.settings.base_path}")
+            self._retry_at = time.monotonic() + RETRY_AFTER_S
+            return
+        video_caps = self._caps.get("video")
+        if video_caps is None:  # nothing received yet: the tick retries shortly
+            self._retry_at = time.monotonic() + 0.25
+            return
+        session = RecordingSession(self._session_settings(request.reason), video_caps,
+                                   self._caps.get("audio"), self._callbacks(), self._reaper)
+        session.waiting_for_keyframe = True
+        session.start()
+        with self._lock:
+            if from_seq is not None:
+                start = self._first_keyframe_index(lambda e: e.seq >= from_seq)
+            elif replay and request.pre_roll > 0:
+                start = self.ring.start_index(request.requested_at - request.pre_roll)
+            elif replay:
+                start = self._first_keyframe_index(lambda e: e.arrival >= request.requested_at)
+            else:
+                start = None
+            if start is not None:
+                session.waiting_for_keyframe = False
+                for entry in self.ring.from_index(start):
+                    session.push(entry)
+            self._session = session
+            self._rotate_from = None
+
+    def _first_keyframe_index(self, accept: Callable) -> int | None:
+        for index, entry in enumerate(self.ring.entries):
+            if entry.kind == "video" and entry.keyframe and accept(entry):
+                return index
+        return None
+
+    def _rotate(self) -> bool:
+        """New stream-start or caps while recording: close this session, open the next."""
+        with self._lock:
+            old, self._session = self._session, None
+            from_seq = self._rotate_from
+        if old is not None:
+            self._finish(old)
+        if self._request is not None and from_seq is not None:
+            log.info("stream %s: stream changed while recording; new segment at next keyframe",
+                     self.stream_id, extra={"stream_id": self.stream_id, "event": "rotate"})
+            self._open_session(self._request, from_seq=from_seq)
+        return False
+
+    def _finish(self, session: RecordingSession) -> None:
+        self._finishing.append(session)
+        session.finish()
+
+    # ---- session callbacks (GStreamer thread) ----------------------------------------------
+
+    def _callbacks(self) -> SessionCallbacks:
+        return SessionCallbacks(self._segment_opened, self._segment_closed,
+                                self._session_finished, self._session_failed)
+
+    def _segment_opened(self, session: RecordingSession, path: Path, wall: float) -> None:
+        self.segments += 1
+        self.recording_error = None
+        self._listener.segment_opened(self.stream_id, path, wall, session.settings.reason)
+
+    def _segment_closed(self, _session: RecordingSession, path: Path, wall: float) -> None:
+        with contextlib.suppress(OSError):
+            self.bytes_written += os.path.getsize(path)
+        self._listener.segment_closed(self.stream_id, path, wall)
+
+    def _session_finished(self, session: RecordingSession) -> None:
+        if session in self._finishing:
+            self._finishing.remove(session)
+
+    def _session_failed(self, session: RecordingSession, message: str, disk_full: bool) -> None:
+        self._set_error("disk_full" if disk_full else "write_error", message)
+        if session.current_path is not None:
+            self._listener.segment_closed(self.stream_id, session.current_path,
+                                          session.last_wall or time.time())
+        with self._lock:
+            if self._session is session:
+                self._session = None
+        self._session_finished(session)
+        self._retry_at = time.monotonic() + RETRY_AFTER_S
+
+    def _set_error(self, code: str, message: str) -> None:
+        if self.recording_error != code:
+            log.error("stream %s: recording error %s: %s", self.stream_id, code, message,
+                      extra={"stream_id": self.stream_id, "event": "recording_error",
+                             "reason": code})
+        self.recording_error = code
+
+    # ---- consumer contract -----------------------------------------------------------------
+
+    @property
+    def drained(self) -> bool:
+        return self._input_eos and self._session is None and not self._finishing
+
+    def stats(self) -> dict[str, Any]:
+        request = self._request
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "recording": request is not None,
+            "reason": request.reason if request else None,
+            "recording_error": self.recording_error,
+            "segments": self.segments,
+            "bytes_written": self.bytes_written,
+            "preroll_seconds": round(self.ring.span, 2),
+            "preroll_bytes": self.ring.bytes,
+        }

@@ -1,0 +1,205 @@
+"""One recording session: appsrc → parser → splitmuxsink in a pipeline of its own.
+
+A session is started for a recording and finished (EOS, files finalised) when it stops or when
+the camera's stream changes under it (a reconnect with new caps). Its own pipeline means a
+full disk or a muxer error ends this session only: the camera, the ring and every other
+consumer carry on, and the recorder opens a new session when it can.
+
+Frames arrive from the recorder with the producer's timestamps; the session rebases them so
+every file starts near 0, and maps them back to wall-clock time for segment names and the
+index. splitmuxsink cuts segments at keyframes; MP4 is fragmented (a crash loses at most one
+fragment), MKV and MPEG-TS are append-only by nature.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamwarden.gst.init import Gst
+from streamwarden.gst.reaper import Reaper
+from streamwarden.recording.layout import segment_path
+from streamwarden.recording.ring import Entry
+
+log = logging.getLogger("streamwarden.recording")
+
+_COPY = (Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS | Gst.BufferCopyFlags.META
+         | Gst.BufferCopyFlags.MEMORY)
+_APPSRC_MAX_BYTES = 32 * 1024 * 1024  # a disk slower than the camera: drop, never grow forever
+_PARSERS = {"video/x-h264": "h264parse", "video/x-h265": "h265parse", "audio/mpeg": "aacparse",
+            "audio/x-opus": "opusparse"}
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    base_path: Path
+    stream_id: str
+    fmt: str  # mp4 | mkv | ts
+    segment_duration: float
+    fragment_duration: float
+    reason: str  # continuous | manual | event
+
+
+@dataclass
+class SessionCallbacks:
+    """Called on the GStreamer thread as segments open and close and the session ends."""
+
+    segment_opened: Callable[[RecordingSession, Path, float], None]
+    segment_closed: Callable[[RecordingSession, Path, float], None]
+    finished: Callable[[RecordingSession], None]
+    failed: Callable[[RecordingSession, str, bool], None]  # (session, message, disk_full)
+
+
+def _muxer(settings: SessionSettings) -> str:
+    if settings.fmt == "mp4":
+        return f"mp4mux fragment-duration={max(100, int(settings.fragment_duration * 1000))}"
+    return {"mkv": "matroskamux", "ts": "mpegtsmux"}[settings.fmt]
+
+
+def _muxer_accepts(fmt: str, caps: Gst.Caps) -> bool:
+    factory = Gst.ElementFactory.find({"mp4": "mp4mux", "mkv": "matroskamux",
+                                       "ts": "mpegtsmux"}[fmt])
+    for template in factory.get_static_pad_templates():
+        if template.direction == Gst.PadDirection.SINK and template.get_caps().can_intersect(
+                caps):
+            return True
+    return False
+
+
+def _parser(caps: Gst.Caps) -> str:
+    return _PARSERS.get(caps.get_structure(0).get_name(), "identity")
+
+
+class RecordingSession:
+    def __init__(self, settings: SessionSettings, video_caps: Gst.Caps,
+                 audio_caps: Gst.Caps | None, callbacks: SessionCallbacks, reaper: Reaper):
+        self.settings = settings
+        self.callbacks = callbacks
+        self._reaper = reaper
+        self.video_caps = video_caps
+        if audio_caps is not None and not _muxer_accepts(settings.fmt, audio_caps):
+            log.warning("stream %s: %s cannot hold %s audio; recording video only",
+                        settings.stream_id, settings.fmt, audio_caps.get_structure(0).get_name())
+            audio_caps = None
+        self.audio_caps = audio_caps
+        self.start_wall: float | None = None
+        self._base_pts: int | None = None
+        self.frames = 0
+        self.dropped = 0
+        self.ended = False
+        self.waiting_for_keyframe = False
+        self.last_wall: float | None = None
+        self.current_path: Path | None = None
+        self.pipeline = self._build()
+
+    def _build(self) -> Gst.Pipeline:
+        s = self.settings
+        seg_ns = int(s.segment_duration * Gst.SECOND)
+        desc = (
+            f"appsrc name=v format=time max-bytes={_APPSRC_MAX_BYTES} leaky-type=downstream "
+            f'caps="{self.video_caps.to_string()}" ! {_parser(self.video_caps)} ! '
+            "queue max-size-time=0 max-size-bytes=0 max-size-buffers=0 ! sm.video "
+        )
+        if self.audio_caps is not None:
+            desc += (
+                f"appsrc name=a format=time max-bytes={_APPSRC_MAX_BYTES} leaky-type=downstream "
+                f'caps="{self.audio_caps.to_string()}" ! {_parser(self.audio_caps)} ! '
+                "queue max-size-time=0 max-size-bytes=0 max-size-buffers=0 ! sm.audio_0 "
+            )
+        desc += f'splitmuxsink name=sm max-size-time={seg_ns} muxer="{_muxer(s)}"'
+        pipeline = Gst.parse_launch(desc)
+        pipeline.set_name(f"record-{s.stream_id}")
+        self._video_src = pipeline.get_by_name("v")
+        self._audio_src = pipeline.get_by_name("a")
+        sink = pipeline.get_by_name("sm")
+        sink.connect("format-location-full", self._location)
+        bus = pipeline.get_bus()
+        bus.add_signal_watch()
+        self._bus_handler = bus.connect("message", self._on_message)
+        return pipeline
+
+    def start(self) -> None:
+        self.pipeline.set_state(Gst.State.PLAYING)
+
+    # ---- data (streaming threads, under the recorder's lock) ------------------------------
+
+    def push(self, entry: Entry) -> None:
+        if self.ended:
+            return
+        buffer = entry.buffer
+        if self._base_pts is None:
+            if entry.kind != "video":
+                return
+            self._base_pts = buffer.pts if buffer.pts != Gst.CLOCK_TIME_NONE else 0
+            self.start_wall = entry.wall
+        src = self._video_src if entry.kind == "video" else self._audio_src
+        if src is None or buffer.pts == Gst.CLOCK_TIME_NONE or buffer.pts < self._base_pts:
+            return
+        copy = buffer.copy_region(_COPY, 0, buffer.get_size())
+        copy.pts = buffer.pts - self._base_pts
+        if buffer.dts != Gst.CLOCK_TIME_NONE:
+            copy.dts = max(0, buffer.dts - self._base_pts)
+        if src.emit("push-buffer", copy) != Gst.FlowReturn.OK:
+            self.dropped += 1
+        elif entry.kind == "video":
+            self.frames += 1
+            self.last_wall = entry.wall
+
+    def wall_of(self, running_time_ns: int) -> float:
+        return (self.start_wall or 0.0) + running_time_ns / Gst.SECOND
+
+    def _location(self, _sink, _fragment_id: int, first_sample: Gst.Sample) -> str:
+        """Streaming thread: name the next segment after its first frame's wall-clock time."""
+        buffer = first_sample.get_buffer() if first_sample else None
+        pts = buffer.pts if buffer is not None and buffer.pts != Gst.CLOCK_TIME_NONE else 0
+        path = segment_path(self.settings.base_path, self.settings.stream_id,
+                            self.wall_of(pts), self.settings.fmt)
+        os.makedirs(path.parent, exist_ok=True)
+        return str(path)
+
+    # ---- control (GStreamer thread) -------------------------------------------------------
+
+    def finish(self) -> None:
+        """Stop taking frames; finalise the open segment. `finished` is called when done."""
+        if self.ended:
+            return
+        self.ended = True
+        if self._base_pts is None:  # never got a frame: nothing to finalise
+            self._dispose()
+            self.callbacks.finished(self)
+            return
+        for src in (self._video_src, self._audio_src):
+            if src is not None:
+                src.emit("end-of-stream")
+
+    def _dispose(self) -> None:
+        bus = self.pipeline.get_bus()
+        bus.disconnect(self._bus_handler)
+        bus.remove_signal_watch()
+        self._reaper.dispose(self.pipeline)
+
+    def _on_message(self, _bus: Gst.Bus, message: Gst.Message) -> None:
+        if message.type == Gst.MessageType.ELEMENT:
+            structure = message.get_structure()
+            name = structure.get_name() if structure else ""
+            if name in ("splitmuxsink-fragment-opened", "splitmuxsink-fragment-closed"):
+                path = Path(structure.get_string("location"))
+                ok, running_time = structure.get_uint64("running-time")
+                wall = self.wall_of(running_time if ok else 0)
+                if name.endswith("opened"):
+                    self.current_path = path
+                    self.callbacks.segment_opened(self, path, wall)
+                else:
+                    self.callbacks.segment_closed(self, path, wall)
+        elif message.type == Gst.MessageType.EOS:
+            self._dispose()
+            self.callbacks.finished(self)
+        elif message.type == Gst.MessageType.ERROR:
+            err, _debug = message.parse_error()
+            disk_full = err.matches(Gst.ResourceError.quark(), Gst.ResourceError.NO_SPACE_LEFT)
+            self.ended = True
+            self._dispose()
+            self.callbacks.failed(self, err.message, disk_full)
