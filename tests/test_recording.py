@@ -42,7 +42,7 @@ def test_continuous_segments_hold_every_frame(camera_factory, service_factory, t
                                            segment_duration="5s"))
     client = svc.client()
     wait_streaming(client, "cam")
-    assert client.get("/streams/cam").json()["health"]["recording"] is True
+    assert client.get("/streams/cam").json()["recording"] is True
     wait_for(lambda: len(recorded_files(tmp_path / "rec", "cam")) >= 4, 30, interval=0.5,
              message="four segments opened")
     assert client.delete("/streams/cam").status_code == 204  # finalises the open segment
@@ -302,3 +302,26 @@ def test_retention_by_age_and_size(camera_factory, service_factory, tmp_path):
     # by age: everything that ended more than 1 s before "now + 1 h" goes
     assert db.call(enforce, db, 1.0, None, time.time() + 3600) == 2
     assert db.call(db.recordings) == [] and recorded_files(tmp_path / "rec", "cam") == []
+
+
+@pytest.mark.parametrize(("fmt", "codec"), [("mp4", "h265"), ("mkv", "h264"), ("ts", "h264")])
+def test_formats_carry_video_and_audio_untouched(camera_factory, service_factory, tmp_path,
+                                                 fmt, codec):
+    camera = camera_factory(["/cam"], ["--codec", codec, "--audio"])
+    svc = service_factory(recording_config(tmp_path, {"cam": camera.url()}, format=fmt,
+                                           segment_duration="3s"))
+    client = svc.client()
+    wait_streaming(client, "cam")
+    wait_for(lambda: len(recorded_files(tmp_path / "rec", "cam")) >= 2, 15,
+             message="two segments")
+    assert client.delete("/streams/cam").status_code == 204
+    files = recorded_files(tmp_path / "rec", "cam")
+    assert all(p.suffix == f".{fmt}" for p in files)
+    sequences = []
+    for path in files:
+        info = ffprobe(path)
+        assert info.codecs == {codec.replace("h265", "hevc"), "aac"}, info.codecs
+        assert info.sequences[0] % GOP == 0
+        sequences += info.sequences
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+    assert decodes_cleanly(files[0])

@@ -32,13 +32,15 @@ _ERRORS = {
 
 def _view(producer: Producer) -> StreamView:
     cfg = producer.config
+    health = HealthEntry(**producer.health())
     return StreamView(
         id=cfg.id,
         uri=redact_uri(cfg.uri),
         enable_inference=cfg.enable_inference,
         enable_recording=cfg.enable_recording,
+        recording=health.recording,
         settings=producer.settings,
-        health=HealthEntry(**producer.health()),
+        health=health,
         statistics=producer.statistics(),
     )
 

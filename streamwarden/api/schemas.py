@@ -55,6 +55,7 @@ class StreamView(BaseModel):
     uri: str  # credentials redacted
     enable_inference: bool
     enable_recording: bool
+    recording: bool
     settings: SourceSettings
     health: HealthEntry
     statistics: StreamStatistics
