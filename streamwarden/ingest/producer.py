@@ -148,19 +148,39 @@ class Producer:
         if pad.link(sink) != Gst.PadLinkReturn.OK:
             self._problem(RetryReason.ERROR, f"cannot link {kind} output")
             return False
-        mask = Gst.PadProbeType.BUFFER | Gst.PadProbeType.EVENT_DOWNSTREAM
         counter = self.counters.on_video if kind == "video" else self.counters.on_audio
-        pad.add_probe(mask, self._make_output_probe(generation, kind, counter))
+        pad.add_probe(Gst.PadProbeType.BUFFER, self._make_buffer_probe(generation, counter))
+        pad.add_probe(Gst.PadProbeType.BUFFER_LIST,
+                      self._make_list_probe(generation, counter))
+        pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._make_event_probe(generation, kind))
         pad.remove_probe(block_id)
         return False
 
-    def _make_output_probe(self, generation: int, kind: str, count: Callable[[Gst.Buffer], None]):
-        def probe(pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+    def _make_buffer_probe(self, generation: int, count: Callable[[Gst.Buffer], None]):
+        """Per frame, on the streaming thread: as little Python as possible."""
+        def probe(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
             if generation != self._generation:
                 return _DROP
-            if info.type & Gst.PadProbeType.BUFFER:
-                count(info.get_buffer())
-                return _OK
+            count(info.get_buffer())
+            return _OK
+
+        return probe
+
+    def _make_list_probe(self, generation: int, count: Callable[[Gst.Buffer], None]):
+        def probe(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+            if generation != self._generation:
+                return _DROP
+            buffers = info.get_buffer_list()
+            for index in range(buffers.length()):
+                count(buffers.get(index))
+            return _OK
+
+        return probe
+
+    def _make_event_probe(self, generation: int, kind: str):
+        def probe(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+            if generation != self._generation:
+                return _DROP
             event = info.get_event()
             if event.type == Gst.EventType.CAPS:
                 self.media.update_from_caps(kind, event.parse_caps())
