@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS recordings (
 );
 CREATE INDEX IF NOT EXISTS recordings_stream_start ON recordings (stream_id, start_ts);
 CREATE INDEX IF NOT EXISTS recordings_start ON recordings (start_ts);
+CREATE TABLE IF NOT EXISTS streams (
+    id TEXT PRIMARY KEY,
+    config TEXT NOT NULL,   -- the StreamConfig as JSON, exactly as accepted by the API
+    updated_at REAL NOT NULL
+);
 """
 
 
@@ -159,3 +164,20 @@ class Database:
     def total_bytes(self) -> int:
         row = self.conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM recordings").fetchone()
         return int(row[0])
+
+    # ---- streams added through the API -----------------------------------------------------
+
+    def save_stream(self, stream_id: str, config_json: str) -> None:
+        self.conn.execute(
+            "INSERT INTO streams (id, config, updated_at) VALUES (?, ?, strftime('%s','now')) "
+            "ON CONFLICT(id) DO UPDATE SET config=excluded.config, updated_at=excluded.updated_at",
+            (stream_id, config_json),
+        )
+
+    def delete_stream(self, stream_id: str) -> None:
+        self.conn.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
+
+    def streams(self) -> list[tuple[str, str]]:
+        """(id, config JSON) of every stream added through the API, in id order."""
+        return [(row["id"], row["config"]) for row in
+                self.conn.execute("SELECT id, config FROM streams ORDER BY id")]

@@ -96,16 +96,17 @@ class StreamManager:
         for listener in self._listeners:
             listener(producer, transition)
 
-    async def add(self, stream: StreamConfig) -> Producer:
+    async def add(self, stream: StreamConfig, source: str = "config") -> Producer:
         if stream.id in self._producers:
             raise StreamExistsError(stream.id)
-        return await self.loop.run(self._add_now, stream)
+        return await self.loop.run(self._add_now, stream, source)
 
-    def _add_now(self, stream: StreamConfig) -> Producer:
+    def _add_now(self, stream: StreamConfig, source: str = "config") -> Producer:
         if stream.id in self._producers:
             raise StreamExistsError(stream.id)
         settings = stream.settings(self.config.stream_defaults)
         producer = Producer(stream, settings, self.reaper, self._notify)
+        producer.source = source
         self._producers[stream.id] = producer
         log.info("stream %s added: %s", stream.id, redact_uri(stream.uri),
                  extra={"stream_id": stream.id, "uri": redact_uri(stream.uri)})
@@ -131,6 +132,29 @@ class StreamManager:
         )
         producer.attach(recorder)
         return recorder
+
+    async def update(self, stream_id: str, changes: dict) -> Producer:
+        """Apply a PATCH: recording toggles in place; a new URI or source settings restart."""
+        producer = self.get(stream_id)
+        merged = StreamConfig.model_validate({**producer.config.model_dump(), **changes})
+        restart_keys = set(SourceSettings.model_fields) | {"uri"}
+        if any(getattr(merged, k, None) != getattr(producer.config, k, None)
+               for k in restart_keys):
+            await self.remove(stream_id)
+            return await self.add(merged, producer.source)
+
+        def in_place() -> Producer:
+            was_recording = producer.config.enable_recording
+            producer.config = merged
+            if merged.enable_recording and not was_recording:
+                self._recorder_for(producer).start("continuous")
+            elif was_recording and not merged.enable_recording:
+                recorder = producer.consumer("recorder")
+                if isinstance(recorder, Recorder):
+                    recorder.stop()
+            return producer
+
+        return await self.loop.run(in_place)
 
     async def record_start(self, stream_id: str, reason: str = "manual",
                            pre_roll: float | None = None, duration: float | None = None,

@@ -87,8 +87,8 @@ class Service:
         self.manager.start()
         if self.demo:
             await asyncio.to_thread(self._start_demo_camera)
-        for stream in self.config.streams:
-            await self.manager.add(stream)
+        for stream, source in await self.db.run(self._streams_to_start):
+            await self.manager.add(stream, source)
         if self.demo and DEMO_STREAM_ID not in {s.id for s in self.config.streams}:
             await self.manager.add(
                 StreamConfig(id=DEMO_STREAM_ID, uri=self.demo_camera.url("/demo"))
@@ -98,6 +98,23 @@ class Service:
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
         log.info("streamwarden ready: %d stream(s), API on %s", len(self.manager.all()),
                  self.config.api.listen)
+
+    def _streams_to_start(self) -> list[tuple[StreamConfig, str]]:
+        """Config streams, then API-added streams from the database; the file wins on ids."""
+        streams = [(s, "config") for s in self.config.streams]
+        in_config = {s.id for s in self.config.streams}
+        for stream_id, text in self.db.streams():
+            if stream_id in in_config:
+                log.warning("stream %s is defined in the config file and was also added through "
+                            "the API; the config file's definition is used", stream_id,
+                            extra={"stream_id": stream_id, "event": "config_wins"})
+                continue
+            try:
+                streams.append((StreamConfig.model_validate_json(text), "api"))
+            except ValueError as exc:
+                log.error("stream %s stored in the database is not valid any more (%s); "
+                          "skipped", stream_id, exc, extra={"stream_id": stream_id})
+        return streams
 
     def _enforce_storage_limits(self) -> None:
         """On the database thread, after each closed segment and from the janitor."""

@@ -15,7 +15,13 @@ from fastapi import Path as PathParam
 
 from streamwarden.api.errors import ApiError, AssumeJsonBody, install_error_handlers
 from streamwarden.api.recordings import create_router
-from streamwarden.api.schemas import ErrorBody, HealthEntry, StreamCreated, StreamView
+from streamwarden.api.schemas import (
+    ErrorBody,
+    HealthEntry,
+    StreamCreated,
+    StreamPatch,
+    StreamView,
+)
 from streamwarden.config.model import StreamConfig
 from streamwarden.ids import STREAM_ID_HELP, is_valid_stream_id, redact_uri
 from streamwarden.ingest.producer import Producer
@@ -35,6 +41,7 @@ def _view(producer: Producer) -> StreamView:
     health = HealthEntry(**producer.health())
     return StreamView(
         id=cfg.id,
+        source=producer.source,
         uri=redact_uri(cfg.uri),
         enable_inference=cfg.enable_inference,
         enable_recording=cfg.enable_recording,
@@ -89,10 +96,27 @@ def create_app(service: Service) -> FastAPI:
     async def add_stream(stream: StreamConfig) -> StreamCreated:
         """Start ingesting a camera; the others are not touched."""
         try:
-            await manager.add(stream)
+            await manager.add(stream, source="api")
         except StreamExistsError:
             raise ApiError(409, "duplicate_id", f"a stream with id {stream.id!r} exists") from None
+        await service.db.run(service.db.save_stream, stream.id, stream.model_dump_json())
         return StreamCreated(id=stream.id)
+
+    @app.patch("/streams/{stream_id}", response_model=StreamView, tags=["streams"],
+               responses=_ERRORS)
+    async def patch_stream(patch: StreamPatch,
+                           stream_id: str = PathParam(description="stream id")) -> StreamView:
+        """Change a running stream. Recording toggles in place; a new URI or timeouts restart
+        its source. Changes to streams from the config file last until the next restart."""
+        changes = patch.model_dump(exclude_unset=True)
+        try:
+            producer = await manager.update(_checked_id(stream_id), changes)
+        except StreamNotFoundError:
+            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        if producer.source == "api":
+            await service.db.run(service.db.save_stream, stream_id,
+                                 producer.config.model_dump_json())
+        return _view(producer)
 
     @app.get("/streams/{stream_id}", response_model=StreamView, tags=["streams"],
              responses=_ERRORS)
@@ -109,6 +133,7 @@ def create_app(service: Service) -> FastAPI:
             await manager.remove(_checked_id(stream_id))
         except StreamNotFoundError:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        await service.db.run(service.db.delete_stream, stream_id)
         return Response(status_code=204)
 
     return app

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from streamwarden.config.durations import Duration
-from streamwarden.config.model import SourceSettings
+from streamwarden.config.model import SourceSettings, StreamUri
 
 
 class ErrorBody(BaseModel):
@@ -50,8 +50,26 @@ class StreamStatistics(BaseModel):
     consumers: list[dict[str, Any]]
 
 
+class StreamPatch(BaseModel):
+    """Fields of a stream that can change while it runs; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: StreamUri | None = None
+    enable_recording: bool | None = None
+    enable_inference: bool | None = None
+    timeout: Duration | None = None
+    retry_timeout: Duration | None = None
+    restart_timeout: Duration | None = None
+    buffer_duration: Duration | None = None
+    transport: Literal["tcp", "udp"] | None = None
+    latency: Duration | None = None
+    failed_retry_interval: Duration | None = None
+
+
 class StreamView(BaseModel):
     id: str
+    source: Literal["config", "api"]
     uri: str  # credentials redacted
     enable_inference: bool
     enable_recording: bool

@@ -52,6 +52,7 @@ class Producer:
     ):
         self.config = config
         self.id = config.id
+        self.source = "config"  # or "api": where the stream's definition lives
         self.settings = settings
         self._reaper = reaper
         self._on_transition = on_transition
