@@ -88,6 +88,9 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
         from streamwarden.service import Service
 
         Service(config, demo=demo).run()
+    except PermissionError as exc:
+        log.error("%s", exc)
+        return 2
     except (OSError, RuntimeError, ImportError) as exc:
         log.error("%s", exc)
         return 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -71,6 +72,10 @@ class _Server(uvicorn.Server):
 
 class Service:
     def __init__(self, config: Config, demo: bool = False):
+        token = config.api.token or os.environ.get("STREAMWARDEN_API_TOKEN") or None
+        if token != config.api.token:
+            config = config.model_copy(update={"api": config.api.model_copy(
+                update={"token": token})})
         self.config = config
         self.demo = demo
         self.loop = GstLoop()
@@ -163,6 +168,9 @@ class Service:
         from streamwarden.api.app import create_app
 
         api = self.config.api
+        problem = api.exposure_problem()
+        if problem:
+            raise PermissionError(problem)
         check_listen(api.host, api.port)
         server = _Server(
             uvicorn.Config(
@@ -173,6 +181,8 @@ class Service:
                 access_log=False,
                 timeout_graceful_shutdown=1,
                 lifespan="on",
+                ssl_certfile=api.tls_cert,
+                ssl_keyfile=api.tls_key,
             )
         )
         server.run()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Response
 from fastapi import Path as PathParam
 
+from streamwarden.api.auth import BodyLimit, TokenAuth, sign_url_token
 from streamwarden.api.errors import ApiError, AssumeJsonBody, install_error_handlers
 from streamwarden.api.recordings import create_router
 from streamwarden.api.schemas import (
@@ -21,6 +22,8 @@ from streamwarden.api.schemas import (
     StreamCreated,
     StreamPatch,
     StreamView,
+    UrlToken,
+    UrlTokenRequest,
 )
 from streamwarden.config.model import StreamConfig
 from streamwarden.ids import STREAM_ID_HELP, is_valid_stream_id, redact_uri
@@ -73,7 +76,10 @@ def create_app(service: Service) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    api_config = service.config.api
     app.add_middleware(AssumeJsonBody)
+    app.add_middleware(BodyLimit, max_bytes=api_config.max_body_bytes)
+    app.add_middleware(TokenAuth, token=api_config.token, public_paths=api_config.public_paths)
     app.include_router(create_router(service))
     manager = service.manager
 
@@ -135,5 +141,18 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
         await service.db.run(service.db.delete_stream, stream_id)
         return Response(status_code=204)
+
+    @app.post("/auth/url-token", response_model=UrlToken, tags=["auth"],
+              responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+    async def url_token(request: UrlTokenRequest) -> UrlToken:
+        """A token for one path, for URLs that cannot carry a header (`<video>`, WebSocket)."""
+        if not api_config.token:
+            raise ApiError(422, "no_token_configured", "the API has no token; URLs need none")
+        if not request.path.startswith("/") or ".." in request.path:
+            raise ApiError(422, "invalid_path", "path must be an absolute API path")
+        ttl = min(request.ttl or api_config.url_token_ttl, 24 * 3600)
+        token = sign_url_token(api_config.token, request.path, ttl)
+        return UrlToken(token=token, url=f"{request.path}?access_token={token}",
+                        expires_in=ttl)
 
     return app

@@ -107,3 +107,16 @@ class Recording(BaseModel):
     reason: str
     status: Literal["recording", "complete", "repaired", "corrupt"]
     url: str
+
+
+class UrlTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    ttl: Duration | None = None
+
+
+class UrlToken(BaseModel):
+    token: str
+    url: str
+    expires_in: float

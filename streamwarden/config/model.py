@@ -46,8 +46,31 @@ class AppSection(_Section):
     database: str = "streamwarden.db"
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 class ApiSection(_Section):
     listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8080"
+    token: str | None = Field(default=None, min_length=16)
+    allow_unauthenticated: bool = False
+    public_paths: list[str] = ["/health", "/metrics"]
+    url_token_ttl: Duration = 300.0
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiSection:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        return self
+
+    def exposure_problem(self) -> str | None:
+        """Why this API must not start as configured (None if it may)."""
+        if self.host in LOOPBACK_HOSTS or self.token or self.allow_unauthenticated:
+            return None
+        return (f"refusing to listen on {self.listen} without a token: set [api] token (or "
+                "STREAMWARDEN_API_TOKEN), or [api] allow_unauthenticated = true")
 
     @property
     def host(self) -> str:

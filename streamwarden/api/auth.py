@@ -1,0 +1,120 @@
+"""Access control for the API: a bearer token, or a short-lived signed token in the URL.
+
+Browsers cannot put headers on `<video src>` or `new WebSocket()`, so for those an
+authenticated client asks `POST /auth/url-token` for a token bound to one path and an expiry,
+signed with HMAC-SHA256 keyed by the API token. Every comparison is constant-time, and a
+refusal never says which part failed. Paths in `public_paths` (by default /health and
+/metrics, for monitoring) stay open.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from urllib.parse import parse_qs
+
+UNAUTHORIZED = json.dumps({"error": "unauthorized",
+                           "detail": "a valid API token is required"}).encode()
+
+
+def sign_url_token(secret: str, path: str, ttl_s: float, now: float | None = None) -> str:
+    expires = int((time.time() if now is None else now) + ttl_s)
+    mac = hmac.new(secret.encode(), f"{path}|{expires}".encode(), hashlib.sha256).digest()
+    return f"{expires}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def check_url_token(secret: str, path: str, token: str, now: float | None = None) -> bool:
+    expires_text, _, mac_text = token.partition(".")
+    expected = sign_url_token(secret, path, 0, now=int(expires_text) if expires_text.isdigit()
+                              else 0).partition(".")[2]
+    valid_mac = hmac.compare_digest(expected.encode(), mac_text.encode())
+    not_expired = expires_text.isdigit() and int(expires_text) >= (time.time() if now is None
+                                                                   else now)
+    return valid_mac and not_expired
+
+
+def check_bearer(secret: str, header: str | None) -> bool:
+    if not header:
+        return False
+    scheme, _, value = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(),
+                                                              secret.encode())
+
+
+class TokenAuth:
+    """ASGI middleware guarding HTTP and WebSocket routes."""
+
+    def __init__(self, app, token: str | None, public_paths: list[str]):
+        self.app = app
+        self.token = token
+        self.public = set(public_paths)
+
+    def _allowed(self, scope) -> bool:
+        if not self.token or scope["path"] in self.public:
+            return True
+        headers = dict(scope.get("headers") or [])
+        auth = headers.get(b"authorization")
+        if check_bearer(self.token, auth.decode("latin-1") if auth else None):
+            return True
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        url_token = (query.get("access_token") or [""])[0]
+        return bool(url_token) and check_url_token(self.token, scope["path"], url_token)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket") or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4401})
+            return
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
+        await send({"type": "http.response.body", "body": UNAUTHORIZED})
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over `max_bytes` with 413, before parsing."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLargeError:
+            await _too_large(send, self.max_bytes)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _too_large(send, limit: int) -> None:
+    body = json.dumps({"error": "too_large",
+                       "detail": f"request body over {limit} bytes"}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,107 @@
+"""Access control: bearer token, signed URL tokens, public paths, exposure refusal, body cap."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from streamwarden.api import auth
+from streamwarden.config.model import ApiSection, Config
+from tests.conftest import free_port
+
+TOKEN = "s3cret-token-for-tests-0123456789"
+PROTECTED = [("GET", "/streams"), ("POST", "/streams"), ("GET", "/streams/x"),
+             ("DELETE", "/streams/x"), ("PATCH", "/streams/x"), ("POST", "/streams/x/record"),
+             ("DELETE", "/streams/x/record"), ("GET", "/recordings"),
+             ("GET", "/recordings/1/file"), ("GET", "/streams/x/clip"), ("GET", "/docs"),
+             ("GET", "/openapi.json"), ("POST", "/auth/url-token")]
+
+
+@pytest.fixture
+def secured(service_factory):
+    return service_factory(Config(api=ApiSection(token=TOKEN)))
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": f"Basic {TOKEN}"},
+                                     {"Authorization": "Bearer"}])
+def test_every_protected_route_needs_the_token(secured, headers):
+    client = secured.client()
+    for method, path in PROTECTED:
+        response = client.request(method, path, headers=headers)
+        assert response.status_code == 401, (method, path)
+        assert response.json() == {"error": "unauthorized",
+                                   "detail": "a valid API token is required"}
+
+
+def test_token_opens_and_public_paths_stay_open(secured):
+    client = secured.client()
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get("/streams", headers=good).status_code == 200
+    assert client.get("/openapi.json", headers=good).status_code == 200
+    assert client.get("/health").status_code == 200
+
+
+def test_signed_url_tokens(secured):
+    client = secured.client()
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    issued = client.post("/auth/url-token", json={"path": "/streams", "ttl": "2s"},
+                         headers=good).json()
+    assert client.get(issued["url"]).status_code == 200
+    assert client.get(f"/recordings?access_token={issued['token']}").status_code == 401
+    tampered = issued["token"][:-2] + ("AA" if not issued["token"].endswith("AA") else "BB")
+    assert client.get(f"/streams?access_token={tampered}").status_code == 401
+    expired = auth.sign_url_token(TOKEN, "/streams", -1)
+    assert client.get(f"/streams?access_token={expired}").status_code == 401
+    assert client.get("/streams?access_token=garbage").status_code == 401
+    time.sleep(2.2)
+    assert client.get(issued["url"]).status_code == 401
+
+
+def test_comparisons_are_constant_time():
+    assert "hmac.compare_digest" in inspect.getsource(auth.check_bearer)
+    assert "hmac.compare_digest" in inspect.getsource(auth.check_url_token)
+
+
+def test_body_size_is_capped(service_factory):
+    client = service_factory(Config(api=ApiSection(max_body_bytes=2048))).client()
+    big = b'{"id": "a", "uri": "rtsp://127.0.0.1:9/' + b"x" * 5000 + b'"}'
+    response = client.post("/streams", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"] == "too_large"
+
+
+def test_non_loopback_without_token_refuses_to_start(tmp_path):
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "streamwarden", "run", "--listen", f"0.0.0.0:{port}"],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "refusing to listen on 0.0.0.0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_token_from_environment(tmp_path):
+    port = free_port()
+    env = {"STREAMWARDEN_API_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamwarden", "run", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/streams"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(url, timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert response.status_code == 401
+        ok = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=2)
+        assert ok.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(10)
