@@ -69,3 +69,41 @@ def test_patch_recording_in_place_and_uri_restarts(service_factory, camera_facto
     assert client.patch("/streams/cam", json={"uri": "ftp://x"}).status_code == 422
     assert client.patch("/streams/cam", json={"id": "other"}).status_code == 422
     assert client.patch("/streams/nope", json={}).status_code == 404
+
+
+def scrape(client) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_metrics_parse_and_move(service_factory, camera_factory, tmp_path):
+    camera = camera_factory(["/cam"])
+    svc = service_factory(config_in(tmp_path, [StreamConfig(id="cam", uri=camera.url(),
+                                                             enable_recording=True)]))
+    client = svc.client()
+    wait_for(lambda: state_of(client, "cam")["health"]["fps"] > 20, 15, message="25 fps")
+    label = (("stream", "cam"),)
+    first = scrape(client)
+    import time
+    time.sleep(1.5)
+    second = scrape(client)
+    assert second[("streamwarden_stream_frames_total", label)] > \
+        first[("streamwarden_stream_frames_total", label)] + 20
+    assert second[("streamwarden_stream_bytes_total", label)] > \
+        first[("streamwarden_stream_bytes_total", label)]
+    assert 20 < second[("streamwarden_stream_fps", label)] < 30
+    assert second[("streamwarden_stream_state", (("state", "streaming"), ("stream", "cam")))] == 1
+    assert second[("streamwarden_stream_state", (("state", "failed"), ("stream", "cam")))] == 0
+    assert second[("streamwarden_recording_active", label)] == 1
+    assert second[("streamwarden_stream_retries_total", label)] == 0
+    assert second[("process_resident_memory_bytes", ())] > 10e6
+    assert second[("process_cpu_seconds_total", ())] > 0
+    assert second[("streamwarden_recording_disk_free_bytes", ())] > 0

@@ -6,15 +6,18 @@ GStreamer thread (through the manager) for every change.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Response
 from fastapi import Path as PathParam
+from fastapi.responses import PlainTextResponse
 
 from streamwarden.api.auth import BodyLimit, TokenAuth, sign_url_token
 from streamwarden.api.errors import ApiError, AssumeJsonBody, install_error_handlers
+from streamwarden.api.metrics import CONTENT_TYPE, make_registry, render
 from streamwarden.api.recordings import create_router
 from streamwarden.api.schemas import (
     ErrorBody,
@@ -141,6 +144,16 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
         await service.db.run(service.db.delete_stream, stream_id)
         return Response(status_code=204)
+
+    registry = make_registry(service)
+
+    @app.get("/metrics", tags=["monitoring"], response_class=PlainTextResponse,
+             responses={200: {"content": {CONTENT_TYPE: {}},
+                              "description": "Prometheus text format"}})
+    async def metrics() -> PlainTextResponse:
+        """Per-stream frames, bytes, fps, bitrate, retries, state, recording; process CPU/RSS."""
+        body = await asyncio.to_thread(render, registry)
+        return PlainTextResponse(body, media_type=CONTENT_TYPE)
 
     @app.post("/auth/url-token", response_model=UrlToken, tags=["auth"],
               responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}})

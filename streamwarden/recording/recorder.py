@@ -103,6 +103,7 @@ class Recorder(Consumer):
         self.recording_error: str | None = None
         self.segments = 0
         self.bytes_written = 0
+        self._dropped_finished = 0
 
     # ---- GStreamer side --------------------------------------------------------------------
 
@@ -296,7 +297,13 @@ class Recorder(Consumer):
             self.bytes_written += os.path.getsize(path)
         self._listener.segment_closed(self.stream_id, path, wall)
 
+    @property
+    def dropped_frames(self) -> int:
+        session = self._session
+        return self._dropped_finished + (session.dropped if session is not None else 0)
+
     def _session_finished(self, session: RecordingSession) -> None:
+        self._dropped_finished += session.dropped
         if session in self._finishing:
             self._finishing.remove(session)
 
@@ -336,4 +343,5 @@ class Recorder(Consumer):
             "bytes_written": self.bytes_written,
             "preroll_seconds": round(self.ring.span, 2),
             "preroll_bytes": self.ring.bytes,
+            "dropped_frames": self.dropped_frames,
         }

@@ -1,0 +1,100 @@
+"""`GET /metrics`: Prometheus text format, computed from live snapshots at scrape time.
+
+Nothing is counted twice: the collector reads the same counters the API shows (producer
+counters, recorder stats), so a scrape costs one pass over the streams and nothing when no
+one scrapes. Process CPU and memory come from prometheus_client's process collector.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from streamwarden.service import Service
+
+STATES = ("starting", "streaming", "retrying", "failed")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class StreamCollector(Collector):
+    def __init__(self, service: Service):
+        self.service = service
+
+    def collect(self) -> Iterator:
+        labels = ["stream"]
+        frames = CounterMetricFamily("streamwarden_stream_frames", "Video frames received",
+                                     labels=labels)
+        keyframes = CounterMetricFamily("streamwarden_stream_keyframes",
+                                        "Video keyframes received", labels=labels)
+        received = CounterMetricFamily("streamwarden_stream_bytes",
+                                       "Encoded bytes received", labels=labels)
+        retries = CounterMetricFamily("streamwarden_stream_retries",
+                                      "Source restarts", labels=labels)
+        fps = GaugeMetricFamily("streamwarden_stream_fps", "Frames per second", labels=labels)
+        bitrate = GaugeMetricFamily("streamwarden_stream_bitrate_kbps", "Bitrate in kbit/s",
+                                    labels=labels)
+        age = GaugeMetricFamily("streamwarden_stream_last_frame_age_seconds",
+                                "Seconds since the last frame", labels=labels)
+        healthy = GaugeMetricFamily("streamwarden_stream_healthy", "1 if healthy",
+                                    labels=labels)
+        state = GaugeMetricFamily("streamwarden_stream_state", "1 for the current state",
+                                  labels=["stream", "state"])
+        recording = GaugeMetricFamily("streamwarden_recording_active", "1 while recording",
+                                      labels=labels)
+        rec_bytes = CounterMetricFamily("streamwarden_recording_bytes",
+                                        "Bytes in closed segments", labels=labels)
+        segments = CounterMetricFamily("streamwarden_recording_segments",
+                                       "Segments opened", labels=labels)
+        dropped = CounterMetricFamily("streamwarden_recording_dropped_frames",
+                                      "Frames a recording session could not take",
+                                      labels=labels)
+        for producer in self.service.manager.all():
+            sid = producer.id
+            health, stats = producer.health(), producer.statistics()
+            frames.add_metric([sid], stats["frames"])
+            keyframes.add_metric([sid], stats["keyframes"])
+            received.add_metric([sid], stats["bytes"])
+            retries.add_metric([sid], health["retry_count"])
+            fps.add_metric([sid], health["fps"])
+            bitrate.add_metric([sid], health["bitrate_kbps"])
+            if health["last_frame_age_s"] is not None:
+                age.add_metric([sid], health["last_frame_age_s"])
+            healthy.add_metric([sid], 1 if health["is_healthy"] else 0)
+            for name in STATES:
+                state.add_metric([sid, name], 1 if health["state"] == name else 0)
+            recording.add_metric([sid], 1 if health["recording"] else 0)
+            recorder = next((c for c in stats["consumers"] if c["kind"] == "recorder"), None)
+            if recorder is not None:
+                rec_bytes.add_metric([sid], recorder["bytes_written"])
+                segments.add_metric([sid], recorder["segments"])
+                dropped.add_metric([sid], recorder.get("dropped_frames", 0))
+        yield from (frames, keyframes, received, retries, fps, bitrate, age, healthy, state,
+                    recording, rec_bytes, segments, dropped)
+        path = self.service.manager.recording_path
+        probe = path
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        disk = GaugeMetricFamily("streamwarden_recording_disk_free_bytes",
+                                 "Free bytes on the recording volume")
+        disk.add_metric([], shutil.disk_usage(probe).free)
+        yield disk
+        count = GaugeMetricFamily("streamwarden_streams", "Streams configured")
+        count.add_metric([], len(self.service.manager.all()))
+        yield count
+
+
+def make_registry(service: Service) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    registry.register(StreamCollector(service))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
