@@ -44,6 +44,7 @@ class StreamManager:
         self.loop = loop
         self.reaper = reaper
         self.segments = segments
+        self.emit: Callable[[dict], None] = lambda event: None  # thread-safe event sink
         self.recording_path = Path(config.recording.base_path).resolve()
         self._producers: dict[str, Producer] = {}
         self._tick_source: int | None = None
@@ -86,6 +87,7 @@ class StreamManager:
         for producer in producers:
             await self.loop.run(producer.finish_close)
             log.info("stream %s removed", producer.id, extra={"stream_id": producer.id})
+            self.emit({"type": "stream_removed", "stream_id": producer.id})
 
     # ---- changes ---------------------------------------------------------------------------
 
@@ -93,6 +95,9 @@ class StreamManager:
         self._listeners.append(listener)
 
     def _notify(self, producer: Producer, transition: Transition) -> None:
+        self.emit({"type": "state", "stream_id": producer.id, "state": transition.new.value,
+                   "previous_state": transition.old.value, "reason": transition.reason,
+                   "retry_count": producer.supervisor.retry_count})
         for listener in self._listeners:
             listener(producer, transition)
 
@@ -110,6 +115,7 @@ class StreamManager:
         self._producers[stream.id] = producer
         log.info("stream %s added: %s", stream.id, redact_uri(stream.uri),
                  extra={"stream_id": stream.id, "uri": redact_uri(stream.uri)})
+        self.emit({"type": "stream_added", "stream_id": stream.id})
         producer.start()
         if stream.enable_recording or settings.buffer_duration > 0:
             recorder = self._recorder_for(producer)
@@ -128,7 +134,7 @@ class StreamManager:
             producer.id,
             RecorderSettings(self.recording_path, rec.format, rec.segment_duration,
                              rec.fragment_duration, settings.buffer_duration, rec.min_free),
-            self.reaper, self.segments,
+            self.reaper, self.segments, on_event=self.emit,
         )
         producer.attach(recorder)
         return recorder

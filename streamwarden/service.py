@@ -21,6 +21,7 @@ import uvicorn
 from streamwarden.config.model import Config, StreamConfig
 from streamwarden.consumers.frame_counter import FrameCounter
 from streamwarden.db import Database
+from streamwarden.events import EventHub
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
 from streamwarden.manager import StreamManager
@@ -81,12 +82,16 @@ class Service:
         self.loop = GstLoop()
         self.reaper = Reaper()
         self.db = Database(config.app.database)
-        self.index = RecordingIndex(self.db, on_change=self._enforce_storage_limits)
+        self.events = EventHub()
+        self.index = RecordingIndex(self.db, on_change=self._enforce_storage_limits,
+                                    emit=self.events.publish_threadsafe)
         self.manager = StreamManager(config, self.loop, self.reaper, self.index)
+        self.manager.emit = self.events.publish_threadsafe
         self.demo_camera = None
         self._tasks: list[asyncio.Task] = []
 
     async def startup(self) -> None:
+        self.events.bind(asyncio.get_running_loop())
         await self.db.run(reconcile, self.db, self.manager.recording_path)
         self.loop.start()
         self.manager.start()

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Response
 from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
 
+from streamwarden.api import ws
 from streamwarden.api.auth import BodyLimit, TokenAuth, sign_url_token
 from streamwarden.api.errors import ApiError, AssumeJsonBody, install_error_handlers
 from streamwarden.api.metrics import CONTENT_TYPE, make_registry, render
@@ -146,6 +147,7 @@ def create_app(service: Service) -> FastAPI:
         return Response(status_code=204)
 
     registry = make_registry(service)
+    ws.install(app, service)
 
     @app.get("/metrics", tags=["monitoring"], response_class=PlainTextResponse,
              responses={200: {"content": {CONTENT_TYPE: {}},

@@ -17,9 +17,10 @@ log = logging.getLogger("streamwarden.recording")
 
 
 class RecordingIndex(SegmentListener):
-    def __init__(self, db: Database, on_change=None):
+    def __init__(self, db: Database, on_change=None, emit=None):
         self.db = db
         self._on_change = on_change
+        self._emit = emit or (lambda event: None)
 
     def segment_opened(self, stream_id: str, path: Path, start_wall: float, reason: str) -> None:
         self.db.submit(self.db.segment_opened, stream_id, str(path), start_wall, reason)
@@ -33,6 +34,11 @@ class RecordingIndex(SegmentListener):
             except OSError:
                 size = None
             self.db.segment_closed(str(path), end_wall, size)
+            row = self.db.recording_by_path(str(path))
+            if row is not None:
+                self._emit({"type": "segment_closed", "stream_id": stream_id,
+                            "recording_id": row.id, "duration": row.duration,
+                            "bytes": row.bytes})
             if self._on_change is not None:
                 self._on_change()
 

@@ -83,13 +83,15 @@ class Recorder(Consumer):
 
     def __init__(self, stream_id: str, settings: RecorderSettings, reaper: Reaper,
                  listener: SegmentListener | None = None,
-                 free_space: Callable[[Path], int] = free_bytes):
+                 free_space: Callable[[Path], int] = free_bytes,
+                 on_event: Callable[[dict], None] | None = None):
         super().__init__("recorder")
         self.stream_id = stream_id
         self.settings = settings
         self._reaper = reaper
         self._listener = listener or SegmentListener()
         self._free_space = free_space
+        self._emit = on_event or (lambda event: None)
         self._lock = threading.Lock()
         self.ring = PrerollRing(settings.buffer_duration)
         self._caps: dict[str, Gst.Caps] = {}
@@ -186,6 +188,8 @@ class Recorder(Consumer):
         log.info("stream %s: recording started (%s, pre-roll %gs)", self.stream_id, reason,
                  pre_roll, extra={"stream_id": self.stream_id, "event": "recording_started",
                                   "reason": reason})
+        self._emit({"type": "recording", "stream_id": self.stream_id, "recording": True,
+                    "reason": reason})
         self._open_session(self._request)
 
     def stop(self) -> None:
@@ -199,6 +203,8 @@ class Recorder(Consumer):
             self._finish(session)
         log.info("stream %s: recording stopped", self.stream_id,
                  extra={"stream_id": self.stream_id, "event": "recording_stopped"})
+        self._emit({"type": "recording", "stream_id": self.stream_id, "recording": False,
+                    "reason": None})
 
     def _stop_on_eos(self) -> bool:
         self.stop()

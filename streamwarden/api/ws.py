@@ -1,0 +1,77 @@
+"""`WS /ws`: a snapshot on connect, periodic stats, and every change as it happens.
+
+Messages are JSON objects with a `type`:
+- `snapshot` / `stats`: `{"streams": [health entries]}` (on connect, then every interval)
+- `state`: `{"stream_id", "state", "previous_state", "reason", "retry_count"}`
+- `stream_added` / `stream_removed`: `{"stream_id"}`
+- `recording`: `{"stream_id", "recording": bool, "reason"}`
+- `segment_closed`: `{"stream_id", "recording_id", "duration", "bytes"}`
+- `dropped`: the server is closing this connection because it did not keep up
+
+A client may send `{"type": "subscribe", "interval": 2}` to change its stats interval
+(0.5 s to 300 s). Authentication, when a token is set, is by `?access_token=` (see auth.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from streamwarden.api.schemas import HealthEntry
+
+if TYPE_CHECKING:
+    from streamwarden.service import Service
+
+
+def install(app, service: Service) -> None:
+    hub = service.events
+
+    def streams() -> list[dict]:
+        return [HealthEntry(**p.health()).model_dump(mode="json") for p in service.manager.all()]
+
+    @app.websocket("/ws")
+    async def websocket(socket: WebSocket) -> None:
+        await socket.accept()
+        subscriber = hub.subscribe()
+        interval = service.config.app.health_check_interval
+        hub.offer(subscriber, {"type": "snapshot", "streams": streams()})
+
+        changed = asyncio.Event()
+
+        async def ticker() -> None:
+            while True:
+                try:  # a new interval restarts the wait at once
+                    await asyncio.wait_for(changed.wait(), timeout=interval)
+                    changed.clear()
+                except TimeoutError:
+                    hub.offer(subscriber, {"type": "stats", "streams": streams()})
+
+        async def reader() -> None:
+            nonlocal interval
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                while True:
+                    text = await socket.receive_text()
+                    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+                        message = json.loads(text)
+                        if message.get("type") == "subscribe":
+                            interval = min(300.0, max(0.5, float(message["interval"])))
+                            changed.set()
+
+        tasks = [asyncio.create_task(ticker()), asyncio.create_task(reader())]
+        try:
+            while True:
+                event = await subscriber.queue.get()
+                await asyncio.wait_for(socket.send_json(event), timeout=10)
+                if event.get("type") == "dropped":
+                    await socket.close(code=1008)
+                    break
+        except (WebSocketDisconnect, RuntimeError, TimeoutError, OSError):
+            pass
+        finally:
+            hub.unsubscribe(subscriber)
+            for task in tasks:
+                task.cancel()

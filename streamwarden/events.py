@@ -1,0 +1,72 @@
+"""Fan-out of live events to WebSocket clients, never slowed by the slowest one.
+
+Producers, recorders and the index report from other threads through `publish_threadsafe`;
+every client has its own bounded queue. A client whose queue is full (it stopped reading, or
+reads slower than events come) is dropped and told why, instead of letting memory grow or
+holding up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("streamwarden.events")
+
+CLIENT_QUEUE = 256
+
+
+@dataclass(eq=False)
+class Subscriber:
+    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+    dropped: bool = False
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.subscribers: set[Subscriber] = set()
+        self.clients_dropped = 0
+        self.published = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def subscribe(self) -> Subscriber:
+        subscriber = Subscriber()
+        self.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """On the asyncio thread: queue `event` for every client, dropping those that lag."""
+        event.setdefault("ts", time.time())
+        self.published += 1
+        for subscriber in list(self.subscribers):
+            self.offer(subscriber, event)
+
+    def offer(self, subscriber: Subscriber, event: dict[str, Any]) -> None:
+        if subscriber.dropped:
+            return
+        try:
+            subscriber.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            subscriber.dropped = True
+            self.clients_dropped += 1
+            self.subscribers.discard(subscriber)
+            log.warning("a WebSocket client was dropped: it did not keep up",
+                        extra={"event": "ws_client_dropped"})
+            while not subscriber.queue.empty():  # free its backlog at once
+                subscriber.queue.get_nowait()
+            subscriber.queue.put_nowait({"type": "dropped", "reason": "too slow"})
+
+    def publish_threadsafe(self, event: dict[str, Any]) -> None:
+        """From any thread (GStreamer, database): hand the event to the asyncio thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.publish, event)
