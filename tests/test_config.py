@@ -186,3 +186,11 @@ def test_run_with_bad_config_exits_2_without_traceback(tmp_path):
     result = run_cli("run", "--config", str(bad))
     assert result.returncode == 2
     assert "streams[0].id" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_stream_overrides_are_checked_against_limits():
+    text = '[[streams]]\nid = "a"\nuri = "rtsp://h/x"\ntimeout = "0s"\n'
+    [(_key, _line, message)] = issues_of(text)
+    assert "streams[0] (a): timeout must be greater than 0" in message
+    issues = issues_of('[stream_defaults]\nlatency = "1h"\n')
+    assert "latency can be at most 10s" in issues[0][2]

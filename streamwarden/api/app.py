@@ -12,13 +12,19 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Response
-from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
+from pydantic import ValidationError
 
 from streamwarden.api import ws
 from streamwarden.api.auth import BodyLimit, TokenAuth, sign_url_token
-from streamwarden.api.errors import ApiError, AssumeJsonBody, install_error_handlers
+from streamwarden.api.errors import (
+    ApiError,
+    AssumeJsonBody,
+    describe_errors,
+    install_error_handlers,
+)
 from streamwarden.api.metrics import CONTENT_TYPE, make_registry, render
+from streamwarden.api.params import StreamIdPath, checked_id
 from streamwarden.api.recordings import create_router
 from streamwarden.api.schemas import (
     ErrorBody,
@@ -30,7 +36,7 @@ from streamwarden.api.schemas import (
     UrlTokenRequest,
 )
 from streamwarden.config.model import StreamConfig
-from streamwarden.ids import STREAM_ID_HELP, is_valid_stream_id, redact_uri
+from streamwarden.ids import redact_uri
 from streamwarden.ingest.producer import Producer
 from streamwarden.manager import StreamExistsError, StreamNotFoundError
 
@@ -57,12 +63,6 @@ def _view(producer: Producer) -> StreamView:
         health=health,
         statistics=producer.statistics(),
     )
-
-
-def _checked_id(stream_id: str) -> str:
-    if not is_valid_stream_id(stream_id):
-        raise ApiError(422, "invalid_id", f"not a valid stream id: use {STREAM_ID_HELP}")
-    return stream_id
 
 
 def create_app(service: Service) -> FastAPI:
@@ -106,6 +106,10 @@ def create_app(service: Service) -> FastAPI:
     async def add_stream(stream: StreamConfig) -> StreamCreated:
         """Start ingesting a camera; the others are not touched."""
         try:
+            stream.settings(service.config.stream_defaults)
+        except ValidationError as exc:
+            raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
+        try:
             await manager.add(stream, source="api")
         except StreamExistsError:
             raise ApiError(409, "duplicate_id", f"a stream with id {stream.id!r} exists") from None
@@ -115,14 +119,16 @@ def create_app(service: Service) -> FastAPI:
     @app.patch("/streams/{stream_id}", response_model=StreamView, tags=["streams"],
                responses=_ERRORS)
     async def patch_stream(patch: StreamPatch,
-                           stream_id: str = PathParam(description="stream id")) -> StreamView:
+                           stream_id: StreamIdPath) -> StreamView:
         """Change a running stream. Recording toggles in place; a new URI or timeouts restart
         its source. Changes to streams from the config file last until the next restart."""
         changes = patch.model_dump(exclude_unset=True)
         try:
-            producer = await manager.update(_checked_id(stream_id), changes)
+            producer = await manager.update(checked_id(stream_id), changes)
         except StreamNotFoundError:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        except ValidationError as exc:
+            raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
         if producer.source == "api":
             await service.db.run(service.db.save_stream, stream_id,
                                  producer.config.model_dump_json())
@@ -130,17 +136,17 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/streams/{stream_id}", response_model=StreamView, tags=["streams"],
              responses=_ERRORS)
-    async def get_stream(stream_id: str = PathParam(description="stream id")) -> StreamView:
+    async def get_stream(stream_id: StreamIdPath) -> StreamView:
         try:
-            return _view(manager.get(_checked_id(stream_id)))
+            return _view(manager.get(checked_id(stream_id)))
         except StreamNotFoundError:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
 
     @app.delete("/streams/{stream_id}", status_code=204, tags=["streams"], responses=_ERRORS)
-    async def delete_stream(stream_id: str = PathParam(description="stream id")) -> Response:
+    async def delete_stream(stream_id: StreamIdPath) -> Response:
         """Stop a stream and release everything it held."""
         try:
-            await manager.remove(_checked_id(stream_id))
+            await manager.remove(checked_id(stream_id))
         except StreamNotFoundError:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
         await service.db.run(service.db.delete_stream, stream_id)

@@ -26,7 +26,7 @@ def error_response(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
 
-def _describe(errors: list[dict]) -> tuple[str, str]:
+def describe_errors(errors: list[dict]) -> tuple[str, str]:
     parts = []
     code = "invalid_request"
     for err in errors:
@@ -51,7 +51,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        code, detail = _describe(list(exc.errors()))
+        code, detail = describe_errors(list(exc.errors()))
         return error_response(422, code, detail)
 
     @app.exception_handler(StarletteHTTPException)

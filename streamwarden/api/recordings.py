@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from streamwarden.api.errors import ApiError
+from streamwarden.api.params import StreamIdPath, StreamIdQuery, checked_id
 from streamwarden.api.schemas import ErrorBody, Recording, RecordingState, RecordRequestBody
 from streamwarden.db import RecordingRow
-from streamwarden.ids import STREAM_ID_HELP, is_valid_stream_id
 from streamwarden.manager import StreamNotFoundError
 from streamwarden.recording.clip import ClipError, build_clip
 from streamwarden.recording.layout import is_inside
@@ -39,12 +39,6 @@ def _iso(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts is not None else None
 
 
-def _checked_id(stream_id: str) -> str:
-    if not is_valid_stream_id(stream_id):
-        raise ApiError(422, "invalid_id", f"not a valid stream id: use {STREAM_ID_HELP}")
-    return stream_id
-
-
 def _recording(row: RecordingRow) -> Recording:
     return Recording(id=row.id, stream_id=row.stream_id, start=_iso(row.start_ts),
                      end=_iso(row.end_ts), duration=row.duration, bytes=row.bytes,
@@ -62,14 +56,14 @@ def create_router(service: Service) -> APIRouter:
                               recording_error=stats.get("recording_error"))
 
     @router.post("/streams/{stream_id}/record", response_model=RecordingState, responses=_ERRORS)
-    async def start_recording(stream_id: str,
+    async def start_recording(stream_id: StreamIdPath,
                               body: RecordRequestBody | None = None) -> RecordingState:
         """Start recording (idempotent). Pre-roll comes from the pre-event buffer; with
         `duration` or `post_roll` the recording stops by itself."""
         body = body or RecordRequestBody()
         try:
             recorder = await manager.record_start(
-                _checked_id(stream_id), body.reason, body.pre_roll, body.duration,
+                checked_id(stream_id), body.reason, body.pre_roll, body.duration,
                 body.post_roll)
         except StreamNotFoundError:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
@@ -77,23 +71,23 @@ def create_router(service: Service) -> APIRouter:
 
     @router.delete("/streams/{stream_id}/record", response_model=RecordingState,
                    responses=_ERRORS)
-    async def stop_recording(stream_id: str) -> RecordingState:
+    async def stop_recording(stream_id: StreamIdPath) -> RecordingState:
         """Stop recording at once; the open file is finalised. Idempotent."""
         try:
-            recorder = await manager.record_stop(_checked_id(stream_id))
+            recorder = await manager.record_stop(checked_id(stream_id))
         except StreamNotFoundError:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
         return state(stream_id, recorder)
 
     @router.get("/recordings", response_model=list[Recording], responses=_ERRORS)
     async def list_recordings(
-        stream_id: str | None = None,
+        stream_id: StreamIdQuery = None,
         start: Annotated[datetime | None, Query(description="ISO 8601; UTC if no zone")] = None,
         end: Annotated[datetime | None, Query(description="ISO 8601; UTC if no zone")] = None,
         limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     ) -> list[Recording]:
         if stream_id is not None:
-            _checked_id(stream_id)
+            checked_id(stream_id)
         if start and end and _ts(end) < _ts(start):
             raise ApiError(422, "invalid_range", "end is before start")
         rows = await service.db.run(service.db.recordings, stream_id, _ts(start), _ts(end),
@@ -103,11 +97,11 @@ def create_router(service: Service) -> APIRouter:
     @router.get("/recordings/{rec_id}/file", responses={
         200: {"content": {"video/mp4": {}}, "description": "The segment (Range supported)"},
         **_ERRORS})
-    async def download(rec_id: int) -> FileResponse:
+    async def download(rec_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> FileResponse:
         row = await service.db.run(service.db.recording, rec_id)
         if row is None:
             raise ApiError(404, "not_found", f"no recording with id {rec_id}")
-        path = Path(row.path)
+        path = FsPath(row.path)
         if not is_inside(manager.recording_path, path) or not path.is_file():
             raise ApiError(404, "not_found", f"the file of recording {rec_id} is gone")
         return FileResponse(path, media_type=_MEDIA_TYPES.get(path.suffix, "video/mp4"),
@@ -116,22 +110,22 @@ def create_router(service: Service) -> APIRouter:
     @router.get("/streams/{stream_id}/clip", responses={
         200: {"content": {"video/mp4": {}}, "description": "One MP4 of the range"},
         **_ERRORS})
-    async def clip(stream_id: str, start: datetime, end: datetime) -> FileResponse:
+    async def clip(stream_id: StreamIdPath, start: datetime, end: datetime) -> FileResponse:
         """One MP4 of [start, end], cut at keyframes, remuxed from the segments (no re-encode)."""
-        _checked_id(stream_id)
+        checked_id(stream_id)
         start_ts, end_ts = _ts(start), _ts(end)
         if end_ts <= start_ts:
             raise ApiError(422, "invalid_range", "end must be after start")
         if end_ts - start_ts > 24 * 3600:
             raise ApiError(422, "invalid_range", "a clip can be at most 24 hours long")
         rows = await service.db.run(service.db.recordings, stream_id, start_ts, end_ts, 10000)
-        rows = [r for r in rows if r.status != "corrupt" and Path(r.path).is_file()
-                and is_inside(manager.recording_path, Path(r.path))]
+        rows = [r for r in rows if r.status != "corrupt" and FsPath(r.path).is_file()
+                and is_inside(manager.recording_path, FsPath(r.path))]
         if not rows:
             raise ApiError(404, "no_recording",
                            f"stream {stream_id!r} has no recording between {start.isoformat()} "
                            f"and {end.isoformat()}")
-        workdir = Path(tempfile.mkdtemp(prefix="streamwarden-clip-"))
+        workdir = FsPath(tempfile.mkdtemp(prefix="streamwarden-clip-"))
         out = workdir / f"{stream_id}.mp4"
         try:
             await asyncio.to_thread(build_clip, rows, start_ts, end_ts, out)
@@ -145,7 +139,7 @@ def create_router(service: Service) -> APIRouter:
     return router
 
 
-def _remove_dir(path: Path) -> None:
+def _remove_dir(path: FsPath) -> None:
     for child in path.iterdir():
         child.unlink(missing_ok=True)
     path.rmdir()

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_DURATION_S = 10 * 365 * 86400.0
 DURATION_HELP = 'a duration like "500ms", "5s", "10m", "1h" or "7d" (a bare number is seconds)'
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$", re.IGNORECASE)
@@ -39,6 +40,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
+    if not seconds <= MAX_DURATION_S:  # also catches inf and nan
+        raise ValueError(f"a duration can be at most 10 years, got {value!r}")
     return seconds
 
 
@@ -65,9 +68,15 @@ def parse_size(value: Any) -> int:
     raise ValueError(f"expected {SIZE_HELP}, got {value!r}")
 
 
+_DURATION_SCHEMA = {"anyOf": [
+    {"type": "number", "minimum": 0, "maximum": MAX_DURATION_S},
+    {"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d)$"},
+], "description": DURATION_HELP}
+
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema(_DURATION_SCHEMA, mode="validation"),
 ]
 ByteSize = Annotated[int, BeforeValidator(parse_size)]

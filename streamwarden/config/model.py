@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from streamwarden.config.durations import ByteSize, Duration
-from streamwarden.ids import validate_stream_id, validate_uri
+from streamwarden.config.durations import ByteSize, Duration, format_duration
+from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id, validate_uri
 
-StreamId = Annotated[str, AfterValidator(validate_stream_id)]
-StreamUri = Annotated[str, AfterValidator(validate_uri)]
+StreamId = Annotated[str, AfterValidator(validate_stream_id),
+                     Field(json_schema_extra={"pattern": STREAM_ID_PATTERN})]
+StreamUri = Annotated[str, AfterValidator(validate_uri), Field(json_schema_extra={
+    "pattern": r"^(rtsps?|rtspt|rtmps?|srt|https?|file)://\S+$"})]
 Transport = Literal["tcp", "udp"]
 
 
@@ -99,6 +108,10 @@ class InferenceSection(_Section):
     fps: float = Field(default=5.0, gt=0, le=120)
 
 
+_SOURCE_LIMITS = {"timeout": 3600.0, "restart_timeout": 3600.0, "retry_timeout": 30 * 86400.0,
+                  "failed_retry_interval": 86400.0, "buffer_duration": 300.0, "latency": 10.0}
+
+
 class SourceSettings(_Section):
     """How a stream's source is supervised: the fallbacksrc knobs, plus transport."""
 
@@ -111,10 +124,13 @@ class SourceSettings(_Section):
     failed_retry_interval: Duration = 30.0
 
     @model_validator(mode="after")
-    def _positive(self) -> SourceSettings:
+    def _in_range(self) -> SourceSettings:
         for name in ("timeout", "restart_timeout", "retry_timeout", "failed_retry_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be greater than 0")
+        for name, limit in _SOURCE_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ValueError(f"{name} can be at most {format_duration(limit)}")
         return self
 
 
@@ -138,7 +154,7 @@ class StreamConfig(_Section):
             for name in SourceSettings.model_fields
             if getattr(self, name, None) is not None
         }
-        return defaults.model_copy(update=overrides)
+        return SourceSettings.model_validate({**defaults.model_dump(), **overrides})
 
 
 class Config(_Section):
@@ -156,4 +172,15 @@ class Config(_Section):
             if stream.id in seen:
                 raise ValueError(f"duplicate stream id {stream.id!r}")
             seen.add(stream.id)
+        return self
+
+    @model_validator(mode="after")
+    def _stream_settings(self) -> Config:
+        """Each stream's overrides, merged with the defaults, must make sense together."""
+        for index, stream in enumerate(self.streams):
+            try:
+                stream.settings(self.stream_defaults)
+            except ValidationError as exc:
+                reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ValueError(f"streams[{index}] ({stream.id}): {reason}") from None
         return self
