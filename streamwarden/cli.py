@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 
+from streamwarden.client import add_client_commands, run_client
 from streamwarden.config.loader import ConfigError, config_warnings, load_config
 from streamwarden.config.model import Config, parse_listen
 
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file and print every error")
     check.add_argument("file")
+    add_client_commands(sub)
     return parser
 
 
@@ -101,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.file)
+    if args.command in ("streams", "record", "health"):
+        return run_client(args)
     return _run(args, demo=args.command == "demo")
 
 

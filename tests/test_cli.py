@@ -103,3 +103,46 @@ def test_bad_listen_option_is_a_clear_error():
     result = subprocess.run([sys.executable, "-m", "streamwarden", "run", "--listen", "8080"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "HOST:PORT" in result.stderr
+
+
+def client_cli(*args: str, url: str, token: str | None = None) -> subprocess.CompletedProcess:
+    extra = ["--token", token] if token else []
+    return subprocess.run([sys.executable, "-m", "streamwarden", *args, "--url", url, *extra],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_client_verbs_and_exit_codes(service_factory, camera_factory):
+    from streamwarden.config.model import ApiSection, Config
+
+    token = "client-token-0123456789abcdef"
+    camera = camera_factory(["/cam"])
+    svc = service_factory(Config(api=ApiSection(token=token)))
+    url = svc.base_url
+    added = client_cli("streams", "add", "gate", camera.url(), "--record", url=url, token=token)
+    assert added.returncode == 0 and "added gate" in added.stdout
+    assert client_cli("streams", "add", "gate", camera.url(), url=url,
+                      token=token).returncode == 1  # duplicate: refused, with the reason
+    wait_for(lambda: client_cli("health", url=url, token=token).returncode == 0, 15,
+             interval=0.5, message="healthy")
+    listing = client_cli("streams", "list", "--json", url=url, token=token)
+    assert json.loads(listing.stdout)[0]["recording"] is True
+    stopped = client_cli("record", "stop", "gate", url=url, token=token)
+    assert stopped.returncode == 0 and "not recording" in stopped.stdout
+    started = client_cli("record", "start", "gate", "--pre-roll", "2s", url=url, token=token)
+    assert started.returncode == 0 and "gate: recording" in started.stdout
+    assert client_cli("streams", "list", url=url).returncode == 1  # no token: 401
+    assert client_cli("streams", "rm", "nope", url=url, token=token).returncode == 1
+    assert client_cli("streams", "rm", "gate", url=url, token=token).returncode == 0
+    unreachable = client_cli("health", url=f"http://127.0.0.1:{free_port()}")
+    assert unreachable.returncode == 3 and "cannot reach" in unreachable.stderr
+    bad_usage = subprocess.run([sys.executable, "-m", "streamwarden", "streams", "frobnicate"],
+                               capture_output=True, text=True, timeout=30)
+    assert bad_usage.returncode == 2
+
+
+def test_health_exit_code_reports_unhealthy(service_factory):
+    svc = service_factory()
+    client = svc.client()
+    client.post("/streams", json={"id": "dead", "uri": f"rtsp://127.0.0.1:{free_port()}/x"})
+    result = client_cli("health", url=svc.base_url)
+    assert result.returncode == 1 and "UNHEALTHY" in result.stdout
