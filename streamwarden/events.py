@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ class EventHub:
         self.subscribers: set[Subscriber] = set()
         self.clients_dropped = 0
         self.published = 0
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -47,6 +49,11 @@ class EventHub:
         """On the asyncio thread: queue `event` for every client, dropping those that lag."""
         event.setdefault("ts", time.time())
         self.published += 1
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken bridge must not stop the WebSocket fan-out
+                log.exception("event listener failed")
         for subscriber in list(self.subscribers):
             self.offer(subscriber, event)
 

@@ -25,6 +25,7 @@ from streamwarden.events import EventHub
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
 from streamwarden.manager import StreamManager
+from streamwarden.mqtt import MqttBridge
 from streamwarden.recording.index import RecordingIndex
 from streamwarden.recording.reconcile import reconcile
 from streamwarden.recording.retention import enforce
@@ -87,11 +88,16 @@ class Service:
                                     emit=self.events.publish_threadsafe)
         self.manager = StreamManager(config, self.loop, self.reaper, self.index)
         self.manager.emit = self.events.publish_threadsafe
+        self.mqtt = MqttBridge(config.mqtt) if config.mqtt else None
+        if self.mqtt is not None:
+            self.events.listeners.append(self.mqtt.handle)
         self.demo_camera = None
         self._tasks: list[asyncio.Task] = []
 
     async def startup(self) -> None:
         self.events.bind(asyncio.get_running_loop())
+        if self.mqtt is not None:
+            self.mqtt.start()
         await self.db.run(reconcile, self.db, self.manager.recording_path)
         self.loop.start()
         self.manager.start()
@@ -163,6 +169,8 @@ class Service:
         if self.demo_camera is not None:
             with contextlib.suppress(Exception):
                 self.loop.call(self.demo_camera.detach, timeout=1.0)
+        if self.mqtt is not None:
+            self.mqtt.stop()
         self.loop.stop(timeout=1.0)
         self.reaper.close()
         self.db.close()

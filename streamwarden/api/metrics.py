@@ -87,6 +87,22 @@ class StreamCollector(Collector):
         count = GaugeMetricFamily("streamwarden_streams", "Streams configured")
         count.add_metric([], len(self.service.manager.all()))
         yield count
+        hub = self.service.events
+        ws_dropped = CounterMetricFamily("streamwarden_ws_clients_dropped",
+                                         "WebSocket clients dropped for not keeping up")
+        ws_dropped.add_metric([], hub.clients_dropped)
+        yield ws_dropped
+        bridge = self.service.mqtt
+        if bridge is not None:
+            published = CounterMetricFamily("streamwarden_mqtt_published",
+                                            "MQTT messages handed to the client")
+            published.add_metric([], bridge.published)
+            dropped = CounterMetricFamily("streamwarden_mqtt_dropped",
+                                          "MQTT messages dropped (buffer full)")
+            dropped.add_metric([], bridge.dropped)
+            connected = GaugeMetricFamily("streamwarden_mqtt_connected", "1 if connected")
+            connected.add_metric([], 1 if bridge.connected else 0)
+            yield from (published, dropped, connected)
 
 
 def make_registry(service: Service) -> CollectorRegistry:

@@ -157,6 +157,16 @@ class StreamConfig(_Section):
         return SourceSettings.model_validate({**defaults.model_dump(), **overrides})
 
 
+class MqttSection(_Section):
+    host: str = Field(min_length=1)
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    topic_prefix: str = Field(default="streamwarden", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
+    client_id: str = "streamwarden"
+    buffer: int = Field(default=1000, ge=1, le=1_000_000)
+
+
 class Config(_Section):
     app: AppSection = AppSection()
     api: ApiSection = ApiSection()
@@ -164,6 +174,7 @@ class Config(_Section):
     inference: InferenceSection = InferenceSection()
     stream_defaults: SourceSettings = SourceSettings()
     streams: list[StreamConfig] = []
+    mqtt: MqttSection | None = None
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:

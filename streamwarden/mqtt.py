@@ -1,0 +1,79 @@
+"""Events to an MQTT broker: `<prefix>/<stream>/state|recording|detection`, plus availability.
+
+paho's network thread owns the connection and reconnects on its own (1 s doubling to 30 s);
+the service only ever calls the non-blocking `publish`. While the broker is away, messages
+wait in paho's queue up to `[mqtt] buffer`; past that they are dropped and counted, so a
+broker outage costs bounded memory and never slows streams, recording or the API.
+`<prefix>/status` is `online` (retained) while connected and `offline` by last will.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from streamwarden.config.model import MqttSection
+
+log = logging.getLogger("streamwarden.mqtt")
+
+_TOPICS = {"state": "state", "recording": "recording", "detection": "detection",
+           "segment_closed": "recording"}
+
+
+class MqttBridge:
+    def __init__(self, config: MqttSection):
+        self.config = config
+        self.prefix = config.topic_prefix.rstrip("/")
+        self.published = 0
+        self.dropped = 0
+        self.connected = False
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id,
+                             clean_session=True)
+        if config.username:
+            client.username_pw_set(config.username, config.password)
+        client.will_set(f"{self.prefix}/status", "offline", qos=1, retain=True)
+        client.max_queued_messages_set(config.buffer)
+        client.reconnect_delay_set(1, 30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self.client = client
+
+    def start(self) -> None:
+        self.client.connect_async(self.config.host, self.config.port, keepalive=30)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        if self.connected:
+            self.client.publish(f"{self.prefix}/status", "offline", qos=1, retain=True)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT broker refused the connection: %s", reason_code)
+            return
+        self.connected = True
+        client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
+        log.info("MQTT connected to %s:%d", self.config.host, self.config.port)
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+        if self.connected:
+            log.warning("MQTT connection lost (%s); reconnecting", reason_code)
+        self.connected = False
+
+    def handle(self, event: dict[str, Any]) -> None:
+        """Called for every service event (asyncio thread); never blocks."""
+        kind = _TOPICS.get(event.get("type", ""))
+        stream_id = event.get("stream_id")
+        if kind is None or not stream_id:
+            return
+        retain = kind in ("state", "recording") and event["type"] != "segment_closed"
+        info = self.client.publish(f"{self.prefix}/{stream_id}/{kind}", json.dumps(event),
+                                   qos=1, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.dropped += 1
+        else:
+            self.published += 1
