@@ -10,7 +10,7 @@ APT_PACKAGES=(
   python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-bad-1.0
   gir1.2-gst-plugins-base-1.0 python3-venv python3-pip iproute2
   # test peers: ffmpeg (independent RTSP/SRT client and publisher), nginx-rtmp (RTMP server)
-  ffmpeg libnginx-mod-rtmp gstreamer1.0-plugins-base-apps mosquitto
+  ffmpeg libnginx-mod-rtmp gstreamer1.0-plugins-base-apps mosquitto openssl
 )
 
 missing=()

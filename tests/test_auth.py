@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import ssl
 import subprocess
 import sys
 import time
@@ -102,6 +103,52 @@ def test_token_from_environment(tmp_path):
         assert response.status_code == 401
         ok = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=2)
         assert ok.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_websocket_needs_a_token_and_accepts_a_signed_one(secured):
+    import json
+
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    url = f"ws://127.0.0.1:{secured.port}/ws"
+    with pytest.raises((ConnectionClosed, InvalidStatus, OSError)), connect(url) as ws:
+        ws.recv(timeout=5)
+    issued = secured.client().post("/auth/url-token", json={"path": "/ws"},
+                                   headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    with connect(f"{url}?access_token={issued['token']}") as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"
+
+
+def test_tls(service_factory, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    port = free_port()
+    config = tmp_path / "c.toml"
+    config.write_text(f'[api]\nlisten = "127.0.0.1:{port}"\ntls_cert = "{cert}"\n'
+                      f'tls_key = "{key}"\n')
+    process = subprocess.Popen([sys.executable, "-m", "streamwarden", "run", "--config",
+                                str(config)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                context = ssl.create_default_context(cafile=str(cert))
+                response = httpx.get(f"https://127.0.0.1:{port}/health", verify=context,
+                                     timeout=2)
+                break
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert response.status_code == 200 and response.json() == []
     finally:
         process.terminate()
         process.wait(10)
