@@ -48,7 +48,9 @@ def test_two_clients_one_stalled(service_factory):
         def read() -> None:
             while not stop.is_set():
                 try:
-                    received.append((time.time(), json.loads(fast.recv(timeout=0.5))))
+                    event = json.loads(fast.recv(timeout=0.5))
+                    event.pop("pad", None)  # the test keeps what it checks, not the payload
+                    received.append((time.time(), event))
                 except TimeoutError:
                     continue
                 except Exception:
@@ -62,12 +64,14 @@ def test_two_clients_one_stalled(service_factory):
             body = {"id": f"s{index}", "uri": f"rtsp://127.0.0.1:{free_port()}/x"}
             assert client.post("/streams", json=body).status_code == 201
         time.sleep(2)
-        # and a steady stream of events (~5 MB): a reading client keeps up, a stalled one cannot
+        # and a steady stream of events (24 MB at 1000/s): a reading client keeps up easily;
+        # a stalled one fills its socket buffers, then its queue, and is dropped
         hub = svc.service.events
-        for n in range(20000):
-            hub.publish_threadsafe({"type": "test_flood", "n": n, "pad": "x" * 200})
-            if n % 200 == 199:
-                time.sleep(0.02)
+        pad = "x" * 4000
+        for n in range(6000):
+            hub.publish_threadsafe({"type": "test_flood", "n": n, "pad": pad})
+            if n % 100 == 99:
+                time.sleep(0.1)
         for index in range(3):
             assert client.delete(f"/streams/s{index}").status_code == 204
         wait_for(lambda: any(e.get("type") == "stream_removed" and e["stream_id"] == "s2"
@@ -77,7 +81,8 @@ def test_two_clients_one_stalled(service_factory):
         stalled.close()
 
     assert hub.clients_dropped >= 1, "the stalled client was never dropped"
-    assert rss_kib() - baseline < 30 * 1024
+    grown = rss_kib() - baseline
+    assert grown < 30 * 1024, f"RSS grew by {grown} KiB during 24 MB of events"
     states = [(t, e) for t, e in received if e["type"] == "state"]
     assert {e["stream_id"] for _, e in states} == {"s0", "s1", "s2"}
     assert any(e["state"] == "retrying" for _, e in states)
