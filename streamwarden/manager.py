@@ -45,6 +45,7 @@ class StreamManager:
         self.reaper = reaper
         self.segments = segments
         self.emit: Callable[[dict], None] = lambda event: None  # thread-safe event sink
+        self.restream = None  # RestreamServer, set by the service when enabled
         self.recording_path = Path(config.recording.base_path).resolve()
         self._producers: dict[str, Producer] = {}
         self._tick_source: int | None = None
@@ -117,6 +118,8 @@ class StreamManager:
                  extra={"stream_id": stream.id, "uri": redact_uri(stream.uri)})
         self.emit({"type": "stream_added", "stream_id": stream.id})
         producer.start()
+        if self.restream is not None and stream.restream:
+            self.restream.mount(stream.id)
         if stream.enable_recording or settings.buffer_duration > 0:
             recorder = self._recorder_for(producer)
             if stream.enable_recording:
@@ -193,6 +196,8 @@ class StreamManager:
         producer = self._producers.pop(stream_id, None)
         if producer is None:
             raise StreamNotFoundError(stream_id)
+        if self.restream is not None:
+            self.restream.unmount(stream_id)
         producer.begin_close()
         return producer
 

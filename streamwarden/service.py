@@ -29,6 +29,7 @@ from streamwarden.mqtt import MqttBridge
 from streamwarden.recording.index import RecordingIndex
 from streamwarden.recording.reconcile import reconcile
 from streamwarden.recording.retention import enforce
+from streamwarden.restream.server import RestreamServer
 
 log = logging.getLogger("streamwarden")
 
@@ -89,6 +90,9 @@ class Service:
         self.manager = StreamManager(config, self.loop, self.reaper, self.index)
         self.manager.emit = self.events.publish_threadsafe
         self.mqtt = MqttBridge(config.mqtt) if config.mqtt else None
+        self.restream = (RestreamServer(config.restream, self.manager, self.loop)
+                         if config.restream.enabled else None)
+        self.manager.restream = self.restream
         if self.mqtt is not None:
             self.events.listeners.append(self.mqtt.handle)
         self.demo_camera = None
@@ -101,6 +105,8 @@ class Service:
         await self.db.run(reconcile, self.db, self.manager.recording_path)
         self.loop.start()
         self.manager.start()
+        if self.restream is not None:
+            self.loop.call(self.restream.start)
         if self.demo:
             await asyncio.to_thread(self._start_demo_camera)
         for stream, source in await self.db.run(self._streams_to_start):
@@ -166,9 +172,11 @@ class Service:
             await asyncio.wait_for(self.manager.close(), timeout=4.0)
         except TimeoutError:
             log.warning("streams did not stop within 4 s; exiting anyway")
-        if self.demo_camera is not None:
+        stoppers = [s.stop for s in (self.restream,) if s is not None]
+        stoppers += [c.detach for c in (self.demo_camera,) if c is not None]
+        for stop in stoppers:
             with contextlib.suppress(Exception):
-                self.loop.call(self.demo_camera.detach, timeout=1.0)
+                self.loop.call(stop, timeout=1.0)
         if self.mqtt is not None:
             self.mqtt.stop()
         self.loop.stop(timeout=1.0)
@@ -181,10 +189,12 @@ class Service:
         from streamwarden.api.app import create_app
 
         api = self.config.api
-        problem = api.exposure_problem()
+        problem = api.exposure_problem() or self.config.restream.exposure_problem()
         if problem:
             raise PermissionError(problem)
         check_listen(api.host, api.port)
+        if self.restream is not None:
+            check_listen(self.config.restream.host, self.config.restream.port)
         server = _Server(
             uvicorn.Config(
                 create_app(self),

@@ -108,6 +108,12 @@ class RunningService:
         if config.app.database == "streamwarden.db":  # keep tests out of the working tree
             updates["app"] = config.app.model_copy(
                 update={"database": str(workdir / "streamwarden.db")})
+        if config.restream.listen == "127.0.0.1:8554":  # one port per test service
+            self.rtsp_port = free_port()
+            updates["restream"] = config.restream.model_copy(
+                update={"listen": f"127.0.0.1:{self.rtsp_port}"})
+        else:
+            self.rtsp_port = config.restream.port
         if config.recording.base_path == "recordings":
             updates["recording"] = config.recording.model_copy(
                 update={"base_path": str(workdir / "recordings")})

@@ -139,6 +139,7 @@ class StreamConfig(_Section):
     uri: StreamUri
     enable_inference: bool = False
     enable_recording: bool = False
+    restream: bool = True
     timeout: Duration | None = None
     retry_timeout: Duration | None = None
     restart_timeout: Duration | None = None
@@ -155,6 +156,35 @@ class StreamConfig(_Section):
             if getattr(self, name, None) is not None
         }
         return SourceSettings.model_validate({**defaults.model_dump(), **overrides})
+
+
+class RestreamSection(_Section):
+    enabled: bool = True
+    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8554"
+    user: str | None = None
+    password: str | None = None
+    allow_unauthenticated: bool = False
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+    @model_validator(mode="after")
+    def _credentials_pair(self) -> RestreamSection:
+        if bool(self.user) != bool(self.password):
+            raise ValueError("user and password go together: set both or neither")
+        return self
+
+    def exposure_problem(self) -> str | None:
+        if (not self.enabled or self.host in LOOPBACK_HOSTS or self.user
+                or self.allow_unauthenticated):
+            return None
+        return (f"refusing to re-serve cameras on {self.listen} without credentials: set "
+                "[restream] user and password, or [restream] allow_unauthenticated = true")
 
 
 class MqttSection(_Section):
@@ -174,6 +204,7 @@ class Config(_Section):
     inference: InferenceSection = InferenceSection()
     stream_defaults: SourceSettings = SourceSettings()
     streams: list[StreamConfig] = []
+    restream: RestreamSection = RestreamSection()
     mqtt: MqttSection | None = None
 
     @model_validator(mode="after")

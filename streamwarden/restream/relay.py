@@ -1,0 +1,122 @@
+"""The restream consumer: one tap on a camera's tees feeding every RTSP reader's media.
+
+GstRtspServer serves each mount from one shared media pipeline whose `appsrc`s this relay
+feeds, so ten readers cost the camera one connection and the service one copy of each frame.
+The relay is attached only while some reader is connected. Each media ("target") starts at
+the next keyframe; timestamps are rebased onto the media pipeline's own running time, and
+re-anchored when the camera reconnects, so readers stay connected through outages and
+resume when frames flow again. Pushing never blocks: a reader that stalls is the RTSP
+server's business (its per-client backlog), not the camera's or the recorder's.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from streamwarden.consumers.base import Consumer, leaky_queue
+from streamwarden.gst.init import Gst
+
+_COPY = (Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS | Gst.BufferCopyFlags.META
+         | Gst.BufferCopyFlags.MEMORY)
+
+
+@dataclass(eq=False)
+class RelayTarget:
+    """One media pipeline of the RTSP server (shared by all readers of a mount)."""
+
+    video: Gst.Element
+    audio: Gst.Element | None
+    in_base: int | None = None
+    out_base: int = 0
+    pushed: int = 0
+
+    def _running_time(self) -> int | None:
+        clock = self.video.get_clock()
+        if clock is None:
+            return None
+        return max(0, clock.get_time() - self.video.get_base_time())
+
+    def offer(self, kind: str, buffer: Gst.Buffer) -> None:
+        if buffer.pts == Gst.CLOCK_TIME_NONE:
+            return
+        if self.in_base is None:
+            if kind != "video" or buffer.has_flags(Gst.BufferFlags.DELTA_UNIT):
+                return  # readers start at a keyframe
+            now = self._running_time()
+            if now is None:
+                return  # the media is not playing yet
+            self.in_base, self.out_base = buffer.pts, now
+        src = self.video if kind == "video" else self.audio
+        if src is None or buffer.pts < self.in_base:
+            return
+        copy = buffer.copy_region(_COPY, 0, buffer.get_size())
+        copy.pts = buffer.pts - self.in_base + self.out_base
+        if buffer.dts != Gst.CLOCK_TIME_NONE:
+            copy.dts = max(0, buffer.dts - self.in_base + self.out_base)
+        src.emit("push-buffer", copy)
+        self.pushed += 1
+
+    def reanchor(self) -> None:
+        self.in_base = None
+
+
+class RelayConsumer(Consumer):
+    kind = "restream"
+    wants_audio = True
+
+    def __init__(self, stream_id: str):
+        super().__init__("restream")
+        self.stream_id = stream_id
+        self._lock = threading.Lock()
+        self.targets: list[RelayTarget] = []
+
+    def build(self) -> Gst.Bin:
+        bin_ = Gst.Bin.new(f"restream-{self.stream_id}")
+        for kind in ("video", "audio"):
+            queue = leaky_queue(None)
+            sink = Gst.ElementFactory.make("appsink")
+            for prop, value in (("sync", False), ("async", False), ("emit-signals", True),
+                                ("wait-on-eos", False)):
+                sink.set_property(prop, value)
+            sink.connect("new-sample", self._on_sample, kind)
+            sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM,
+                                                  self._on_event, kind)
+            bin_.add(queue)
+            bin_.add(sink)
+            queue.link(sink)
+            bin_.add_pad(Gst.GhostPad.new(kind, queue.get_static_pad("sink")))
+        self.bin = bin_
+        return bin_
+
+    def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, kind: str) -> Gst.PadProbeReturn:
+        if kind == "video" and info.get_event().type == Gst.EventType.STREAM_START:
+            with self._lock:  # the camera reconnected: timestamps start afresh
+                for target in self.targets:
+                    target.reanchor()
+        return Gst.PadProbeReturn.OK
+
+    def _on_sample(self, sink: Gst.Element, kind: str) -> Gst.FlowReturn:
+        sample = sink.emit("pull-sample")
+        if sample is not None:
+            buffer = sample.get_buffer()
+            with self._lock:
+                for target in self.targets:
+                    target.offer(kind, buffer)
+        return Gst.FlowReturn.OK
+
+    def add_target(self, target: RelayTarget) -> None:
+        with self._lock:
+            self.targets.append(target)
+
+    def remove_target(self, target: RelayTarget) -> int:
+        """Forget a media; returns how many remain (0: the relay can be detached)."""
+        with self._lock:
+            if target in self.targets:
+                self.targets.remove(target)
+            return len(self.targets)
+
+    def stats(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "medias": len(self.targets),
+                "pushed": sum(t.pushed for t in list(self.targets))}

@@ -1,0 +1,147 @@
+"""RTSP re-serving of every stream at `rtsp://<host>:<port>/<id>`, without re-encoding.
+
+One GstRtspServer; one shared media factory per stream. A media's pipeline is
+`appsrc ! parser ! payloader` per track, built from the camera's current caps, and fed by the
+stream's RelayConsumer, which is attached when the first reader's media is configured and
+detached when the last one goes. Optional basic-auth credentials protect every mount.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from streamwarden.gst.init import Gst, GstRtspServer
+from streamwarden.restream.relay import RelayConsumer, RelayTarget
+
+if TYPE_CHECKING:
+    from streamwarden.config.model import RestreamSection
+    from streamwarden.gst.loop import GstLoop
+    from streamwarden.manager import StreamManager
+
+log = logging.getLogger("streamwarden.restream")
+
+_VIDEO = {"video/x-h264": ("h264parse config-interval=-1", "rtph264pay"),
+          "video/x-h265": ("h265parse config-interval=-1", "rtph265pay")}
+_AUDIO = {"audio/mpeg": ("aacparse", "rtpmp4gpay"), "audio/x-opus": ("opusparse", "rtpopuspay"),
+          "audio/x-alaw": ("identity", "rtppcmapay"), "audio/x-mulaw": ("identity",
+                                                                         "rtppcmupay")}
+ROLE = "reader"
+
+
+class _StreamFactory(GstRtspServer.RTSPMediaFactory):
+    def __init__(self, server: RestreamServer, stream_id: str):
+        super().__init__()
+        self._server = server
+        self.stream_id = stream_id
+        self.set_shared(True)
+        self.connect("media-configure", self._on_media_configure)
+
+    def do_create_element(self, _url):
+        video, audio = self._server.caps_of(self.stream_id)
+        if video is None or video.get_structure(0).get_name() not in _VIDEO:
+            return None  # no picture yet (camera down): the reader gets 503 and retries
+        parser, pay = _VIDEO[video.get_structure(0).get_name()]
+        desc = (f'( appsrc name=v is-live=true format=time caps="{video.to_string()}" ! '
+                f"{parser} ! {pay} name=pay0 pt=96 ")
+        if audio is not None and audio.get_structure(0).get_name() in _AUDIO:
+            aparser, apay = _AUDIO[audio.get_structure(0).get_name()]
+            desc += (f'appsrc name=a is-live=true format=time caps="{audio.to_string()}" ! '
+                     f"{aparser} ! {apay} name=pay1 pt=97 ")
+        return Gst.parse_launch(desc + ")")
+
+    def _on_media_configure(self, _factory, media) -> None:
+        element = media.get_element()
+        target = RelayTarget(element.get_by_name("v"), element.get_by_name("a"))
+        self._server.attach(self.stream_id, target)
+        media.connect("unprepared", lambda *_: self._server.detach(self.stream_id, target))
+
+
+class RestreamServer:
+    def __init__(self, config: RestreamSection, manager: StreamManager, loop: GstLoop):
+        self.config = config
+        self.manager = manager
+        self.loop = loop
+        self._server = GstRtspServer.RTSPServer()
+        self._server.set_address(config.host)
+        self._server.set_service(str(config.port))
+        self._permissions: GstRtspServer.RTSPPermissions | None = None
+        if config.user and config.password:
+            auth = GstRtspServer.RTSPAuth()
+            token = GstRtspServer.RTSPToken()
+            token.set_string("media.factory.role", ROLE)
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(config.user, config.password),
+                           token)
+            self._server.set_auth(auth)
+            permissions = GstRtspServer.RTSPPermissions()
+            permissions.add_permission_for_role(ROLE, "media.factory.access", True)
+            permissions.add_permission_for_role(ROLE, "media.factory.construct", True)
+            self._permissions = permissions
+        self._source_id = 0
+
+    def start(self) -> None:
+        """On the GStreamer thread: listen (the RTSP server runs in its main context)."""
+        self._source_id = self._server.attach(None)
+        if not self._source_id:
+            raise OSError(f"cannot listen for RTSP on {self.config.listen}")
+        log.info("restream: rtsp://%s/<stream id>", self.config.listen)
+
+    def stop(self) -> None:
+        if self._source_id:
+            from streamwarden.gst.loop import GstLoop
+
+            GstLoop.source_remove(self._source_id)
+            self._source_id = 0
+        self._server.get_session_pool().filter(
+            lambda _pool, _session: GstRtspServer.RTSPFilterResult.REMOVE)
+
+    def mount(self, stream_id: str) -> None:
+        factory = _StreamFactory(self, stream_id)
+        if self._permissions is not None:
+            factory.set_permissions(self._permissions)
+        self._server.get_mount_points().add_factory(f"/{stream_id}", factory)
+
+    def unmount(self, stream_id: str) -> None:
+        self._server.get_mount_points().remove_factory(f"/{stream_id}")
+
+    # ---- called from the RTSP server's context ------------------------------------------
+
+    def caps_of(self, stream_id: str) -> tuple[Gst.Caps | None, Gst.Caps | None]:
+        def read() -> tuple[Gst.Caps | None, Gst.Caps | None]:
+            producer = self.manager.get(stream_id)
+            caps = []
+            for kind in ("video", "audio"):
+                tee = producer.tees.get(kind)
+                caps.append(tee.get_static_pad("sink").get_current_caps() if tee else None)
+            return caps[0], caps[1]
+
+        try:
+            return self.loop.call(read, timeout=5)
+        except Exception:  # unknown or removed stream
+            return None, None
+
+    def attach(self, stream_id: str, target: RelayTarget) -> None:
+        def add() -> None:
+            producer = self.manager.get(stream_id)
+            relay = producer.consumer("restream")
+            if not isinstance(relay, RelayConsumer):
+                relay = RelayConsumer(stream_id)
+                producer.attach(relay)
+            relay.add_target(target)
+
+        try:
+            self.loop.call(add, timeout=5)
+        except Exception as exc:
+            log.warning("restream %s: cannot attach: %s", stream_id, exc)
+
+    def detach(self, stream_id: str, target: RelayTarget) -> None:
+        def remove() -> None:
+            try:
+                producer = self.manager.get(stream_id)
+            except Exception:
+                return
+            relay = producer.consumer("restream")
+            if isinstance(relay, RelayConsumer) and relay.remove_target(target) == 0:
+                producer.detach("restream", eos=False)
+
+        self.loop.submit(remove)
