@@ -58,7 +58,21 @@ class AppSection(_Section):
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-class ApiSection(_Section):
+class _Listening(_Section):
+    """A section with a `listen = "HOST:PORT"` key."""
+
+    listen: Annotated[str, AfterValidator(_check_listen)]
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+
+class ApiSection(_Listening):
     listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8080"
     token: str | None = Field(default=None, min_length=16)
     allow_unauthenticated: bool = False
@@ -80,14 +94,6 @@ class ApiSection(_Section):
             return None
         return (f"refusing to listen on {self.listen} without a token: set [api] token (or "
                 "STREAMWARDEN_API_TOKEN), or [api] allow_unauthenticated = true")
-
-    @property
-    def host(self) -> str:
-        return parse_listen(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        return parse_listen(self.listen)[1]
 
 
 class RecordingSection(_Section):
@@ -158,20 +164,12 @@ class StreamConfig(_Section):
         return SourceSettings.model_validate({**defaults.model_dump(), **overrides})
 
 
-class RestreamSection(_Section):
+class RestreamSection(_Listening):
     enabled: bool = True
     listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8554"
     user: str | None = None
     password: str | None = None
     allow_unauthenticated: bool = False
-
-    @property
-    def host(self) -> str:
-        return parse_listen(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        return parse_listen(self.listen)[1]
 
     @model_validator(mode="after")
     def _credentials_pair(self) -> RestreamSection:

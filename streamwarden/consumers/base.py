@@ -28,6 +28,30 @@ def leaky_queue(name: str) -> Gst.Element:
     return queue
 
 
+def appsink_tap(name: str, on_sample, on_event) -> Gst.Bin:
+    """A consumer bin with, per media kind, a leaky queue into an appsink.
+
+    `on_sample(sink, kind)` runs for each frame and `on_event(pad, info, kind)` for each
+    downstream event, both on the queue's streaming thread; the bin has `video` and `audio`
+    sink ghost pads. Used by consumers that handle encoded frames in Python (recorder, relay).
+    """
+    bin_ = Gst.Bin.new(name)
+    for kind in ("video", "audio"):
+        queue = leaky_queue(None)
+        sink = Gst.ElementFactory.make("appsink")
+        for prop, value in (("sync", False), ("async", False), ("emit-signals", True),
+                            ("wait-on-eos", False)):
+            sink.set_property(prop, value)
+        sink.connect("new-sample", on_sample, kind)
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, on_event,
+                                              kind)
+        bin_.add(queue)
+        bin_.add(sink)
+        queue.link(sink)
+        bin_.add_pad(Gst.GhostPad.new(kind, queue.get_static_pad("sink")))
+    return bin_
+
+
 class Consumer(ABC):
     """A branch after the producer's tee. Build once, attach once, detach once."""
 

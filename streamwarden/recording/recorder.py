@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamwarden.consumers.base import Consumer, leaky_queue
+from streamwarden.consumers.base import Consumer, appsink_tap
 from streamwarden.gst.init import GLib, Gst
 from streamwarden.gst.reaper import Reaper
 from streamwarden.recording.ring import PrerollRing
@@ -110,22 +110,8 @@ class Recorder(Consumer):
     # ---- GStreamer side --------------------------------------------------------------------
 
     def build(self) -> Gst.Bin:
-        bin_ = Gst.Bin.new(f"recorder-{self.stream_id}")
-        for kind in ("video", "audio"):
-            queue = leaky_queue(None)
-            sink = Gst.ElementFactory.make("appsink", f"rec-{kind}")
-            for prop, value in (("sync", False), ("async", False), ("emit-signals", True),
-                                ("wait-on-eos", False)):
-                sink.set_property(prop, value)
-            sink.connect("new-sample", self._on_sample, kind)
-            sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM,
-                                                  self._on_event, kind)
-            bin_.add(queue)
-            bin_.add(sink)
-            queue.link(sink)
-            bin_.add_pad(Gst.GhostPad.new(kind, queue.get_static_pad("sink")))
-        self.bin = bin_
-        return bin_
+        self.bin = appsink_tap(f"recorder-{self.stream_id}", self._on_sample, self._on_event)
+        return self.bin
 
     def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, kind: str) -> Gst.PadProbeReturn:
         event_type = info.get_event().type

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from streamwarden.consumers.base import Consumer, leaky_queue
+from streamwarden.consumers.base import Consumer, appsink_tap
 from streamwarden.gst.init import Gst
 
 _COPY = (Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS | Gst.BufferCopyFlags.META
@@ -73,22 +73,8 @@ class RelayConsumer(Consumer):
         self.targets: list[RelayTarget] = []
 
     def build(self) -> Gst.Bin:
-        bin_ = Gst.Bin.new(f"restream-{self.stream_id}")
-        for kind in ("video", "audio"):
-            queue = leaky_queue(None)
-            sink = Gst.ElementFactory.make("appsink")
-            for prop, value in (("sync", False), ("async", False), ("emit-signals", True),
-                                ("wait-on-eos", False)):
-                sink.set_property(prop, value)
-            sink.connect("new-sample", self._on_sample, kind)
-            sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM,
-                                                  self._on_event, kind)
-            bin_.add(queue)
-            bin_.add(sink)
-            queue.link(sink)
-            bin_.add_pad(Gst.GhostPad.new(kind, queue.get_static_pad("sink")))
-        self.bin = bin_
-        return bin_
+        self.bin = appsink_tap(f"restream-{self.stream_id}", self._on_sample, self._on_event)
+        return self.bin
 
     def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, kind: str) -> Gst.PadProbeReturn:
         if kind == "video" and info.get_event().type == Gst.EventType.STREAM_START:
