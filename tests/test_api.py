@@ -148,3 +148,36 @@ def test_add_remove_fifty_times_releases_threads_and_memory(api, camera_factory)
     grown_kib = _rss_kib() - rss
     assert grown_kib < 20 * 1024, f"RSS grew by {grown_kib} KiB over 50 add/remove cycles"
     assert threading.active_count() <= py_threads
+
+
+def test_snapshot_is_a_real_picture(api, camera_factory):
+    import subprocess
+
+    camera = camera_factory(["/cam"])
+    client = api.client()
+    assert client.post("/streams", json={"id": "snap", "uri": camera.url()}).status_code == 201
+    response = wait_for(lambda: (r := client.get("/streams/snap/snapshot.jpg")).status_code
+                        == 200 and r, 15, message="snapshot")
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.content[:2] == b"\xff\xd8"  # JPEG start of image
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=width,height",
+                            "-of", "csv=p=0", "-"], input=response.content,
+                           capture_output=True, timeout=30)
+    assert probe.stdout.decode().strip() == "640,360"
+    small = client.get("/streams/snap/snapshot.jpg", params={"width": 160})
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=width",
+                            "-of", "csv=p=0", "-"], input=small.content,
+                           capture_output=True, timeout=30)
+    assert probe.stdout.decode().strip() == "160"
+    # a picture with content: many distinct byte values, not a flat frame
+    assert len(set(response.content[1000:5000])) > 100
+    assert client.get("/streams/nope/snapshot.jpg").status_code == 404
+    assert client.get("/streams/snap/snapshot.jpg", params={"width": 5}).status_code == 422
+
+
+def test_snapshot_without_picture_is_503(api):
+    client = api.client()
+    body = {"id": "dark", "uri": f"rtsp://127.0.0.1:{free_port()}/x"}
+    assert client.post("/streams", json=body).status_code == 201
+    response = client.get("/streams/dark/snapshot.jpg")
+    assert response.status_code == 503 and response.json()["error"] == "no_picture"

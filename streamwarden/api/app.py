@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Query, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
@@ -39,6 +39,8 @@ from streamwarden.config.model import StreamConfig
 from streamwarden.ids import redact_uri
 from streamwarden.ingest.producer import Producer
 from streamwarden.manager import StreamExistsError, StreamNotFoundError
+from streamwarden.pixels.snapshot import SnapshotCache, SnapshotError
+from streamwarden.recording.recorder import Recorder
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
@@ -151,6 +153,27 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
         await service.db.run(service.db.delete_stream, stream_id)
         return Response(status_code=204)
+
+    snapshots = SnapshotCache()
+
+    @app.get("/streams/{stream_id}/snapshot.jpg", tags=["streams"], response_class=Response,
+             responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG"},
+                        503: {"model": ErrorBody, "description": "No picture yet"},
+                        **_ERRORS})
+    async def snapshot(stream_id: StreamIdPath,
+                       width: Annotated[int | None, Query(ge=32, le=3840)] = None) -> Response:
+        """The newest keyframe as JPEG (at most one GOP old), decoded once per burst."""
+        try:
+            producer = manager.get(checked_id(stream_id))
+        except StreamNotFoundError:
+            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        recorder = producer.consumer("recorder")
+        keyframe = recorder.latest_keyframe() if isinstance(recorder, Recorder) else None
+        try:
+            jpeg = await asyncio.to_thread(snapshots.get, stream_id, keyframe, width)
+        except SnapshotError as exc:
+            raise ApiError(503, "no_picture", f"no picture of {stream_id!r} yet: {exc}") from None
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     registry = make_registry(service)
     ws.install(app, service)

@@ -148,6 +148,12 @@ class Recorder(Consumer):
             session.push(entry)
         return Gst.FlowReturn.OK
 
+    def latest_keyframe(self) -> tuple[Gst.Buffer, Gst.Caps] | None:
+        """The newest keyframe in the pre-event buffer (any thread), for snapshots."""
+        with self._lock:
+            entry = self.ring.latest_keyframe()
+        return (entry.buffer, entry.caps) if entry is not None else None
+
     # ---- control (GStreamer thread) --------------------------------------------------------
 
     @property

@@ -79,6 +79,9 @@ class PrerollRing:
             return None
         return best.seq - self.entries[0].seq
 
+    def latest_keyframe(self) -> Entry | None:
+        return self._keys[-1] if self._keys else None
+
     def from_index(self, index: int) -> list[Entry]:
         return list(self.entries)[index:]
 
