@@ -11,6 +11,7 @@ APT_PACKAGES=(
   gir1.2-gst-plugins-base-1.0 python3-venv python3-pip iproute2
   # test peers: ffmpeg (independent RTSP/SRT client and publisher), nginx-rtmp (RTMP server)
   ffmpeg libnginx-mod-rtmp gstreamer1.0-plugins-base-apps mosquitto openssl
+  chromium chromium-driver  # the dashboard test drives a real headless browser
 )
 
 missing=()

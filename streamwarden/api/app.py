@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Query, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from streamwarden.api import ws
@@ -27,6 +29,7 @@ from streamwarden.api.metrics import CONTENT_TYPE, make_registry, render
 from streamwarden.api.params import StreamIdPath, checked_id
 from streamwarden.api.recordings import create_router
 from streamwarden.api.schemas import (
+    AuthStatus,
     ErrorBody,
     HealthEntry,
     StreamCreated,
@@ -41,6 +44,8 @@ from streamwarden.ingest.producer import Producer
 from streamwarden.manager import StreamExistsError, StreamNotFoundError
 from streamwarden.pixels.snapshot import SnapshotCache, SnapshotError
 from streamwarden.recording.recorder import Recorder
+
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web" / "static"
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
@@ -175,6 +180,13 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(503, "no_picture", f"no picture of {stream_id!r} yet: {exc}") from None
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
+    app.mount("/static", StaticFiles(directory=WEB_ROOT), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        """The web dashboard (a static page; its data comes from the API with the token)."""
+        return FileResponse(WEB_ROOT / "index.html")
+
     registry = make_registry(service)
     ws.install(app, service)
 
@@ -185,6 +197,11 @@ def create_app(service: Service) -> FastAPI:
         """Per-stream frames, bytes, fps, bitrate, retries, state, recording; process CPU/RSS."""
         body = await asyncio.to_thread(render, registry)
         return PlainTextResponse(body, media_type=CONTENT_TYPE)
+
+    @app.get("/auth/status", response_model=AuthStatus, tags=["auth"])
+    async def auth_status() -> AuthStatus:
+        """Whether the API wants a token (open to all, so a UI can ask before it fails)."""
+        return AuthStatus(token_required=bool(api_config.token))
 
     @app.post("/auth/url-token", response_model=UrlToken, tags=["auth"],
               responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}})

@@ -120,3 +120,7 @@ class UrlToken(BaseModel):
     token: str
     url: str
     expires_in: float
+
+
+class AuthStatus(BaseModel):
+    token_required: bool

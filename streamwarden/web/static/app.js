@@ -1,0 +1,202 @@
+// streamwarden dashboard: plain JS over the REST API and the /ws event stream, no build step.
+"use strict";
+
+const state = { token: localStorage.getItem("streamwarden-token") || "", streams: new Map(),
+  urlTokens: new Map(), recStream: null };
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers,
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  if (response.status === 401) {
+    $("#login").hidden = false;
+    throw new Error("the API needs a token");
+  }
+  const payload = response.status === 204 ? null : await response.json();
+  if (!response.ok) throw new Error(`${payload.error}: ${payload.detail}`);
+  return payload;
+}
+
+// <img>, <video> and WebSocket URLs cannot carry a header: ask for a signed URL token.
+async function signed(path) {
+  if (!state.token) return path;
+  const cached = state.urlTokens.get(path);
+  if (cached && cached.until > Date.now()) return cached.url;
+  const issued = await api("POST", "/auth/url-token", { path, ttl: 300 });
+  state.urlTokens.set(path, { url: issued.url, until: Date.now() + 240000 });
+  return issued.url;
+}
+
+function withQuery(url, query) {
+  return url + (url.includes("?") ? "&" : "?") + query;
+}
+
+function renderCard(stream) {
+  let card = document.getElementById(`card-${stream.id}`);
+  if (!card) {
+    card = $("#card").content.firstElementChild.cloneNode(true);
+    card.id = `card-${stream.id}`;
+    card.dataset.id = stream.id;
+    $(".name", card).textContent = stream.id;
+    $(".toggle-rec", card).onclick = () => toggleRecording(stream.id);
+    $(".show-rec", card).onclick = () => showRecordings(stream.id);
+    $(".remove", card).onclick = () => removeStream(stream.id);
+    $("#grid").append(card);
+  }
+  const health = stream.health || stream;
+  const badge = $(".state", card);
+  badge.textContent = health.state;
+  badge.className = `badge state state-${health.state}`;
+  $(".stats", card).textContent = `${health.fps.toFixed(1)} fps · ` +
+    `${Math.round(health.bitrate_kbps)} kbit/s · ${health.retry_count} retries`;
+  $(".last-error", card).textContent = health.is_healthy ? "" : (health.last_error || "");
+  const recording = health.recording;
+  $(".rec-badge", card).hidden = !recording;
+  $(".toggle-rec", card).textContent = recording ? "Stop recording" : "Record";
+  card.dataset.recording = recording ? "1" : "0";
+}
+
+async function refreshSnapshots() {
+  for (const card of document.querySelectorAll(".card")) {
+    const path = `/streams/${card.dataset.id}/snapshot.jpg`;
+    try {
+      const url = withQuery(await signed(path), `width=640&t=${Date.now()}`);
+      const probe = new Image();
+      probe.onload = () => { $(".snap", card).src = probe.src; };
+      probe.src = url;  // a 503 (no picture yet) just keeps the previous frame
+    } catch (err) { /* the next round retries */ }
+  }
+}
+
+async function loadStreams() {
+  const streams = await api("GET", "/streams");
+  const ids = new Set(streams.map((s) => s.id));
+  for (const card of document.querySelectorAll(".card")) {
+    if (!ids.has(card.dataset.id)) card.remove();
+  }
+  streams.forEach(renderCard);
+}
+
+async function toggleRecording(id) {
+  const card = document.getElementById(`card-${id}`);
+  try {
+    const result = await api(card.dataset.recording === "1" ? "DELETE" : "POST",
+      `/streams/${id}/record`);
+    renderCard({ ...(await api("GET", `/streams/${id}`)).health, recording: result.recording,
+      id });
+    showError("");
+  } catch (err) { showError(err.message); }
+}
+
+async function removeStream(id) {
+  try { await api("DELETE", `/streams/${id}`); await loadStreams(); showError(""); }
+  catch (err) { showError(err.message); }
+}
+
+function fmtBytes(n) { return n == null ? "" : `${(n / 1e6).toFixed(1)} MB`; }
+
+async function showRecordings(id) {
+  state.recStream = id;
+  $("#recordings").hidden = false;
+  $("#rec-stream").textContent = id;
+  const rows = await api("GET", `/recordings?stream_id=${encodeURIComponent(id)}`);
+  const body = $("#rec-rows");
+  body.replaceChildren();
+  for (const row of rows.reverse()) {
+    const tr = document.createElement("tr");
+    tr.className = "rec-row";
+    for (const text of [row.start.replace("T", " ").slice(0, 19), row.duration == null ? "…" :
+      `${row.duration.toFixed(1)} s`, fmtBytes(row.bytes), row.reason, row.status]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    const play = document.createElement("button");
+    play.textContent = "Play";
+    play.className = "play";
+    play.onclick = async () => {
+      const player = $("#player");
+      player.src = await signed(row.url);
+      player.play().catch((err) => showError(`cannot play: ${err.message}`));
+    };
+    const td = document.createElement("td");
+    td.append(play);
+    tr.append(td);
+    body.append(tr);
+  }
+}
+
+async function downloadClip(event) {
+  event.preventDefault();
+  const form = event.target;
+  const start = `${form.start.value}Z`, end = `${form.end.value}Z`;
+  const path = `/streams/${state.recStream}/clip`;
+  try {
+    window.location = withQuery(await signed(path), `start=${encodeURIComponent(start)}` +
+      `&end=${encodeURIComponent(end)}`);
+  } catch (err) { showError(err.message); }
+}
+
+async function addStream(event) {
+  event.preventDefault();
+  const form = event.target;
+  try {
+    await api("POST", "/streams", { id: form.id.value, uri: form.uri.value,
+      enable_recording: form.record.checked });
+    form.reset();
+    showError("");
+    await loadStreams();
+  } catch (err) { showError(err.message); }
+}
+
+async function connectEvents() {
+  const base = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+  let socket;
+  try { socket = new WebSocket(base + await signed("/ws")); }
+  catch (err) { setTimeout(connectEvents, 3000); return; }
+  socket.onopen = () => { $("#conn").textContent = "live"; };
+  socket.onclose = () => { $("#conn").textContent = "reconnecting…"; setTimeout(connectEvents, 3000); };
+  socket.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.type === "snapshot" || event.type === "stats") event.streams.forEach(renderCard);
+    else if (["stream_added", "stream_removed", "state", "recording"].includes(event.type)) {
+      loadStreams().catch((err) => showError(err.message));
+    }
+  };
+}
+
+async function start() {
+  $("#add-form").onsubmit = addStream;
+  $("#clip-form").onsubmit = downloadClip;
+  $("#rec-close").onclick = () => { $("#recordings").hidden = true; };
+  $("#login-form").onsubmit = (event) => {
+    event.preventDefault();
+    state.token = event.target.token.value;
+    localStorage.setItem("streamwarden-token", state.token);
+    $("#login").hidden = true;
+    start();
+  };
+  try {
+    const auth = await (await fetch("/auth/status")).json();
+    if (auth.token_required && !state.token) {
+      $("#login").hidden = false;
+      return;
+    }
+    await loadStreams();
+    showError("");
+    connectEvents();
+    refreshSnapshots();
+    setInterval(refreshSnapshots, 2000);
+  } catch (err) { showError(err.message); }
+}
+
+start();

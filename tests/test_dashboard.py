@@ -1,0 +1,120 @@
+"""The dashboard in real headless Chromium (Debian's chromium + chromedriver, via Selenium)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from streamwarden.config.model import ApiSection, Config, StreamConfig
+from tests.conftest import state_of, wait_for
+
+CHROMIUM = shutil.which("chromium")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                reason="chromium/chromedriver not installed (scripts/setup.sh)")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+TOKEN = "dashboard-token-0123456789abcdef"
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic",
+                 "--autoplay-policy=no-user-gesture-required", "--window-size=1280,900",
+                 f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def console_errors(driver) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser")
+            if entry["level"] == "SEVERE"]
+
+
+def test_dashboard_end_to_end(browser, service_factory, camera_factory):
+    camera = camera_factory(["/a", "/b"])
+    svc = service_factory(Config(api=ApiSection(token=TOKEN), streams=[
+        StreamConfig(id="front", uri=camera.url("/a")),
+        StreamConfig(id="back", uri=camera.url("/b"), enable_recording=True)]))
+    client = svc.client()
+    client.headers["Authorization"] = f"Bearer {TOKEN}"
+    wait_for(lambda: all(state_of(client, s)["health"]["state"] == "streaming"
+                         for s in ("front", "back")), 20, message="streams up")
+
+    browser.get(svc.base_url + "/")
+    wait_for(lambda: browser.find_element("id", "login").is_displayed(), 10,
+             message="the page asks for the token")
+    browser.find_element("css selector", "#login-form input").send_keys(TOKEN)
+    browser.find_element("css selector", "#login-form button").click()
+    wait_for(lambda: len(browser.find_elements("css selector", ".card")) == 2, 10,
+             message="both streams listed")
+    wait_for(lambda: browser.execute_script(
+        "return document.querySelector('#conn').textContent") == "live", 10,
+        message="live over the WebSocket")
+
+    # a live picture: a decoded, non-blank snapshot in each card within 10 s
+    def pictures_shown() -> bool:
+        return browser.execute_script("""
+            return [...document.querySelectorAll('.card .snap')].every((img) => {
+              if (!img.complete || img.naturalWidth === 0) return false;
+              const c = document.createElement('canvas');
+              c.width = 64; c.height = 36;
+              const g = c.getContext('2d');
+              g.drawImage(img, 0, 0, 64, 36);
+              const d = g.getImageData(0, 0, 64, 36).data;
+              let min = 255, max = 0;
+              for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i]); max = Math.max(max, d[i]); }
+              return max - min > 40;
+            });""")
+    wait_for(pictures_shown, 10, interval=0.5, message="non-blank pictures")
+
+    # start and stop recording from the page; the API agrees
+    toggle = "#card-front .toggle-rec"
+    browser.find_element("css selector", toggle).click()
+    wait_for(lambda: state_of(client, "front")["recording"], 5, message="recording via UI")
+    wait_for(lambda: browser.find_element("css selector", toggle).text == "Stop recording", 5,
+             message="button shows the state")
+    time.sleep(2.5)
+    browser.find_element("css selector", toggle).click()
+    wait_for(lambda: not state_of(client, "front")["recording"], 5, message="stopped via UI")
+
+    # a recorded segment plays in <video>
+    wait_for(lambda: any(r["status"] == "complete" for r in
+                         client.get("/recordings", params={"stream_id": "front"}).json()), 10,
+             message="a finished segment")
+    browser.find_element("css selector", "#card-front .show-rec").click()
+    wait_for(lambda: browser.find_elements("css selector", ".rec-row .play"), 5,
+             message="recordings listed")
+    rows = browser.find_elements("css selector", ".rec-row")
+    complete = next(r for r in rows if "complete" in r.text)
+    complete.find_element("css selector", ".play").click()
+    wait_for(lambda: browser.execute_script(
+        "const v = document.querySelector('#player');"
+        "return v.readyState >= 2 && v.currentTime > 0.5 && v.videoWidth === 640;"), 10,
+        message="the segment plays")
+
+    # errors from the API are shown
+    form = browser.find_element("id", "add-form")
+    form.find_element("name", "id").send_keys("front")
+    form.find_element("name", "uri").send_keys("rtsp://127.0.0.1:9/x")
+    form.find_element("css selector", "button").click()
+    wait_for(lambda: "duplicate_id" in browser.find_element("id", "error").text, 5,
+             message="API error shown")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    errors = [e for e in console_errors(browser) if "/streams" not in e or "409" not in e]
+    assert errors == [], errors
