@@ -76,7 +76,9 @@ def test_dashboard_end_to_end(browser, service_factory, camera_factory):
               g.drawImage(img, 0, 0, 64, 36);
               const d = g.getImageData(0, 0, 64, 36).data;
               let min = 255, max = 0;
-              for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i]); max = Math.max(max, d[i]); }
+              for (let i = 0; i < d.length; i += 4) {
+                min = Math.min(min, d[i]); max = Math.max(max, d[i]);
+              }
               return max - min > 40;
             });""")
     wait_for(pictures_shown, 10, interval=0.5, message="non-blank pictures")
