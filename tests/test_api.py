@@ -175,9 +175,9 @@ def test_snapshot_is_a_real_picture(api, camera_factory):
     assert client.get("/streams/snap/snapshot.jpg", params={"width": 5}).status_code == 422
 
 
-def test_snapshot_without_picture_is_503(api):
+def test_snapshot_without_picture_is_404_no_picture(api):
     client = api.client()
     body = {"id": "dark", "uri": f"rtsp://127.0.0.1:{free_port()}/x"}
     assert client.post("/streams", json=body).status_code == 201
     response = client.get("/streams/dark/snapshot.jpg")
-    assert response.status_code == 503 and response.json()["error"] == "no_picture"
+    assert response.status_code == 404 and response.json()["error"] == "no_picture"

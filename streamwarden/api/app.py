@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from streamwarden.service import Service
 
 _ERRORS = {
-    404: {"model": ErrorBody, "description": "No stream with this id"},
+    404: {"model": ErrorBody, "description": "No such stream (or, for a snapshot, no picture)"},
     422: {"model": ErrorBody, "description": "Malformed request, id or URI"},
 }
 
@@ -163,7 +163,6 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/streams/{stream_id}/snapshot.jpg", tags=["streams"], response_class=Response,
              responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG"},
-                        503: {"model": ErrorBody, "description": "No picture yet"},
                         **_ERRORS})
     async def snapshot(stream_id: StreamIdPath,
                        width: Annotated[int | None, Query(ge=32, le=3840)] = None) -> Response:
@@ -177,7 +176,7 @@ def create_app(service: Service) -> FastAPI:
         try:
             jpeg = await asyncio.to_thread(snapshots.get, stream_id, keyframe, width)
         except SnapshotError as exc:
-            raise ApiError(503, "no_picture", f"no picture of {stream_id!r} yet: {exc}") from None
+            raise ApiError(404, "no_picture", f"no picture of {stream_id!r} yet: {exc}") from None
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     app.mount("/static", StaticFiles(directory=WEB_ROOT), name="static")
