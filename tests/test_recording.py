@@ -56,6 +56,7 @@ def test_continuous_segments_hold_every_frame(camera_factory, service_factory, t
     for info in files[:-1]:
         assert abs(info.duration - 5.0) <= 1.0, f"{info.path}: {info.duration}s"
     sequences = [seq for info in files for seq in info.sequences]
+    assert sequences[0] == 0, "recording must begin with the camera's first frame"
     assert sequences == list(range(sequences[0], sequences[0] + len(sequences))), \
         "frames lost or duplicated across segments"
     assert decodes_cleanly(files[0].path)

@@ -57,6 +57,7 @@ class RecordRequest:
     requested_at: float  # monotonic
     pre_roll: float
     until: float | None  # monotonic stop time, None = until stopped
+    opened: bool = False  # a session has been opened for this request
 
 
 class SegmentListener:
@@ -209,7 +210,9 @@ class Recorder(Consumer):
         if request.until is not None and now >= request.until:
             self.stop()
         elif self._session is None and now >= self._retry_at:
-            self._open_session(request, replay=False)
+            # Not opened yet (no frames had arrived): start from the ring at the request time,
+            # so nothing since the request is lost. After a failed session: the next keyframe.
+            self._open_session(request, replay=not request.opened)
 
     def _session_settings(self, reason: str) -> SessionSettings:
         s = self.settings
@@ -255,6 +258,7 @@ class Recorder(Consumer):
                     session.push(entry)
             self._session = session
             self._rotate_from = None
+            request.opened = True
 
     def _first_keyframe_index(self, accept: Callable) -> int | None:
         for index, entry in enumerate(self.ring.entries):
