@@ -98,16 +98,16 @@ class RecordingSession:
     def _build(self) -> Gst.Pipeline:
         s = self.settings
         seg_ns = int(s.segment_duration * Gst.SECOND)
+        # No queue before splitmuxsink: it queues each input itself; another queue would only
+        # add a thread hop per frame.
         desc = (
             f"appsrc name=v format=time max-bytes={_APPSRC_MAX_BYTES} leaky-type=downstream "
-            f'caps="{self.video_caps.to_string()}" ! {_parser(self.video_caps)} ! '
-            "queue max-size-time=0 max-size-bytes=0 max-size-buffers=0 ! sm.video "
+            f'caps="{self.video_caps.to_string()}" ! {_parser(self.video_caps)} ! sm.video '
         )
         if self.audio_caps is not None:
             desc += (
                 f"appsrc name=a format=time max-bytes={_APPSRC_MAX_BYTES} leaky-type=downstream "
-                f'caps="{self.audio_caps.to_string()}" ! {_parser(self.audio_caps)} ! '
-                "queue max-size-time=0 max-size-bytes=0 max-size-buffers=0 ! sm.audio_0 "
+                f'caps="{self.audio_caps.to_string()}" ! {_parser(self.audio_caps)} ! sm.audio_0 '
             )
         desc += f'splitmuxsink name=sm max-size-time={seg_ns} muxer="{_muxer(s)}"'
         pipeline = Gst.parse_launch(desc)
