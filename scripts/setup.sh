@@ -38,3 +38,6 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# The built-in person detector ships inside a registry package (MediaPipe's wheel); extract it.
+.venv/bin/python -m streamwarden.inference.models >/dev/null

@@ -21,6 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+# Detector tests load ONNX Runtime into this process, which also runs GStreamer. Loaded after
+# numpy and GStreamer, ONNX Runtime aborts on a malformed model file (a native library clash);
+# loaded first it does not. The service never has this problem: ONNX Runtime only ever runs in
+# the inference worker process, which does not load GStreamer.
+import onnxruntime  # noqa: F401  (must come before numpy and gi)
 import pytest
 import uvicorn
 

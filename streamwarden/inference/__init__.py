@@ -1,0 +1,1 @@
+"""Object detection: a pixel consumer feeds shared memory, a worker process runs the model."""

@@ -1,0 +1,1 @@
+"""Detector implementations behind one interface (`base.Detector`), built in the worker."""

@@ -1,0 +1,74 @@
+"""Pick and build the detector the configuration asks for (in the worker process)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from streamwarden.inference.detectors.base import Detector, ModelError
+
+log = logging.getLogger("streamwarden.inference")
+
+BUILTIN_CONFIDENCE = 0.7  # BlazePose's detector scores faces of cats ~0.67; people ~0.8+
+
+
+@dataclass
+class DetectorSpec:
+    """The picklable subset of `[inference]` the worker needs to build its detector."""
+
+    backend: str = "cpu"
+    model_path: str | None = None
+    labels_path: str | None = None
+    layout: str = "auto"
+    input_size: int = 640
+    confidence: float | None = None
+    iou: float = 0.45
+    plugin: str | None = None
+    builtin_model: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_config(cls, section, builtin_model: Path) -> DetectorSpec:
+        return cls(section.backend, section.model_path, section.labels_path, section.layout,
+                   section.input_size, section.confidence, section.iou, section.plugin,
+                   str(builtin_model))
+
+
+def build_detector(spec: DetectorSpec) -> Detector:
+    if spec.plugin:
+        from streamwarden.inference.detectors.plugin import load_plugin
+
+        return load_plugin(spec.plugin)
+    if spec.model_path:
+        from streamwarden.inference.detectors.onnx import OnnxDetector
+
+        labels = Path(spec.labels_path) if spec.labels_path else None
+        return OnnxDetector(Path(spec.model_path), labels, input_size=spec.input_size,
+                            confidence=spec.confidence or 0.5, iou=spec.iou,
+                            layout=spec.layout, nvidia=spec.backend == "nvidia")
+    if spec.labels_path:
+        raise ModelError("labels_path is set but model_path is not: the built-in detector "
+                         "has its own labels")
+    return _builtin(spec)
+
+
+def _builtin(spec: DetectorSpec) -> Detector:
+    from streamwarden.inference.detectors.blazepose import BlazePersonDetector
+    from streamwarden.inference.detectors.hog import HogPersonDetector
+
+    confidence = spec.confidence or BUILTIN_CONFIDENCE
+    warning = None
+    if spec.backend == "nvidia":
+        warning = ("backend 'nvidia' without model_path: the built-in person detector runs on "
+                   "the CPU")
+    try:
+        detector: Detector = BlazePersonDetector(Path(spec.builtin_model or ""), confidence)
+    except ModelError as exc:
+        log.warning("built-in person detector unavailable (%s); using OpenCV HOG", exc)
+        detector = HogPersonDetector(spec.confidence or 0.5)
+        warning = f"{warning + '; ' if warning else ''}fell back to OpenCV HOG: {exc}"
+    detector.warning = warning
+    return detector

@@ -1,0 +1,213 @@
+"""User-supplied ONNX detectors on ONNX Runtime: YOLOv5, YOLOv8-style and SSD-style outputs.
+
+The layout is read from the model's outputs (or forced with `[inference] layout`):
+
+- `yolov5`: one output (N, K, 5 + C): cx, cy, w, h (input pixels), objectness, C class scores.
+- `yolov8`: one output (N, 4 + C, K) (or transposed): cx, cy, w, h, C class scores.
+- `ssd`: boxes (N, K, 4) normalised x0, y0, x1, y1 plus scores (N, K, C); or the TensorFlow
+  Object Detection API's post-processed set (`detection_boxes` y0, x0, y1, x1, `detection_scores`,
+  `detection_classes`, optional `num_detections`), which is already suppressed.
+
+Frames are letterboxed to the model's input size (or `input_size` for dynamic inputs),
+RGB, NCHW or NHWC as the input's shape says, float inputs scaled to 0-1. A model whose batch
+dimension is dynamic gets the whole batch in one call; a fixed batch of 1 is called per frame.
+Every mismatch (not ONNX, outputs that fit no layout, a labels file whose length does not match
+the class count) is a `ModelError` that names the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from streamwarden.inference.detection import Detection
+from streamwarden.inference.detectors.base import Detector, ModelError, letterbox, nms, unletterbox
+from streamwarden.inference.detectors.coco import COCO_LABELS
+
+LAYOUTS = ("auto", "yolov5", "yolov8", "ssd")
+NVIDIA_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def read_labels(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"labels file {path} cannot be read: {exc}") from None
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
+    if not labels:
+        raise ModelError(f"labels file {path} has no labels")
+    return labels
+
+
+class OnnxDetector(Detector):
+    def __init__(self, model_path: Path, labels_path: Path | None = None, *,
+                 input_size: int = 640, confidence: float = 0.5, iou: float = 0.45,
+                 layout: str = "auto", nvidia: bool = False):
+        import onnxruntime as ort
+
+        if not model_path.is_file():
+            raise ModelError(f"model file {model_path} does not exist")
+        providers = ["CPUExecutionProvider"]
+        if nvidia:
+            available = [p for p in NVIDIA_PROVIDERS if p in ort.get_available_providers()]
+            if available:
+                providers = [*available, "CPUExecutionProvider"]
+            else:
+                self.warning = ("backend 'nvidia': ONNX Runtime has no CUDA/TensorRT execution "
+                                "provider here; running on the CPU")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # one worker shares the box with the streams
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(model_path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises several private types for bad files
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc)
+            raise ModelError(f"{model_path} is not an ONNX model ONNX Runtime can load: "
+                             f"{first}") from None
+        self.name = model_path.stem
+        self.runtime = "onnxruntime " + ",".join(self._session.get_providers())
+        self.confidence, self.iou = confidence, iou
+        self._input = self._session.get_inputs()[0]
+        self._parse_input(model_path, input_size)
+        self._outputs = self._session.get_outputs()
+        self.layout, classes = self._parse_outputs(model_path, layout)
+        if labels_path is not None:
+            self.labels = read_labels(labels_path)
+            if classes is not None and len(self.labels) != classes:
+                raise ModelError(f"labels file {labels_path} has {len(self.labels)} labels but "
+                                 f"model {model_path} predicts {classes} classes")
+        elif classes == len(COCO_LABELS) or classes is None:
+            self.labels = list(COCO_LABELS)
+        else:
+            self.labels = [f"class_{i}" for i in range(classes)]
+
+    # ---- model inspection ------------------------------------------------------------------
+
+    def _parse_input(self, model_path: Path, input_size: int) -> None:
+        shape = list(self._input.shape)
+        if len(shape) != 4:
+            raise ModelError(f"{model_path}: expected one image input of rank 4, got {shape}")
+        self._nchw = shape[1] == 3 or (shape[3] != 3)
+        h, w = (shape[2], shape[3]) if self._nchw else (shape[1], shape[2])
+        self._height = h if isinstance(h, int) and h > 0 else input_size
+        self._width = w if isinstance(w, int) and w > 0 else input_size
+        self._batch_dynamic = not (isinstance(shape[0], int) and shape[0] > 0)
+        self._float = "float" in self._input.type
+
+    def _parse_outputs(self, model_path: Path, layout: str) -> tuple[str, int | None]:
+        shapes = {o.name: list(o.shape) for o in self._outputs}
+        names = {n.lower(): n for n in shapes}
+        if layout in ("auto", "ssd") and "detection_boxes" in names:
+            self._ssd = {k: names.get(k) for k in ("detection_boxes", "detection_scores",
+                                                    "detection_classes", "num_detections")}
+            if not self._ssd["detection_scores"] or not self._ssd["detection_classes"]:
+                raise ModelError(f"{model_path}: detection_boxes without detection_scores and "
+                                 "detection_classes")
+            return "ssd-postprocessed", None
+        if len(shapes) == 1 and layout in ("auto", "yolov5", "yolov8"):
+            shape = next(iter(shapes.values()))
+            if len(shape) == 3:
+                a, b = shape[1], shape[2]
+                fixed_a, fixed_b = isinstance(a, int), isinstance(b, int)
+                if layout == "yolov5" or (layout == "auto" and fixed_b and (
+                        not fixed_a or a > b) and b >= 6):
+                    return "yolov5", int(b) - 5
+                if fixed_a and a >= 5:
+                    return "yolov8", int(a) - 4
+        if len(shapes) == 2 and layout in ("auto", "ssd"):
+            by_last = sorted(shapes.items(), key=lambda kv: kv[1][-1] == 4, reverse=True)
+            (box_name, box_shape), (score_name, score_shape) = by_last
+            if (len(box_shape) == 3 and box_shape[-1] == 4 and len(score_shape) == 3
+                    and isinstance(score_shape[-1], int)):
+                self._ssd = {"boxes": box_name, "scores": score_name}
+                return "ssd", int(score_shape[-1])
+        raise ModelError(f"{model_path}: outputs {shapes} fit no supported detector layout "
+                         "(YOLOv5 (N,K,5+C), YOLOv8 (N,4+C,K), SSD boxes (N,K,4) + scores "
+                         "(N,K,C), or TF detection_boxes/scores/classes)")
+
+    # ---- inference -------------------------------------------------------------------------
+
+    def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[float, int, int]]:
+        import cv2
+
+        image, scale, pad_x, pad_y = letterbox(frame, self._width, self._height)
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        tensor = rgb.astype(np.float32) / 255.0 if self._float else rgb
+        if self._nchw:
+            tensor = tensor.transpose(2, 0, 1)
+        return np.ascontiguousarray(tensor), (scale, pad_x, pad_y)
+
+    def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
+        prepared = [self._prepare(f) for f in frames]
+        if self._batch_dynamic and len(frames) > 1:
+            batches = [[p[0] for p in prepared]]
+        else:
+            batches = [[p[0]] for p in prepared]
+        outputs_per_frame: list[dict[str, np.ndarray]] = []
+        for batch in batches:
+            result = self._session.run(None, {self._input.name: np.stack(batch)})
+            named = {o.name: r for o, r in zip(self._outputs, result, strict=True)}
+            for i in range(len(batch)):
+                outputs_per_frame.append({k: v[i] for k, v in named.items()})
+        return [self._decode(out, frame.shape[1], frame.shape[0], geometry)
+                for out, frame, (_, geometry) in zip(outputs_per_frame, frames, prepared,
+                                                     strict=True)]
+
+    def _decode(self, out: dict[str, np.ndarray], w: int, h: int,
+                geometry: tuple[float, int, int]) -> list[Detection]:
+        if self.layout in ("yolov5", "yolov8"):
+            pred = next(iter(out.values())).astype(np.float32)
+            if self.layout == "yolov8":
+                pred = pred.T  # (K, 4 + C)
+                scores_all = pred[:, 4:]
+            else:
+                scores_all = pred[:, 5:] * pred[:, 4:5]
+            classes = scores_all.argmax(axis=1)
+            scores = scores_all[np.arange(len(classes)), classes]
+            keep = scores >= self.confidence
+            cx, cy, bw, bh = (pred[keep, i] for i in range(4))
+            boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+            boxes = unletterbox(boxes, *geometry, w, h)
+            return self._suppress(boxes, scores[keep], classes[keep])
+        if self.layout == "ssd":
+            boxes = out[self._ssd["boxes"]].astype(np.float32)
+            scores_all = out[self._ssd["scores"]].astype(np.float32)
+            classes = scores_all.argmax(axis=1)
+            scores = scores_all[np.arange(len(classes)), classes]
+            keep = scores >= self.confidence
+            boxes = self._from_input_fraction(boxes[keep], geometry, w, h)
+            return self._suppress(boxes, scores[keep], classes[keep])
+        # TF OD API: already suppressed, boxes y0, x0, y1, x1 normalised to the input
+        names = self._ssd
+        count = (int(np.ravel(out[names["num_detections"]])[0]) if names["num_detections"]
+                 else len(out[names["detection_scores"]]))
+        scores = out[names["detection_scores"]][:count].astype(np.float32)
+        classes = out[names["detection_classes"]][:count].astype(np.int64)
+        boxes = out[names["detection_boxes"]][:count][:, [1, 0, 3, 2]].astype(np.float32)
+        keep = scores >= self.confidence
+        boxes = self._from_input_fraction(boxes[keep], geometry, w, h)
+        return [self._make(b, s, c) for b, s, c in zip(boxes, scores[keep], classes[keep],
+                                                      strict=True)]
+
+    def _from_input_fraction(self, boxes: np.ndarray, geometry: tuple[float, int, int],
+                             w: int, h: int) -> np.ndarray:
+        scaled = boxes * np.array([self._width, self._height, self._width, self._height],
+                                  dtype=np.float32)
+        return unletterbox(scaled, *geometry, w, h)
+
+    def _suppress(self, boxes: np.ndarray, scores: np.ndarray,
+                  classes: np.ndarray) -> list[Detection]:
+        out: list[Detection] = []
+        for cls in np.unique(classes):
+            idx = np.nonzero(classes == cls)[0]
+            for i in nms(boxes[idx], scores[idx], self.iou):
+                j = idx[i]
+                out.append(self._make(boxes[j], scores[j], classes[j]))
+        out.sort(key=lambda d: -d.confidence)
+        return out
+
+    def _make(self, box: np.ndarray, score: float, cls: int) -> Detection:
+        cls = int(cls)
+        label = self.labels[cls] if 0 <= cls < len(self.labels) else f"class_{cls}"
+        return Detection(label, float(score), tuple(float(v) for v in box))  # type: ignore[arg-type]
