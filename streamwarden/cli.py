@@ -86,10 +86,15 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     setup_logging(config.app.log_format, config.app.log_level)
     for warning in config_warnings(config):
         log.warning(warning)
+    from streamwarden.inference.detectors.base import ModelError
+
     try:
         from streamwarden.service import Service
 
         Service(config, demo=demo).run()
+    except ModelError as exc:
+        log.error("inference model: %s", exc)
+        return 2
     except PermissionError as exc:
         log.error("%s", exc)
         return 2

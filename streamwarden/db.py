@@ -37,7 +37,37 @@ CREATE TABLE IF NOT EXISTS streams (
     config TEXT NOT NULL,   -- the StreamConfig as JSON, exactly as accepted by the API
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    start_ts REAL NOT NULL,     -- wall-clock time of the first detection
+    end_ts REAL NOT NULL,       -- of the last detection so far
+    confidence REAL NOT NULL,   -- the best one
+    box TEXT NOT NULL,          -- JSON [x0, y0, x1, y1] of the best detection, 0-1
+    detections INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    pts INTEGER,                -- stream PTS of the best detection's frame
+    snapshot BLOB               -- JPEG of that frame with the boxes drawn
+);
+CREATE INDEX IF NOT EXISTS events_stream_start ON events (stream_id, start_ts);
+CREATE INDEX IF NOT EXISTS events_start ON events (start_ts);
 """
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    stream_id: str
+    label: str
+    start_ts: float
+    end_ts: float
+    confidence: float
+    box: str
+    detections: int
+    model: str
+    pts: int | None
+    has_snapshot: bool
 
 
 @dataclass(frozen=True)
@@ -181,3 +211,44 @@ class Database:
         """(id, config JSON) of every stream added through the API, in id order."""
         return [(row["id"], row["config"]) for row in
                 self.conn.execute("SELECT id, config FROM streams ORDER BY id")]
+
+    # ---- detection events ------------------------------------------------------------------
+
+    def event_opened(self, stream_id: str, label: str, ts: float, confidence: float, box: str,
+                     model: str, pts: int | None, snapshot: bytes | None) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO events (stream_id, label, start_ts, end_ts, confidence, box, detections,"
+            " model, pts, snapshot) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            (stream_id, label, ts, ts, confidence, box, model, pts, snapshot))
+        return int(cur.lastrowid)
+
+    def event_extended(self, event_id: int, ts: float, count: int) -> None:
+        self.conn.execute("UPDATE events SET end_ts = MAX(end_ts, ?), detections = detections + ?"
+                          " WHERE id = ?", (ts, count, event_id))
+
+    def event_improved(self, event_id: int, confidence: float, box: str, pts: int | None,
+                       snapshot: bytes | None) -> None:
+        self.conn.execute("UPDATE events SET confidence = ?, box = ?, pts = ?, snapshot = ? "
+                          "WHERE id = ?", (confidence, box, pts, snapshot, event_id))
+
+    def events(self, stream_id: str | None = None, label: str | None = None,
+               since: float | None = None, until: float | None = None,
+               limit: int = 100) -> list[EventRow]:
+        """Events overlapping [since, until], newest first."""
+        sql = ("SELECT id, stream_id, label, start_ts, end_ts, confidence, box, detections, "
+               "model, pts, snapshot IS NOT NULL AS has_snapshot FROM events WHERE 1=1")
+        args: list[Any] = []
+        for clause, value in (("stream_id = ?", stream_id), ("label = ?", label),
+                              ("end_ts >= ?", since), ("start_ts <= ?", until)):
+            if value is not None:
+                sql += f" AND {clause}"
+                args.append(value)
+        sql += " ORDER BY start_ts DESC, id DESC LIMIT ?"
+        args.append(limit)
+        return [EventRow(**{**dict(row), "has_snapshot": bool(row["has_snapshot"])})
+                for row in self.conn.execute(sql, args)]
+
+    def event_snapshot(self, event_id: int) -> bytes | None:
+        row = self.conn.execute("SELECT snapshot FROM events WHERE id = ?",
+                                (event_id,)).fetchone()
+        return bytes(row["snapshot"]) if row is not None and row["snapshot"] else None

@@ -46,6 +46,7 @@ class StreamManager:
         self.segments = segments
         self.emit: Callable[[dict], None] = lambda event: None  # thread-safe event sink
         self.restream = None  # RestreamServer, set by the service when enabled
+        self.inference = None  # InferenceController, set by the service
         self.recording_path = Path(config.recording.base_path).resolve()
         self._producers: dict[str, Producer] = {}
         self._tick_source: int | None = None
@@ -105,6 +106,9 @@ class StreamManager:
     async def add(self, stream: StreamConfig, source: str = "config") -> Producer:
         if stream.id in self._producers:
             raise StreamExistsError(stream.id)
+        if stream.enable_inference and self.inference is not None:
+            # Loading a model takes seconds and may fail (ModelError): before anything changes.
+            await asyncio.to_thread(self.inference.ensure_started)
         return await self.loop.run(self._add_now, stream, source)
 
     def _add_now(self, stream: StreamConfig, source: str = "config") -> Producer:
@@ -124,7 +128,13 @@ class StreamManager:
             recorder = self._recorder_for(producer)
             if stream.enable_recording:
                 recorder.start("continuous")
+        if stream.enable_inference and self.inference is not None:
+            self.inference.attach(producer)
         return producer
+
+    def recorder_for(self, producer: Producer) -> Recorder:
+        """The stream's recorder (GStreamer thread); event recordings start through it."""
+        return self._recorder_for(producer)
 
     def _recorder_for(self, producer: Producer) -> Recorder:
         """The stream's recorder, attached on first need (always, with a pre-event buffer)."""
@@ -152,9 +162,19 @@ class StreamManager:
             await self.remove(stream_id)
             return await self.add(merged, producer.source)
 
+        if (merged.enable_inference and not producer.config.enable_inference
+                and self.inference is not None):
+            await asyncio.to_thread(self.inference.ensure_started)
+
         def in_place() -> Producer:
             was_recording = producer.config.enable_recording
+            was_inferring = producer.config.enable_inference
             producer.config = merged
+            if self.inference is not None and merged.enable_inference != was_inferring:
+                if merged.enable_inference:
+                    self.inference.attach(producer)
+                else:
+                    self.inference.detach(producer)
             if merged.enable_recording and not was_recording:
                 self._recorder_for(producer).start("continuous")
             elif was_recording and not merged.enable_recording:
@@ -199,6 +219,8 @@ class StreamManager:
         if self.restream is not None:
             self.restream.unmount(stream_id)
         producer.begin_close()
+        if self.inference is not None:
+            self.inference.forget(stream_id)
         return producer
 
     def attach(self, stream_id: str, consumer: Consumer) -> None:

@@ -24,6 +24,7 @@ from streamwarden.db import Database
 from streamwarden.events import EventHub
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
+from streamwarden.inference.controller import InferenceController
 from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
 from streamwarden.recording.index import RecordingIndex
@@ -93,6 +94,9 @@ class Service:
         self.restream = (RestreamServer(config.restream, self.manager, self.loop)
                          if config.restream.enabled else None)
         self.manager.restream = self.restream
+        self.inference = InferenceController(config, self.db, self.manager,
+                                             self.events.publish_threadsafe)
+        self.manager.inference = self.inference
         if self.mqtt is not None:
             self.events.listeners.append(self.mqtt.handle)
         self.demo_camera = None
@@ -177,6 +181,7 @@ class Service:
         for stop in stoppers:
             with contextlib.suppress(Exception):
                 self.loop.call(stop, timeout=1.0)
+        self.inference.close()
         if self.mqtt is not None:
             self.mqtt.stop()
         self.loop.stop(timeout=1.0)
@@ -195,6 +200,8 @@ class Service:
         check_listen(api.host, api.port)
         if self.restream is not None:
             check_listen(self.config.restream.host, self.config.restream.port)
+        if any(s.enable_inference for s in self.config.streams):
+            self.inference.ensure_started()  # a bad model stops start-up here, named
         server = _Server(
             uvicorn.Config(
                 create_app(self),

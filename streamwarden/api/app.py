@@ -25,6 +25,7 @@ from streamwarden.api.errors import (
     describe_errors,
     install_error_handlers,
 )
+from streamwarden.api.events import create_router as create_events_router
 from streamwarden.api.metrics import CONTENT_TYPE, make_registry, render
 from streamwarden.api.params import StreamIdPath, checked_id
 from streamwarden.api.recordings import create_router
@@ -40,6 +41,7 @@ from streamwarden.api.schemas import (
 )
 from streamwarden.config.model import StreamConfig
 from streamwarden.ids import redact_uri
+from streamwarden.inference.detectors.base import ModelError
 from streamwarden.ingest.producer import Producer
 from streamwarden.manager import StreamExistsError, StreamNotFoundError
 from streamwarden.pixels.snapshot import SnapshotCache, SnapshotError
@@ -72,6 +74,18 @@ def _view(producer: Producer) -> StreamView:
     )
 
 
+def _live_jpeg(frame, detections, width: int | None) -> bytes:
+    import cv2
+
+    from streamwarden.pixels.draw import draw_detections, encode_jpeg
+
+    picture = draw_detections(frame, detections)
+    if width is not None and width != picture.shape[1]:
+        height = max(1, round(picture.shape[0] * width / picture.shape[1]))
+        picture = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
+    return encode_jpeg(picture, 85)
+
+
 def create_app(service: Service) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -92,12 +106,16 @@ def create_app(service: Service) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=api_config.max_body_bytes)
     app.add_middleware(TokenAuth, token=api_config.token, public_paths=api_config.public_paths)
     app.include_router(create_router(service))
+    app.include_router(create_events_router(service))
     manager = service.manager
 
     @app.get("/health", response_model=list[HealthEntry], tags=["monitoring"])
     async def health() -> list[HealthEntry]:
         """One entry per stream: state, retries, last frame age, fps, bitrate."""
-        return [HealthEntry(**p.health()) for p in manager.all()]
+        inference = service.inference
+        return [HealthEntry(**p.health(),
+                            **inference.stream_health(p.id, p.config.enable_inference))
+                for p in manager.all()]
 
     @app.get("/streams", response_model=list[StreamView], tags=["streams"])
     async def list_streams() -> list[StreamView]:
@@ -120,6 +138,8 @@ def create_app(service: Service) -> FastAPI:
             await manager.add(stream, source="api")
         except StreamExistsError:
             raise ApiError(409, "duplicate_id", f"a stream with id {stream.id!r} exists") from None
+        except ModelError as exc:
+            raise ApiError(422, "inference_unavailable", str(exc)) from None
         await service.db.run(service.db.save_stream, stream.id, stream.model_dump_json())
         return StreamCreated(id=stream.id)
 
@@ -136,6 +156,8 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
         except ValidationError as exc:
             raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
+        except ModelError as exc:
+            raise ApiError(422, "inference_unavailable", str(exc)) from None
         if producer.source == "api":
             await service.db.run(service.db.save_stream, stream_id,
                                  producer.config.model_dump_json())
@@ -166,11 +188,16 @@ def create_app(service: Service) -> FastAPI:
                         **_ERRORS})
     async def snapshot(stream_id: StreamIdPath,
                        width: Annotated[int | None, Query(ge=32, le=3840)] = None) -> Response:
-        """The newest keyframe as JPEG (at most one GOP old), decoded once per burst."""
+        """The newest picture as JPEG: with inference on, the newest decoded frame with the
+        latest detections drawn; otherwise the newest keyframe, decoded once per burst."""
         try:
             producer = manager.get(checked_id(stream_id))
         except StreamNotFoundError:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        live = service.inference.latest_frame(producer.id)
+        if live is not None:  # the shared decoder runs: newest frame, boxes drawn
+            return Response(await asyncio.to_thread(_live_jpeg, *live, width),
+                            media_type="image/jpeg", headers={"Cache-Control": "no-store"})
         recorder = producer.consumer("recorder")
         keyframe = recorder.latest_keyframe() if isinstance(recorder, Recorder) else None
         try:

@@ -35,6 +35,40 @@ class HealthEntry(BaseModel):
     last_error: str | None
     recording: bool
     recording_error: Literal["disk_full", "write_error"] | None
+    inference_state: Literal["stopped", "starting", "running", "restarting", "failed"] | None = None
+    inference: dict[str, Any] | None = None
+
+
+class EventView(BaseModel):
+    id: int
+    stream_id: str
+    label: str
+    start: datetime
+    end: datetime
+    confidence: float
+    box: list[float]
+    detections: int
+    model: str
+    pts: int | None
+    snapshot_url: str | None
+
+
+class InferenceStatus(BaseModel):
+    state: str
+    backend: str
+    model: str | None
+    runtime: str | None
+    warning: str | None
+    warnings: list[str]
+    restarts: int
+    last_restart_reason: str | None
+    error: str | None
+    worker_pid: int | None
+    fps: float
+    batch_size: int
+    motion_gate: bool
+    record_on: list[str]
+    events_opened: int
 
 
 class StreamStatistics(BaseModel):

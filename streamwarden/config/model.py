@@ -108,10 +108,33 @@ class RecordingSection(_Section):
 
 
 class InferenceSection(_Section):
+    """Object detection for streams with `enable_inference`; runs in a worker process.
+
+    With no `model_path` the built-in person detector runs (MediaPipe's BlazePose detector on
+    LiteRT, or OpenCV's HOG where LiteRT is missing). `model_path` takes any ONNX detector
+    with YOLOv5/YOLOv8/SSD-style outputs; `plugin = "package.module:Class"` a Python detector.
+    """
+
     backend: Literal["cpu", "nvidia"] = "cpu"
-    config_path: str | None = None
+    config_path: str | None = None  # DeepStream nvinfer config (backend "nvidia")
+    model_path: str | None = None
+    labels_path: str | None = None
+    layout: Literal["auto", "yolov5", "yolov8", "ssd"] = "auto"
+    input_size: int = Field(default=640, ge=32, le=4096)  # for models with dynamic input size
+    confidence: float | None = Field(default=None, gt=0, le=1)  # None: the model's default
+    iou: float = Field(default=0.45, gt=0, le=1)
+    classes: list[str] | None = None  # keep only these labels
+    plugin: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     batch_size: int = Field(default=1, ge=1, le=64)
     fps: float = Field(default=5.0, gt=0, le=120)
+    frame_width: int = Field(default=640, ge=64, le=3840)  # pixels handed to the model
+    motion_gate: bool = False
+    record_on: list[str] = []
+    pre_roll: Duration | None = None  # None: the stream's buffer_duration
+    post_roll: Duration = 10.0
+    event_gap: Duration = 5.0  # detections of a label closer than this extend one event
+    worker_deadline: Duration = 10.0  # a model call (or start-up) longer than this: restart
+    worker_memory_limit: ByteSize = 2 * 1024**3
 
 
 _SOURCE_LIMITS = {"timeout": 3600.0, "restart_timeout": 3600.0, "retry_timeout": 30 * 86400.0,

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from streamwarden.demo.clip import ClipSpec, LoadedClip, load_clip
 from streamwarden.demo.stamp import stamp_access_unit
@@ -179,10 +180,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gop", type=int, default=25)
     parser.add_argument("--codec", choices=("h264", "h265"), default="h264")
     parser.add_argument("--audio", action="store_true")
+    parser.add_argument("--image", help="a still picture to show instead of the test pattern")
     args = parser.parse_args(argv)
     spec = ClipSpec(
         width=args.width, height=args.height, fps=args.fps, seconds=args.seconds,
         codec=args.codec, gop=args.gop, audio=args.audio,
+        image=str(Path(args.image).resolve()) if args.image else None,
     )
     paths = args.path or ["/stream"]
     camera = SyntheticCamera([CameraMount(p, spec) for p in paths], args.port, args.host)

@@ -32,6 +32,7 @@ class ClipSpec:
     audio: bool = False
     pattern: str = "ball"
     bitrate_kbps: int = 800
+    image: str | None = None  # a still picture (PNG/JPEG) instead of the test pattern
 
     def key(self) -> str:
         text = repr(self)
@@ -113,8 +114,14 @@ def ensure_clip(spec: ClipSpec, cache_dir: Path | None = None) -> tuple[Path, Pa
         if not video_path.exists():
             frames = spec.fps * spec.seconds
             tmp = video_path.with_suffix(".tmp")
+            if spec.image:
+                # A still photograph (e.g. a person, for detection tests), frozen into a clip.
+                source = (f'filesrc location="{spec.image}" ! decodebin ! videoconvert ! '
+                          f"videoscale ! imagefreeze num-buffers={frames} ! ")
+            else:
+                source = f"videotestsrc pattern={spec.pattern} num-buffers={frames} ! "
             _run_to_eos(
-                f"videotestsrc pattern={spec.pattern} num-buffers={frames} ! "
+                f"{source}"
                 f"video/x-raw,format=I420,width={spec.width},height={spec.height},"
                 f"framerate={spec.fps}/1 ! timeoverlay ! {_encoder_description(spec)} ! "
                 f"filesink location={tmp}"

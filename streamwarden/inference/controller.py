@@ -1,0 +1,148 @@
+"""Inference wired into the service: which streams decode, where results go, what health says.
+
+One controller per service. It owns the worker (`runner.InferenceRunner`) and the event log,
+and attaches a `PixelConsumer` to each stream with `enable_inference` (on the GStreamer
+thread, like every consumer). The worker starts on first need: at start-up when a configured
+stream asks for inference (so a bad model is a start-up error naming the file), otherwise when
+the API enables it (a bad model is then an API error and nothing else changes).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from streamwarden.config.model import Config
+from streamwarden.db import Database
+from streamwarden.gst.init import Gst
+from streamwarden.inference.detection import Detection
+from streamwarden.inference.detectors.factory import DetectorSpec
+from streamwarden.inference.event_log import EventLog
+from streamwarden.inference.models import BUILTIN_MODEL
+from streamwarden.inference.runner import FrameResult, InferenceRunner
+from streamwarden.pixels.decoder import PixelConsumer, slot_capacity
+
+if TYPE_CHECKING:
+    from streamwarden.ingest.producer import Producer
+    from streamwarden.manager import StreamManager
+
+log = logging.getLogger("streamwarden.inference")
+
+
+class InferenceController:
+    def __init__(self, config: Config, db: Database, manager: StreamManager, publish):
+        self.section = config.inference
+        self.manager = manager
+        section = self.section
+        self.warnings: list[str] = []
+        if section.backend == "nvidia" and section.config_path:
+            if Gst.ElementFactory.find("nvinfer") is None:
+                self.warnings.append(
+                    f"backend 'nvidia' with config_path {section.config_path}: DeepStream "
+                    "(nvinfer) is not installed; ONNX Runtime runs the model instead")
+            else:
+                self.warnings.append(
+                    "DeepStream's nvinfer is installed, but this build drives models through "
+                    "ONNX Runtime (CUDA/TensorRT providers); config_path is not used")
+        for warning in self.warnings:
+            log.warning("inference: %s", warning)
+        self.runner = InferenceRunner(
+            DetectorSpec.from_config(section, BUILTIN_MODEL), batch_size=section.batch_size,
+            deadline=section.worker_deadline, memory_limit=section.worker_memory_limit,
+            motion_gate=section.motion_gate, on_result=self._on_result)
+        self.events = EventLog(
+            db, model_name=lambda: self.runner.model.get("model") or "?",
+            event_gap=section.event_gap, classes=section.classes,
+            record_on=section.record_on, frame_lookup=self._frame, publish=publish,
+            record=self._record)
+
+    # ---- lifecycle (plain threads) ---------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        """Load the model in the worker (blocking); raises `ModelError` for a bad model."""
+        self.runner.ensure_started()
+
+    def close(self) -> None:
+        self.runner.close()
+
+    # ---- streams (GStreamer thread) --------------------------------------------------------
+
+    def attach(self, producer: Producer) -> None:
+        if isinstance(producer.consumer("pixels"), PixelConsumer):
+            return
+        width = self.section.frame_width
+        slot = self.runner.open_stream(producer.id, slot_capacity(width))
+        producer.attach(PixelConsumer(producer.id, self.section.fps, width, slot,
+                                      on_frame=self.runner.frame_written))
+
+    def detach(self, producer: Producer) -> None:
+        if producer.consumer("pixels") is not None:
+            producer.detach("pixels")
+        self.forget(producer.id)
+
+    def forget(self, stream_id: str) -> None:
+        self.runner.close_stream(stream_id)
+        self.events.forget(stream_id)
+
+    # ---- results (monitor thread) ----------------------------------------------------------
+
+    def _on_result(self, result: FrameResult) -> None:
+        self.events.handle(result)
+
+    def _record(self, stream_id: str) -> None:
+        """A `record_on` label was seen: start or extend the stream's event recording."""
+        section = self.section
+
+        def start() -> None:
+            try:
+                producer = self.manager.get(stream_id)
+            except Exception:
+                return  # removed meanwhile
+            pre_roll = (section.pre_roll if section.pre_roll is not None
+                        else producer.settings.buffer_duration)
+            self.manager.recorder_for(producer).start("event", pre_roll, None,
+                                                      section.post_roll)
+
+        self.manager.loop.submit(start)
+
+    def _frame(self, stream_id: str, seq: int) -> np.ndarray | None:
+        pixels = self._pixels(stream_id)
+        found = pixels.frame(seq) if pixels is not None else None
+        return found[1] if found is not None else None
+
+    def _pixels(self, stream_id: str) -> PixelConsumer | None:
+        try:
+            consumer = self.manager.get(stream_id).consumer("pixels")
+        except Exception:
+            return None
+        return consumer if isinstance(consumer, PixelConsumer) else None
+
+    # ---- reads (any thread) ----------------------------------------------------------------
+
+    def latest_frame(self, stream_id: str) -> tuple[np.ndarray, list[Detection]] | None:
+        """The newest decoded frame and the newest detections, for live snapshots."""
+        pixels = self._pixels(stream_id)
+        found = pixels.frame() if pixels is not None else None
+        if found is None:
+            return None
+        return found[1], self.events.latest(stream_id)
+
+    def stream_health(self, stream_id: str, enabled: bool) -> dict[str, Any]:
+        if not enabled:
+            return {"inference_state": None, "inference": None}
+        stats = self.runner.stream_stats(stream_id) or {}
+        pixels = self._pixels(stream_id)
+        if pixels is not None:
+            stats = {**stats, "decoded": pixels.frames_decoded,
+                     "keyframes_only": pixels.keyframes_only}
+        return {"inference_state": self.runner.state,
+                "inference": {**stats, "restarts": self.runner.restarts}}
+
+    def status(self) -> dict[str, Any]:
+        status = self.runner.status()
+        warnings = [*self.warnings, *([status["warning"]] if status.get("warning") else [])]
+        return {**status, "warnings": warnings, "fps": self.section.fps,
+                "batch_size": self.section.batch_size, "motion_gate": self.section.motion_gate,
+                "record_on": list(self.section.record_on), **self.events.stats()}

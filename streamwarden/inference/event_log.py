@@ -1,0 +1,148 @@
+"""From per-frame detections to what users look at: events, pictures, pushes, recordings.
+
+Runs on the inference monitor thread for every frame result. A detection of a label on a
+stream opens an *event*; further detections of that label within `event_gap` extend it (one
+row, its end time and count updated) instead of filling the database at the model's rate, as
+Frigate groups detections into events. The event keeps the picture (JPEG, boxes drawn) of its
+most confident detection. Every frame with detections is pushed on the WebSocket; a label in
+`record_on` starts, or extends, an event recording with pre- and post-roll.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streamwarden.db import Database
+from streamwarden.inference.detection import Detection
+from streamwarden.inference.runner import FrameResult
+from streamwarden.pixels.draw import draw_detections, encode_jpeg
+
+log = logging.getLogger("streamwarden.inference")
+
+PICTURE_EVERY_S = 2.0  # a better detection replaces the event's picture at most this often
+PICTURE_GAIN = 0.05  # ... and only if it is this much more confident
+
+
+@dataclass
+class _OpenEvent:
+    row: concurrent.futures.Future
+    last_ts: float
+    confidence: float
+    picture_at: float
+
+
+@dataclass
+class LatestDetections:
+    seq: int
+    wall: float
+    detections: list[Detection]
+
+
+class EventLog:
+    def __init__(self, db: Database, *, model_name: Callable[[], str], event_gap: float,
+                 classes: list[str] | None, record_on: list[str],
+                 frame_lookup: Callable[[str, int], np.ndarray | None],
+                 publish: Callable[[dict], None],
+                 record: Callable[[str], None]):
+        self.db = db
+        self.model_name = model_name
+        self.event_gap = event_gap
+        self.classes = set(classes) if classes else None
+        self.record_on = set(record_on)
+        self.frame_lookup = frame_lookup
+        self.publish = publish
+        self.record = record
+        self._open: dict[tuple[str, str], _OpenEvent] = {}
+        self._latest: dict[str, LatestDetections] = {}
+        self._lock = threading.Lock()
+        self.events_opened = 0
+
+    def handle(self, result: FrameResult) -> None:
+        detections = [d for d in result.detections
+                      if self.classes is None or d.label in self.classes]
+        if result.called:
+            with self._lock:
+                self._latest[result.stream_id] = LatestDetections(result.seq, result.wall,
+                                                                  detections)
+        if not detections:
+            return
+        model = self.model_name()
+        self.publish({"type": "detection", "stream_id": result.stream_id, "model": model,
+                      "time": result.wall, "pts": result.pts,
+                      "detections": [d.as_dict() for d in detections]})
+        by_label: dict[str, list[Detection]] = {}
+        for det in detections:
+            by_label.setdefault(det.label, []).append(det)
+        picture: bytes | None = None
+        frame_drawn = False
+        for label, group in by_label.items():
+            best = max(group, key=lambda d: d.confidence)
+            key = (result.stream_id, label)
+            event = self._open.get(key)
+            ts = result.wall
+            if event is None or ts - event.last_ts > self.event_gap:
+                if not frame_drawn:
+                    picture, frame_drawn = self._picture(result, detections), True
+                row = self.db.submit(self.db.event_opened, result.stream_id, label, ts,
+                                     best.confidence, json.dumps(list(best.box)), model,
+                                     result.pts, picture)
+                self._open[key] = _OpenEvent(row, ts, best.confidence, ts)
+                self.events_opened += 1
+                log.info("stream %s: %s detected (%.2f)", result.stream_id, label,
+                         best.confidence, extra={"stream_id": result.stream_id,
+                                                 "event": "detection", "label": label})
+            else:
+                event.last_ts = ts
+                self.db.submit(self._extend, event.row, ts, len(group))
+                if (best.confidence >= event.confidence + PICTURE_GAIN
+                        and ts - event.picture_at >= PICTURE_EVERY_S):
+                    if not frame_drawn:
+                        picture, frame_drawn = self._picture(result, detections), True
+                    event.confidence, event.picture_at = best.confidence, ts
+                    self.db.submit(self._improve, event.row, best, result.pts, picture)
+            if label in self.record_on:
+                self.record(result.stream_id)
+
+    def _extend(self, row: concurrent.futures.Future, ts: float, count: int) -> None:
+        self.db.event_extended(row.result(), ts, count)  # row ran earlier on this same thread
+
+    def _improve(self, row: concurrent.futures.Future, best: Detection, pts: int,
+                 picture: bytes | None) -> None:
+        self.db.event_improved(row.result(), best.confidence, json.dumps(list(best.box)), pts,
+                               picture)
+
+    def _picture(self, result: FrameResult, detections: list[Detection]) -> bytes | None:
+        frame = self.frame_lookup(result.stream_id, result.seq)
+        if frame is None:
+            return None
+        try:
+            return encode_jpeg(draw_detections(frame, detections))
+        except Exception:  # a picture is a nicety; the event is stored without it
+            log.exception("stream %s: event picture failed", result.stream_id)
+            return None
+
+    def latest(self, stream_id: str, max_age_s: float = 5.0) -> list[Detection]:
+        """The last model result's detections for a stream, if recent (for live snapshots)."""
+        with self._lock:
+            latest = self._latest.get(stream_id)
+        if latest is None or time.time() - latest.wall > max_age_s:
+            return []
+        return latest.detections
+
+    def forget(self, stream_id: str) -> None:
+        with self._lock:
+            self._latest.pop(stream_id, None)
+        for key in [k for k in list(self._open) if k[0] == stream_id]:
+            self._open.pop(key, None)
+
+    def stats(self) -> dict[str, Any]:
+        return {"events_opened": self.events_opened}

@@ -1,0 +1,158 @@
+"""The inference worker process: reads the newest frame of each stream, batches, runs the model.
+
+Started by `runner.InferenceRunner` as `python -m streamwarden.inference.worker`, with a
+connected socket for messages and the read end of a wake-up pipe. It never touches GStreamer,
+the database or the network: a runtime that segfaults, hangs or leaks here is killed and
+restarted by the service, and recording never notices.
+
+Messages in (dicts): `open` {stream, path, capacity, motion_gate}, `close` {stream}, `stop`.
+Messages out: `ready` {model, labels, runtime, warning} or `error` {message} once at start;
+then `result` per frame looked at, and `alive` about once a second while idle.
+
+Batching: each round takes the newest unseen frame of up to `batch_size` streams, those that
+waited longest first, and makes one model call for those that pass the motion gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import select
+import sys
+import time
+from multiprocessing.connection import Connection
+
+from streamwarden.inference.detectors.base import ModelError
+from streamwarden.inference.detectors.factory import DetectorSpec, build_detector
+from streamwarden.inference.motion import MotionGate
+from streamwarden.inference.shm import FrameSlot
+
+ALIVE_EVERY_S = 1.0
+
+
+class _Stream:
+    def __init__(self, slot: FrameSlot, motion_gate: bool):
+        self.slot = slot
+        self.gate = MotionGate() if motion_gate else None
+        self.seen_seq = slot.latest_seq()
+        self.waiting_since = time.monotonic()
+
+
+class Worker:
+    def __init__(self, conn: Connection, wake_fd: int, batch_size: int):
+        self.conn = conn
+        self.wake_fd = wake_fd
+        self.batch_size = batch_size
+        self.streams: dict[str, _Stream] = {}
+        self.running = True
+
+    def handle(self, message: dict) -> None:
+        op = message.get("op")
+        if op == "open":
+            old = self.streams.pop(message["stream"], None)
+            if old is not None:
+                old.slot.close()
+            slot = FrameSlot.attach(message["path"], message["capacity"])
+            self.streams[message["stream"]] = _Stream(slot, bool(message.get("motion_gate")))
+        elif op == "close":
+            stream = self.streams.pop(message["stream"], None)
+            if stream is not None:
+                stream.slot.close()
+        elif op == "stop":
+            self.running = False
+
+    def run(self, detector) -> None:
+        last_sent = time.monotonic()
+        while self.running:
+            ready = self._pending()
+            if not ready:
+                readable, _, _ = select.select([self.conn.fileno(), self.wake_fd], [], [], 0.2)
+                if self.wake_fd in readable:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self.wake_fd, 4096)
+                if self.conn.fileno() in readable and not self._drain_messages():
+                    return
+                if time.monotonic() - last_sent >= ALIVE_EVERY_S:
+                    self.conn.send({"op": "alive"})
+                    last_sent = time.monotonic()
+                continue
+            self._round(detector, ready)
+            last_sent = time.monotonic()
+            if not self._drain_messages():
+                return
+
+    def _drain_messages(self) -> bool:
+        try:
+            while self.conn.poll():
+                self.handle(self.conn.recv())
+        except (EOFError, OSError):
+            return False  # the service is gone
+        return self.running
+
+    def _pending(self) -> list[tuple[str, _Stream]]:
+        ready = [(sid, s) for sid, s in self.streams.items() if s.slot.latest_seq() > s.seen_seq]
+        ready.sort(key=lambda item: item[1].waiting_since)
+        return ready[:self.batch_size]
+
+    def _round(self, detector, ready: list[tuple[str, _Stream]]) -> None:
+        now = time.monotonic()
+        batch, gated = [], []
+        for stream_id, stream in ready:
+            frame = stream.slot.read()
+            previous, stream.seen_seq = stream.seen_seq, stream.slot.latest_seq()
+            stream.waiting_since = now
+            if frame is None:
+                continue
+            skipped = max(0, frame.seq - previous - 1)
+            if stream.gate is not None and not stream.gate.should_run(frame.pixels, now):
+                gated.append((stream_id, frame, skipped))
+            else:
+                batch.append((stream_id, frame, skipped))
+        for stream_id, frame, skipped in gated:
+            self._send_result(stream_id, frame, skipped, [], 0.0, called=False)
+        if not batch:
+            return
+        started = time.perf_counter()
+        results = detector.detect([frame.pixels for _, frame, _ in batch])
+        latency = time.perf_counter() - started
+        for (stream_id, frame, skipped), detections in zip(batch, results, strict=True):
+            self._send_result(stream_id, frame, skipped, [d.to_wire() for d in detections],
+                              latency, called=True, batch=len(batch))
+
+    def _send_result(self, stream_id: str, frame, skipped: int, detections: list,
+                     latency: float, called: bool, batch: int = 0) -> None:
+        self.conn.send({"op": "result", "stream": stream_id, "seq": frame.seq, "pts": frame.pts,
+                        "wall": frame.wall, "detections": detections, "latency": latency,
+                        "called": called, "skipped": skipped, "batch": batch})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--conn-fd", type=int, required=True)
+    parser.add_argument("--wake-fd", type=int, required=True)
+    parser.add_argument("--spec", required=True, help="DetectorSpec as JSON")
+    parser.add_argument("--batch-size", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="inference worker: %(levelname)s %(message)s")
+    conn = Connection(args.conn_fd)
+    os.set_blocking(args.wake_fd, False)
+    try:
+        detector = build_detector(DetectorSpec(**json.loads(args.spec)))
+    except ModelError as exc:
+        conn.send({"op": "error", "message": str(exc)})
+        return 2
+    except Exception as exc:  # an unexpected failure while loading is still a model problem
+        conn.send({"op": "error", "message": f"{type(exc).__name__}: {exc}"})
+        return 2
+    conn.send({"op": "ready", "model": detector.name, "labels": list(detector.labels),
+               "runtime": detector.runtime, "warning": detector.warning})
+    Worker(conn, args.wake_fd, args.batch_size).run(detector)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

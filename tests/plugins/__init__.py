@@ -1,0 +1,1 @@
+"""Detector plugins for tests (loaded by the worker through `[inference] plugin`)."""
