@@ -68,6 +68,8 @@ class StreamInferenceStats:
     frames_dropped: int = 0  # decoded and handed over, but a newer frame replaced it
     detections: int = 0
     latencies: deque = field(default_factory=lambda: deque(maxlen=200))
+    # frame decoded → its result back in the service: model time plus waiting, never a queue
+    ages: deque = field(default_factory=lambda: deque(maxlen=200))
     seen_times: deque = field(default_factory=lambda: deque(maxlen=64))
 
     def snapshot(self, now: float) -> dict[str, Any]:
@@ -81,8 +83,14 @@ class StreamInferenceStats:
             "detections": self.detections,
             "detection_fps": round(len(recent) / 5.0, 2),
             "latency_ms_p50": round(statistics.median(lat) * 1000, 1) if lat else None,
-            "latency_ms_p95": round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1) if lat else None,
+            "latency_ms_p95": _p95_ms(self.latencies),
+            "result_age_ms_p95": _p95_ms(self.ages),
         }
+
+
+def _p95_ms(values: deque) -> float | None:
+    ordered = sorted(values)
+    return round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 1) if ordered else None
 
 
 class _Slot:
@@ -276,6 +284,7 @@ class InferenceRunner:
             stats.frames_seen += 1
             stats.frames_dropped += result.skipped
             stats.seen_times.append(time.monotonic())
+            stats.ages.append(max(0.0, time.time() - result.wall))
             if result.called:
                 stats.model_calls += 1
                 stats.latencies.append(result.latency)

@@ -1,0 +1,86 @@
+"""The shared-memory frame slot and the motion gate, across a real process boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from streamwarden.inference.motion import MotionGate
+from streamwarden.inference.shm import FrameSlot
+
+
+def frame(value: int, width: int = 6, height: int = 4) -> np.ndarray:
+    return np.full((height, width, 3), value, np.uint8)
+
+
+def test_slot_round_trip_and_latest_wins():
+    writer = FrameSlot.create("test-slot", 1024)
+    try:
+        reader = FrameSlot.attach(str(writer.path), 1024)
+        assert reader.read() is None
+        for value in (10, 20, 30):
+            writer.write(frame(value).tobytes(), 6, 4, 18, value * 1000, 1.5)
+        got = reader.read()
+        assert got.seq == 3 and got.pts == 30000 and got.wall == 1.5
+        assert got.pixels.shape == (4, 6, 3) and (got.pixels == 30).all()
+        reader.close()
+    finally:
+        writer.close(unlink=True)
+    assert not writer.path.exists()
+
+
+def test_slot_handles_padded_rows():
+    writer = FrameSlot.create("test-stride", 1024)
+    try:
+        rows = np.zeros((3, 12), np.uint8)  # 3 pixels wide = 9 bytes, padded to 12
+        rows[:, :9] = 7
+        rows[:, 9:] = 255
+        writer.write(rows.tobytes(), 3, 3, 12, 0, 0.0)
+        got = FrameSlot.attach(str(writer.path), 1024).read()
+        assert got.pixels.shape == (3, 3, 3) and (got.pixels == 7).all()
+    finally:
+        writer.close(unlink=True)
+
+
+def test_slot_rejects_a_frame_too_big():
+    writer = FrameSlot.create("test-big", 16)
+    try:
+        try:
+            writer.write(bytes(100), 10, 10, 30, 0, 0.0)
+        except ValueError as exc:
+            assert "exceeds" in str(exc)
+        else:
+            raise AssertionError("a frame bigger than the slot must be refused")
+    finally:
+        writer.close(unlink=True)
+
+
+def test_slot_is_readable_from_another_process():
+    writer = FrameSlot.create("test-proc", 1024)
+    try:
+        writer.write(frame(99).tobytes(), 6, 4, 18, 5, 2.0)
+        code = ("from streamwarden.inference.shm import FrameSlot; "
+                f"f = FrameSlot.attach({str(writer.path)!r}, 1024).read(); "
+                "print(f.seq, int(f.pixels.mean()))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=30, check=True).stdout.split()
+        assert out == ["1", "99"]
+        assert writer.path.exists()  # the reader exiting does not take the slot with it
+    finally:
+        writer.close(unlink=True)
+
+
+def test_motion_gate_skips_static_frames_and_refreshes():
+    gate = MotionGate(refresh_s=10.0)
+    still = np.random.default_rng(1).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    now = time.monotonic()
+    assert gate.should_run(still, now)  # the first frame always runs
+    assert not gate.should_run(still.copy(), now + 0.2)
+    moved = still.copy()
+    moved[20:70, 40:100] = 255 - moved[20:70, 40:100]
+    assert gate.should_run(moved, now + 0.4)
+    assert not gate.should_run(moved, now + 0.6)
+    assert gate.should_run(moved, now + 11.0)  # a static scene still gets a call now and then
