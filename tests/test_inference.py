@@ -4,6 +4,7 @@ worker crashes, hangs, leaks, or the model is slow or bad."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from websockets.sync.client import connect
 
 from streamwarden.config.model import (
     AppSection,
@@ -101,6 +103,14 @@ def test_person_detected_end_to_end(camera_factory, service_factory, tmp_path):
     assert client.get("/events", params={"since": "2030-01-01T00:00:00Z",
                                          "until": "2029-01-01T00:00:00Z"}).status_code == 422
     assert client.get("/events/999999/snapshot.jpg").status_code == 404
+    with connect(f"ws://127.0.0.1:{svc.port}/ws") as ws:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            message = json.loads(ws.recv(timeout=5))
+            if message["type"] == "detection":
+                break
+        assert message["type"] == "detection" and message["stream_id"] == "cam"
+        assert message["detections"][0]["label"] == "person"
 
 
 def test_decoder_runs_only_while_inference_is_on(camera_factory, service_factory, tmp_path):
@@ -290,3 +300,17 @@ def test_bad_model_at_start_up_is_named(tmp_path, problem):
                 "not_onnx": "model.onnx is not an ONNX model",
                 "labels": "labels.txt has 3 labels but model"}[problem]
     assert expected in result.stderr, result.stderr[-2000:]
+
+
+def test_frames_of_several_streams_share_one_model_call(camera_factory, service_factory,
+                                                        tmp_path, plugin_path, monkeypatch):
+    monkeypatch.setenv("SLOW_DETECTOR_S", "0.5")  # slow enough that every stream has a frame
+    camera = camera_factory(["/a", "/b", "/c"])
+    streams = {sid: camera.url(f"/{sid}") for sid in "abc"}
+    svc = service_factory(inference_config(tmp_path, streams, batch_size=3,
+                                           plugin="tests.plugins.detectors:SlowDetector"))
+    client = svc.client()
+    for sid in streams:
+        wait_for(lambda sid=sid: inference_health(client, sid)["inference"]["batched_frames"]
+                 >= 3, 30, message=f"{sid} batched with the others")
+        assert inference_health(client, sid)["inference"]["max_batch"] == 3

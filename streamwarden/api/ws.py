@@ -6,6 +6,8 @@ Messages are JSON objects with a `type`:
 - `stream_added` / `stream_removed`: `{"stream_id"}`
 - `recording`: `{"stream_id", "recording": bool, "reason"}`
 - `segment_closed`: `{"stream_id", "recording_id", "duration", "bytes"}`
+- `detection`: `{"stream_id", "model", "time", "pts", "detections": [{"label", "confidence",
+  "box"}]}` for every frame in which the model found something (inference)
 - `dropped`: the server is closing this connection because it did not keep up
 
 A client may send `{"type": "subscribe", "interval": 2}` to change its stats interval

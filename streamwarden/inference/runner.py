@@ -67,6 +67,8 @@ class StreamInferenceStats:
     model_calls: int = 0
     frames_dropped: int = 0  # decoded and handed over, but a newer frame replaced it
     detections: int = 0
+    batched_frames: int = 0  # model calls that carried other streams' frames too
+    max_batch: int = 0
     latencies: deque = field(default_factory=lambda: deque(maxlen=200))
     # frame decoded → its result back in the service: model time plus waiting, never a queue
     ages: deque = field(default_factory=lambda: deque(maxlen=200))
@@ -81,6 +83,8 @@ class StreamInferenceStats:
             "model_calls": self.model_calls,
             "frames_dropped": self.frames_dropped,
             "detections": self.detections,
+            "batched_frames": self.batched_frames,
+            "max_batch": self.max_batch,
             "detection_fps": round(len(recent) / 5.0, 2),
             "latency_ms_p50": round(statistics.median(lat) * 1000, 1) if lat else None,
             "latency_ms_p95": _p95_ms(self.latencies),
@@ -288,6 +292,10 @@ class InferenceRunner:
             if result.called:
                 stats.model_calls += 1
                 stats.latencies.append(result.latency)
+                batch = int(message.get("batch") or 1)
+                stats.max_batch = max(stats.max_batch, batch)
+                if batch > 1:
+                    stats.batched_frames += 1
             stats.detections += len(result.detections)
         try:
             self.on_result(result)
