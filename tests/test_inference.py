@@ -314,3 +314,37 @@ def test_frames_of_several_streams_share_one_model_call(camera_factory, service_
         wait_for(lambda sid=sid: inference_health(client, sid)["inference"]["batched_frames"]
                  >= 3, 30, message=f"{sid} batched with the others")
         assert inference_health(client, sid)["inference"]["max_batch"] == 3
+
+
+def test_motion_gate_skips_a_still_scene(camera_factory, service_factory, tmp_path):
+    camera = camera_factory(["/cam"], PERSON_CAMERA)  # a photograph: nothing moves
+    svc = service_factory(inference_config(tmp_path, {"cam": camera.url()}, motion_gate=True))
+    client = svc.client()
+    wait_for(lambda: events(client, stream_id="cam"), 30, message="the first frame is looked at")
+    stats = wait_for(lambda: (s := inference_health(client, "cam")["inference"])["frames_seen"]
+                     >= 20 and s, 30, message="frames seen")
+    assert stats["model_calls"] <= stats["frames_seen"] / 4, stats
+
+
+def test_detections_reach_mqtt(camera_factory, service_factory, tmp_path):
+    from streamwarden.config.model import MqttSection
+    from tests.test_mqtt import MOSQUITTO, Broker, Subscriber
+
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("mosquitto not installed (scripts/setup.sh installs it)")
+    port = free_port()
+    broker = Broker(tmp_path, port)
+    broker.start()
+    subscriber = Subscriber(port)
+    try:
+        camera = camera_factory(["/cam"], PERSON_CAMERA)
+        config = inference_config(tmp_path, {"cam": camera.url()}).model_copy(
+            update={"mqtt": MqttSection(host="127.0.0.1", port=port)})
+        service_factory(config)
+        payloads = wait_for(lambda: subscriber.payloads("streamwarden/cam/detection"), 30,
+                            message="a detection on MQTT")
+        message = json.loads(payloads[0])
+        assert message["detections"][0]["label"] == "person"
+    finally:
+        subscriber.close()
+        broker.kill()
