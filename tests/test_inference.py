@@ -94,6 +94,9 @@ def test_person_detected_end_to_end(camera_factory, service_factory, tmp_path):
     assert stats["model_calls"] > 0 and stats["frames_seen"] > 0
     status = client.get("/inference").json()
     assert status["state"] == "running" and status["runtime"].startswith("LiteRT")
+    metrics = client.get("/metrics").text
+    assert 'streamwarden_inference_model_calls_total{stream="cam"}' in metrics
+    assert "streamwarden_inference_worker_running 1.0" in metrics
     assert status["worker_pid"] != os.getpid()
     # consecutive detections extend one event rather than filling the table
     time.sleep(2)

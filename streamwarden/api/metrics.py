@@ -87,6 +87,7 @@ class StreamCollector(Collector):
         count = GaugeMetricFamily("streamwarden_streams", "Streams configured")
         count.add_metric([], len(self.service.manager.all()))
         yield count
+        yield from self._inference()
         hub = self.service.events
         ws_dropped = CounterMetricFamily("streamwarden_ws_clients_dropped",
                                          "WebSocket clients dropped for not keeping up")
@@ -103,6 +104,41 @@ class StreamCollector(Collector):
             connected = GaugeMetricFamily("streamwarden_mqtt_connected", "1 if connected")
             connected.add_metric([], 1 if bridge.connected else 0)
             yield from (published, dropped, connected)
+
+
+    def _inference(self) -> Iterator:
+        labels = ["stream"]
+        calls = CounterMetricFamily("streamwarden_inference_model_calls",
+                                    "Model calls for the stream's frames", labels=labels)
+        seen = CounterMetricFamily("streamwarden_inference_frames_seen",
+                                   "Frames the worker looked at (model or motion gate)",
+                                   labels=labels)
+        dropped = CounterMetricFamily("streamwarden_inference_frames_dropped",
+                                      "Decoded frames replaced by newer ones before the worker "
+                                      "took them", labels=labels)
+        found = CounterMetricFamily("streamwarden_inference_detections", "Detections",
+                                    labels=labels)
+        latency = GaugeMetricFamily("streamwarden_inference_latency_p95_seconds",
+                                    "Model call latency, 95th percentile", labels=labels)
+        inference = self.service.inference
+        for producer in self.service.manager.all():
+            stats = inference.runner.stream_stats(producer.id)
+            if stats is None:
+                continue
+            sid = [producer.id]
+            calls.add_metric(sid, stats["model_calls"])
+            seen.add_metric(sid, stats["frames_seen"])
+            dropped.add_metric(sid, stats["frames_dropped"])
+            found.add_metric(sid, stats["detections"])
+            if stats["latency_ms_p95"] is not None:
+                latency.add_metric(sid, stats["latency_ms_p95"] / 1000)
+        restarts = CounterMetricFamily("streamwarden_inference_worker_restarts",
+                                       "Inference worker restarts (crash, deadline, memory)")
+        restarts.add_metric([], inference.runner.restarts)
+        running = GaugeMetricFamily("streamwarden_inference_worker_running",
+                                    "1 while the inference worker is running")
+        running.add_metric([], 1 if inference.runner.state == "running" else 0)
+        yield from (calls, seen, dropped, found, latency, restarts, running)
 
 
 def make_registry(service: Service) -> CollectorRegistry:
