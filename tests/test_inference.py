@@ -351,3 +351,16 @@ def test_detections_reach_mqtt(camera_factory, service_factory, tmp_path):
     finally:
         subscriber.close()
         broker.kill()
+
+
+def test_nvidia_backend_without_gpu_or_deepstream_says_so(camera_factory, service_factory,
+                                                          tmp_path):
+    camera = camera_factory(["/cam"], PERSON_CAMERA)
+    svc = service_factory(inference_config(tmp_path, {"cam": camera.url()}, backend="nvidia",
+                                           config_path="/etc/inference/config.txt"))
+    client = svc.client()
+    wait_for(lambda: events(client, stream_id="cam"), 30, message="detections on the CPU")
+    status = client.get("/inference").json()
+    assert status["backend"] == "nvidia" and status["state"] == "running"
+    joined = " ".join(status["warnings"])
+    assert "DeepStream" in joined and "runs on the CPU" in joined
