@@ -74,8 +74,11 @@ class InferenceController:
             return
         width = self.section.frame_width
         slot = self.runner.open_stream(producer.id, slot_capacity(width))
+        counters = producer.counters
         producer.attach(PixelConsumer(producer.id, self.section.fps, width, slot,
-                                      on_frame=self.runner.frame_written))
+                                      on_frame=self.runner.frame_written,
+                                      camera_counters=lambda: (counters.frames,
+                                                               counters.keyframes)))
 
     def detach(self, producer: Producer) -> None:
         if producer.consumer("pixels") is not None:
@@ -135,8 +138,9 @@ class InferenceController:
         stats = self.runner.stream_stats(stream_id) or {}
         pixels = self._pixels(stream_id)
         if pixels is not None:
-            stats = {**stats, "decoded": pixels.frames_decoded,
-                     "keyframes_only": pixels.keyframes_only}
+            decoder = pixels.stats()
+            stats = {**stats, "decoded": decoder["frames_decoded"],
+                     "keyframes_only": decoder["keyframes_only"]}
         return {"inference_state": self.runner.state,
                 "inference": {**stats, "restarts": self.runner.restarts}}
 

@@ -1,15 +1,18 @@
 """The pixel consumer: the one decoder of a stream, running only while something needs pixels.
 
 Attached to the producer's video tee like any consumer (so adding or removing it never
-touches the camera or the other consumers):
+touches the camera or the other consumers). Every per-frame step is a C element; Python runs
+only for the few frames that are handed on (`fps` a second) and a 250 ms tick:
 
-    queue(leaky) ─► [keyframe gate] ─► decodebin ─► [rate gate] ─► videoconvert ─► videoscale
-                 ─► video/x-raw,format=BGR,width=W ─► appsink(max-buffers=1, drop)
+    queue(leaky) ─► identity(drop delta frames?) ─► decodebin ─► videorate(max-rate)
+                 ─► videoscale(width W) ─► videoconvert(BGR) ─► appsink(max-buffers=1, drop)
 
-- keyframe gate: when the wanted rate is at or below the camera's keyframe rate, delta frames
-  are dropped before the decoder (they could not be decoded alone, and are not needed).
-- rate gate: otherwise every frame is decoded (H.264 needs its references) but only frames
-  due at `fps` go on to colour conversion and scaling, the expensive part after decoding.
+- keyframe gate: when the wanted rate is at or below the camera's keyframe rate (read from
+  the producer's counters in `tick`), `identity` drops delta frames before the decoder (they
+  could not be decoded alone and are not needed).
+- otherwise every frame is decoded (H.264 needs its references) but `videorate` passes only
+  `fps` of them on to scaling and colour conversion; scaling first, then converting the small
+  picture, is about 6x cheaper than the other way round.
 - appsink callback (streaming thread): copies the frame into the stream's shared-memory slot
   (latest frame wins) and wakes the worker; keeps the last few frames for snapshots and
   event pictures. It never waits for anything.
@@ -17,6 +20,8 @@ touches the camera or the other consumers):
 
 from __future__ import annotations
 
+import itertools
+import math
 import threading
 import time
 from collections import OrderedDict, deque
@@ -43,25 +48,27 @@ class PixelConsumer(Consumer):
     kind = "pixels"
 
     def __init__(self, stream_id: str, fps: float, width: int, slot: FrameSlot | None,
-                 on_frame: Callable[[str], None] | None = None):
+                 on_frame: Callable[[str], None] | None = None,
+                 camera_counters: Callable[[], tuple[int, int]] | None = None):
         super().__init__("pixels")
         self.stream_id = stream_id
         self.fps = fps
         self.width = width
         self.slot = slot
         self._on_frame = on_frame
+        # (frames, keyframes) the producer has seen: the keyframe rate without a probe here
+        self._camera_counters = camera_counters or (lambda: (0, 0))
+        self._start_counters: tuple[int, int] | None = None
+        self._keyframe_samples: deque[tuple[float, int]] = deque(maxlen=40)  # 10 s of ticks
         self._period_ns = int(Gst.SECOND / fps)
         self._next_due_ns = 0
-        self._keyframe_times: deque[int] = deque(maxlen=8)
         self.keyframes_only = False
-        self.frames_in = 0
-        self.frames_decoded = 0
         self.frames_out = 0
-        self.dropped_before_decoder = 0
         self._frames: OrderedDict[int, tuple[np.ndarray, float]] = OrderedDict()
         self._frames_lock = threading.Lock()
         self._local_seq = 0
-        self._convert: Gst.Element | None = None
+        self._gate: Gst.Element | None = None
+        self._rate: Gst.Element | None = None
 
     # ---- pipeline --------------------------------------------------------------------------
 
@@ -71,28 +78,34 @@ class PixelConsumer(Consumer):
         for prop, value in (("leaky", 2), ("max-size-buffers", 0), ("max-size-bytes", 0),
                             ("max-size-time", QUEUE_MAX_TIME_NS)):
             queue.set_property(prop, value)
+        gate = Gst.ElementFactory.make("identity")
+        gate.set_property("silent", True)
         decode = Gst.ElementFactory.make("decodebin")
         decode.connect("deep-element-added", self._on_element_added)
-        convert = Gst.ElementFactory.make("videoconvert")
+        rate = Gst.ElementFactory.make("videorate")
+        rate.set_property("drop-only", True)
+        rate.set_property("max-rate", max(1, math.ceil(self.fps)))
         scale = Gst.ElementFactory.make("videoscale")
-        caps = Gst.ElementFactory.make("capsfilter")
-        caps.set_property("caps", Gst.Caps.from_string(
-            f"video/x-raw,format=BGR,width={self.width},pixel-aspect-ratio=1/1"))
+        size = Gst.ElementFactory.make("capsfilter")
+        size.set_property("caps", Gst.Caps.from_string(
+            f"video/x-raw,width={self.width},pixel-aspect-ratio=1/1"))
+        convert = Gst.ElementFactory.make("videoconvert")
+        bgr = Gst.ElementFactory.make("capsfilter")
+        bgr.set_property("caps", Gst.Caps.from_string("video/x-raw,format=BGR"))
         sink = Gst.ElementFactory.make("appsink")
         for prop, value in (("sync", False), ("async", False), ("emit-signals", True),
                             ("max-buffers", 1), ("drop", True), ("wait-on-eos", False)):
             sink.set_property(prop, value)
         sink.connect("new-sample", self._on_sample)
-        for element in (queue, decode, convert, scale, caps, sink):
+        chain = (rate, scale, size, convert, bgr, sink)
+        for element in (queue, gate, decode, *chain):
             bin_.add(element)
-        queue.link(decode)
-        convert.link(scale)
-        scale.link(caps)
-        caps.link(sink)
+        queue.link(gate)
+        gate.link(decode)
+        for upstream, downstream in itertools.pairwise(chain):
+            upstream.link(downstream)
         decode.connect("pad-added", self._on_decoded_pad)
-        queue.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self._keyframe_gate)
-        convert.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._rate_gate)
-        self._convert = convert
+        self._gate, self._rate = gate, rate
         bin_.add_pad(Gst.GhostPad.new("video", queue.get_static_pad("sink")))
         self.bin = bin_
         return bin_
@@ -107,43 +120,41 @@ class PixelConsumer(Consumer):
         caps = pad.get_current_caps() or pad.query_caps(None)
         if not caps.get_structure(0).get_name().startswith("video/"):
             return
-        target = self._convert.get_static_pad("sink")
+        target = self._rate.get_static_pad("sink")
         if target.is_linked():
             target.get_peer().unlink(target)
         pad.link(target)
 
-    # ---- gates (streaming threads) ---------------------------------------------------------
+    # ---- keyframe gate (GStreamer thread, every producer tick) -----------------------------
 
-    def _keyframe_gate(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        buffer = info.get_buffer()
-        self.frames_in += 1
-        if not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT):
-            self._keyframe_times.append(time.monotonic_ns())
-            times = self._keyframe_times
-            if len(times) >= 3:
-                rate = (len(times) - 1) * Gst.SECOND / max(1, times[-1] - times[0])
-                self.keyframes_only = self.fps <= rate * 1.05
-            return Gst.PadProbeReturn.OK
-        if self.keyframes_only:
-            self.dropped_before_decoder += 1
-            return Gst.PadProbeReturn.DROP
-        return Gst.PadProbeReturn.OK
+    def tick(self, now: float) -> None:
+        frames, keyframes = self._camera_counters()
+        if self._start_counters is None:
+            self._start_counters = (frames, keyframes)
+        samples = self._keyframe_samples
+        samples.append((now, keyframes))
+        if len(samples) < 12 or self._gate is None:  # 3 s of history first
+            return
+        (t0, k0), (t1, k1) = samples[0], samples[-1]
+        rate = (k1 - k0) / max(1e-6, t1 - t0)
+        wanted = rate > 0 and self.fps <= rate * 1.05
+        if wanted != self.keyframes_only:
+            self.keyframes_only = wanted
+            flags = Gst.BufferFlags.DELTA_UNIT if wanted else Gst.BufferFlags(0)
+            self._gate.set_property("drop-buffer-flags", flags)
 
-    def _rate_gate(self, _pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        self.frames_decoded += 1
-        now = time.monotonic_ns()
-        if now < self._next_due_ns:
-            return Gst.PadProbeReturn.DROP
-        # Keep the average at `fps` but never bank credit across a pause.
-        self._next_due_ns = max(self._next_due_ns + self._period_ns, now)
-        if self._next_due_ns < now + self._period_ns // 2:
-            self._next_due_ns = now + self._period_ns
-        return Gst.PadProbeReturn.OK
+    # ---- frames out (streaming thread) -----------------------------------------------------
 
     def _on_sample(self, sink: Gst.Element) -> Gst.FlowReturn:
         sample = sink.emit("pull-sample")
         if sample is None:
             return Gst.FlowReturn.OK
+        now = time.monotonic_ns()
+        if now < self._next_due_ns:  # videorate's max-rate is whole frames per second
+            return Gst.FlowReturn.OK
+        self._next_due_ns = max(self._next_due_ns + self._period_ns, now)
+        if self._next_due_ns < now + self._period_ns // 2:
+            self._next_due_ns = now + self._period_ns
         buffer = sample.get_buffer()
         structure = sample.get_caps().get_structure(0)
         width = structure.get_value("width")
@@ -190,7 +201,11 @@ class PixelConsumer(Consumer):
         return (seq, item[0], item[1]) if item is not None else None
 
     def stats(self) -> dict[str, Any]:
-        return {"kind": self.kind, "frames_in": self.frames_in,
-                "frames_decoded": self.frames_decoded, "frames_out": self.frames_out,
-                "dropped_before_decoder": self.dropped_before_decoder,
+        frames, _ = self._camera_counters()
+        start = self._start_counters[0] if self._start_counters else frames
+        frames_in = max(0, frames - start)
+        decoded = int(self._rate.get_property("in")) if self._rate is not None else 0
+        return {"kind": self.kind, "frames_in": frames_in, "frames_decoded": decoded,
+                "frames_out": self.frames_out,
+                "dropped_before_decoder": max(0, frames_in - decoded),
                 "keyframes_only": self.keyframes_only, "fps": self.fps}
