@@ -186,17 +186,22 @@ def workspace(keep: bool) -> Iterator[Path]:
 # ---- the camera -----------------------------------------------------------------------------
 
 
-def start_camera(processes: Processes, port: int, count: int, timeout: float) -> Child:
+def start_camera(processes: Processes, port: int, count: int, timeout: float,
+                 image: Path | None = None) -> Child:
     """One camera server with `count` mounts; waits for its READY line (first run encodes).
 
     The camera replays a pre-encoded clip (no live encoding) and stamps every frame with a
     sequence number, so it costs little and recordings can be checked frame by frame.
+    `image`: a still picture instead of the test pattern (a person, for detection), also
+    encoded once and cached, keyed by its path.
     """
     args = [sys.executable, "-m", "streamwarden.demo.camera", "--port", str(port)]
     for i in range(1, count + 1):
         args += ["--path", f"/cam{i}"]
     args += ["--width", str(WIDTH), "--height", str(HEIGHT), "--fps", str(FPS),
              "--seconds", str(CLIP_SECONDS), "--gop", str(GOP)]
+    if image is not None:
+        args += ["--image", str(image)]
     camera = processes.start(f"camera-{count}", args, stdout=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

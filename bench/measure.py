@@ -182,6 +182,7 @@ class Snapshot:
 
     wall: float
     client_ticks: int
+    process_ticks: dict[int, int]  # per client process: a service and its worker, told apart
     camera_ticks: int
     host_busy_ns: int
     cpu_pressure_us: int
@@ -190,9 +191,12 @@ class Snapshot:
 
     @staticmethod
     def take(client: Client, camera: Child) -> Snapshot:
+        wall = time.monotonic()
+        ticks = {pid: cpu_ticks(pid) for pid in client.pids}
         return Snapshot(
-            wall=time.monotonic(),
-            client_ticks=sum(cpu_ticks(pid) for pid in client.pids),
+            wall=wall,
+            client_ticks=sum(ticks.values()),
+            process_ticks=ticks,
             camera_ticks=cpu_ticks(camera.pid),
             host_busy_ns=host_busy_ns(),
             cpu_pressure_us=cpu_pressure_us(),
@@ -226,6 +230,11 @@ def cpu_figures(client: Client, start: Snapshot, end: Snapshot) -> dict[str, Any
         "cpu_pressure_pct": round(
             100.0 * (end.cpu_pressure_us - start.cpu_pressure_us) / 1e6 / seconds, 2),
         "rss_mib": round(sum(rss_kib(pid) for pid in client.pids) / 1024, 1),
+        # Per process (keyed by pid, as text for JSON), for clients of unlike processes.
+        "cpu_pct_by_pid": {str(pid): round(pct_of_core(end.process_ticks[pid] - ticks, seconds), 2)
+                           for pid, ticks in start.process_ticks.items()
+                           if pid in end.process_ticks},
+        "rss_mib_by_pid": {str(pid): round(rss_kib(pid) / 1024, 1) for pid in client.pids},
         "pss_mib": round(sum(pss_kib(pid) for pid in client.pids) / 1024, 1),
     }
 

@@ -1,0 +1,589 @@
+"""Inference benchmark: N 720p25 cameras, person detection at 5 fps each, on the CPU.
+
+    .venv/bin/python bench/inference.py --streams 1,4,8 --duration 20 --warmup 8
+
+For each N, one camera server with N mounts of a pre-encoded 1280x720 25 fps clip of a person
+(scikit-image's astronaut photograph, padded to 16:9 so the detector sees her undistorted) is
+started. Then, one after the other (never at the same time: on 2 cores they would take CPU
+from each other):
+
+- `streamwarden`: `python -m streamwarden run`, every stream `enable_inference = true` and
+  `enable_recording = true`, `[inference] fps = 5`, the built-in detector. Measured: the
+  service process and its inference worker process (pid from `GET /inference`), separately
+  and together; model latency and frame counters from `GET /health`. After the window the
+  service is stopped and every recorded file is read back (bench/verify.py): inference must
+  not cost the recording a single frame.
+- `naive`: the way it is usually written: one Python process per camera (this file run with
+  `--naive URL CALLS`), `cv2.VideoCapture(url)` on OpenCV's FFmpeg backend over RTSP/TCP,
+  `cap.read()` of every frame (so every frame is decoded to BGR in full), and every 5th
+  frame (5 fps) the same detector object streamwarden's worker builds, so the model and its
+  pre/post-processing are identical. It records nothing.
+
+The key figure is CPU per detected frame: the client's CPU (% of one core, all its
+processes) divided by its model calls per second. Lower is cheaper.
+
+Results: a table on stdout and JSON in bench/results/inference-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from harness import (
+    FPS,
+    GOP,
+    HEIGHT,
+    WIDTH,
+    BenchError,
+    Child,
+    Processes,
+    camera_urls,
+    check_alive,
+    code_line,
+    environment,
+    free_port,
+    interrupt_on_signals,
+    merge,
+    missing_tools,
+    start_camera,
+    wait_until,
+    workspace,
+    write_json,
+)
+from measure import (
+    COMMON_RIGHT,
+    Client,
+    Column,
+    Streamwarden,
+    fmt,
+    measure,
+    start_per_camera,
+    table,
+    thread_summary,
+)
+from record import RecordingStreamwarden, stop_and_check
+
+CLIENTS = ("streamwarden", "naive")
+# Optional: streamwarden detecting without recording, to tell what the recording costs.
+EXTRA_CLIENTS = ("sw-no-rec",)  # enable_recording = false, buffer_duration = "0s"
+DETECT_FPS = 5  # the issue's rate; the naive client calls the model on every (FPS/5)th frame
+
+
+# ---- the picture ----------------------------------------------------------------------------
+
+
+def person_picture() -> Path:
+    """scikit-image's astronaut padded (grey) to WIDTHxHEIGHT, written once to the cache.
+
+    The camera would stretch the square photograph to 16:9, and the detector scores the
+    stretched person about 0.5, below the built-in threshold (0.7): no detections at all.
+    Padded, she scores about 0.95, so both clients find a person on every call, as a real
+    camera with someone in view would. A fixed path keeps the camera's encoded clip cached.
+    """
+    import cv2
+    import skimage
+
+    from streamwarden.demo.clip import default_cache_dir
+
+    target = default_cache_dir().parent / "bench" / f"astronaut-{WIDTH}x{HEIGHT}.png"
+    if target.is_file():
+        return target
+    source = cv2.imread(str(Path(skimage.__file__).parent / "data" / "astronaut.png"))
+    if source is None:
+        raise BenchError("scikit-image's astronaut.png is missing (run scripts/setup.sh)")
+    side = min(WIDTH, HEIGHT)
+    square = cv2.resize(source, (side, side), interpolation=cv2.INTER_AREA)
+    left = (WIDTH - side) // 2
+    padded = cv2.copyMakeBorder(square, (HEIGHT - side) // 2, (HEIGHT - side + 1) // 2, left,
+                                WIDTH - side - left, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial.png")
+    cv2.imwrite(str(partial), padded)
+    partial.replace(target)
+    return target
+
+
+# ---- the naive peer (runs in its own process, one per camera) ------------------------------
+
+
+def run_naive(url: str, calls_path: Path) -> int:
+    """Read every frame of `url` with OpenCV, call the detector on every (FPS/5)th one.
+
+    This is the loop found in most tutorials and home-grown NVR scripts. Each model call
+    appends one line to `calls_path`: monotonic time (the same clock as the benchmark's,
+    system-wide), frames read so far, model latency in s, people found. One short line five
+    times a second costs nothing next to decoding 25 frames.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    import cv2
+
+    from streamwarden.inference.detectors.factory import DetectorSpec, build_detector
+    from streamwarden.inference.models import BUILTIN_MODEL
+
+    detector = build_detector(DetectorSpec(builtin_model=str(BUILTIN_MODEL)))
+    capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+    if not capture.isOpened():
+        print(f"naive: cannot open {url}", file=sys.stderr)
+        return 1
+    every = max(1, round(FPS / DETECT_FPS))
+    frames = 0
+    with open(calls_path, "a", buffering=1) as calls:  # line-buffered: the parent reads it live
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                print(f"naive: read from {url} failed after {frames} frames", file=sys.stderr)
+                return 1
+            frames += 1
+            if frames % every:
+                continue
+            started = time.perf_counter()
+            found = detector.detect([frame])[0]
+            latency = time.perf_counter() - started
+            calls.write(f"{time.monotonic():.6f} {frames} {latency:.6f} {len(found)}\n")
+
+
+# ---- clients --------------------------------------------------------------------------------
+
+
+class InferenceStreamwarden(RecordingStreamwarden):
+    """The service: every stream recording and detecting; its worker counted as its own."""
+
+    name = "streamwarden"
+    worker_pid: int | None = None
+    recording = True
+
+    @classmethod
+    def start(cls, processes: Processes, urls: list[str], camera_port: int,
+              args: argparse.Namespace, recording: bool = True) -> InferenceStreamwarden:
+        root = processes.log_dir / f"streamwarden-{len(urls)}{'' if recording else '-norec'}"
+        config = merge({
+            "app": {"database": str(root / "streamwarden.db")},
+            "recording": {"base_path": str(root / "recordings"), "format": "mp4",
+                          "segment_duration": f"{args.segment_duration:g}s"},
+            "inference": {"fps": DETECT_FPS},
+            # Not recording also means no pre-event ring: otherwise a recorder consumer still
+            # takes every frame through Python to hold the last 10 s, as when recording.
+            **({} if recording else {"stream_defaults": {"buffer_duration": "0s"}}),
+        }, args.extra)
+        root.mkdir()
+        client = cls.launch(processes, urls, camera_port, config,
+                            {"enable_recording": recording, "enable_inference": True})
+        client.recording = recording
+        base = Path(config["recording"]["base_path"])
+        client.recordings = {f"cam{i}": base / f"cam{i}" for i in range(1, len(urls) + 1)}
+        return client
+
+    @property
+    def pids(self) -> list[int]:
+        """The service, then its worker: both are what inference costs."""
+        return [c.pid for c in self.children] + ([self.worker_pid] if self.worker_pid else [])
+
+    def ready(self) -> bool:
+        """Every stream records, the worker runs, and the model has seen every stream."""
+        if not (super().ready() if self.recording else Streamwarden.ready(self)):
+            return False
+        status = self.get("/inference")
+        if status.get("state") != "running" or not status.get("worker_pid"):
+            return False
+        self.worker_pid = int(status["worker_pid"])
+        health = self.get("/health")
+        return all((h.get("inference") or {}).get("model_calls", 0) > 0 for h in health)
+
+    def inference_counters(self) -> dict[str, dict[str, Any]]:
+        """Each stream's `inference` block of /health (counters since start, last latencies)."""
+        return {h["id"]: h.get("inference") or {} for h in self.get("/health")}
+
+    def final(self) -> dict[str, Any]:
+        status = self.get("/inference")
+        return {**super().final(), "worker_restarts": status.get("restarts"),
+                "worker_pid_end": status.get("worker_pid")}
+
+
+class NaiveOpenCV(Client):
+    """Peer: one `bench/inference.py --naive URL CALLS` process per camera."""
+
+    name = "naive"
+    calls: dict[str, Path]
+
+    @classmethod
+    def start(cls, processes: Processes, urls: list[str], camera_port: int,
+              args: argparse.Namespace) -> NaiveOpenCV:
+        root = processes.log_dir / f"naive-{len(urls)}"
+        root.mkdir()
+        calls = {f"cam{i}": root / f"cam{i}.calls" for i in range(1, len(urls) + 1)}
+        children = start_per_camera(processes, "naive", urls, lambda i, url: [
+            sys.executable, str(Path(__file__).resolve()), "--naive", url,
+            str(calls[f"cam{i}"]),
+        ])
+        client = cls(children, camera_port, len(urls))
+        client.calls = calls
+        return client
+
+    def ready(self) -> bool:
+        """Video flows on every connection and every process has called the model once."""
+        if not super().ready():
+            return False
+        return all(path.is_file() and path.stat().st_size > 0 for path in self.calls.values())
+
+    def read_calls(self) -> dict[str, list[tuple[float, int, float, int]]]:
+        """Every model call so far per camera: (monotonic s, frames read, latency s, found)."""
+        out = {}
+        for sid, path in self.calls.items():
+            rows = []
+            for line in path.read_text().splitlines():
+                parts = line.split()
+                if len(parts) == 4:  # a line being written is skipped
+                    rows.append((float(parts[0]), int(parts[1]), float(parts[2]),
+                                 int(parts[3])))
+            out[sid] = rows
+        return out
+
+
+# ---- inference figures over the window ------------------------------------------------------
+
+
+def _p(values: list[float], q: float) -> float | None:
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))] if ordered else None
+
+
+def service_inference(before: tuple[float, dict[str, dict[str, Any]]],
+                      after: tuple[float, dict[str, dict[str, Any]]], count: int
+                      ) -> dict[str, Any]:
+    """Rates from /health's counters at both edges; latencies are the service's last 200."""
+    (t0, h0), (t1, h1) = before, after
+    seconds = t1 - t0
+
+    def delta(key: str) -> int:
+        return sum(h1[s].get(key, 0) - h0.get(s, {}).get(key, 0) for s in h1)
+
+    calls = delta("model_calls")
+    per_stream_calls = {s: round((h1[s].get("model_calls", 0) - h0.get(s, {}).get(
+        "model_calls", 0)) / seconds, 2) for s in h1}
+    p50 = [h["latency_ms_p50"] for h in h1.values() if h.get("latency_ms_p50") is not None]
+    p95 = [h["latency_ms_p95"] for h in h1.values() if h.get("latency_ms_p95") is not None]
+    ages = [h["result_age_ms_p95"] for h in h1.values() if h.get("result_age_ms_p95")]
+    return {
+        "inference_window_s": round(seconds, 3),
+        "model_calls": calls,
+        "calls_per_s": round(calls / seconds, 2),
+        "det_fps_per_stream": round(calls / seconds / count, 2),
+        "det_fps_min": min(per_stream_calls.values()) if per_stream_calls else None,
+        "det_fps_by_stream": per_stream_calls,
+        "frames_submitted": delta("frames_submitted"),
+        "frames_seen": delta("frames_seen"),
+        "frames_dropped": delta("frames_dropped"),
+        "decoded_fps_per_stream": round(delta("decoded") / seconds / count, 2),
+        "detections_per_call": round(delta("detections") / calls, 2) if calls else None,
+        # Per stream over its last 200 calls (the service keeps no more); the table shows
+        # the median of the streams' medians and the worst stream's p95.
+        "latency_ms_p50": round(statistics.median(p50), 1) if p50 else None,
+        "latency_ms_p95": max(p95) if p95 else None,
+        "result_age_ms_p95": max(ages) if ages else None,
+        "health_end": h1,
+    }
+
+
+def naive_inference(calls: dict[str, list[tuple[float, int, float, int]]], t0: float,
+                    t1: float, count: int) -> dict[str, Any]:
+    """Rates and latencies from the model calls each process logged between t0 and t1."""
+    seconds = t1 - t0
+    window = {sid: [c for c in rows if t0 <= c[0] <= t1] for sid, rows in calls.items()}
+    latencies = [c[2] * 1000 for rows in window.values() for c in rows]
+    total = sum(len(rows) for rows in window.values())
+    read_fps = []
+    for rows in window.values():
+        if len(rows) >= 2 and rows[-1][0] > rows[0][0]:
+            read_fps.append((rows[-1][1] - rows[0][1]) / (rows[-1][0] - rows[0][0]))
+        else:
+            read_fps.append(0.0)
+    per_stream = {sid: round(len(rows) / seconds, 2) for sid, rows in window.items()}
+    return {
+        "inference_window_s": round(seconds, 3),
+        "model_calls": total,
+        "calls_per_s": round(total / seconds, 2),
+        "det_fps_per_stream": round(total / seconds / count, 2),
+        "det_fps_min": min(per_stream.values()) if per_stream else None,
+        "det_fps_by_stream": per_stream,
+        "frames_dropped": None,  # it reads every frame; a slow reader falls behind instead
+        "decoded_fps_per_stream": round(sum(read_fps) / len(read_fps), 2) if read_fps else None,
+        "decoded_fps_min": round(min(read_fps), 2) if read_fps else None,
+        "detections_per_call": round(sum(c[3] for rows in window.values() for c in rows)
+                                     / total, 2) if total else None,
+        "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
+        "latency_ms_p95": round(_p(latencies, 0.95), 1) if latencies else None,
+    }
+
+
+def key_figures(result: dict[str, Any], count: int) -> dict[str, Any]:
+    """CPU per detected frame (per model call per second), and the service/worker split."""
+    out: dict[str, Any] = {}
+    calls = result.get("calls_per_s")
+    out["cpu_pct_per_call_per_s"] = round(result["cpu_pct"] / calls, 3) if calls else None
+    by_pid = result.get("cpu_pct_by_pid", {})
+    rss = result.get("rss_mib_by_pid", {})
+    pids = list(by_pid)
+    if result.get("client") in ("streamwarden", "sw-no-rec") and len(pids) == 2:
+        out.update(service_cpu_pct=by_pid[pids[0]], worker_cpu_pct=by_pid[pids[1]],
+                   service_rss_mib=rss.get(pids[0]), worker_rss_mib=rss.get(pids[1]))
+    return out
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+
+def bench_client(name: str, processes: Processes, camera: Child, camera_port: int,
+                 urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Start one client on all N streams, warm up, measure, then (streamwarden) check files."""
+    count = len(urls)
+    client: InferenceStreamwarden | NaiveOpenCV
+    if name in ("streamwarden", "sw-no-rec"):
+        client = InferenceStreamwarden.start(processes, urls, camera_port, args,
+                                             recording=name == "streamwarden")
+    else:
+        client = NaiveOpenCV.start(processes, urls, camera_port, args)
+    try:
+        wait_until(client.ready, args.ready_timeout, f"{name}: {count} streams detecting")
+        time.sleep(args.warmup)
+        if isinstance(client, InferenceStreamwarden):
+            before = (time.monotonic(), client.inference_counters())
+            figures = measure(client, camera, args.duration)
+            after = (time.monotonic(), client.inference_counters())
+            figures.update(service_inference(before, after, count))
+        else:
+            t0 = time.monotonic()
+            figures = measure(client, camera, args.duration)
+            t1 = time.monotonic()
+            check_alive(client.children)
+            figures.update(naive_inference(client.read_calls(), t0, t1, count))
+    except (BenchError, OSError, ValueError, KeyError) as exc:  # or an API/proc read failed
+        processes.stop(client.children)  # the run goes on; Ctrl-C is main's to clean up
+        if isinstance(exc, BenchError):
+            raise
+        raise BenchError(f"{name}: {exc!r}") from exc
+    figures["client"] = name
+    figures.update(key_figures(figures, count))
+    if isinstance(client, InferenceStreamwarden) and client.recording:
+        figures["recordings"] = stop_and_check(client, processes)
+    else:
+        figures["exit_codes"] = sorted(set(processes.stop(client.children).values()))
+    return figures
+
+
+def bench_count(count: int, processes: Processes, picture: Path, args: argparse.Namespace
+                ) -> dict[str, Any]:
+    """One camera server with `count` mounts of the person clip, then each client in turn."""
+    port = free_port()
+    camera = start_camera(processes, port, count, args.camera_timeout, image=picture)
+    urls = camera_urls(port, count)
+    results: dict[str, Any] = {}
+    try:
+        for name in args.clients:
+            print(f"  N={count:<3} {name} ...", file=sys.stderr, flush=True)
+            try:
+                results[name] = bench_client(name, processes, camera, port, urls, args)
+            except BenchError as exc:
+                print(f"  N={count} {name}: {exc}", file=sys.stderr)
+                results[name] = {"error": str(exc)}
+            time.sleep(1)  # let the camera notice the disconnects before the next client
+    finally:
+        processes.stop([camera])
+    theirs = results.get("naive", {}).get("cpu_pct_per_call_per_s")
+    ratios = {}
+    for name in ("streamwarden", *EXTRA_CLIENTS):
+        ours = results.get(name, {}).get("cpu_pct_per_call_per_s")
+        ratios[f"{name}/naive"] = round(ours / theirs, 3) if ours and theirs else None
+    return {"streams": count, "clients": results,
+            "ratios": {"cpu_per_call": ratios["streamwarden/naive"], **ratios}}
+
+
+# ---- output ---------------------------------------------------------------------------------
+
+
+def _get(key: str, spec: str = "{}") -> Any:
+    return lambda n, c, r: fmt(r.get(key), spec)
+
+
+def _rec_lost(n: int, c: str, r: dict[str, Any]) -> str:
+    """Frames missing or repeated in the files; `!` if a file is bad or a stream empty."""
+    rec = r.get("recordings")
+    if not rec:
+        return "-"
+    broken = "!" if rec["bad_files"] or rec["streams_empty"] else ""
+    return f"{rec['missing'] + rec['repeated']}{broken}"
+
+
+COLUMNS: tuple[Column, ...] = (
+    ("N", 3, lambda n, c, r: str(n)),
+    ("client", 12, lambda n, c, r: c),
+    ("cpu%", 6, _get("cpu_pct", "{:.1f}")),
+    ("svc%", 5, _get("service_cpu_pct", "{:.1f}")),
+    ("wkr%", 5, _get("worker_cpu_pct", "{:.1f}")),
+    ("cpu%/str", 8, _get("cpu_pct_per_stream", "{:.2f}")),
+    ("det/s/str", 9, _get("det_fps_per_stream", "{:.2f}")),
+    ("min", 4, _get("det_fps_min", "{:.1f}")),
+    ("cpu%/det/s", 10, _get("cpu_pct_per_call_per_s", "{:.2f}")),
+    ("lat p50", 7, _get("latency_ms_p50", "{:.1f}")),
+    ("p95 ms", 6, _get("latency_ms_p95", "{:.1f}")),
+    ("dropped", 7, _get("frames_dropped")),
+    ("dec/s/str", 9, _get("decoded_fps_per_stream", "{:.1f}")),
+    ("person/call", 11, _get("detections_per_call", "{:.2f}")),
+    ("RSS MiB", 7, _get("rss_mib", "{:.0f}")),
+    ("svc/wkr", 7, lambda n, c, r: (f"{r['service_rss_mib']:.0f}/{r['worker_rss_mib']:.0f}"
+                                    if r.get("worker_rss_mib") is not None else "-")),
+    ("PSS MiB", 7, lambda n, c, r: fmt(r.get("pss_mib") or None, "{:.0f}")),
+    ("rec frames", 10, lambda n, c, r: fmt(r.get("recordings", {}).get("frames"), "{}")),
+    ("rec lost", 8, _rec_lost),
+    *COMMON_RIGHT,
+)
+
+
+def _recording(result: dict[str, Any]) -> str:
+    rec = result.get("recordings")
+    if not rec:
+        return "not checked"
+    if rec["lossless"]:
+        head = rec["first_sequence_max"]
+        return (f"every frame recorded ({rec['frames']} frames in {rec['files']} files"
+                + (f"; the first {head} frames of the session before the recorder started)"
+                   if head else ")"))
+    return (f"LOST {rec['missing']} frame(s), {rec['repeated']} repeated, "
+            f"{rec['bad_files']} bad file(s), {rec['streams_empty']} empty stream(s)")
+
+
+def verdicts(runs: list[dict[str, Any]]) -> str:
+    """Per N: who is cheaper per detected frame, by how much; the recording check."""
+    lines = []
+    for run in runs:
+        ours, theirs = (run["clients"].get(c, {}) for c in CLIENTS)
+        ratio = run["ratios"]["cpu_per_call"]
+        head = f"N={run['streams']:<2}"
+        if ratio is not None:
+            verdict = (f"streamwarden {1 / ratio:.1f}x cheaper" if ratio < 1
+                       else f"streamwarden {ratio:.1f}x DEARER")
+            head += (f" CPU per detected frame/s: streamwarden "
+                     f"{ours['cpu_pct_per_call_per_s']:.2f}% vs naive "
+                     f"{theirs['cpu_pct_per_call_per_s']:.2f}% of a core = {ratio:.2f}x "
+                     f"({verdict}); det/s per stream {ours['det_fps_per_stream']:.2f} vs "
+                     f"{theirs['det_fps_per_stream']:.2f};")
+        lines.append(f"{head} streamwarden recording: {_recording(ours)}")
+        norec = run["ratios"].get("sw-no-rec/naive")
+        if norec is not None:
+            lines.append(f"      without recording (sw-no-rec): "
+                         f"{run['clients']['sw-no-rec']['cpu_pct_per_call_per_s']:.2f}% per "
+                         f"detected frame/s = {norec:.2f}x naive")
+    return "\n".join(lines)
+
+
+def report(runs: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, Any]) -> None:
+    print(f"\ninference: {WIDTH}x{HEIGHT}@{FPS} H.264 (a person, GOP {GOP}) over RTSP/TCP, "
+          f"detection at {DETECT_FPS} fps per stream with the built-in detector (BlazePose "
+          f"person, LiteRT, 1 thread), {args.duration:g}s window after {args.warmup:g}s "
+          f"warm-up, {os.cpu_count()} cores; every % is of one core")
+    print("streamwarden: one service (svc%) + one worker process (wkr%), every stream also "
+          f"recording ({args.segment_duration:g}s MP4 segments), files checked after a clean "
+          "stop; naive: one process per camera, cv2.VideoCapture (FFmpeg) decoding every "
+          "frame, the same detector on every 5th; it records nothing")
+    print("cpu%/det/s: cpu% / model calls per s (all streams), the key figure; lat: model call "
+          "wall time (streamwarden: /health, last 200 calls per stream); dropped: decoded "
+          "frames the worker never saw (a newer one replaced it); dec/s/str: frames decoded "
+          "(streamwarden) or read (naive) per stream per s; other% = rest of the host (noise)")
+    print(code_line(env) + "\n")
+    print(table(runs, COLUMNS))
+    print()
+    print(verdicts(runs))
+    summary = thread_summary(runs)
+    if summary:
+        print(summary.replace("streamwarden threads", "streamwarden threads (service + worker)"))
+
+
+# ---- entry point ----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", default="1,4,8",
+                        help="comma-separated stream counts (default 1,4,8)")
+    parser.add_argument("--duration", type=float, default=20.0, help="measuring window, s")
+    parser.add_argument("--warmup", type=float, default=8.0, help="after all detect, s")
+    parser.add_argument("--segment-duration", type=float, default=10.0,
+                        help="streamwarden's recording segments, s (default 10)")
+    parser.add_argument("--clients", default=",".join(CLIENTS),
+                        help=f"which clients, in order (default {','.join(CLIENTS)}; also "
+                             f"{','.join(EXTRA_CLIENTS)}: streamwarden detecting, not recording)")
+    parser.add_argument("--ready-timeout", type=float, default=60.0,
+                        help="for every stream of a client to detect, s")
+    parser.add_argument("--camera-timeout", type=float, default=120.0,
+                        help="for the camera server (the first run encodes its clip), s")
+    parser.add_argument("--extra-config", type=Path, metavar="TOML",
+                        help="TOML merged over streamwarden's generated config (its keys win), "
+                             "e.g. [inference] frame_width = 320")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep the temp dir with configs, logs, call logs and recordings")
+    parser.add_argument("--naive", nargs=2, metavar=("URL", "CALLS"),
+                        help="internal: run one naive OpenCV client (the peer) and exit")
+    args = parser.parse_args(argv)
+    if args.naive:
+        return args
+    args.counts = [int(n) for n in args.streams.split(",") if n.strip()]
+    args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    unknown = set(args.clients) - set(CLIENTS) - set(EXTRA_CLIENTS)
+    if unknown or not args.counts or min(args.counts) < 1 or args.segment_duration <= 0:
+        parser.error(f"bad --streams, --segment-duration or --clients {sorted(unknown) or ''}")
+    args.extra_text = args.extra_config.read_text() if args.extra_config else ""
+    try:
+        args.extra = tomllib.loads(args.extra_text)
+    except tomllib.TOMLDecodeError as exc:
+        parser.error(f"--extra-config: {exc}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.naive:
+        return run_naive(args.naive[0], Path(args.naive[1]))
+    for tool in missing_tools(("ss",)):
+        print(f"inference bench: {tool} not found (run scripts/setup.sh)", file=sys.stderr)
+        return 1
+    interrupt_on_signals()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    env = environment()  # before the run: the code state the service is started from
+    runs: list[dict[str, Any]] = []
+    with workspace(args.keep_logs) as workdir:
+        processes = Processes(workdir)
+        try:
+            picture = person_picture()
+            for count in args.counts:
+                runs.append(bench_count(count, processes, picture, args))
+        except KeyboardInterrupt:
+            print("interrupted; stopping every child", file=sys.stderr)
+            return 130
+        except BenchError as exc:
+            print(f"inference bench: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            processes.stop_all()
+    payload = {
+        "benchmark": "inference",
+        "started": started,
+        "parameters": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
+                       "detect_fps": DETECT_FPS, "duration_s": args.duration,
+                       "warmup_s": args.warmup, "segment_duration_s": args.segment_duration,
+                       "extra_config": args.extra_text},
+        "environment": env,
+        "runs": runs,
+    }
+    report(runs, args, env)
+    print(f"\nJSON: {write_json('inference', payload)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
