@@ -61,6 +61,7 @@ class PixelConsumer(Consumer):
         self._start_counters: tuple[int, int] | None = None
         self._keyframe_samples: deque[tuple[float, int]] = deque(maxlen=40)  # 10 s of ticks
         self._period_ns = int(Gst.SECOND / fps)
+        self._fractional = fps != math.ceil(fps)
         self._next_due_ns = 0
         self.keyframes_only = False
         self.frames_out = 0
@@ -149,12 +150,11 @@ class PixelConsumer(Consumer):
         sample = sink.emit("pull-sample")
         if sample is None:
             return Gst.FlowReturn.OK
-        now = time.monotonic_ns()
-        if now < self._next_due_ns:  # videorate's max-rate is whole frames per second
-            return Gst.FlowReturn.OK
-        self._next_due_ns = max(self._next_due_ns + self._period_ns, now)
-        if self._next_due_ns < now + self._period_ns // 2:
-            self._next_due_ns = now + self._period_ns
+        if self._fractional:  # videorate's max-rate is whole frames per second
+            now = time.monotonic_ns()
+            if now < self._next_due_ns:
+                return Gst.FlowReturn.OK
+            self._next_due_ns = now + self._period_ns * 9 // 10  # arrival jitter allowed
         buffer = sample.get_buffer()
         structure = sample.get_caps().get_structure(0)
         width = structure.get_value("width")
