@@ -24,6 +24,7 @@ from streamwarden.db import Database
 from streamwarden.events import EventHub
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
+from streamwarden.live.hub import LiveHub
 from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
 from streamwarden.recording.index import RecordingIndex
@@ -93,6 +94,7 @@ class Service:
         self.restream = (RestreamServer(config.restream, self.manager, self.loop)
                          if config.restream.enabled else None)
         self.manager.restream = self.restream
+        self.live = LiveHub(self.manager)
         if self.mqtt is not None:
             self.events.listeners.append(self.mqtt.handle)
         self.demo_camera = None

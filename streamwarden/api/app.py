@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
-from streamwarden.api import ws
+from streamwarden.api import live, ws
 from streamwarden.api.auth import BodyLimit, TokenAuth, sign_url_token
 from streamwarden.api.errors import (
     ApiError,
@@ -188,6 +188,7 @@ def create_app(service: Service) -> FastAPI:
 
     registry = make_registry(service)
     ws.install(app, service)
+    live.install(app, service, service.live)
 
     @app.get("/metrics", tags=["monitoring"], response_class=PlainTextResponse,
              responses={200: {"content": {CONTENT_TYPE: {}},

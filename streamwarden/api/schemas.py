@@ -35,6 +35,7 @@ class HealthEntry(BaseModel):
     last_error: str | None
     recording: bool
     recording_error: Literal["disk_full", "write_error"] | None
+    live_viewers: int = 0  # browsers watching the live view (WS /streams/{id}/live.mp4)
 
 
 class StreamStatistics(BaseModel):
