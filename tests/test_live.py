@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
+import struct
 import subprocess
 import time
 
@@ -38,7 +42,9 @@ class LiveReader:
     """Collects what one viewer receives: the init announcement, init segment and fragments."""
 
     def __init__(self, url: str, **kwargs):
-        self.socket = connect(url, open_timeout=10, max_size=None, **kwargs).__enter__()
+        # max_queue=None: frames are read off the socket at once, so close() is quick
+        self.socket = connect(url, open_timeout=10, max_size=None, max_queue=None,
+                              **kwargs).__enter__()
         self.announce: dict | None = None
         self.init: bytes | None = None
         self.fragments: list[bytes] = []
@@ -66,19 +72,26 @@ class LiveReader:
         self.close()
 
 
+def first_sample_is_sync(fragment: bytes) -> bool:
+    """The sample flags of the fragment's trun (one sample, flags 0xF01: see fmp4.py)."""
+    at = fragment.index(b"trun") + 4 + 4 + 4 + 4  # type, version/flags, count, data offset
+    _duration, _size, flags = struct.unpack_from(">III", fragment, at)
+    return not flags & 0x00010000
+
+
 def live_consumers(client, stream_id: str) -> list[dict]:
     return [c for c in state_of(client, stream_id)["statistics"]["consumers"]
             if c["kind"] == "live"]
 
 
 def decoded_frames(path) -> int:
+    """Frames ffprobe decodes from the file; any decoder complaint fails the test."""
     result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-",
-         "-progress", "pipe:1"], capture_output=True, text=True, timeout=60)
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+         "stream=nb_read_frames", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
-    frames = [int(line.split("=")[1]) for line in result.stdout.splitlines()
-              if line.startswith("frame=")]
-    return frames[-1] if frames else 0
+    return int(result.stdout.strip())
 
 
 def test_a_viewer_gets_fragmented_mp4_that_decodes(service_factory, camera_factory, tmp_path):
@@ -91,6 +104,8 @@ def test_a_viewer_gets_fragmented_mp4_that_decodes(service_factory, camera_facto
     assert [kind for kind, _ in top_level_boxes(reader.init)] == [b"ftyp", b"moov"]
     for fragment in reader.fragments:
         assert [kind for kind, _ in top_level_boxes(fragment)] == [b"moof", b"mdat"]
+    assert first_sample_is_sync(reader.fragments[0])
+    assert sum(map(first_sample_is_sync, reader.fragments)) == 2  # GOP 25: frames 0 and 25
     movie = tmp_path / "live.mp4"
     movie.write_bytes(reader.init + b"".join(reader.fragments))
     probe = subprocess.run(["gst-discoverer-1.0", str(movie)], capture_output=True, text=True,
@@ -107,6 +122,7 @@ def test_viewers_share_one_mux_detached_after_the_last(service_factory, camera_f
     signed = client.post("/auth/url-token", json={"path": "/streams/cam/live.mp4"}).json()
     second = LiveReader(f"ws://127.0.0.1:{svc.port}{signed['url']}").read(5)
     assert second.init == first.init
+    assert first_sample_is_sync(second.fragments[0])  # a late joiner starts at a keyframe
     assert len(live_consumers(client, "cam")) == 1
     assert state_of(client, "cam")["health"]["live_viewers"] == 2
     first.close()
@@ -143,3 +159,59 @@ def test_unknown_stream_and_h265_are_clear_errors(service_factory, camera_factor
     assert (message["error"], code) == ("not_found", 4404)
     message, code = error_of(ws_url(svc, "hevc"))
     assert (message["error"], code) == ("unsupported_codec", 4415)
+
+
+def stalled_viewer(port: int, path: str) -> socket.socket:
+    """Completes the WebSocket handshake, then never reads (tiny receive buffer)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    return sock
+
+
+def test_a_stalled_viewer_is_dropped_not_waited_for(service_factory, camera_factory):
+    # 6 Mbit/s of noise: the stalled socket's kernel buffers (MBs on loopback) fill sooner
+    camera = camera_factory(["/cam"], ["--pattern", "snow", "--bitrate", "6000"])
+    svc, client = live_service(service_factory, {"cam": camera.url()})
+    with LiveReader(ws_url(svc, "cam")) as reader:
+        reader.read(5)
+        stalled = stalled_viewer(svc.port, "/streams/cam/live.mp4")
+        try:
+            wait_for(lambda: state_of(client, "cam")["health"]["live_viewers"] == 2, 5,
+                     message="both viewers counted")
+            started = time.monotonic()
+            while state_of(client, "cam")["health"]["live_viewers"] == 2:
+                reader.read(len(reader.fragments) + 25)  # the reading viewer keeps receiving
+                assert time.monotonic() - started < 60, "the stalled viewer was never dropped"
+            reader.read(len(reader.fragments) + 25)
+        finally:
+            stalled.close()
+    assert state_of(client, "cam")["health"]["retry_count"] == 0
+
+
+def decode_times(fragment: bytes) -> int:
+    at = fragment.index(b"tfdt") + 4 + 4  # type, version/flags (version 1: 64 bits)
+    return struct.unpack_from(">Q", fragment, at)[0]
+
+
+def test_a_viewer_stays_through_a_camera_restart(service_factory, camera_factory, tmp_path):
+    camera = camera_factory(["/cam"])
+    svc, client = live_service(service_factory, {"cam": camera.url()})
+    with LiveReader(ws_url(svc, "cam")) as reader:
+        reader.read(25)
+        camera.kill()
+        wait_for(lambda: state_of(client, "cam")["health"]["state"] == "retrying", 10,
+                 message="camera down")
+        before = len(reader.fragments)
+        camera.start()
+        reader.read(before + 50, timeout=20)
+    times = [decode_times(f) for f in reader.fragments]
+    assert times == sorted(set(times))  # one timeline, always forwards, for the SourceBuffer
+    assert first_sample_is_sync(reader.fragments[before])  # resumes at a keyframe
+    movie = tmp_path / "restart.mp4"
+    movie.write_bytes(reader.init + b"".join(reader.fragments))
+    assert decoded_frames(movie) == len(reader.fragments)

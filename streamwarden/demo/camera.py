@@ -179,10 +179,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gop", type=int, default=25)
     parser.add_argument("--codec", choices=("h264", "h265"), default="h264")
     parser.add_argument("--audio", action="store_true")
+    parser.add_argument("--bitrate", type=int, default=800, help="kbit/s")
+    parser.add_argument("--pattern", default="ball", help="videotestsrc pattern (snow: costly)")
     args = parser.parse_args(argv)
     spec = ClipSpec(
         width=args.width, height=args.height, fps=args.fps, seconds=args.seconds,
-        codec=args.codec, gop=args.gop, audio=args.audio,
+        codec=args.codec, gop=args.gop, audio=args.audio, bitrate_kbps=args.bitrate,
+        pattern=args.pattern,
     )
     paths = args.path or ["/stream"]
     camera = SyntheticCamera([CameraMount(p, spec) for p in paths], args.port, args.host)

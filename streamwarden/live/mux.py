@@ -84,6 +84,7 @@ class LiveMux(Consumer):
         self._timeline = Timeline()
         self._caps: Gst.Caps | None = None
         self._sequence = 0
+        self._need_keyframe = True  # after a start or a reconnect, P-frames before it are junk
         self.init: InitSegment | None = None
         self.fragments = 0
         self.viewers = 0  # kept up to date by the asyncio side, read by stats()
@@ -117,6 +118,7 @@ class LiveMux(Consumer):
         if info.get_event().type == Gst.EventType.STREAM_START:
             with self._lock:  # the camera reconnected: its timestamps start afresh
                 self._timeline.reanchor()
+                self._need_keyframe = True
         return Gst.PadProbeReturn.OK
 
     def _on_sample(self, sink: Gst.Element) -> Gst.FlowReturn:
@@ -158,6 +160,9 @@ class LiveMux(Consumer):
         if dts == NONE:
             return
         keyframe = not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT)
+        if self._need_keyframe and not keyframe:
+            return
+        self._need_keyframe = False
         decode_ns = self._timeline.place(dts)
         offset_ns = pts - dts if pts != NONE else 0
         self._sequence += 1
