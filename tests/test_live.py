@@ -16,7 +16,7 @@ from websockets.sync.client import connect
 
 from streamwarden.config.model import ApiSection, Config, SourceSettings, StreamConfig
 from streamwarden.live.fmp4 import top_level_boxes
-from tests.conftest import state_of, wait_for
+from tests.conftest import free_port, state_of, wait_for
 
 FAST = SourceSettings(timeout=2, restart_timeout=1)
 TOKEN = "live-token-0123456789abcdef"
@@ -215,3 +215,44 @@ def test_a_viewer_stays_through_a_camera_restart(service_factory, camera_factory
     movie = tmp_path / "restart.mp4"
     movie.write_bytes(reader.init + b"".join(reader.fragments))
     assert decoded_frames(movie) == len(reader.fragments)
+
+
+def test_viewers_are_told_when_the_codec_turns_out_h265_or_the_stream_goes(service_factory,
+                                                                            camera_factory):
+    port = free_port()  # no camera there yet: the codec is unknown when the viewer joins
+    svc, client = live_service(service_factory, {}, token=None)
+    for sid in ("late", "gone"):
+        assert client.post("/streams", json={"id": sid, "uri": f"rtsp://127.0.0.1:{port}/{sid}"}
+                           ).status_code == 201
+    with connect(ws_url(svc, "late"), open_timeout=10) as late, \
+            connect(ws_url(svc, "gone"), open_timeout=10) as gone:
+        wait_for(lambda: state_of(client, "late")["health"]["live_viewers"] == 1, 5,
+                 message="viewer waiting for a picture")
+        assert client.delete("/streams/gone").status_code == 204
+        assert json.loads(gone.recv(timeout=10))["error"] == "stream_removed"
+        camera_factory(["/late"], ["--codec", "h265"], port=port)
+        assert json.loads(late.recv(timeout=20))["error"] == "unsupported_codec"
+    assert state_of(client, "late")["health"]["state"] == "streaming"  # the stream is fine
+    wait_for(lambda: not live_consumers(client, "late"), 5, message="mux detached")
+
+
+
+def test_byte_stream_access_units_become_mp4_samples(tmp_path):
+    """Parsebin hands the tee "avc" for every source tried here (RTSP, files, TS), so the
+    byte-stream path is checked on the cached camera clip's Annex B units directly."""
+    from streamwarden.demo.clip import ClipSpec, load_clip
+    from streamwarden.live.annexb import AnnexBConverter
+    from streamwarden.live.fmp4 import fragment, init_segment
+
+    clip = load_clip(ClipSpec())
+    converter = AnnexBConverter()
+    init, fragments = None, []
+    for index, unit in enumerate(clip.video * 2):  # twice round: repeated SPS/PPS, no new init
+        sample, avcc = converter.convert(unit.data)
+        if avcc is not None:
+            assert init is None
+            init = init_segment(avcc, 640, 360)
+        fragments.append(fragment(index + 1, index * 3600, 3600, 0, unit.keyframe, sample))
+    movie = tmp_path / "annexb.mp4"
+    movie.write_bytes(init + b"".join(fragments))
+    assert decoded_frames(movie) == 2 * len(clip.video)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
 
 from fastapi import WebSocket, WebSocketDisconnect
 
@@ -26,11 +25,12 @@ from streamwarden.live.hub import LiveHub, UnsupportedCodecError
 from streamwarden.live.mux import InitSegment
 from streamwarden.manager import StreamNotFoundError
 
-if TYPE_CHECKING:
-    from streamwarden.service import Service
-
 SEND_TIMEOUT_S = 5.0
 CHECK_INTERVAL_S = 2.0
+_DROPPED = {"dropped": (1008, "this viewer fell too far behind"),
+            "stream_removed": (1001, "the stream went away"),
+            "unsupported_codec": (4415, "the camera sends a codec browsers cannot play: "
+                                        "use snapshots")}
 
 
 async def _refuse(socket: WebSocket, code: int, error: str, detail: str) -> None:
@@ -47,7 +47,7 @@ async def _send(socket: WebSocket, item: InitSegment | bytes) -> None:
     await asyncio.wait_for(socket.send_bytes(item), timeout=SEND_TIMEOUT_S)
 
 
-def install(app, service: Service, hub: LiveHub) -> None:
+def install(app, hub: LiveHub) -> None:
     @app.websocket("/streams/{stream_id}/live.mp4")
     async def live(socket: WebSocket, stream_id: str) -> None:
         await socket.accept()
@@ -81,11 +81,8 @@ def install(app, service: Service, hub: LiveHub) -> None:
                     await hub.check(stream_id)  # a removed stream or a failed mux drops us
                     continue
                 if item is None:
-                    gone = stream_id not in {p.id for p in service.manager.all()}
-                    await _refuse(socket, 1001 if gone else 1008,
-                                  "stream_removed" if gone else "dropped",
-                                  "the stream went away" if gone else
-                                  "this viewer fell too far behind")
+                    code, detail = _DROPPED[viewer.reason]
+                    await _refuse(socket, code, viewer.reason, detail)
                     break
                 await _send(socket, item)
         except (WebSocketDisconnect, RuntimeError, TimeoutError, OSError):

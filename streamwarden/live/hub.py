@@ -10,6 +10,7 @@ whose queue is full is marked dropped and its socket is closed; no one ever wait
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ class Viewer:
     waiting_for_keyframe: bool = True
     has_init: bool = False
     dropped: bool = False
+    reason: str = "dropped"  # why, once dropped: dropped | stream_removed | unsupported_codec
 
     def offer(self, item: InitSegment | bytes) -> None:
         try:
@@ -43,9 +45,10 @@ class Viewer:
         except asyncio.QueueFull:
             self.drop()
 
-    def drop(self) -> None:
+    def drop(self, reason: str = "dropped") -> None:
         """Discard what is queued and leave only the "you are dropped" marker."""
         self.dropped = True
+        self.reason = reason
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
@@ -123,27 +126,31 @@ class LiveHub:
             await self.manager.loop.run(detach)
             log.info("live view of %s stopped", stream_id, extra={"stream_id": stream_id})
 
-    def _forget(self, stream_id: str) -> None:
+    def _forget(self, stream_id: str, reason: str = "stream_removed") -> None:
         """Drop a stream's viewers without touching GStreamer (its mux is gone already)."""
         watched = self._watched.pop(stream_id, None)
         for viewer in watched.viewers if watched else ():
-            viewer.drop()
+            viewer.drop(reason)
 
-    async def check(self, stream_id: str) -> bool:
-        """False (and the viewers dropped) once the stream or its mux went away."""
+    async def check(self, stream_id: str) -> None:
+        """While no frames come: drop the viewers if the stream or its mux went away, or if
+        the camera turned out to send a codec browsers cannot play."""
         watched = self._watched.get(stream_id)
         if watched is None:
-            return False
+            return
         try:
             producer = self.manager.get(stream_id)
         except Exception:
             producer = None
         if producer is not None and producer.consumer("live") is watched.mux:
-            return True
+            if watched.mux.unsupported:
+                for viewer in list(watched.viewers):
+                    if not viewer.dropped:
+                        viewer.drop("unsupported_codec")
+            return
         async with self._lock:
             if self._watched.get(stream_id) is watched:
                 self._forget(stream_id)
-        return False
 
     # ---- from the mux's streaming thread ---------------------------------------------------
 
@@ -151,7 +158,8 @@ class LiveHub:
                   keyframe: bool) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._fan_out, stream_id, init, data, keyframe)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown)
+                loop.call_soon_threadsafe(self._fan_out, stream_id, init, data, keyframe)
 
     def _fan_out(self, stream_id: str, init: InitSegment | None, data: bytes | None,
                  keyframe: bool) -> None:

@@ -1,13 +1,14 @@
 """The live-view consumer: one fragmented-MP4 mux per stream, shared by every browser viewer.
 
-Attached to the stream's video tee only while someone watches. Inside the bin, C elements
-bring the camera's H.264 to length-prefixed access units with SPS/PPS in the caps
-(`h264parse ! video/x-h264,stream-format=avc,alignment=au`), whatever the source's stream
-format; the appsink callback (a streaming thread) wraps each frame in a moof+mdat (see
-fmp4.py) and hands the bytes to `deliver` without blocking. Timestamps are rebased onto one
-continuous timeline that also runs on across a camera reconnect, so the browser's
-SourceBuffer never sees time go backwards. New caps (new SPS/PPS, size) produce a new init
-segment; delivery then restarts at the next keyframe.
+Attached to the stream's video tee only while someone watches: a leaky queue into an appsink
+that accepts any caps (so it never narrows what the camera may link to). The appsink callback
+(a streaming thread) takes the camera's H.264 access units as they are — "avc" from RTSP,
+RTMP and MP4 sources, byte-stream converted in Python (annexb.py) — wraps each in a
+moof+mdat (fmp4.py) and hands the bytes to `deliver` without blocking. Timestamps are rebased
+onto one continuous timeline that also runs on across a camera reconnect, so the browser's
+SourceBuffer never sees time go backwards; after a reconnect delivery resumes at a keyframe.
+New caps (new SPS/PPS, size) produce a new init segment. Other codecs (H.265) are not muxed:
+`unsupported` names them and the viewers are told.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from streamwarden.consumers.base import Consumer, leaky_queue
 from streamwarden.gst.init import Gst
 from streamwarden.live import fmp4
+from streamwarden.live.annexb import AnnexBConverter
 
 NONE = Gst.CLOCK_TIME_NONE
 DEFAULT_FRAME_NS = 40_000_000  # 25 fps, until the stream says otherwise
@@ -85,29 +87,26 @@ class LiveMux(Consumer):
         self._caps: Gst.Caps | None = None
         self._sequence = 0
         self._need_keyframe = True  # after a start or a reconnect, P-frames before it are junk
+        self._annexb: AnnexBConverter | None = None
+        self._size = (0, 0)
         self.init: InitSegment | None = None
         self.fragments = 0
         self.viewers = 0  # kept up to date by the asyncio side, read by stats()
         self.error: str | None = None
+        self.unsupported: str | None = None  # caps name of a codec we cannot mux (H.265)
 
     def build(self) -> Gst.Bin:
         bin_ = Gst.Bin.new(f"live-{self.stream_id}")
         queue = leaky_queue(None)
-        parse = Gst.ElementFactory.make("h264parse")
-        caps = Gst.ElementFactory.make("capsfilter")
-        caps.set_property("caps", Gst.Caps.from_string(
-            "video/x-h264,stream-format=avc,alignment=au"))
         sink = Gst.ElementFactory.make("appsink")
         for prop, value in (("sync", False), ("async", False), ("emit-signals", True),
                             ("wait-on-eos", False)):
             sink.set_property(prop, value)
         sink.connect("new-sample", self._on_sample)
         sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event)
-        for element in (queue, parse, caps, sink):
-            bin_.add(element)
-        queue.link(parse)
-        parse.link(caps)
-        caps.link(sink)
+        bin_.add(queue)
+        bin_.add(sink)
+        queue.link(sink)
         bin_.add_pad(Gst.GhostPad.new("video", queue.get_static_pad("sink")))
         self.bin = bin_
         return bin_
@@ -129,29 +128,41 @@ class LiveMux(Consumer):
             caps = sample.get_caps()
             if caps is not None and (self._caps is None or not caps.is_equal(self._caps)):
                 self._caps = caps
-                self.init = self._init_from(caps)
-                if self.init is not None:
-                    self._deliver(self.init, None, False)
-            if self.init is not None:
+                self._new_caps(caps)
+            if self.unsupported is None:
                 self._mux(sample.get_buffer())
         return Gst.FlowReturn.OK
 
-    def _init_from(self, caps: Gst.Caps) -> InitSegment | None:
+    def _new_caps(self, caps: Gst.Caps) -> None:
         s = caps.get_structure(0)
+        self._size = (s.get_int("width")[1], s.get_int("height")[1])
+        self._need_keyframe = True
+        self._annexb = None
+        if s.get_name() != "video/x-h264":
+            self.unsupported = s.get_name()
+            return
+        self.unsupported = None
+        if s.get_string("stream-format") == "byte-stream":
+            self._annexb = AnnexBConverter()  # the init comes with the first SPS/PPS
+            return
         codec_data = s.get_value("codec_data")
-        ok_w, width = s.get_int("width")
-        ok_h, height = s.get_int("height")
-        if codec_data is None or not (ok_w and ok_h):
-            self.error = "no SPS/PPS or size in the stream's caps"
-            return None
-        avcc = bytes(codec_data.extract_dup(0, codec_data.get_size()))
+        if codec_data is None:
+            self.error = f"no codec_data in {s.get_string('stream-format')} caps"
+            self.unsupported = "video/x-h264 without codec_data"
+            return
+        self._publish_init(bytes(codec_data.extract_dup(0, codec_data.get_size())))
+
+    def _publish_init(self, avcc: bytes) -> None:
+        width, height = self._size
         try:
             codec = fmp4.codec_string(avcc)
         except ValueError as exc:
             self.error = str(exc)
-            return None
+            return
         self.error = None
-        return InitSegment(codec, width, height, fmp4.init_segment(avcc, width, height))
+        self.init = InitSegment(codec, width, height, fmp4.init_segment(avcc, width, height))
+        self._need_keyframe = True
+        self._deliver(self.init, None, False)
 
     def _mux(self, buffer: Gst.Buffer) -> None:
         pts, dts = buffer.pts, buffer.dts
@@ -160,7 +171,12 @@ class LiveMux(Consumer):
         if dts == NONE:
             return
         keyframe = not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT)
-        if self._need_keyframe and not keyframe:
+        payload = buffer.extract_dup(0, buffer.get_size())
+        if self._annexb is not None:
+            payload, avcc = self._annexb.convert(payload)
+            if avcc is not None:
+                self._publish_init(avcc)
+        if self.init is None or (self._need_keyframe and not keyframe):
             return
         self._need_keyframe = False
         decode_ns = self._timeline.place(dts)
@@ -168,7 +184,7 @@ class LiveMux(Consumer):
         self._sequence += 1
         data = fmp4.fragment(self._sequence, to_ticks(decode_ns),
                              to_ticks(self._timeline.frame_ns), to_ticks(offset_ns), keyframe,
-                             buffer.extract_dup(0, buffer.get_size()))
+                             payload)
         self.fragments += 1
         self._deliver(None, data, keyframe)
 
