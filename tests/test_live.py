@@ -125,6 +125,7 @@ def test_viewers_share_one_mux_detached_after_the_last(service_factory, camera_f
     assert first_sample_is_sync(second.fragments[0])  # a late joiner starts at a keyframe
     assert len(live_consumers(client, "cam")) == 1
     assert state_of(client, "cam")["health"]["live_viewers"] == 2
+    assert 'streamwarden_live_viewers{stream="cam"} 2.0' in client.get("/metrics").text
     first.close()
     wait_for(lambda: state_of(client, "cam")["health"]["live_viewers"] == 1, 5,
              message="one viewer left")
