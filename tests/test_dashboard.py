@@ -149,6 +149,18 @@ def test_tiles_play_live_video_and_fall_back_to_snapshots(browser, service_facto
              message="live video time advances")
     assert state_of(client, "avc")["health"]["live_viewers"] == 1
 
+    # the same player plays on after the camera restarts (one forward timeline)
+    camera.kill()
+    wait_for(lambda: state_of(client, "avc")["health"]["state"] == "retrying", 10,
+             message="camera down")
+    camera.start()
+    wait_for(lambda: state_of(client, "avc")["health"]["state"] == "streaming", 15,
+             message="camera back")
+    resumed = browser.execute_script(playing)[1]
+    wait_for(lambda: browser.execute_script(playing)[1] > resumed + 1, 10,
+             message="live video plays again after the restart")
+    assert state_of(client, "avc")["health"]["live_viewers"] == 1  # the same viewer
+
     # H.265 is not for browsers: that tile keeps refreshing snapshots instead
     assert not browser.execute_script("return !!document.querySelector('#card-hevc.is-live')")
     wait_for(lambda: browser.execute_script(
