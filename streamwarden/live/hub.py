@@ -67,10 +67,6 @@ class LiveHub:
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def viewers(self, stream_id: str) -> int:
-        watched = self._watched.get(stream_id)
-        return len(watched.viewers) if watched else 0
-
     async def join(self, stream_id: str) -> Viewer:
         """Add a viewer; attaches the mux for the first one. Raises StreamNotFoundError or
         UnsupportedCodecError."""
