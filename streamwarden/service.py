@@ -25,6 +25,7 @@ from streamwarden.events import EventHub
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
 from streamwarden.inference.controller import InferenceController
+from streamwarden.live.hub import LiveHub
 from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
 from streamwarden.recording.index import RecordingIndex
@@ -97,6 +98,7 @@ class Service:
         self.inference = InferenceController(config, self.db, self.manager,
                                              self.events.publish_threadsafe)
         self.manager.inference = self.inference
+        self.live = LiveHub(self.manager)
         if self.mqtt is not None:
             self.events.listeners.append(self.mqtt.handle)
         self.demo_camera = None

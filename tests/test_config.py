@@ -65,6 +65,7 @@ def test_nvidia_backend_without_gpu_is_a_warning(monkeypatch):
         ('[api]\nlisten = "8080"\n', "api.listen", 2, "HOST:PORT"),
         ('[recording]\nformat = "avi"\n', "recording.format", 2, "'mp4', 'mkv' or 'ts'"),
         ('[stream_defaults]\ntransport = "quic"\n', "stream_defaults.transport", 2, "tcp"),
+        ('[restream]\nfallback = "black"\n', "restream.fallback", 2, "'none' or 'slate'"),
     ],
 )
 def test_bad_config_names_key_and_line(text, key, line, fragment):

@@ -120,3 +120,58 @@ def test_dashboard_end_to_end(browser, service_factory, camera_factory):
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
     errors = [e for e in console_errors(browser) if "/streams" not in e or "409" not in e]
     assert errors == [], errors
+
+
+def test_tiles_play_live_video_and_fall_back_to_snapshots(browser, service_factory,
+                                                          camera_factory):
+    camera = camera_factory(["/a"])
+    hevc = camera_factory(["/b"], ["--codec", "h265"])
+    svc = service_factory(Config(api=ApiSection(token=TOKEN), streams=[
+        StreamConfig(id="avc", uri=camera.url("/a")),
+        StreamConfig(id="hevc", uri=hevc.url("/b"))]))
+    client = svc.client()
+    client.headers["Authorization"] = f"Bearer {TOKEN}"
+    wait_for(lambda: all(state_of(client, s)["health"]["state"] == "streaming"
+                         for s in ("avc", "hevc")), 20, message="streams up")
+
+    browser.get(svc.base_url + "/")
+    browser.execute_script("localStorage.setItem('streamwarden-token', arguments[0]);", TOKEN)
+    browser.get(svc.base_url + "/")
+    wait_for(lambda: browser.execute_script(
+        "return !!document.querySelector('#card-avc.is-live')"), 15,
+        message="the H.264 tile goes live")
+    playing = """
+        const v = document.querySelector('#card-avc .live');
+        return [v.videoWidth, v.currentTime, v.readyState];"""
+    width, first, _ = browser.execute_script(playing)
+    assert width == 640
+    wait_for(lambda: browser.execute_script(playing)[1] > first + 1, 10,
+             message="live video time advances")
+    assert state_of(client, "avc")["health"]["live_viewers"] == 1
+
+    # the same player plays on after the camera restarts (one forward timeline)
+    camera.kill()
+    wait_for(lambda: state_of(client, "avc")["health"]["state"] == "retrying", 10,
+             message="camera down")
+    camera.start()
+    wait_for(lambda: state_of(client, "avc")["health"]["state"] == "streaming", 15,
+             message="camera back")
+    resumed = browser.execute_script(playing)[1]
+    wait_for(lambda: browser.execute_script(playing)[1] > resumed + 1, 10,
+             message="live video plays again after the restart")
+    assert state_of(client, "avc")["health"]["live_viewers"] == 1  # the same viewer
+
+    # H.265 is not for browsers: that tile keeps refreshing snapshots instead
+    assert not browser.execute_script("return !!document.querySelector('#card-hevc.is-live')")
+    wait_for(lambda: browser.execute_script(
+        "const i = document.querySelector('#card-hevc .snap');"
+        "return i.complete && i.naturalWidth === 640;"), 10, message="H.265 tile snapshot")
+    assert state_of(client, "hevc")["health"]["live_viewers"] == 0
+
+    # leaving the page ends the live view on the server
+    browser.get("about:blank")
+    wait_for(lambda: not any(c["kind"] == "live" for c in
+                             state_of(client, "avc")["statistics"]["consumers"]), 10,
+             message="mux detached after the page left")
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert console_errors(browser) == []

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from streamwarden.config.model import Config, SourceSettings, StreamConfig
+from streamwarden.config.model import Config, RestreamSection, SourceSettings, StreamConfig
+from streamwarden.demo.stamp import read_stamps
 from streamwarden.gst.init import Gst
 from tests.conftest import state_of, wait_for
 
@@ -169,4 +170,56 @@ def test_a_stalled_reader_slows_no_one(service_factory, camera_factory):
         assert max(gaps) < 0.5
     finally:
         stalled.close()
+        reader.stop()
+
+
+class StampReader(GstReader):
+    """A GstReader that also tells camera frames (stamped by the camera) from slate frames."""
+
+    def __init__(self, url: str):
+        self.camera_frames = 0
+        super().__init__(url)
+
+    def _count(self, pad, info):
+        buffer = info.get_buffer()
+        if read_stamps(bytes(buffer.extract_dup(0, buffer.get_size()))):
+            self.camera_frames += 1
+        return super()._count(pad, info)
+
+
+def slate_frames(client) -> int:
+    return next(c for c in state_of(client, "cam")["statistics"]["consumers"]
+                if c["kind"] == "restream")["slate_frames"]
+
+
+def test_slate_while_the_camera_is_down(service_factory, camera_factory):
+    camera = camera_factory(["/cam"])
+    svc = service_factory(Config(stream_defaults=FAST, restream=RestreamSection(
+        fallback="slate"), streams=[StreamConfig(id="cam", uri=camera.url())]))
+    client = svc.client()
+    wait_for(lambda: state_of(client, "cam")["health"]["state"] == "streaming", 20,
+             message="streaming")
+    url = f"rtsp://127.0.0.1:{svc.rtsp_port}/cam"
+    reader = StampReader(url)
+    try:
+        wait_for(lambda: reader.camera_frames > 25, 10, message="camera frames")
+        camera.kill()
+        wait_for(lambda: reader.frames > reader.camera_frames + 4, 10,
+                 message="slate frames to the connected reader")
+        # a reader joining during the outage decodes the slate, then the camera again, with
+        # no decoder errors at the switch (read_frames fails on any)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            decoding = pool.submit(read_frames, url, "tcp", 10)
+            time.sleep(3)
+            camera.start()
+            wait_for(lambda: state_of(client, "cam")["health"]["state"] == "streaming", 10,
+                     message="camera back")
+            back = reader.camera_frames
+            wait_for(lambda: reader.camera_frames > back + 25, 10,
+                     message="camera frames again")
+            assert decoding.result() >= 4 * 3 + 25
+        slate = slate_frames(client)
+        time.sleep(1)
+        assert slate_frames(client) == slate  # the slate has stopped
+    finally:
         reader.stop()

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
-from streamwarden.api import ws
+from streamwarden.api import live, ws
 from streamwarden.api.auth import BodyLimit, TokenAuth, sign_url_token
 from streamwarden.api.errors import (
     ApiError,
@@ -194,9 +194,9 @@ def create_app(service: Service) -> FastAPI:
             producer = manager.get(checked_id(stream_id))
         except StreamNotFoundError:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
-        live = service.inference.latest_frame(producer.id)
-        if live is not None:  # the shared decoder runs: newest frame, boxes drawn
-            return Response(await asyncio.to_thread(_live_jpeg, *live, width),
+        newest = service.inference.latest_frame(producer.id)
+        if newest is not None:  # the shared decoder runs: newest frame, boxes drawn
+            return Response(await asyncio.to_thread(_live_jpeg, *newest, width),
                             media_type="image/jpeg", headers={"Cache-Control": "no-store"})
         recorder = producer.consumer("recorder")
         keyframe = recorder.latest_keyframe() if isinstance(recorder, Recorder) else None
@@ -215,6 +215,7 @@ def create_app(service: Service) -> FastAPI:
 
     registry = make_registry(service)
     ws.install(app, service)
+    live.install(app, service.live)
 
     @app.get("/metrics", tags=["monitoring"], response_class=PlainTextResponse,
              responses={200: {"content": {CONTENT_TYPE: {}},

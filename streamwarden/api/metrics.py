@@ -54,6 +54,8 @@ class StreamCollector(Collector):
         dropped = CounterMetricFamily("streamwarden_recording_dropped_frames",
                                       "Frames a recording session could not take",
                                       labels=labels)
+        viewers = GaugeMetricFamily("streamwarden_live_viewers",
+                                    "Browsers watching the live view", labels=labels)
         for producer in self.service.manager.all():
             sid = producer.id
             health, stats = producer.health(), producer.statistics()
@@ -69,13 +71,14 @@ class StreamCollector(Collector):
             for name in STATES:
                 state.add_metric([sid, name], 1 if health["state"] == name else 0)
             recording.add_metric([sid], 1 if health["recording"] else 0)
+            viewers.add_metric([sid], health["live_viewers"])
             recorder = next((c for c in stats["consumers"] if c["kind"] == "recorder"), None)
             if recorder is not None:
                 rec_bytes.add_metric([sid], recorder["bytes_written"])
                 segments.add_metric([sid], recorder["segments"])
                 dropped.add_metric([sid], recorder.get("dropped_frames", 0))
         yield from (frames, keyframes, received, retries, fps, bitrate, age, healthy, state,
-                    recording, rec_bytes, segments, dropped)
+                    recording, rec_bytes, segments, dropped, viewers)
         path = self.service.manager.recording_path
         probe = path
         while not probe.exists() and probe != probe.parent:

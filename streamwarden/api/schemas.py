@@ -37,6 +37,7 @@ class HealthEntry(BaseModel):
     recording_error: Literal["disk_full", "write_error"] | None
     inference_state: Literal["stopped", "starting", "running", "restarting", "failed"] | None = None
     inference: dict[str, Any] | None = None
+    live_viewers: int = 0  # browsers watching the live view (WS /streams/{id}/live.mp4)
 
 
 class EventView(BaseModel):

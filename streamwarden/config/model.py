@@ -193,6 +193,8 @@ class RestreamSection(_Listening):
     user: str | None = None
     password: str | None = None
     allow_unauthenticated: bool = False
+    # what readers see while the camera is down: nothing (they wait) or a "stream offline" slate
+    fallback: Literal["none", "slate"] = "none"
 
     @model_validator(mode="after")
     def _credentials_pair(self) -> RestreamSection:

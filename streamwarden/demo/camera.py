@@ -181,11 +181,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--codec", choices=("h264", "h265"), default="h264")
     parser.add_argument("--audio", action="store_true")
     parser.add_argument("--image", help="a still picture to show instead of the test pattern")
+    parser.add_argument("--bitrate", type=int, default=800, help="kbit/s")
+    parser.add_argument("--pattern", default="ball", help="videotestsrc pattern (snow: costly)")
     args = parser.parse_args(argv)
     spec = ClipSpec(
         width=args.width, height=args.height, fps=args.fps, seconds=args.seconds,
-        codec=args.codec, gop=args.gop, audio=args.audio,
-        image=str(Path(args.image).resolve()) if args.image else None,
+        codec=args.codec, gop=args.gop, audio=args.audio, bitrate_kbps=args.bitrate,
+        pattern=args.pattern, image=str(Path(args.image).resolve()) if args.image else None,
     )
     paths = args.path or ["/stream"]
     camera = SyntheticCamera([CameraMount(p, spec) for p in paths], args.port, args.host)

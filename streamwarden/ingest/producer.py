@@ -312,7 +312,12 @@ class Producer:
             "last_retry_reason": sup.last_retry_reason.value if sup.last_retry_reason else None,
             "last_error": sup.last_error,
             **self._recording_health(),
+            "live_viewers": self._live_viewers(),
         }
+
+    def _live_viewers(self) -> int:
+        live = self.hub.consumer("live")
+        return int(live.stats().get("viewers", 0)) if live is not None else 0
 
     def _recording_health(self) -> dict[str, Any]:
         recorder = self.hub.consumer("recorder")

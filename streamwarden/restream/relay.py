@@ -7,16 +7,25 @@ the next keyframe; timestamps are rebased onto the media pipeline's own running 
 re-anchored when the camera reconnects, so readers stay connected through outages and
 resume when frames flow again. Pushing never blocks: a reader that stalls is the RTSP
 server's business (its per-client backlog), not the camera's or the recorder's.
+
+With `[restream] fallback = "slate"`, a camera silent for OUTAGE_S makes every media switch
+to the pre-encoded "stream offline" slate (slate.py; new caps on its appsrc, frames pushed
+from the GStreamer thread's tick), and back to the camera at the camera's next keyframe,
+with the camera's caps set again, so decoders see a clean keyframe on each switch.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from streamwarden.consumers.base import Consumer, appsink_tap
 from streamwarden.gst.init import Gst
+from streamwarden.restream.slate import SLATES, Slate
+
+OUTAGE_S = 2.0  # no camera frame for this long: show the slate (cameras below 0.5 fps: sorry)
 
 _COPY = (Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS | Gst.BufferCopyFlags.META
          | Gst.BufferCopyFlags.MEMORY)
@@ -31,6 +40,9 @@ class RelayTarget:
     in_base: int | None = None
     out_base: int = 0
     pushed: int = 0
+    on_slate: bool = False
+    slate_index: int = 0
+    video_caps: Gst.Caps | None = None  # what the video appsrc was last told, if we changed it
 
     def _running_time(self) -> int | None:
         clock = self.video.get_clock()
@@ -38,7 +50,12 @@ class RelayTarget:
             return None
         return max(0, clock.get_time() - self.video.get_base_time())
 
-    def offer(self, kind: str, buffer: Gst.Buffer) -> None:
+    def _set_video_caps(self, caps: Gst.Caps | None) -> None:
+        if caps is not None and (self.video_caps is None or not caps.is_equal(self.video_caps)):
+            self.video.set_property("caps", caps)
+            self.video_caps = caps
+
+    def offer(self, kind: str, buffer: Gst.Buffer, caps: Gst.Caps | None = None) -> None:
         if buffer.pts == Gst.CLOCK_TIME_NONE:
             return
         if self.in_base is None:
@@ -47,6 +64,9 @@ class RelayTarget:
             now = self._running_time()
             if now is None:
                 return  # the media is not playing yet
+            if self.on_slate or self.video_caps is not None:
+                self._set_video_caps(caps)  # back from the slate: the camera's caps again
+            self.on_slate = False
             self.in_base, self.out_base = buffer.pts, now
         src = self.video if kind == "video" else self.audio
         if src is None or buffer.pts < self.in_base:
@@ -61,16 +81,35 @@ class RelayTarget:
     def reanchor(self) -> None:
         self.in_base = None
 
+    def show_slate(self, slate: Slate) -> None:
+        """Push the next slate frame, timed now; the camera resumes at its next keyframe."""
+        now = self._running_time()
+        if now is None:
+            return
+        if not self.on_slate:
+            self.on_slate = True
+            self.in_base = None
+            self._set_video_caps(slate.caps)
+        frame = Gst.Buffer.new_wrapped(slate.frames[self.slate_index % len(slate.frames)])
+        self.slate_index += 1
+        frame.pts = frame.dts = now
+        self.video.emit("push-buffer", frame)
+        self.pushed += 1
+
 
 class RelayConsumer(Consumer):
     kind = "restream"
     wants_audio = True
 
-    def __init__(self, stream_id: str):
+    def __init__(self, stream_id: str, fallback: str = "none"):
         super().__init__("restream")
         self.stream_id = stream_id
+        self.fallback = fallback
         self._lock = threading.Lock()
         self.targets: list[RelayTarget] = []
+        self._video_caps: Gst.Caps | None = None
+        self._last_video = time.monotonic()
+        self.slate_frames = 0
 
     def build(self) -> Gst.Bin:
         self.bin = appsink_tap(f"restream-{self.stream_id}", self._on_sample, self._on_event)
@@ -87,10 +126,34 @@ class RelayConsumer(Consumer):
         sample = sink.emit("pull-sample")
         if sample is not None:
             buffer = sample.get_buffer()
+            caps = None
+            if kind == "video":
+                caps = self._video_caps = sample.get_caps()
+                self._last_video = time.monotonic()
             with self._lock:
                 for target in self.targets:
-                    target.offer(kind, buffer)
+                    target.offer(kind, buffer, caps)
         return Gst.FlowReturn.OK
+
+    def seed_caps(self, caps: Gst.Caps | None) -> None:
+        """The camera's last caps, for a relay attached while the camera is down (the slate
+        is made to their size)."""
+        if caps is not None and self._video_caps is None:
+            self._video_caps = caps
+
+    def tick(self, now: float) -> None:
+        """GStreamer thread, every producer tick: feed the slate to medias that need it."""
+        if self.fallback != "slate":
+            return
+        slate = SLATES.get(self._video_caps)  # starts the one-off encode early
+        if slate is None:
+            return
+        outage = now - self._last_video >= OUTAGE_S
+        with self._lock:
+            for target in self.targets:
+                if outage or target.on_slate:  # until the camera's keyframe takes over
+                    target.show_slate(slate)
+                    self.slate_frames += 1
 
     def add_target(self, target: RelayTarget) -> None:
         with self._lock:
@@ -105,4 +168,5 @@ class RelayConsumer(Consumer):
 
     def stats(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "medias": len(self.targets),
-                "pushed": sum(t.pushed for t in list(self.targets))}
+                "pushed": sum(t.pushed for t in list(self.targets)),
+                "slate_frames": self.slate_frames}

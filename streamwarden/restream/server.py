@@ -125,7 +125,9 @@ class RestreamServer:
             producer = self.manager.get(stream_id)
             relay = producer.consumer("restream")
             if not isinstance(relay, RelayConsumer):
-                relay = RelayConsumer(stream_id)
+                relay = RelayConsumer(stream_id, self.config.fallback)
+                tee = producer.tees.get("video")
+                relay.seed_caps(tee.get_static_pad("sink").get_current_caps() if tee else None)
                 producer.attach(relay)
             relay.add_target(target)
 

@@ -2,7 +2,7 @@
 "use strict";
 
 const state = { token: localStorage.getItem("streamwarden-token") || "", streams: new Map(),
-  urlTokens: new Map(), recStream: null };
+  urlTokens: new Map(), recStream: null, players: new Map() };
 const $ = (sel, root = document) => root.querySelector(sel);
 
 function showError(message) {
@@ -57,7 +57,8 @@ function renderCard(stream) {
   badge.textContent = health.state;
   badge.className = `badge state state-${health.state}`;
   $(".stats", card).textContent = `${health.fps.toFixed(1)} fps · ` +
-    `${Math.round(health.bitrate_kbps)} kbit/s · ${health.retry_count} retries`;
+    `${Math.round(health.bitrate_kbps)} kbit/s · ${health.retry_count} retries · ` +
+    `${health.live_viewers || 0} watching live`;
   $(".last-error", card).textContent = health.is_healthy ? "" : (health.last_error || "");
   const recording = health.recording;
   $(".rec-badge", card).hidden = !recording;
@@ -65,8 +66,28 @@ function renderCard(stream) {
   card.dataset.recording = recording ? "1" : "0";
 }
 
+// Live video where the browser can play it (H.264 through MSE); snapshots otherwise and
+// whenever live fails (the player retries by itself).
+function startLive(stream) {
+  const card = document.getElementById(`card-${stream.id}`);
+  const codec = stream.statistics && stream.statistics.video_codec;
+  if (!card || state.players.has(stream.id) || !LivePlayer.supported() || codec === "h265") {
+    return;
+  }
+  const player = new LivePlayer($(".live", card), `/streams/${stream.id}/live.mp4`,
+    (playing) => { card.classList.toggle("is-live", playing); });
+  state.players.set(stream.id, player);
+  player.start(signed).catch(() => player.fail("no url token"));
+}
+
+function stopLive(id) {
+  const player = state.players.get(id);
+  if (player) player.stop();
+  state.players.delete(id);
+}
+
 async function refreshSnapshots() {
-  for (const card of document.querySelectorAll(".card")) {
+  for (const card of document.querySelectorAll(".card:not(.is-live)")) {
     const path = `/streams/${card.dataset.id}/snapshot.jpg`;
     try {
       const url = withQuery(await signed(path), `width=640&t=${Date.now()}`);
@@ -81,9 +102,10 @@ async function loadStreams() {
   const streams = await api("GET", "/streams");
   const ids = new Set(streams.map((s) => s.id));
   for (const card of document.querySelectorAll(".card")) {
-    if (!ids.has(card.dataset.id)) card.remove();
+    if (!ids.has(card.dataset.id)) { stopLive(card.dataset.id); card.remove(); }
   }
   streams.forEach(renderCard);
+  streams.forEach(startLive);
 }
 
 async function toggleRecording(id) {
@@ -198,5 +220,12 @@ async function start() {
     setInterval(refreshSnapshots, 2000);
   } catch (err) { showError(err.message); }
 }
+
+// Leaving the page (or entering the back/forward cache) ends the live views at once, so the
+// server stops muxing; coming back from that cache starts them again.
+window.addEventListener("pagehide", () => { [...state.players.keys()].forEach(stopLive); });
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) loadStreams().catch((err) => showError(err.message));
+});
 
 start();

@@ -1,0 +1,197 @@
+"""The live-view consumer: one fragmented-MP4 mux per stream, shared by every browser viewer.
+
+Attached to the stream's video tee only while someone watches: a leaky queue into an appsink
+that accepts any caps (so it never narrows what the camera may link to). The appsink callback
+(a streaming thread) takes the camera's H.264 access units as they are — "avc" from RTSP,
+RTMP and MP4 sources, byte-stream converted in Python (annexb.py) — wraps each in a
+moof+mdat (fmp4.py) and hands the bytes to `deliver` without blocking. Timestamps are rebased
+onto one continuous timeline that also runs on across a camera reconnect, so the browser's
+SourceBuffer never sees time go backwards; after a reconnect delivery resumes at a keyframe.
+New caps (new SPS/PPS, size) produce a new init segment. Other codecs (H.265) are not muxed:
+`unsupported` names them and the viewers are told.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamwarden.consumers.base import Consumer, leaky_queue
+from streamwarden.gst.init import Gst
+from streamwarden.live import fmp4
+from streamwarden.live.annexb import AnnexBConverter
+
+NONE = Gst.CLOCK_TIME_NONE
+DEFAULT_FRAME_NS = 40_000_000  # 25 fps, until the stream says otherwise
+
+
+def to_ticks(ns: int) -> int:
+    return ns * fmp4.TIMESCALE // Gst.SECOND
+
+
+@dataclass(frozen=True)
+class InitSegment:
+    codec: str  # RFC 6381, e.g. avc1.64001f
+    width: int
+    height: int
+    data: bytes
+
+    @property
+    def mime(self) -> str:
+        return f'video/mp4; codecs="{self.codec}"'
+
+
+# deliver(init, fragment, keyframe): exactly one of init/fragment is set
+Deliver = Callable[[InitSegment | None, bytes | None, bool], None]
+
+
+class Timeline:
+    """Camera timestamps → one increasing decode timeline (ns), re-anchored on discontinuity."""
+
+    def __init__(self) -> None:
+        self.in_base: int | None = None
+        self.out_base = 0
+        self.next_out = 0  # where the next frame is expected on the output timeline
+        self.frame_ns = DEFAULT_FRAME_NS
+
+    def reanchor(self) -> None:
+        self.in_base = None
+
+    def place(self, dts: int) -> int:
+        if self.in_base is not None:
+            out = dts - self.in_base + self.out_base
+            if out < self.next_out - self.frame_ns or out > self.next_out + 10 * Gst.SECOND:
+                self.in_base = None  # time jumped (reconnect, wrap): continue where we were
+        if self.in_base is None:
+            self.in_base, self.out_base = dts, self.next_out
+        out = dts - self.in_base + self.out_base
+        previous = self.next_out - self.frame_ns
+        if out > previous and out - previous < Gst.SECOND:
+            self.frame_ns = out - previous  # the last interval predicts the next duration
+        self.next_out = out + self.frame_ns
+        return out
+
+
+class LiveMux(Consumer):
+    kind = "live"
+    wants_audio = False
+
+    def __init__(self, stream_id: str, deliver: Deliver):
+        super().__init__("live")
+        self.stream_id = stream_id
+        self._deliver = deliver
+        self._lock = threading.Lock()
+        self._timeline = Timeline()
+        self._caps: Gst.Caps | None = None
+        self._sequence = 0
+        self._need_keyframe = True  # after a start or a reconnect, P-frames before it are junk
+        self._annexb: AnnexBConverter | None = None
+        self._size = (0, 0)
+        self.init: InitSegment | None = None
+        self.fragments = 0
+        self.viewers = 0  # kept up to date by the asyncio side, read by stats()
+        self.error: str | None = None
+        self.unsupported: str | None = None  # caps name of a codec we cannot mux (H.265)
+
+    def build(self) -> Gst.Bin:
+        bin_ = Gst.Bin.new(f"live-{self.stream_id}")
+        queue = leaky_queue(None)
+        sink = Gst.ElementFactory.make("appsink")
+        for prop, value in (("sync", False), ("async", False), ("emit-signals", True),
+                            ("wait-on-eos", False)):
+            sink.set_property(prop, value)
+        sink.connect("new-sample", self._on_sample)
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event)
+        bin_.add(queue)
+        bin_.add(sink)
+        queue.link(sink)
+        bin_.add_pad(Gst.GhostPad.new("video", queue.get_static_pad("sink")))
+        self.bin = bin_
+        return bin_
+
+    # ---- streaming thread ------------------------------------------------------------------
+
+    def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        if info.get_event().type == Gst.EventType.STREAM_START:
+            with self._lock:  # the camera reconnected: its timestamps start afresh
+                self._timeline.reanchor()
+                self._need_keyframe = True
+        return Gst.PadProbeReturn.OK
+
+    def _on_sample(self, sink: Gst.Element) -> Gst.FlowReturn:
+        sample = sink.emit("pull-sample")
+        if sample is None:
+            return Gst.FlowReturn.OK
+        with self._lock:
+            caps = sample.get_caps()
+            if caps is not None and (self._caps is None or not caps.is_equal(self._caps)):
+                self._caps = caps
+                self._new_caps(caps)
+            if self.unsupported is None:
+                self._mux(sample.get_buffer())
+        return Gst.FlowReturn.OK
+
+    def _new_caps(self, caps: Gst.Caps) -> None:
+        s = caps.get_structure(0)
+        self._size = (s.get_int("width")[1], s.get_int("height")[1])
+        self._need_keyframe = True
+        self._annexb = None
+        if s.get_name() != "video/x-h264":
+            self.unsupported = s.get_name()
+            return
+        self.unsupported = None
+        if s.get_string("stream-format") == "byte-stream":
+            self._annexb = AnnexBConverter()  # the init comes with the first SPS/PPS
+            return
+        codec_data = s.get_value("codec_data")
+        if codec_data is None:
+            self.error = f"no codec_data in {s.get_string('stream-format')} caps"
+            self.unsupported = "video/x-h264 without codec_data"
+            return
+        self._publish_init(bytes(codec_data.extract_dup(0, codec_data.get_size())))
+
+    def _publish_init(self, avcc: bytes) -> None:
+        width, height = self._size
+        try:
+            codec = fmp4.codec_string(avcc)
+        except ValueError as exc:
+            self.error = str(exc)
+            return
+        self.error = None
+        self.init = InitSegment(codec, width, height, fmp4.init_segment(avcc, width, height))
+        self._need_keyframe = True
+        self._deliver(self.init, None, False)
+
+    def _mux(self, buffer: Gst.Buffer) -> None:
+        pts, dts = buffer.pts, buffer.dts
+        if dts == NONE:
+            dts = pts
+        if dts == NONE:
+            return
+        keyframe = not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT)
+        payload = buffer.extract_dup(0, buffer.get_size())
+        if self._annexb is not None:
+            payload, avcc = self._annexb.convert(payload)
+            if avcc is not None:
+                self._publish_init(avcc)
+        if self.init is None or (self._need_keyframe and not keyframe):
+            return
+        self._need_keyframe = False
+        decode_ns = self._timeline.place(dts)
+        offset_ns = pts - dts if pts != NONE else 0
+        self._sequence += 1
+        data = fmp4.fragment(self._sequence, to_ticks(decode_ns),
+                             to_ticks(self._timeline.frame_ns), to_ticks(offset_ns), keyframe,
+                             payload)
+        self.fragments += 1
+        self._deliver(None, data, keyframe)
+
+    # ---- any thread ------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        init = self.init
+        return {"kind": self.kind, "name": self.name, "viewers": self.viewers,
+                "fragments": self.fragments, "codec": init.codec if init else None,
+                "error": self.error}
