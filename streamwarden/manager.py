@@ -117,6 +117,10 @@ class StreamManager:
         settings = stream.settings(self.config.stream_defaults)
         producer = Producer(stream, settings, self.reaper, self._notify)
         producer.source = source
+        if self.inference is not None:
+            inference = self.inference
+            producer.extra_health = lambda: inference.stream_health(
+                producer.id, producer.config.enable_inference)
         self._producers[stream.id] = producer
         log.info("stream %s added: %s", stream.id, redact_uri(stream.uri),
                  extra={"stream_id": stream.id, "uri": redact_uri(stream.uri)})

@@ -175,3 +175,40 @@ def test_tiles_play_live_video_and_fall_back_to_snapshots(browser, service_facto
              message="mux detached after the page left")
     ARTIFACTS.mkdir(exist_ok=True)
     assert console_errors(browser) == []
+
+
+def test_detection_toggle_and_latest_detections(browser, service_factory, camera_factory,
+                                                tmp_path):
+    from streamwarden.config.model import AppSection
+    from tests.test_inference import PERSON_CAMERA
+
+    camera = camera_factory(["/cam"], PERSON_CAMERA)
+    svc = service_factory(Config(app=AppSection(database=str(tmp_path / "db.sqlite")),
+                                 api=ApiSection(allow_unauthenticated=True),
+                                 streams=[StreamConfig(id="door", uri=camera.url())]))
+    client = svc.client()
+    wait_for(lambda: state_of(client, "door")["health"]["state"] == "streaming", 20,
+             message="stream up")
+    browser.get(svc.base_url + "/")
+    button = wait_for(lambda: browser.find_elements("css selector", "#card-door .toggle-det"),
+                      10, message="the card")[0]
+    assert button.text == "Detect objects"
+    button.click()
+    wait_for(lambda: state_of(client, "door")["enable_inference"], 10,
+             message="the click turned detection on through the API")
+
+    def detection_pictures() -> int:
+        return browser.execute_script("""
+            return [...document.querySelectorAll('#det-list .detection img')]
+              .filter((img) => img.complete && img.naturalWidth > 0).length""")
+
+    wait_for(detection_pictures, 30, message="a detection with its picture on the page")
+    wait_for(lambda: "detecting" in browser.find_element(
+        "css selector", "#card-door .stats").text, 10, message="the card shows detection")
+    caption = browser.find_element("css selector", "#det-list figcaption").text
+    assert caption.startswith("door · person")
+    assert browser.find_element("css selector", "#card-door .toggle-det").text == \
+        "Stop detecting"
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-detections.png"))
+    assert console_errors(browser) == []

@@ -112,10 +112,7 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/health", response_model=list[HealthEntry], tags=["monitoring"])
     async def health() -> list[HealthEntry]:
         """One entry per stream: state, retries, last frame age, fps, bitrate."""
-        inference = service.inference
-        return [HealthEntry(**p.health(),
-                            **inference.stream_health(p.id, p.config.enable_inference))
-                for p in manager.all()]
+        return [HealthEntry(**p.health()) for p in manager.all()]
 
     @app.get("/streams", response_model=list[StreamView], tags=["streams"])
     async def list_streams() -> list[StreamView]:

@@ -53,6 +53,8 @@ class Producer:
         self.config = config
         self.id = config.id
         self.source = "config"  # or "api": where the stream's definition lives
+        # Health that other parts own (inference), merged into health(); any thread.
+        self.extra_health: Callable[[], dict[str, Any]] | None = None
         self.settings = settings
         self._reaper = reaper
         self._on_transition = on_transition
@@ -313,6 +315,7 @@ class Producer:
             "last_error": sup.last_error,
             **self._recording_health(),
             "live_viewers": self._live_viewers(),
+            **(self.extra_health() if self.extra_health is not None else {}),
         }
 
     def _live_viewers(self) -> int:

@@ -48,6 +48,7 @@ function renderCard(stream) {
     card.dataset.id = stream.id;
     $(".name", card).textContent = stream.id;
     $(".toggle-rec", card).onclick = () => toggleRecording(stream.id);
+    $(".toggle-det", card).onclick = () => toggleDetection(stream.id);
     $(".show-rec", card).onclick = () => showRecordings(stream.id);
     $(".remove", card).onclick = () => removeStream(stream.id);
     $("#grid").append(card);
@@ -56,9 +57,14 @@ function renderCard(stream) {
   const badge = $(".state", card);
   badge.textContent = health.state;
   badge.className = `badge state state-${health.state}`;
+  const inference = health.inference
+    ? ` · detecting ${health.inference.detection_fps} fps (${health.inference_state})` : "";
   $(".stats", card).textContent = `${health.fps.toFixed(1)} fps · ` +
     `${Math.round(health.bitrate_kbps)} kbit/s · ${health.retry_count} retries · ` +
-    `${health.live_viewers || 0} watching live`;
+    `${health.live_viewers || 0} watching live${inference}`;
+  if ("enable_inference" in stream) card.dataset.detecting = stream.enable_inference ? "1" : "0";
+  $(".toggle-det", card).textContent =
+    card.dataset.detecting === "1" ? "Stop detecting" : "Detect objects";
   $(".last-error", card).textContent = health.is_healthy ? "" : (health.last_error || "");
   const recording = health.recording;
   $(".rec-badge", card).hidden = !recording;
@@ -117,6 +123,47 @@ async function toggleRecording(id) {
       id });
     showError("");
   } catch (err) { showError(err.message); }
+}
+
+async function toggleDetection(id) {
+  const card = document.getElementById(`card-${id}`);
+  const on = card.dataset.detecting !== "1";
+  try {
+    renderCard(await api("PATCH", `/streams/${id}`, { enable_inference: on }));
+    showError("");
+  } catch (err) { showError(err.message); }
+}
+
+// The newest detection events with their pictures; refreshed on `detection` messages (at
+// most every 2 s) and every 10 s.
+let detectionsDue = 0;
+async function loadDetections() {
+  detectionsDue = Date.now() + 2000;
+  const events = await api("GET", "/events?limit=12");
+  const list = $("#det-list");
+  if (!events.length) return;
+  const figures = [];
+  for (const event of events) {
+    const figure = document.createElement("figure");
+    figure.className = "detection";
+    if (event.snapshot_url) {
+      const img = document.createElement("img");
+      img.alt = event.label;
+      img.src = await signed(event.snapshot_url);
+      figure.append(img);
+    }
+    const caption = document.createElement("figcaption");
+    const when = new Date(event.end).toLocaleTimeString();
+    caption.textContent = `${event.stream_id} · ${event.label} ` +
+      `${Math.round(event.confidence * 100)}% · ${event.detections}× · ${when}`;
+    figure.append(caption);
+    figures.push(figure);
+  }
+  list.replaceChildren(...figures);
+}
+
+function detectionSeen() {
+  if (Date.now() >= detectionsDue) loadDetections().catch((err) => showError(err.message));
 }
 
 async function removeStream(id) {
@@ -190,6 +237,7 @@ async function connectEvents() {
   socket.onmessage = (message) => {
     const event = JSON.parse(message.data);
     if (event.type === "snapshot" || event.type === "stats") event.streams.forEach(renderCard);
+    else if (event.type === "detection") detectionSeen();
     else if (["stream_added", "stream_removed", "state", "recording"].includes(event.type)) {
       loadStreams().catch((err) => showError(err.message));
     }
@@ -218,6 +266,8 @@ async function start() {
     connectEvents();
     refreshSnapshots();
     setInterval(refreshSnapshots, 2000);
+    loadDetections().catch((err) => showError(err.message));
+    setInterval(detectionSeen, 10000);
   } catch (err) { showError(err.message); }
 }
 
