@@ -47,6 +47,7 @@ class StreamManager:
         self.emit: Callable[[dict], None] = lambda event: None  # thread-safe event sink
         self.restream = None  # RestreamServer, set by the service when enabled
         self.inference = None  # InferenceController, set by the service
+        self.pixels = None  # SharedPixels, set by the service
         self.recording_path = Path(config.recording.base_path).resolve()
         self._producers: dict[str, Producer] = {}
         self._tick_source: int | None = None
@@ -225,6 +226,8 @@ class StreamManager:
         producer.begin_close()
         if self.inference is not None:
             self.inference.forget(stream_id)
+        if self.pixels is not None:
+            self.pixels.forget(stream_id)
         return producer
 
     def attach(self, stream_id: str, consumer: Consumer) -> None:

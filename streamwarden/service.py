@@ -28,6 +28,7 @@ from streamwarden.inference.controller import InferenceController
 from streamwarden.live.hub import LiveHub
 from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
+from streamwarden.pixels.shared import SharedPixels
 from streamwarden.recording.index import RecordingIndex
 from streamwarden.recording.reconcile import reconcile
 from streamwarden.recording.retention import enforce
@@ -95,8 +96,10 @@ class Service:
         self.restream = (RestreamServer(config.restream, self.manager, self.loop)
                          if config.restream.enabled else None)
         self.manager.restream = self.restream
+        self.pixels = SharedPixels(config.inference.frame_width)
+        self.manager.pixels = self.pixels
         self.inference = InferenceController(config, self.db, self.manager,
-                                             self.events.publish_threadsafe)
+                                             self.events.publish_threadsafe, self.pixels)
         self.manager.inference = self.inference
         self.live = LiveHub(self.manager)
         if self.mqtt is not None:

@@ -161,18 +161,22 @@ def test_tiles_play_live_video_and_fall_back_to_snapshots(browser, service_facto
              message="live video plays again after the restart")
     assert state_of(client, "avc")["health"]["live_viewers"] == 1  # the same viewer
 
-    # H.265 is not for browsers: that tile keeps refreshing snapshots instead
+    # H.265 is not for browsers' MSE: that tile shows MJPEG from the server's decoder instead
     assert not browser.execute_script("return !!document.querySelector('#card-hevc.is-live')")
     wait_for(lambda: browser.execute_script(
-        "const i = document.querySelector('#card-hevc .snap');"
-        "return i.complete && i.naturalWidth === 640;"), 10, message="H.265 tile snapshot")
+        "const i = document.querySelector('#card-hevc.is-mjpeg .snap');"
+        "return !!i && i.naturalWidth === 640;"), 10, message="H.265 tile plays MJPEG")
     assert state_of(client, "hevc")["health"]["live_viewers"] == 0
+    assert any(c["kind"] == "pixels" for c in state_of(client, "hevc")["statistics"]["consumers"])
 
     # leaving the page ends the live view on the server
     browser.get("about:blank")
     wait_for(lambda: not any(c["kind"] == "live" for c in
                              state_of(client, "avc")["statistics"]["consumers"]), 10,
              message="mux detached after the page left")
+    wait_for(lambda: not any(c["kind"] == "pixels" for c in
+                             state_of(client, "hevc")["statistics"]["consumers"]), 10,
+             message="MJPEG decoder released after the page left")
     ARTIFACTS.mkdir(exist_ok=True)
     assert console_errors(browser) == []
 

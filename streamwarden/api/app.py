@@ -27,6 +27,7 @@ from streamwarden.api.errors import (
 )
 from streamwarden.api.events import create_router as create_events_router
 from streamwarden.api.metrics import CONTENT_TYPE, make_registry, render
+from streamwarden.api.mjpeg import create_router as create_mjpeg_router
 from streamwarden.api.params import StreamIdPath, checked_id
 from streamwarden.api.recordings import create_router
 from streamwarden.api.schemas import (
@@ -44,6 +45,7 @@ from streamwarden.ids import redact_uri
 from streamwarden.inference.detectors.base import ModelError
 from streamwarden.ingest.producer import Producer
 from streamwarden.manager import StreamExistsError, StreamNotFoundError
+from streamwarden.pixels.draw import render_jpeg
 from streamwarden.pixels.snapshot import SnapshotCache, SnapshotError
 from streamwarden.recording.recorder import Recorder
 
@@ -74,18 +76,6 @@ def _view(producer: Producer) -> StreamView:
     )
 
 
-def _live_jpeg(frame, detections, width: int | None) -> bytes:
-    import cv2
-
-    from streamwarden.pixels.draw import draw_detections, encode_jpeg
-
-    picture = draw_detections(frame, detections)
-    if width is not None and width != picture.shape[1]:
-        height = max(1, round(picture.shape[0] * width / picture.shape[1]))
-        picture = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
-    return encode_jpeg(picture, 85)
-
-
 def create_app(service: Service) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -107,6 +97,7 @@ def create_app(service: Service) -> FastAPI:
     app.add_middleware(TokenAuth, token=api_config.token, public_paths=api_config.public_paths)
     app.include_router(create_router(service))
     app.include_router(create_events_router(service))
+    app.include_router(create_mjpeg_router(service))
     manager = service.manager
 
     @app.get("/health", response_model=list[HealthEntry], tags=["monitoring"])
@@ -193,7 +184,7 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
         newest = service.inference.latest_frame(producer.id)
         if newest is not None:  # the shared decoder runs: newest frame, boxes drawn
-            return Response(await asyncio.to_thread(_live_jpeg, *newest, width),
+            return Response(await asyncio.to_thread(render_jpeg, *newest, width),
                             media_type="image/jpeg", headers={"Cache-Control": "no-store"})
         recorder = producer.consumer("recorder")
         keyframe = recorder.latest_keyframe() if isinstance(recorder, Recorder) else None

@@ -23,6 +23,7 @@ from streamwarden.inference.event_log import EventLog
 from streamwarden.inference.models import BUILTIN_MODEL
 from streamwarden.inference.runner import FrameResult, InferenceRunner
 from streamwarden.pixels.decoder import PixelConsumer, slot_capacity
+from streamwarden.pixels.shared import SharedPixels
 
 if TYPE_CHECKING:
     from streamwarden.ingest.producer import Producer
@@ -32,9 +33,11 @@ log = logging.getLogger("streamwarden.inference")
 
 
 class InferenceController:
-    def __init__(self, config: Config, db: Database, manager: StreamManager, publish):
+    def __init__(self, config: Config, db: Database, manager: StreamManager, publish,
+                 pixels: SharedPixels):
         self.section = config.inference
         self.manager = manager
+        self.pixels = pixels
         section = self.section
         self.warnings: list[str] = []
         if section.backend == "nvidia" and section.config_path:
@@ -70,19 +73,15 @@ class InferenceController:
     # ---- streams (GStreamer thread) --------------------------------------------------------
 
     def attach(self, producer: Producer) -> None:
-        if isinstance(producer.consumer("pixels"), PixelConsumer):
-            return
-        width = self.section.frame_width
-        slot = self.runner.open_stream(producer.id, slot_capacity(width))
-        counters = producer.counters
-        producer.attach(PixelConsumer(producer.id, self.section.fps, width, slot,
-                                      on_frame=self.runner.frame_written,
-                                      camera_counters=lambda: (counters.frames,
-                                                               counters.keyframes)))
+        slot = self.runner.open_stream(producer.id, slot_capacity(self.pixels.width))
+        consumer = self.pixels.acquire(producer, "inference", self.section.fps)
+        consumer.feed(slot, self.runner.frame_written, self.section.fps)
 
     def detach(self, producer: Producer) -> None:
-        if producer.consumer("pixels") is not None:
-            producer.detach("pixels")
+        consumer = producer.consumer("pixels")
+        if isinstance(consumer, PixelConsumer):
+            consumer.feed(None, None)
+        self.pixels.release(producer, "inference")
         self.forget(producer.id)
 
     def forget(self, stream_id: str) -> None:

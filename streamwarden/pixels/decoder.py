@@ -55,7 +55,7 @@ class PixelConsumer(Consumer):
         self.fps = fps
         self.width = width
         self.slot = slot
-        self._on_frame = on_frame
+        self.on_frame = on_frame
         # (frames, keyframes) the producer has seen: the keyframe rate without a probe here
         self._camera_counters = camera_counters or (lambda: (0, 0))
         self._start_counters: tuple[int, int] | None = None
@@ -63,7 +63,10 @@ class PixelConsumer(Consumer):
         self._period_ns = int(Gst.SECOND / fps)
         self._fractional = fps != math.ceil(fps)
         self._next_due_ns = 0
+        self._slot_period_ns = 0
+        self._next_slot_ns = 0
         self.keyframes_only = False
+        self._started = False  # the first keyframe has reached the decoder
         self.frames_out = 0
         self._frames: OrderedDict[int, tuple[np.ndarray, float]] = OrderedDict()
         self._frames_lock = threading.Lock()
@@ -81,6 +84,10 @@ class PixelConsumer(Consumer):
             queue.set_property(prop, value)
         gate = Gst.ElementFactory.make("identity")
         gate.set_property("silent", True)
+        # Start at a keyframe: deltas before it would decode to grey garbage. A one-shot probe
+        # opens the gate at the first keyframe and removes itself.
+        gate.set_property("drop-buffer-flags", Gst.BufferFlags.DELTA_UNIT)
+        gate.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._first_keyframe)
         decode = Gst.ElementFactory.make("decodebin")
         decode.connect("deep-element-added", self._on_element_added)
         rate = Gst.ElementFactory.make("videorate")
@@ -126,6 +133,37 @@ class PixelConsumer(Consumer):
             target.get_peer().unlink(target)
         pad.link(target)
 
+    def feed(self, slot: FrameSlot | None, on_frame: Callable[[str], None] | None,
+             fps: float | None = None) -> None:
+        """Hand frames to an inference slot at `fps` (other users may want more), or stop."""
+        self.slot = slot
+        self.on_frame = on_frame
+        self._slot_period_ns = int(Gst.SECOND / fps) if fps else 0
+
+    def _slot_due(self, now_ns: int) -> bool:
+        if now_ns < self._next_slot_ns:
+            return False
+        self._next_slot_ns = now_ns + self._slot_period_ns * 9 // 10  # arrival jitter allowed
+        return True
+
+    def set_fps(self, fps: float) -> None:
+        """Change the rate handed on (GStreamer thread): the highest any user wants."""
+        if fps == self.fps:
+            return
+        self.fps = fps
+        self._period_ns = int(Gst.SECOND / fps)
+        self._fractional = fps != math.ceil(fps)
+        if self._rate is not None:
+            self._rate.set_property("max-rate", max(1, math.ceil(fps)))
+
+    def _first_keyframe(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        if info.get_buffer().has_flags(Gst.BufferFlags.DELTA_UNIT):
+            return Gst.PadProbeReturn.OK  # identity drops it
+        self._started = True
+        if not self.keyframes_only:
+            self._gate.set_property("drop-buffer-flags", Gst.BufferFlags(0))
+        return Gst.PadProbeReturn.REMOVE
+
     # ---- keyframe gate (GStreamer thread, every producer tick) -----------------------------
 
     def tick(self, now: float) -> None:
@@ -141,6 +179,8 @@ class PixelConsumer(Consumer):
         wanted = rate > 0 and self.fps <= rate * 1.05
         if wanted != self.keyframes_only:
             self.keyframes_only = wanted
+            if not self._started:
+                return  # the first-keyframe probe opens the gate as this says
             flags = Gst.BufferFlags.DELTA_UNIT if wanted else Gst.BufferFlags(0)
             self._gate.set_property("drop-buffer-flags", flags)
 
@@ -155,6 +195,7 @@ class PixelConsumer(Consumer):
             if now < self._next_due_ns:
                 return Gst.FlowReturn.OK
             self._next_due_ns = now + self._period_ns * 9 // 10  # arrival jitter allowed
+        now_ns = time.monotonic_ns()
         buffer = sample.get_buffer()
         structure = sample.get_caps().get_structure(0)
         width = structure.get_value("width")
@@ -167,13 +208,14 @@ class PixelConsumer(Consumer):
         try:
             data = info.data
             seq = None
-            if self.slot is not None:
+            if self.slot is not None and self._slot_due(now_ns):
                 try:
                     seq = self.slot.write(data, width, height, stride, buffer.pts, wall)
                 except ValueError:  # slot closed (stream being removed) or frame too big
                     seq = None
+            wrote_slot = seq is not None
             if seq is None:
-                self._local_seq += 1
+                self._local_seq -= 1  # negative: never mistaken for a slot sequence
                 seq = self._local_seq
             raw = np.frombuffer(data, dtype=np.uint8, count=stride * height)
             pixels = raw.reshape(height, stride)[:, :width * 3].reshape(height, width, 3).copy()
@@ -184,8 +226,9 @@ class PixelConsumer(Consumer):
             while len(self._frames) > KEEP_FRAMES:
                 self._frames.popitem(last=False)
         self.frames_out += 1
-        if self._on_frame is not None:
-            self._on_frame(self.stream_id)
+        on_frame = self.on_frame
+        if on_frame is not None and wrote_slot:
+            on_frame(self.stream_id)
         return Gst.FlowReturn.OK
 
     # ---- reads (any thread) ----------------------------------------------------------------

@@ -35,3 +35,15 @@ def encode_jpeg(frame: np.ndarray, quality: int = 80) -> bytes:
     if not ok:
         raise ValueError("JPEG encoding failed")
     return data.tobytes()
+
+
+def render_jpeg(frame: np.ndarray, detections: Iterable[Detection], width: int | None = None,
+                quality: int = 85) -> bytes:
+    """Boxes drawn, scaled to `width` (keeping the aspect), as JPEG: live snapshots, MJPEG."""
+    import cv2
+
+    picture = draw_detections(frame, detections)
+    if width is not None and width != picture.shape[1]:
+        height = max(1, round(picture.shape[0] * width / picture.shape[1]))
+        picture = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
+    return encode_jpeg(picture, quality)

@@ -72,12 +72,14 @@ function renderCard(stream) {
   card.dataset.recording = recording ? "1" : "0";
 }
 
-// Live video where the browser can play it (H.264 through MSE); snapshots otherwise and
-// whenever live fails (the player retries by itself).
+// Live video where the browser can play it (H.264 through MSE); MJPEG from the server's
+// decoder for other codecs (H.265); snapshots whenever either fails (retried later).
 function startLive(stream) {
   const card = document.getElementById(`card-${stream.id}`);
   const codec = stream.statistics && stream.statistics.video_codec;
-  if (!card || state.players.has(stream.id) || !LivePlayer.supported() || codec === "h265") {
+  if (!card || state.players.has(stream.id)) return;
+  if (!LivePlayer.supported() || codec === "h265") {
+    if (codec) startMjpeg(card, stream.id);
     return;
   }
   const player = new LivePlayer($(".live", card), `/streams/${stream.id}/live.mp4`,
@@ -86,14 +88,34 @@ function startLive(stream) {
   player.start(signed).catch(() => player.fail("no url token"));
 }
 
+async function startMjpeg(card, id) {
+  if (card.classList.contains("is-mjpeg")) return;
+  card.classList.add("is-mjpeg");
+  const img = $(".snap", card);
+  img.onerror = () => {  // back to snapshots; try MJPEG again in 10 s
+    card.classList.remove("is-mjpeg");
+    img.onerror = null;
+    setTimeout(() => { if (card.isConnected) startMjpeg(card, id); }, 10000);
+  };
+  try {
+    img.src = withQuery(await signed(`/streams/${id}/mjpeg`), "width=640&fps=5");
+  } catch (err) { img.onerror(); }
+}
+
 function stopLive(id) {
   const player = state.players.get(id);
   if (player) player.stop();
   state.players.delete(id);
+  const card = document.getElementById(`card-${id}`);
+  if (card && card.classList.contains("is-mjpeg")) {
+    card.classList.remove("is-mjpeg");
+    $(".snap", card).onerror = null;
+    $(".snap", card).removeAttribute("src");  // closes the MJPEG connection
+  }
 }
 
 async function refreshSnapshots() {
-  for (const card of document.querySelectorAll(".card:not(.is-live)")) {
+  for (const card of document.querySelectorAll(".card:not(.is-live):not(.is-mjpeg)")) {
     const path = `/streams/${card.dataset.id}/snapshot.jpg`;
     try {
       const url = withQuery(await signed(path), `width=640&t=${Date.now()}`);
@@ -273,7 +295,10 @@ async function start() {
 
 // Leaving the page (or entering the back/forward cache) ends the live views at once, so the
 // server stops muxing; coming back from that cache starts them again.
-window.addEventListener("pagehide", () => { [...state.players.keys()].forEach(stopLive); });
+window.addEventListener("pagehide", () => {
+  [...state.players.keys()].forEach(stopLive);
+  document.querySelectorAll(".card.is-mjpeg").forEach((card) => stopLive(card.dataset.id));
+});
 window.addEventListener("pageshow", (event) => {
   if (event.persisted) loadStreams().catch((err) => showError(err.message));
 });

@@ -1,0 +1,75 @@
+"""`GET /streams/{id}/mjpeg`: Motion JPEG from the shared decoder, for any codec and any client.
+
+The fallback live view for what a browser cannot play through MSE (H.265) and for clients that
+only understand MJPEG (`<img src>`, many VMS and home-automation tools). Each viewer holds a
+claim on the stream's pixels (see `pixels/shared.py`): the first one starts the decoder, the
+last one to leave stops it. Frames are JPEG-encoded per viewer on a worker thread at `fps`
+(boxes drawn when inference is on); a viewer that reads slowly just gets fewer frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from streamwarden.api.errors import ApiError
+from streamwarden.api.params import StreamIdPath, checked_id
+from streamwarden.api.schemas import ErrorBody
+from streamwarden.manager import StreamNotFoundError
+from streamwarden.pixels.draw import render_jpeg
+
+if TYPE_CHECKING:
+    from streamwarden.service import Service
+
+BOUNDARY = "streamwarden-frame"
+_viewer_ids = itertools.count(1)
+
+
+def create_router(service: Service) -> APIRouter:
+    router = APIRouter(tags=["streams"])
+    manager = service.manager
+
+    @router.get("/streams/{stream_id}/mjpeg", response_class=StreamingResponse,
+                responses={200: {"content": {f"multipart/x-mixed-replace; boundary={BOUNDARY}":
+                                             {}}},
+                           404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+    async def mjpeg(request: Request, stream_id: StreamIdPath,
+                    fps: Annotated[float, Query(gt=0, le=15)] = 5.0,
+                    width: Annotated[int | None, Query(ge=32, le=3840)] = None
+                    ) -> StreamingResponse:
+        """Motion JPEG (multipart/x-mixed-replace) of the stream, decoded once for all users."""
+        try:
+            producer = manager.get(checked_id(stream_id))
+        except StreamNotFoundError:
+            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        user = f"mjpeg-{next(_viewer_ids)}"
+        consumer = await manager.loop.run(service.pixels.acquire, producer, user, fps)
+
+        async def parts() -> AsyncIterator[bytes]:
+            last_wall = None
+            try:
+                while not await request.is_disconnected():
+                    started = time.monotonic()
+                    found = consumer.frame()
+                    if found is not None and found[2] != last_wall:
+                        last_wall = found[2]
+                        boxes = (service.inference.events.latest(producer.id)
+                                 if producer.config.enable_inference else [])
+                        jpeg = await asyncio.to_thread(render_jpeg, found[1], boxes, width, 80)
+                        yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                               f"Content-Length: {len(jpeg)}\r\n\r\n").encode() + jpeg + b"\r\n"
+                    await asyncio.sleep(max(0.0, 1.0 / fps - (time.monotonic() - started)))
+            finally:
+                manager.loop.submit(service.pixels.release, producer, user)
+
+        return StreamingResponse(parts(), media_type=(
+            f"multipart/x-mixed-replace; boundary={BOUNDARY}"),
+            headers={"Cache-Control": "no-store"})
+
+    return router

@@ -1,0 +1,55 @@
+"""Who needs a stream's decoded pixels: one decoder per stream while anyone does.
+
+Inference, MJPEG viewers (and whatever comes next) each hold a claim on a stream's pixels,
+with the rate they want. The first claim attaches the stream's `PixelConsumer`, the decoder
+runs at the highest rate claimed, and the last release detaches it: nothing decodes when
+nothing needs pixels, and two users never mean two decoders. Claims and releases run on the
+GStreamer thread, like every consumer change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streamwarden.pixels.decoder import PixelConsumer
+
+if TYPE_CHECKING:
+    from streamwarden.ingest.producer import Producer
+
+
+class SharedPixels:
+    def __init__(self, width: int):
+        self.width = width
+        self._claims: dict[str, dict[str, float]] = {}
+
+    def acquire(self, producer: Producer, user: str, fps: float) -> PixelConsumer:
+        claims = self._claims.setdefault(producer.id, {})
+        claims[user] = fps
+        consumer = producer.consumer("pixels")
+        if not isinstance(consumer, PixelConsumer):
+            counters = producer.counters
+            consumer = PixelConsumer(producer.id, max(claims.values()), self.width, None,
+                                     camera_counters=lambda: (counters.frames,
+                                                              counters.keyframes))
+            producer.attach(consumer)
+        else:
+            consumer.set_fps(max(claims.values()))
+        return consumer
+
+    def release(self, producer: Producer, user: str) -> None:
+        claims = self._claims.get(producer.id, {})
+        claims.pop(user, None)
+        consumer = producer.consumer("pixels")
+        if not claims:
+            self._claims.pop(producer.id, None)
+            if consumer is not None:
+                producer.detach("pixels")
+        elif isinstance(consumer, PixelConsumer):
+            consumer.set_fps(max(claims.values()))
+
+    def forget(self, stream_id: str) -> None:
+        """The stream is being removed (its consumers go with it)."""
+        self._claims.pop(stream_id, None)
+
+    def users(self, stream_id: str) -> list[str]:
+        return sorted(self._claims.get(stream_id, {}))
