@@ -160,38 +160,42 @@ class Recorder(Consumer):
     def _drain_locked(self) -> None:
         pulled = {kind: self._pull_all(sink) for kind, sink in self._sinks}
         video, audio = pulled["video"], pulled["audio"]
+        # One arrival time for the batch: every frame in it arrived at most one pump interval
+        # earlier, and never after this moment (what start's "now" relies on).
+        now, wall = time.monotonic(), time.time()
         if not audio:
             for buffer, caps in video:
-                self._take("video", buffer, caps)
+                self._take("video", buffer, caps, now, wall)
             return
         # Both kinds waited in their own appsink: hand them on in timestamp order, as they
         # arrived, so the ring and the session see one interleaved stream.
         v = a = 0
         while v < len(video) or a < len(audio):
             if a >= len(audio) or (v < len(video) and _pts(video[v][0]) <= _pts(audio[a][0])):
-                self._take("video", *video[v])
+                self._take("video", *video[v], now, wall)
                 v += 1
             else:
-                self._take("audio", *audio[a])
+                self._take("audio", *audio[a], now, wall)
                 a += 1
 
     @staticmethod
     def _pull_all(sink: Gst.Element) -> list[tuple[Gst.Buffer, Gst.Caps]]:
         frames = []
         while True:
-            sample = sink.emit("try-pull-sample", 0)
+            sample = sink.try_pull_sample(0)
             if sample is None:
                 return frames
             frames.append((sample.get_buffer(), sample.get_caps()))
 
-    def _take(self, kind: str, buffer: Gst.Buffer, caps: Gst.Caps) -> None:
+    def _take(self, kind: str, buffer: Gst.Buffer, caps: Gst.Caps, now: float,
+              wall: float) -> None:
         """One frame, in order: into the ring and, while recording, into the session."""
         previous = self._caps.get(kind)
         changed = kind == "video" and (
             self._discont or (previous is not None and not previous.is_equal(caps)))
         self._discont = self._discont and kind != "video"
         self._caps[kind] = caps
-        entry = self.ring.append(kind, buffer, caps, time.monotonic(), time.time())
+        entry = self.ring.append(kind, buffer, caps, now, wall)
         session = self._session
         if session is None or self._rotate_from is not None:
             return
