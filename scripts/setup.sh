@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp
+  gstreamer1.0-x  # pango: timeoverlay, which the demo camera burns into its clip
   python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-bad-1.0
   gir1.2-gst-plugins-base-1.0 python3-venv python3-pip iproute2
   # test peers: ffmpeg (independent RTSP/SRT client and publisher), nginx-rtmp (RTMP server)

@@ -52,6 +52,33 @@ def appsink_tap(name: str, on_sample, on_event) -> Gst.Bin:
     return bin_
 
 
+def appsink_buffer(name: str, max_buffers: int, on_event) -> Gst.Bin:
+    """A consumer bin with, per media kind, a bare appsink that Python drains in batches.
+
+    For consumers that do not need each frame at once (the recorder). No queue and no signal
+    per frame: the appsink stores the producer's buffers in C, in the producer's streaming
+    thread, and the consumer pulls them (`try-pull-sample`) from a thread of its own a few
+    times a second. That saves a thread hop and a trip into Python per frame, which is most
+    of what a recorded stream costs. The producer stays protected as the leaky queue would
+    protect it: `sync=false` never waits for a clock and `drop=true` discards the oldest
+    buffer once `max_buffers` are waiting, so the appsink never blocks the tee.
+    `on_event(pad, info, kind)` runs for each downstream event on the producer's thread,
+    after every buffer that came before it is stored, so it can drain those first.
+    """
+    bin_ = Gst.Bin.new(name)
+    for kind in ("video", "audio"):
+        sink = Gst.ElementFactory.make("appsink", f"{name}-{kind}")
+        for prop, value in (("sync", False), ("async", False), ("emit-signals", False),
+                            ("wait-on-eos", False), ("enable-last-sample", False),
+                            ("max-buffers", max_buffers), ("drop", True)):
+            sink.set_property(prop, value)
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, on_event,
+                                              kind)
+        bin_.add(sink)
+        bin_.add_pad(Gst.GhostPad.new(kind, sink.get_static_pad("sink")))
+    return bin_
+
+
 class Consumer(ABC):
     """A branch after the producer's tee. Build once, attach once, detach once."""
 
@@ -72,6 +99,9 @@ class Consumer(ABC):
     @abstractmethod
     def stats(self) -> dict[str, Any]:
         """Numbers for the API; read from another thread, so plain values only."""
+
+    def disposed(self) -> None:  # noqa: B027 - optional hook
+        """The bin left the pipeline for good (GStreamer thread): release what build() took."""
 
     def tick(self, now: float) -> None:  # noqa: B027 - optional hook
         """Called every producer tick on the GStreamer thread (timers, retries)."""

@@ -10,10 +10,13 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
+# GstApp: appsink/appsrc wrap as their own classes, so try_pull_sample/push_buffer are direct
+# calls instead of signal emissions (the recorder makes them for every frame).
+gi.require_version("GstApp", "1.0")
 
-from gi.repository import GLib, GObject, Gst, GstRtspServer  # noqa: E402
+from gi.repository import GLib, GObject, Gst, GstApp, GstRtspServer  # noqa: E402
 
 if not Gst.is_initialized():
     Gst.init(None)
 
-__all__ = ["GLib", "GObject", "Gst", "GstRtspServer"]
+__all__ = ["GLib", "GObject", "Gst", "GstApp", "GstRtspServer"]

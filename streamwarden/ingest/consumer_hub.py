@@ -113,6 +113,7 @@ class ConsumerHub:
         if consumer.bin is not None and consumer.bin.get_parent() is self.pipeline:
             self.pipeline.remove(consumer.bin)
             self._reaper.dispose(consumer.bin)
+        consumer.disposed()
 
     @property
     def drained(self) -> bool:

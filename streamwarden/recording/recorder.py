@@ -1,8 +1,9 @@
 """The recording consumer: pre-roll ring, keyframe-clean start/stop, sessions, rotation.
 
-Frames leave the producer's tees through a leaky queue into an appsink per media kind. Each
-frame goes into the pre-event ring and, while recording, into the current session (an
-appsrc-fed pipeline of its own, see session.py). This is togglerecord plus smart-record:
+Frames leave the producer's tees into an appsink per media kind, which holds them in C until
+the recording pump (pump.py) drains them, a batch every 0.2 s. Each frame goes into the
+pre-event ring and, while recording, into the current session (an appsrc-fed pipeline of its
+own, see session.py). This is togglerecord plus smart-record:
 
 - start: a session opens at a keyframe: the one at or before `now - pre_roll` from the ring,
   or, with no pre-roll, the first keyframe after the request. Never a partial GOP, never a
@@ -13,8 +14,11 @@ appsrc-fed pipeline of its own, see session.py). This is togglerecord plus smart
   frame is lost and no file mixes two resolutions.
 - a session that fails (disk full, write error) is reported and retried; nothing else stops.
 
-Streaming threads (appsink callbacks) only append to the ring and push to the session under a
-short lock. Sessions are built, started and finished on the GStreamer thread.
+Draining appends to the ring and pushes to the session under a short lock. It runs on the pump
+thread; on a streaming thread before an event is handled (so a reconnect or EOS is seen after
+the frames that preceded it); and on the GStreamer thread before a start or a stop (so a
+start's "now" and a stop's last frame are exact, not up to one batch late). Sessions are
+built, started and finished on the GStreamer thread.
 """
 
 from __future__ import annotations
@@ -30,15 +34,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamwarden.consumers.base import Consumer, appsink_tap
+from streamwarden.consumers.base import Consumer, appsink_buffer
 from streamwarden.gst.init import GLib, Gst
 from streamwarden.gst.reaper import Reaper
+from streamwarden.recording.pump import PUMP, Pump
 from streamwarden.recording.ring import PrerollRing
 from streamwarden.recording.session import RecordingSession, SessionCallbacks, SessionSettings
 
 log = logging.getLogger("streamwarden.recording")
 
 RETRY_AFTER_S = 2.0
+# Frames an appsink holds before it drops the oldest: 20 s of 25 fps video, several seconds
+# of audio; far more than one pump interval, so only a stalled process ever drops.
+APPSINK_MAX_BUFFERS = 500
 
 
 @dataclass
@@ -70,6 +78,13 @@ class SegmentListener:
         """A segment file was finalised (or cut by an error)."""
 
 
+def _pts(buffer: Gst.Buffer) -> int:
+    """The time a frame is due downstream (DTS where set), 0 when it has none."""
+    if buffer.dts != Gst.CLOCK_TIME_NONE:
+        return buffer.dts
+    return buffer.pts if buffer.pts != Gst.CLOCK_TIME_NONE else 0
+
+
 def free_bytes(path: Path) -> int:
     probe = path
     while not probe.exists() and probe != probe.parent:
@@ -85,8 +100,10 @@ class Recorder(Consumer):
     def __init__(self, stream_id: str, settings: RecorderSettings, reaper: Reaper,
                  listener: SegmentListener | None = None,
                  free_space: Callable[[Path], int] = free_bytes,
-                 on_event: Callable[[dict], None] | None = None):
+                 on_event: Callable[[dict], None] | None = None, pump: Pump = PUMP):
         super().__init__("recorder")
+        self._pump = pump
+        self._sinks: list[tuple[str, Gst.Element]] = []
         self.stream_id = stream_id
         self.settings = settings
         self._reaper = reaper
@@ -111,43 +128,86 @@ class Recorder(Consumer):
     # ---- GStreamer side --------------------------------------------------------------------
 
     def build(self) -> Gst.Bin:
-        self.bin = appsink_tap(f"recorder-{self.stream_id}", self._on_sample, self._on_event)
+        name = f"recorder-{self.stream_id}"
+        self.bin = appsink_buffer(name, APPSINK_MAX_BUFFERS, self._on_event)
+        self._sinks = [(kind, self.bin.get_by_name(f"{name}-{kind}"))
+                       for kind in ("video", "audio")]
+        self._pump.register(self)
         return self.bin
+
+    def disposed(self) -> None:
+        """The bin is gone: the pump stops draining it."""
+        self._pump.unregister(self)
 
     def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, kind: str) -> Gst.PadProbeReturn:
         event_type = info.get_event().type
-        if kind == "video" and event_type == Gst.EventType.STREAM_START:
-            self._discont = True  # a new source attempt: new timestamps, maybe new caps
-        elif kind == "video" and event_type == Gst.EventType.EOS:
-            self._input_eos = True
-            GLib.idle_add(self._stop_on_eos)
+        if kind != "video" or event_type not in (Gst.EventType.STREAM_START, Gst.EventType.EOS):
+            return Gst.PadProbeReturn.OK
+        with self._lock:
+            self._drain_locked()  # the frames before the event belong to the old stream
+            if event_type == Gst.EventType.STREAM_START:
+                self._discont = True  # a new source attempt: new timestamps, maybe new caps
+            else:
+                self._input_eos = True
+                GLib.idle_add(self._stop_on_eos)
         return Gst.PadProbeReturn.OK
 
-    def _on_sample(self, sink: Gst.Element, kind: str) -> Gst.FlowReturn:
-        sample = sink.emit("pull-sample")
-        if sample is None:
-            return Gst.FlowReturn.OK
-        buffer, caps = sample.get_buffer(), sample.get_caps()
+    def drain(self) -> None:
+        """Take every frame waiting in the appsinks (pump thread, mostly)."""
         with self._lock:
-            previous = self._caps.get(kind)
-            changed = kind == "video" and (
-                self._discont or (previous is not None and not previous.is_equal(caps)))
-            self._discont = self._discont and kind != "video"
-            self._caps[kind] = caps
-            entry = self.ring.append(kind, buffer, caps, time.monotonic(), time.time())
-            session = self._session
-            if session is None or self._rotate_from is not None:
-                return Gst.FlowReturn.OK
-            if changed and previous is not None:
-                self._rotate_from = entry.seq
-                GLib.idle_add(self._rotate)
-                return Gst.FlowReturn.OK
-            if session.waiting_for_keyframe:
-                if not (kind == "video" and entry.keyframe):
-                    return Gst.FlowReturn.OK
-                session.waiting_for_keyframe = False
-            session.push(entry)
-        return Gst.FlowReturn.OK
+            self._drain_locked()
+
+    def _drain_locked(self) -> None:
+        pulled = {kind: self._pull_all(sink) for kind, sink in self._sinks}
+        video, audio = pulled["video"], pulled["audio"]
+        # One arrival time for the batch: every frame in it arrived at most one pump interval
+        # earlier, and never after this moment (what start's "now" relies on).
+        now, wall = time.monotonic(), time.time()
+        if not audio:
+            for buffer, caps in video:
+                self._take("video", buffer, caps, now, wall)
+            return
+        # Both kinds waited in their own appsink: hand them on in timestamp order, as they
+        # arrived, so the ring and the session see one interleaved stream.
+        v = a = 0
+        while v < len(video) or a < len(audio):
+            if a >= len(audio) or (v < len(video) and _pts(video[v][0]) <= _pts(audio[a][0])):
+                self._take("video", *video[v], now, wall)
+                v += 1
+            else:
+                self._take("audio", *audio[a], now, wall)
+                a += 1
+
+    @staticmethod
+    def _pull_all(sink: Gst.Element) -> list[tuple[Gst.Buffer, Gst.Caps]]:
+        frames = []
+        while True:
+            sample = sink.try_pull_sample(0)
+            if sample is None:
+                return frames
+            frames.append((sample.get_buffer(), sample.get_caps()))
+
+    def _take(self, kind: str, buffer: Gst.Buffer, caps: Gst.Caps, now: float,
+              wall: float) -> None:
+        """One frame, in order: into the ring and, while recording, into the session."""
+        previous = self._caps.get(kind)
+        changed = kind == "video" and (
+            self._discont or (previous is not None and not previous.is_equal(caps)))
+        self._discont = self._discont and kind != "video"
+        self._caps[kind] = caps
+        entry = self.ring.append(kind, buffer, caps, now, wall)
+        session = self._session
+        if session is None or self._rotate_from is not None:
+            return
+        if changed and previous is not None:
+            self._rotate_from = entry.seq
+            GLib.idle_add(self._rotate)
+            return
+        if session.waiting_for_keyframe:
+            if not (kind == "video" and entry.keyframe):
+                return
+            session.waiting_for_keyframe = False
+        session.push(entry)
 
     def latest_keyframe(self) -> tuple[Gst.Buffer, Gst.Caps] | None:
         """The newest keyframe in the pre-event buffer (any thread), for snapshots."""
@@ -164,6 +224,7 @@ class Recorder(Consumer):
     def start(self, reason: str = "manual", pre_roll: float | None = None,
               duration: float | None = None, post_roll: float | None = None) -> None:
         """Start (or extend) recording. Idempotent: a running recording just keeps going."""
+        self.drain()  # everything that arrived before the request is stamped before `now`
         now = time.monotonic()
         length = duration if duration is not None else post_roll
         until = now + length if length is not None else None
@@ -190,6 +251,7 @@ class Recorder(Consumer):
             return
         self._request = None
         with self._lock:
+            self._drain_locked()  # up to the last frame that arrived before the stop
             session, self._session = self._session, None
             self._rotate_from = None
         if session is not None:

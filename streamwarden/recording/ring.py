@@ -10,15 +10,21 @@ camera's bitrate.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from streamwarden.gst.init import Gst
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Entry:
+# Looked up once: attribute access on Gst goes through gi's override proxy (about 1 µs each),
+# and append runs for every frame.
+_DELTA_UNIT = Gst.BufferFlags.DELTA_UNIT
+
+
+class Entry(NamedTuple):
+    """One frame. A tuple: built for every frame, so the cheapest immutable record there is."""
+
     seq: int
     kind: str  # "video" | "audio"
     buffer: Gst.Buffer
@@ -42,7 +48,7 @@ class PrerollRing:
 
     def append(self, kind: str, buffer: Gst.Buffer, caps: Gst.Caps, arrival: float,
                wall: float) -> Entry:
-        keyframe = kind == "audio" or not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT)
+        keyframe = kind == "audio" or not buffer.has_flags(_DELTA_UNIT)
         entry = Entry(self._seq, kind, buffer, caps, arrival, wall, keyframe, buffer.get_size())
         self._seq += 1
         if self.duration <= 0:

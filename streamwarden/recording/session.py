@@ -28,6 +28,9 @@ log = logging.getLogger("streamwarden.recording")
 
 _COPY = (Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS | Gst.BufferCopyFlags.META
          | Gst.BufferCopyFlags.MEMORY)
+# Looked up once (gi's override proxy costs about 1 µs per attribute); push runs per frame.
+_NONE = Gst.CLOCK_TIME_NONE
+_OK = Gst.FlowReturn.OK
 _APPSRC_MAX_BYTES = 32 * 1024 * 1024  # a disk slower than the camera: drop, never grow forever
 _PARSERS = {"video/x-h264": "h264parse", "video/x-h265": "h265parse", "audio/mpeg": "aacparse",
             "audio/x-opus": "opusparse"}
@@ -130,19 +133,22 @@ class RecordingSession:
         if self.ended:
             return
         buffer = entry.buffer
+        pts = buffer.pts
         if self._base_pts is None:
             if entry.kind != "video":
                 return
-            self._base_pts = buffer.pts if buffer.pts != Gst.CLOCK_TIME_NONE else 0
+            self._base_pts = pts if pts != _NONE else 0
             self.start_wall = entry.wall
         src = self._video_src if entry.kind == "video" else self._audio_src
-        if src is None or buffer.pts == Gst.CLOCK_TIME_NONE or buffer.pts < self._base_pts:
+        base = self._base_pts
+        if src is None or pts == _NONE or pts < base:
             return
-        copy = buffer.copy_region(_COPY, 0, buffer.get_size())
-        copy.pts = buffer.pts - self._base_pts
-        if buffer.dts != Gst.CLOCK_TIME_NONE:
-            copy.dts = max(0, buffer.dts - self._base_pts)
-        if src.emit("push-buffer", copy) != Gst.FlowReturn.OK:
+        copy = buffer.copy_region(_COPY, 0, entry.size)
+        copy.pts = pts - base
+        dts = buffer.dts
+        if dts != _NONE:
+            copy.dts = max(0, dts - base)
+        if src.push_buffer(copy) != _OK:
             self.dropped += 1
         elif entry.kind == "video":
             self.frames += 1
