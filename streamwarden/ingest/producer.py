@@ -148,8 +148,10 @@ class Producer:
         sink = tee.get_static_pad("sink")
         if sink.is_linked():
             sink.get_peer().unlink(sink)
-        if pad.link(sink) != Gst.PadLinkReturn.OK:
-            self._problem(RetryReason.ERROR, f"cannot link {kind} output")
+        try:  # the Gst override raises LinkError rather than returning the failure
+            pad.link(sink)
+        except Gst.LinkError as exc:
+            self._problem(RetryReason.ERROR, f"cannot link {kind} output ({exc})")
             return False
         counter = self.counters.on_video if kind == "video" else self.counters.on_audio
         pad.add_probe(Gst.PadProbeType.BUFFER, self._make_buffer_probe(generation, counter))
