@@ -14,6 +14,10 @@ circle's bounding square, which is what MediaPipe itself crops for its pose land
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +52,20 @@ def ssd_anchors(size: int = INPUT, strides: tuple[int, ...] = STRIDES) -> np.nda
     return np.asarray(anchors, dtype=np.float32)
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence native code's writes to fd 2 for a moment (Python's own errors still raise)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class BlazePersonDetector(Detector):
     name = "blazepose-person"
     labels = ["person"]
@@ -62,8 +80,9 @@ class BlazePersonDetector(Detector):
             raise ModelError(f"model file {model_path} does not exist (run scripts/setup.sh, "
                              "which extracts it from the mediapipe wheel)")
         try:
-            self._interpreter = Interpreter(model_path=str(model_path), num_threads=1)
-            self._interpreter.allocate_tensors()
+            with _quiet_native_stderr():  # LiteRT prints an INFO line about XNNPACK on fd 2
+                self._interpreter = Interpreter(model_path=str(model_path), num_threads=1)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{model_path} is not a TFLite model LiteRT can load: {exc}") from None
         inputs = self._interpreter.get_input_details()
