@@ -44,15 +44,12 @@ from harness import (
     BenchError,
     Child,
     Processes,
-    camera_urls,
     check_alive,
     code_line,
     environment,
-    free_port,
     interrupt_on_signals,
     merge,
     missing_tools,
-    start_camera,
     wait_until,
     workspace,
     write_json,
@@ -62,6 +59,7 @@ from measure import (
     Client,
     Column,
     Streamwarden,
+    each_client,
     fmt,
     measure,
     start_per_camera,
@@ -380,21 +378,7 @@ def bench_client(name: str, processes: Processes, camera: Child, camera_port: in
 def bench_count(count: int, processes: Processes, picture: Path, args: argparse.Namespace
                 ) -> dict[str, Any]:
     """One camera server with `count` mounts of the person clip, then each client in turn."""
-    port = free_port()
-    camera = start_camera(processes, port, count, args.camera_timeout, image=picture)
-    urls = camera_urls(port, count)
-    results: dict[str, Any] = {}
-    try:
-        for name in args.clients:
-            print(f"  N={count:<3} {name} ...", file=sys.stderr, flush=True)
-            try:
-                results[name] = bench_client(name, processes, camera, port, urls, args)
-            except BenchError as exc:
-                print(f"  N={count} {name}: {exc}", file=sys.stderr)
-                results[name] = {"error": str(exc)}
-            time.sleep(1)  # let the camera notice the disconnects before the next client
-    finally:
-        processes.stop([camera])
+    results = each_client(count, processes, args, bench_client, image=picture)
     theirs = results.get("naive", {}).get("cpu_pct_per_call_per_s")
     ratios = {}
     for name in ("streamwarden", *EXTRA_CLIENTS):

@@ -39,14 +39,11 @@ from harness import (
     BenchError,
     Child,
     Processes,
-    camera_urls,
     code_line,
     environment,
-    free_port,
     interrupt_on_signals,
     merge,
     missing_tools,
-    start_camera,
     wait_until,
     workspace,
     write_json,
@@ -57,6 +54,7 @@ from measure import (
     Client,
     Column,
     Streamwarden,
+    each_client,
     ffmpeg_frames,
     fmt,
     measure,
@@ -143,21 +141,7 @@ def bench_client(name: str, processes: Processes, camera: Child, camera_port: in
 
 def bench_count(count: int, processes: Processes, args: argparse.Namespace) -> dict[str, Any]:
     """One camera server with `count` mounts, then each client in turn against it."""
-    port = free_port()
-    camera = start_camera(processes, port, count, args.camera_timeout)
-    urls = camera_urls(port, count)
-    results: dict[str, Any] = {}
-    try:
-        for name in args.clients:
-            print(f"  N={count:<3} {name} ...", file=sys.stderr, flush=True)
-            try:
-                results[name] = bench_client(name, processes, camera, port, urls, args)
-            except BenchError as exc:
-                print(f"  N={count} {name}: {exc}", file=sys.stderr)
-                results[name] = {"error": str(exc)}
-            time.sleep(1)  # let the camera notice the disconnects before the next client
-    finally:
-        processes.stop([camera])
+    results = each_client(count, processes, args, bench_client)
     return {"streams": count, "clients": results, "ratios": ratios(results, CLIENTS[1:])}
 
 

@@ -16,12 +16,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness import (
     FPS,
+    BenchError,
     Child,
     Processes,
+    camera_urls,
     check_alive,
     cpu_pressure_us,
     cpu_ticks,
@@ -31,6 +34,7 @@ from harness import (
     pct_of_core,
     pss_kib,
     rss_kib,
+    start_camera,
     tcp_received,
     thread_ticks,
     toml_text,
@@ -381,3 +385,31 @@ def thread_summary(runs: list[dict[str, Any]]) -> str | None:
     threads = run["clients"]["streamwarden"]["threads_cpu_pct"]
     parts = ", ".join(f"{name} {pct:.1f}%" for name, pct in threads.items())
     return f"streamwarden threads at N={run['streams']}: {parts}"
+
+
+RunClient = Callable[[str, Processes, Child, int, list[str], Any], dict[str, Any]]
+
+
+def each_client(count: int, processes: Processes, args: Any, run_client: RunClient,
+                image: Path | None = None) -> dict[str, Any]:
+    """One camera server with `count` mounts, then each of `args.clients` in turn against it.
+
+    Clients never overlap (on 2 cores they would take CPU from each other); one that fails is
+    recorded as `{"error": ...}` and the next one runs.
+    """
+    port = free_port()
+    camera = start_camera(processes, port, count, args.camera_timeout, image=image)
+    urls = camera_urls(port, count)
+    results: dict[str, Any] = {}
+    try:
+        for name in args.clients:
+            print(f"  N={count:<3} {name} ...", file=sys.stderr, flush=True)
+            try:
+                results[name] = run_client(name, processes, camera, port, urls, args)
+            except BenchError as exc:
+                print(f"  N={count} {name}: {exc}", file=sys.stderr)
+                results[name] = {"error": str(exc)}
+            time.sleep(1)  # let the camera notice the disconnects before the next client
+    finally:
+        processes.stop([camera])
+    return results
