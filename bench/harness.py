@@ -183,6 +183,45 @@ def workspace(keep: bool) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def run_in_workspace(label: str, keep_logs: bool,
+                     body: Callable[[Processes], list[dict[str, Any]]]
+                     ) -> list[dict[str, Any]] | int:
+    """`body(processes)` in a temp workspace, every child stopped however it ends.
+
+    Returns the runs `body` made, or an exit code: 130 after Ctrl-C/SIGTERM, 1 after a
+    `BenchError` (printed with `label`).
+    """
+    with workspace(keep_logs) as workdir:
+        processes = Processes(workdir)
+        try:
+            return body(processes)
+        except KeyboardInterrupt:
+            print("interrupted; stopping every child", file=sys.stderr)
+            return 130
+        except BenchError as exc:
+            print(f"{label}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            processes.stop_all()
+
+
+def comma_list(text: str) -> list[str]:
+    """"1, 8,16" → ["1", "8", "16"]: the benchmarks' --streams/--clients lists."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def read_extra_config(error: Callable[[str], Any], path: Path | None) -> tuple[str, dict]:
+    """`--extra-config FILE`: its text (for the JSON) and its TOML, or `error(message)`."""
+    import tomllib
+
+    text = path.read_text() if path else ""
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        error(f"--extra-config: {exc}")
+        raise  # error() exits; this is for type checkers
+
+
 # ---- the camera -----------------------------------------------------------------------------
 
 

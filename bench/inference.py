@@ -32,7 +32,6 @@ import os
 import statistics
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +45,14 @@ from harness import (
     Processes,
     check_alive,
     code_line,
+    comma_list,
     environment,
     interrupt_on_signals,
     merge,
     missing_tools,
+    read_extra_config,
+    run_in_workspace,
     wait_until,
-    workspace,
     write_json,
 )
 from measure import (
@@ -516,16 +517,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.naive:
         return args
-    args.counts = [int(n) for n in args.streams.split(",") if n.strip()]
-    args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    args.counts = [int(n) for n in comma_list(args.streams)]
+    args.clients = comma_list(args.clients)
     unknown = set(args.clients) - set(CLIENTS) - set(EXTRA_CLIENTS)
     if unknown or not args.counts or min(args.counts) < 1 or args.segment_duration <= 0:
         parser.error(f"bad --streams, --segment-duration or --clients {sorted(unknown) or ''}")
-    args.extra_text = args.extra_config.read_text() if args.extra_config else ""
-    try:
-        args.extra = tomllib.loads(args.extra_text)
-    except tomllib.TOMLDecodeError as exc:
-        parser.error(f"--extra-config: {exc}")
+    args.extra_text, args.extra = read_extra_config(parser.error, args.extra_config)
     return args
 
 
@@ -539,21 +536,18 @@ def main(argv: list[str] | None = None) -> int:
     interrupt_on_signals()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     env = environment()  # before the run: the code state the service is started from
-    runs: list[dict[str, Any]] = []
-    with workspace(args.keep_logs) as workdir:
-        processes = Processes(workdir)
-        try:
-            picture = person_picture()
-            for count in args.counts:
-                runs.append(bench_count(count, processes, picture, args))
-        except KeyboardInterrupt:
-            print("interrupted; stopping every child", file=sys.stderr)
-            return 130
-        except BenchError as exc:
-            print(f"inference bench: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            processes.stop_all()
+
+    def measure_all(processes: Processes) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = []
+        picture = person_picture()
+        for count in args.counts:
+            runs.append(bench_count(count, processes, picture, args))
+        return runs
+
+    outcome = run_in_workspace("inference bench", args.keep_logs, measure_all)
+    if isinstance(outcome, int):
+        return outcome
+    runs = outcome
     payload = {
         "benchmark": "inference",
         "started": started,

@@ -35,15 +35,16 @@ from harness import (
     Processes,
     check_alive,
     code_line,
+    comma_list,
     cpu_ticks,
     environment,
     free_port,
     interrupt_on_signals,
     missing_tools,
     pct_of_core,
+    run_in_workspace,
     tcp_received,
     wait_until,
-    workspace,
     write_json,
 )
 from measure import (
@@ -284,8 +285,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the temp dir with configs and logs")
     args = parser.parse_args(argv)
-    args.counts = [int(n) for n in args.readers.split(",") if n.strip()]
-    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    args.counts = [int(n) for n in comma_list(args.readers)]
+    args.servers = comma_list(args.servers)
     unknown = set(args.servers) - set(SERVERS)
     if unknown or not args.counts or min(args.counts) < 1:
         parser.error(f"bad --readers or --servers {sorted(unknown) or ''}")
@@ -306,24 +307,21 @@ def main(argv: list[str] | None = None) -> int:
     interrupt_on_signals()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     env = environment()
-    runs: list[dict[str, Any]] = []
-    with workspace(args.keep_logs) as workdir:
-        processes = Processes(workdir)
-        try:
-            camera_port = free_port()
-            camera = start_camera_1080p(processes, camera_port, args.camera_timeout)
-            camera_url = f"rtsp://127.0.0.1:{camera_port}/cam1"
-            for count in args.counts:
-                runs.append(bench_count(count, processes, camera, camera_url, camera_port,
-                                        args))
-        except KeyboardInterrupt:
-            print("interrupted; stopping every child", file=sys.stderr)
-            return 130
-        except BenchError as exc:
-            print(f"restream bench: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            processes.stop_all()
+
+    def measure_all(processes: Processes) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = []
+        camera_port = free_port()
+        camera = start_camera_1080p(processes, camera_port, args.camera_timeout)
+        camera_url = f"rtsp://127.0.0.1:{camera_port}/cam1"
+        for count in args.counts:
+            runs.append(bench_count(count, processes, camera, camera_url, camera_port,
+                                    args))
+        return runs
+
+    outcome = run_in_workspace("restream bench", args.keep_logs, measure_all)
+    if isinstance(outcome, int):
+        return outcome
+    runs = outcome
     payload = {
         "benchmark": "restream",
         "started": started,
