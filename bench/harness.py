@@ -468,6 +468,14 @@ def code_line(env: dict[str, Any]) -> str:
     return f"code: {env.get('commit')}{extra}"
 
 
+def save_results(benchmark: str, started: str, parameters: dict[str, Any],
+                 env: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+    """Write the run's JSON (one shape for every benchmark) and print where it went."""
+    payload = {"benchmark": benchmark, "started": started, "parameters": parameters,
+               "environment": env, "runs": runs}
+    print(f"\nJSON: {write_json(benchmark, payload)}")
+
+
 def write_json(benchmark: str, payload: dict[str, Any]) -> Path:
     """bench/results/<benchmark>-<timestamp>.json; returns the path relative to the repo."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

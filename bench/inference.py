@@ -52,8 +52,8 @@ from harness import (
     missing_tools,
     read_extra_config,
     run_in_workspace,
+    save_results,
     wait_until,
-    write_json,
 )
 from measure import (
     COMMON_RIGHT,
@@ -548,18 +548,12 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(outcome, int):
         return outcome
     runs = outcome
-    payload = {
-        "benchmark": "inference",
-        "started": started,
-        "parameters": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
-                       "detect_fps": DETECT_FPS, "duration_s": args.duration,
-                       "warmup_s": args.warmup, "segment_duration_s": args.segment_duration,
-                       "extra_config": args.extra_text},
-        "environment": env,
-        "runs": runs,
-    }
+    parameters = {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
+                  "detect_fps": DETECT_FPS, "duration_s": args.duration,
+                  "warmup_s": args.warmup, "segment_duration_s": args.segment_duration,
+                  "extra_config": args.extra_text}
     report(runs, args, env)
-    print(f"\nJSON: {write_json('inference', payload)}")
+    save_results("inference", started, parameters, env, runs)
     return 0
 
 

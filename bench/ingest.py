@@ -46,8 +46,8 @@ from harness import (
     missing_tools,
     read_extra_config,
     run_in_workspace,
+    save_results,
     wait_until,
-    write_json,
 )
 from measure import (
     COMMON_LEFT,
@@ -275,20 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(outcome, int):
         return outcome
     runs = outcome
-    payload = {
-        "benchmark": "ingest",
-        "started": started,
-        "parameters": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
-                       "duration_s": args.duration, "warmup_s": args.warmup,
-                       "target_cpu_pct_per_stream": TARGET_CPU_PER_STREAM,
-                       "with_preroll": args.with_preroll,
-                       "extra_config": args.extra_config,
-                       "service_config": args.service_config},
-        "environment": env,
-        "runs": runs,
-    }
+    parameters = {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
+                  "duration_s": args.duration, "warmup_s": args.warmup,
+                  "target_cpu_pct_per_stream": TARGET_CPU_PER_STREAM,
+                  "with_preroll": args.with_preroll,
+                  "extra_config": args.extra_config,
+                  "service_config": args.service_config}
     report(runs, args, env)
-    print(f"\nJSON: {write_json('ingest', payload)}")
+    save_results("ingest", started, parameters, env, runs)
     return 0
 
 

@@ -40,8 +40,8 @@ from harness import (
     missing_tools,
     read_extra_config,
     run_in_workspace,
+    save_results,
     wait_until,
-    write_json,
 )
 from measure import (
     COMMON_LEFT,
@@ -299,18 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(outcome, int):
         return outcome
     runs = outcome
-    payload = {
-        "benchmark": "record",
-        "started": started,
-        "parameters": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
-                       "duration_s": args.duration, "warmup_s": args.warmup,
-                       "segment_duration_s": args.segment_duration,
-                       "extra_config": args.extra_text},
-        "environment": env,
-        "runs": runs,
-    }
+    parameters = {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
+                  "duration_s": args.duration, "warmup_s": args.warmup,
+                  "segment_duration_s": args.segment_duration,
+                  "extra_config": args.extra_text}
     report(runs, args, env)
-    print(f"\nJSON: {write_json('record', payload)}")
+    save_results("record", started, parameters, env, runs)
     return 0
 
 

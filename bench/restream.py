@@ -43,9 +43,9 @@ from harness import (
     missing_tools,
     pct_of_core,
     run_in_workspace,
+    save_results,
     tcp_received,
     wait_until,
-    write_json,
 )
 from measure import (
     MIN_READY_BYTES,
@@ -322,19 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(outcome, int):
         return outcome
     runs = outcome
-    payload = {
-        "benchmark": "restream",
-        "started": started,
-        "parameters": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
-                       "duration_s": args.duration, "warmup_s": args.warmup,
-                       "readers": args.counts, "servers": args.servers,
-                       "peer": "gst-rtsp-server relay (go2rtc not installable here)",
-                       "relay_launch": RELAY_LAUNCH},
-        "environment": env,
-        "runs": runs,
-    }
+    parameters = {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
+                  "duration_s": args.duration, "warmup_s": args.warmup,
+                  "readers": args.counts, "servers": args.servers,
+                  "peer": "gst-rtsp-server relay (go2rtc not installable here)",
+                  "relay_launch": RELAY_LAUNCH}
     report(runs, args, env)
-    print(f"\nJSON: {write_json('restream', payload)}")
+    save_results("restream", started, parameters, env, runs)
     return 0
 
 
