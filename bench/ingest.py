@@ -15,6 +15,13 @@ By default streamwarden measures ingest alone (parse only, no consumers): its co
 `[stream_defaults] buffer_duration = "0s"`, so no recorder with a pre-event ring is attached.
 `--with-preroll` keeps the service's default 10 s ring, to see what it adds.
 
+`--decode` makes both peers decode every frame too (`avdec_h264 max-threads=1` and
+`ffmpeg -threads 1`, one thread each, like streamwarden's decoder) and leaves streamwarden
+out: it is the floor under what a pixel consumer (inference, MJPEG) costs per stream in each
+framework, which is what `bench/inference.py` compares against.
+
+    .venv/bin/python bench/ingest.py --decode --streams 4
+
 Everything runs on 127.0.0.1 on ports chosen at run time. Every child is stopped at the end,
 also on Ctrl-C or an error, and dies with the benchmark if that is killed outright.
 Results: a table on stdout and JSON in bench/results/ingest-<timestamp>.json.
@@ -85,10 +92,11 @@ class GstLaunch(Client):
 
     @classmethod
     def launch(cls, processes: Processes, urls: list[str], camera_port: int,
-               _args: argparse.Namespace) -> GstLaunch:
+               args: argparse.Namespace) -> GstLaunch:
+        decode = ["avdec_h264", "max-threads=1", "!"] if args.decode else []
         children = start_per_camera(processes, "gst-launch", urls, lambda _i, url: [
             "gst-launch-1.0", "-q", "rtspsrc", f"location={url}", "protocols=tcp",
-            "latency=200", "!", "rtph264depay", "!", "h264parse", "!", "fakesink",
+            "latency=200", "!", "rtph264depay", "!", "h264parse", "!", *decode, "fakesink",
             "sync=false",
         ])
         return cls(children, camera_port, len(urls))
@@ -105,10 +113,13 @@ class Ffmpeg(Client):
 
     @classmethod
     def launch(cls, processes: Processes, urls: list[str], camera_port: int,
-               _args: argparse.Namespace) -> Ffmpeg:
+               args: argparse.Namespace) -> Ffmpeg:
+        # -threads 1 before -i sets the decoder's threads; without decoding, -c copy
+        output = ["-f", "null", "-"] if args.decode else ["-c", "copy", "-f", "null", "-"]
+        threads = ["-threads", "1"] if args.decode else []
         children = start_per_camera(processes, "ffmpeg", urls, lambda _i, url: [
-            "ffmpeg", "-nostdin", "-hide_banner", "-rtsp_transport", "tcp", "-i", url,
-            "-c", "copy", "-f", "null", "-",
+            "ffmpeg", "-nostdin", "-hide_banner", "-rtsp_transport", "tcp", *threads,
+            "-i", url, *output,
         ])
         return cls(children, camera_port, len(urls))
 
@@ -206,9 +217,23 @@ def marginal_cost(runs: list[dict[str, Any]]) -> str | None:
             f"(N={n0}->{n1}; straight line through both, intercept {c0 - per * n0:.2f}%)")
 
 
+def peer_line(runs: list[dict[str, Any]]) -> str:
+    """gst-launch against ffmpeg per N: the framework floor when streamwarden is not run."""
+    lines = []
+    for run in runs:
+        gst = run["clients"].get("gst-launch", {}).get("cpu_pct_per_stream")
+        ffmpeg = run["clients"].get("ffmpeg", {}).get("cpu_pct_per_stream")
+        if gst is not None and ffmpeg:
+            lines.append(f"N={run['streams']:<3} gst-launch {gst:.2f}% vs ffmpeg {ffmpeg:.2f}% "
+                         f"per stream = {gst / ffmpeg:.2f}x")
+    return "\n".join(lines)
+
+
 def report(runs: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, Any]) -> None:
     mode = ("with the default 10 s pre-event buffer (--with-preroll)" if args.with_preroll
             else 'ingest alone (buffer_duration = "0s": no pre-event buffer, no consumers)')
+    if args.decode:
+        mode = "not run (--decode: the peers decode every frame, one decoder thread each)"
     print(f"\ningest: {WIDTH}x{HEIGHT}@{FPS} H.264 over RTSP/TCP, {args.duration:g}s window "
           f"after {args.warmup:g}s warm-up, {os.cpu_count()} cores; every % is of one core; "
           f"other% = the rest of the host in the same window (noise)")
@@ -217,7 +242,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, 
     print(table(runs, COLUMNS))
     print()
     print(verdicts(runs))
-    for line in (marginal_cost(runs), thread_summary(runs)):
+    for line in (peer_line(runs), marginal_cost(runs), thread_summary(runs)):
         if line:
             print(line)
 
@@ -236,6 +261,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--with-preroll", action="store_true",
                         help="keep the service's default 10 s pre-event buffer per stream "
                              "(default: buffer_duration = 0s, ingest alone)")
+    parser.add_argument("--decode", action="store_true",
+                        help="the peers decode every frame (one thread each); streamwarden is "
+                             "left out (its decoder runs only for a pixel consumer)")
     parser.add_argument("--ready-timeout", type=float, default=30.0,
                         help="for every stream of a client to flow, s")
     parser.add_argument("--camera-timeout", type=float, default=120.0,
@@ -248,8 +276,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.counts = [int(n) for n in comma_list(args.streams)]
     args.clients = comma_list(args.clients)
+    if args.decode:
+        args.clients = [c for c in args.clients if c != "streamwarden"]
     unknown = set(args.clients) - set(CLIENTS)
-    if unknown or not args.counts or min(args.counts) < 1:
+    if unknown or not args.counts or min(args.counts) < 1 or not args.clients:
         parser.error(f"bad --streams or --clients {sorted(unknown) or ''}")
     args.extra_config, extra = read_extra_config(parser.error, args.extra_config)
     args.service_config = merge({} if args.with_preroll else INGEST_ALONE, extra)
@@ -278,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parameters = {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
                   "duration_s": args.duration, "warmup_s": args.warmup,
                   "target_cpu_pct_per_stream": TARGET_CPU_PER_STREAM,
-                  "with_preroll": args.with_preroll,
+                  "with_preroll": args.with_preroll, "decode": args.decode,
                   "extra_config": args.extra_config,
                   "service_config": args.service_config}
     report(runs, args, env)
