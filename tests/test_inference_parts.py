@@ -84,3 +84,59 @@ def test_motion_gate_skips_static_frames_and_refreshes():
     assert gate.should_run(moved, now + 0.4)
     assert not gate.should_run(moved, now + 0.6)
     assert gate.should_run(moved, now + 11.0)  # a static scene still gets a call now and then
+
+
+def event_log(tmp_path, recorded: list[str]):
+    from streamwarden.db import Database
+    from streamwarden.inference.event_log import EventLog
+    db = Database(tmp_path / "index.db")
+    log = EventLog(db, model_name=lambda: "test-model", event_gap=5.0, classes=None,
+                   record_on=["person"], frame_lookup=lambda sid, seq: None,
+                   publish=lambda message: None, record=recorded.append)
+    return db, log
+
+
+def person_seen(stream_id: str, wall: float, seen: bool = True):
+    from streamwarden.inference.detection import Detection
+    from streamwarden.inference.runner import FrameResult
+    detections = [Detection("person", 0.9, (0.1, 0.1, 0.5, 0.9))] if seen else []
+    return FrameResult(stream_id, 1, 0, wall, detections, 0.01, True, 0)
+
+
+def test_events_group_by_gap_and_survive_inference_being_paused(tmp_path):
+    recorded: list[str] = []
+    db, log = event_log(tmp_path, recorded)
+    try:
+        t = 1000.0
+        for dt in (0.0, 0.2, 4.0):
+            log.handle(person_seen("cam", t + dt))
+        log.clear_latest("cam")  # inference turned off and on again: the event goes on
+        log.handle(person_seen("cam", t + 6.0))
+        log.handle(person_seen("cam", t + 12.0))  # 6 s later than the last: a new event
+        log.handle(person_seen("other", t + 12.0))
+        rows = db.call(db.events, "cam")
+        assert [(r.start_ts, r.end_ts, r.detections) for r in rows] == [
+            (t + 12.0, t + 12.0, 1), (t, t + 6.0, 4)]
+        assert recorded == ["cam"] * 5 + ["other"]
+        log.forget("cam")  # the stream is removed: its next detection opens a new event
+        log.handle(person_seen("cam", t + 13.0))
+        assert len(db.call(db.events, "cam")) == 3
+    finally:
+        db.close()
+
+
+def test_a_result_for_a_closed_stream_is_dropped():
+    """A frame still in the model when its stream closed must not open events afterwards."""
+    from streamwarden.inference.detectors.factory import DetectorSpec
+    from streamwarden.inference.runner import InferenceRunner
+    delivered = []
+    runner = InferenceRunner(DetectorSpec(), batch_size=1, deadline=10, memory_limit=1 << 30,
+                             motion_gate=False, on_result=delivered.append)
+    message = {"op": "result", "stream": "cam", "seq": 1, "pts": 0, "wall": time.time(),
+               "detections": [("person", 0.9, (0.1, 0.1, 0.5, 0.9))], "latency": 0.01,
+               "called": True, "skipped": 0}
+    runner.open_stream("cam", 64 * 64 * 3)
+    runner._handle(message)
+    runner.close_stream("cam")
+    runner._handle(message)
+    assert [r.stream_id for r in delivered] == ["cam"]

@@ -82,7 +82,9 @@ class InferenceController:
         if isinstance(consumer, PixelConsumer):
             consumer.feed(None, None)
         self.pixels.release(producer, "inference")
-        self.forget(producer.id)
+        self.runner.close_stream(producer.id)
+        # Open events stay open: turned back on within `event_gap`, the same event goes on.
+        self.events.clear_latest(producer.id)
 
     def forget(self, stream_id: str) -> None:
         self.runner.close_stream(stream_id)

@@ -138,9 +138,14 @@ class EventLog:
             return []
         return latest.detections
 
-    def forget(self, stream_id: str) -> None:
+    def clear_latest(self, stream_id: str) -> None:
+        """Inference stopped on the stream: live views stop drawing its last boxes."""
         with self._lock:
             self._latest.pop(stream_id, None)
+
+    def forget(self, stream_id: str) -> None:
+        """The stream is gone: drop its open events too."""
+        self.clear_latest(stream_id)
         for key in [k for k in list(self._open) if k[0] == stream_id]:
             self._open.pop(key, None)
 

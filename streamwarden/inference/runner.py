@@ -279,24 +279,27 @@ class InferenceRunner:
         if message.get("op") != "result":
             return
         slot = self._slots.get(message["stream"])
+        if slot is None:
+            # The stream was closed (inference turned off, stream removed) while this frame
+            # was in the model: its result must not open events or recordings after the fact.
+            return
         result = FrameResult(message["stream"], message["seq"], message["pts"],
                              message["wall"],
                              [Detection.from_wire(d) for d in message["detections"]],
                              message["latency"], message["called"], message["skipped"])
-        if slot is not None:
-            stats = slot.stats
-            stats.frames_seen += 1
-            stats.frames_dropped += result.skipped
-            stats.seen_times.append(time.monotonic())
-            stats.ages.append(max(0.0, time.time() - result.wall))
-            if result.called:
-                stats.model_calls += 1
-                stats.latencies.append(result.latency)
-                batch = int(message.get("batch") or 1)
-                stats.max_batch = max(stats.max_batch, batch)
-                if batch > 1:
-                    stats.batched_frames += 1
-            stats.detections += len(result.detections)
+        stats = slot.stats
+        stats.frames_seen += 1
+        stats.frames_dropped += result.skipped
+        stats.seen_times.append(time.monotonic())
+        stats.ages.append(max(0.0, time.time() - result.wall))
+        if result.called:
+            stats.model_calls += 1
+            stats.latencies.append(result.latency)
+            batch = int(message.get("batch") or 1)
+            stats.max_batch = max(stats.max_batch, batch)
+            if batch > 1:
+                stats.batched_frames += 1
+        stats.detections += len(result.detections)
         try:
             self.on_result(result)
         except Exception:  # a bug in event handling must not stop the monitor
