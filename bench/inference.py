@@ -18,6 +18,10 @@ from each other):
   `cap.read()` of every frame (so every frame is decoded to BGR in full), and every 5th
   frame (5 fps) the same detector object streamwarden's worker builds, so the model and its
   pre/post-processing are identical. It records nothing.
+- `naive+rec` (optional, `--clients streamwarden,naive,naive+rec`): what an operator runs
+  today to detect *and* keep the footage: the naive loop plus an `ffmpeg -c copy` segment
+  recorder per camera (bench/record.py's peer), so two camera connections each. Its
+  recordings are read back like streamwarden's.
 
 The key figure is CPU per detected frame: the client's CPU (% of one core, all its
 processes) divided by its model calls per second. Lower is cheaper.
@@ -67,11 +71,13 @@ from measure import (
     table,
     thread_summary,
 )
-from record import RecordingStreamwarden, stop_and_check
+from record import FfmpegRecorder, RecordingStreamwarden, stop_and_check
 
 CLIENTS = ("streamwarden", "naive")
-# Optional: streamwarden detecting without recording, to tell what the recording costs.
-EXTRA_CLIENTS = ("sw-no-rec",)  # enable_recording = false, buffer_duration = "0s"
+# Optional: sw-no-rec, streamwarden detecting without recording (enable_recording = false,
+# buffer_duration = "0s"), to tell what the recording costs; naive+rec, the naive loop plus an
+# ffmpeg -c copy recorder per camera, the peer that also keeps the footage.
+EXTRA_CLIENTS = ("sw-no-rec", "naive+rec")
 DETECT_FPS = 5  # the issue's rate; the naive client calls the model on every (FPS/5)th frame
 
 
@@ -213,11 +219,11 @@ class NaiveOpenCV(Client):
 
     @classmethod
     def start(cls, processes: Processes, urls: list[str], camera_port: int,
-              args: argparse.Namespace) -> NaiveOpenCV:
-        root = processes.log_dir / f"naive-{len(urls)}"
+              args: argparse.Namespace, label: str = "naive") -> NaiveOpenCV:
+        root = processes.log_dir / f"{label}-{len(urls)}"
         root.mkdir()
         calls = {f"cam{i}": root / f"cam{i}.calls" for i in range(1, len(urls) + 1)}
-        children = start_per_camera(processes, "naive", urls, lambda i, url: [
+        children = start_per_camera(processes, label, urls, lambda i, url: [
             sys.executable, str(Path(__file__).resolve()), "--naive", url,
             str(calls[f"cam{i}"]),
         ])
@@ -243,6 +249,32 @@ class NaiveOpenCV(Client):
                                  int(parts[3])))
             out[sid] = rows
         return out
+
+
+class NaiveWithRecorder(NaiveOpenCV):
+    """Peer: the naive loop per camera plus `ffmpeg -c copy` recording it, both counted."""
+
+    name = "naive+rec"
+    naive: NaiveOpenCV
+    recorder: FfmpegRecorder
+
+    @classmethod
+    def start(cls, processes: Processes, urls: list[str], camera_port: int,
+              args: argparse.Namespace, label: str = "naive+rec") -> NaiveWithRecorder:
+        naive = NaiveOpenCV.start(processes, urls, camera_port, args, label="naive-rec")
+        recorder = FfmpegRecorder.start(processes, urls, camera_port, args)
+        client = cls(naive.children + recorder.children, camera_port, len(urls))
+        client.calls, client.naive, client.recorder = naive.calls, naive, recorder
+        return client
+
+    def ready(self) -> bool:
+        """Both halves hold their connections and video flows; every loop called the model."""
+        return self.naive.ready() and self.recorder.ready()
+
+    def stop_and_check(self, processes: Processes) -> dict[str, Any]:
+        """Stop the loops, then the recorders (SIGINT: they finish their segment), read back."""
+        processes.stop(self.naive.children)
+        return stop_and_check(self.recorder, processes)
 
 
 # ---- inference figures over the window ------------------------------------------------------
@@ -346,6 +378,8 @@ def bench_client(name: str, processes: Processes, camera: Child, camera_port: in
     if name in ("streamwarden", "sw-no-rec"):
         client = InferenceStreamwarden.start(processes, urls, camera_port, args,
                                              recording=name == "streamwarden")
+    elif name == "naive+rec":
+        client = NaiveWithRecorder.start(processes, urls, camera_port, args)
     else:
         client = NaiveOpenCV.start(processes, urls, camera_port, args)
     try:
@@ -371,6 +405,8 @@ def bench_client(name: str, processes: Processes, camera: Child, camera_port: in
     figures.update(key_figures(figures, count))
     if isinstance(client, InferenceStreamwarden) and client.recording:
         figures["recordings"] = stop_and_check(client, processes)
+    elif isinstance(client, NaiveWithRecorder):
+        figures["recordings"] = client.stop_and_check(processes)
     else:
         figures["exit_codes"] = sorted(set(processes.stop(client.children).values()))
     return figures
@@ -385,6 +421,9 @@ def bench_count(count: int, processes: Processes, picture: Path, args: argparse.
     for name in ("streamwarden", *EXTRA_CLIENTS):
         ours = results.get(name, {}).get("cpu_pct_per_call_per_s")
         ratios[f"{name}/naive"] = round(ours / theirs, 3) if ours and theirs else None
+    ours = results.get("streamwarden", {}).get("cpu_pct_per_call_per_s")
+    both = results.get("naive+rec", {}).get("cpu_pct_per_call_per_s")
+    ratios["streamwarden/naive+rec"] = round(ours / both, 3) if ours and both else None
     return {"streams": count, "clients": results,
             "ratios": {"cpu_per_call": ratios["streamwarden/naive"], **ratios}}
 
@@ -464,6 +503,12 @@ def verdicts(runs: list[dict[str, Any]]) -> str:
             lines.append(f"      without recording (sw-no-rec): "
                          f"{run['clients']['sw-no-rec']['cpu_pct_per_call_per_s']:.2f}% per "
                          f"detected frame/s = {norec:.2f}x naive")
+        both = run["clients"].get("naive+rec", {})
+        vs_both = run["ratios"].get("streamwarden/naive+rec")
+        if vs_both is not None:
+            lines.append(f"      against naive + ffmpeg -c copy recording (naive+rec): "
+                         f"{both['cpu_pct_per_call_per_s']:.2f}% per detected frame/s, "
+                         f"streamwarden = {vs_both:.2f}x; its recording: {_recording(both)}")
     return "\n".join(lines)
 
 
@@ -502,7 +547,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="streamwarden's recording segments, s (default 10)")
     parser.add_argument("--clients", default=",".join(CLIENTS),
                         help=f"which clients, in order (default {','.join(CLIENTS)}; also "
-                             f"{','.join(EXTRA_CLIENTS)}: streamwarden detecting, not recording)")
+                             "sw-no-rec: streamwarden detecting, not recording; naive+rec: "
+                             "the naive loop plus ffmpeg -c copy recording each camera)")
     parser.add_argument("--ready-timeout", type=float, default=60.0,
                         help="for every stream of a client to detect, s")
     parser.add_argument("--camera-timeout", type=float, default=120.0,
