@@ -13,8 +13,8 @@ from each other):
   and together; model latency and frame counters from `GET /health`. After the window the
   service is stopped and every recorded file is read back (bench/verify.py): inference must
   not cost the recording a single frame.
-- `naive`: the way it is usually written: one Python process per camera (this file run with
-  `--naive URL CALLS`), `cv2.VideoCapture(url)` on OpenCV's FFmpeg backend over RTSP/TCP,
+- `naive`: the way it is usually written (bench/naive_peer.py): one Python process per
+  camera, `cv2.VideoCapture(url)` on OpenCV's FFmpeg backend over RTSP/TCP,
   `cap.read()` of every frame (so every frame is decoded to BGR in full), and every 5th
   frame (5 fps) the same detector object streamwarden's worker builds, so the model and its
   pre/post-processing are identical. It records nothing.
@@ -61,24 +61,22 @@ from harness import (
 )
 from measure import (
     COMMON_RIGHT,
-    Client,
     Column,
     Streamwarden,
     each_client,
     fmt,
     measure,
-    start_per_camera,
     table,
     thread_summary,
 )
-from record import FfmpegRecorder, RecordingStreamwarden, stop_and_check
+from naive_peer import DETECT_FPS, NaiveOpenCV, NaiveWithRecorder, naive_inference
+from record import RecordingStreamwarden, stop_and_check
 
 CLIENTS = ("streamwarden", "naive")
 # Optional: sw-no-rec, streamwarden detecting without recording (enable_recording = false,
 # buffer_duration = "0s"), to tell what the recording costs; naive+rec, the naive loop plus an
 # ffmpeg -c copy recorder per camera, the peer that also keeps the footage.
 EXTRA_CLIENTS = ("sw-no-rec", "naive+rec")
-DETECT_FPS = 5  # the issue's rate; the naive client calls the model on every (FPS/5)th frame
 
 
 # ---- the picture ----------------------------------------------------------------------------
@@ -113,45 +111,6 @@ def person_picture() -> Path:
     cv2.imwrite(str(partial), padded)
     partial.replace(target)
     return target
-
-
-# ---- the naive peer (runs in its own process, one per camera) ------------------------------
-
-
-def run_naive(url: str, calls_path: Path) -> int:
-    """Read every frame of `url` with OpenCV, call the detector on every (FPS/5)th one.
-
-    This is the loop found in most tutorials and home-grown NVR scripts. Each model call
-    appends one line to `calls_path`: monotonic time (the same clock as the benchmark's,
-    system-wide), frames read so far, model latency in s, people found. One short line five
-    times a second costs nothing next to decoding 25 frames.
-    """
-    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
-    import cv2
-
-    from streamwarden.inference.detectors.factory import DetectorSpec, build_detector
-    from streamwarden.inference.models import BUILTIN_MODEL
-
-    detector = build_detector(DetectorSpec(builtin_model=str(BUILTIN_MODEL)))
-    capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
-    if not capture.isOpened():
-        print(f"naive: cannot open {url}", file=sys.stderr)
-        return 1
-    every = max(1, round(FPS / DETECT_FPS))
-    frames = 0
-    with open(calls_path, "a", buffering=1) as calls:  # line-buffered: the parent reads it live
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                print(f"naive: read from {url} failed after {frames} frames", file=sys.stderr)
-                return 1
-            frames += 1
-            if frames % every:
-                continue
-            started = time.perf_counter()
-            found = detector.detect([frame])[0]
-            latency = time.perf_counter() - started
-            calls.write(f"{time.monotonic():.6f} {frames} {latency:.6f} {len(found)}\n")
 
 
 # ---- clients --------------------------------------------------------------------------------
@@ -211,78 +170,7 @@ class InferenceStreamwarden(RecordingStreamwarden):
                 "worker_pid_end": status.get("worker_pid")}
 
 
-class NaiveOpenCV(Client):
-    """Peer: one `bench/inference.py --naive URL CALLS` process per camera."""
-
-    name = "naive"
-    calls: dict[str, Path]
-
-    @classmethod
-    def start(cls, processes: Processes, urls: list[str], camera_port: int,
-              args: argparse.Namespace, label: str = "naive") -> NaiveOpenCV:
-        root = processes.log_dir / f"{label}-{len(urls)}"
-        root.mkdir()
-        calls = {f"cam{i}": root / f"cam{i}.calls" for i in range(1, len(urls) + 1)}
-        children = start_per_camera(processes, label, urls, lambda i, url: [
-            sys.executable, str(Path(__file__).resolve()), "--naive", url,
-            str(calls[f"cam{i}"]),
-        ])
-        client = cls(children, camera_port, len(urls))
-        client.calls = calls
-        return client
-
-    def ready(self) -> bool:
-        """Video flows on every connection and every process has called the model once."""
-        if not super().ready():
-            return False
-        return all(path.is_file() and path.stat().st_size > 0 for path in self.calls.values())
-
-    def read_calls(self) -> dict[str, list[tuple[float, int, float, int]]]:
-        """Every model call so far per camera: (monotonic s, frames read, latency s, found)."""
-        out = {}
-        for sid, path in self.calls.items():
-            rows = []
-            for line in path.read_text().splitlines():
-                parts = line.split()
-                if len(parts) == 4:  # a line being written is skipped
-                    rows.append((float(parts[0]), int(parts[1]), float(parts[2]),
-                                 int(parts[3])))
-            out[sid] = rows
-        return out
-
-
-class NaiveWithRecorder(NaiveOpenCV):
-    """Peer: the naive loop per camera plus `ffmpeg -c copy` recording it, both counted."""
-
-    name = "naive+rec"
-    naive: NaiveOpenCV
-    recorder: FfmpegRecorder
-
-    @classmethod
-    def start(cls, processes: Processes, urls: list[str], camera_port: int,
-              args: argparse.Namespace, label: str = "naive+rec") -> NaiveWithRecorder:
-        naive = NaiveOpenCV.start(processes, urls, camera_port, args, label="naive-rec")
-        recorder = FfmpegRecorder.start(processes, urls, camera_port, args)
-        client = cls(naive.children + recorder.children, camera_port, len(urls))
-        client.calls, client.naive, client.recorder = naive.calls, naive, recorder
-        return client
-
-    def ready(self) -> bool:
-        """Both halves hold their connections and video flows; every loop called the model."""
-        return self.naive.ready() and self.recorder.ready()
-
-    def stop_and_check(self, processes: Processes) -> dict[str, Any]:
-        """Stop the loops, then the recorders (SIGINT: they finish their segment), read back."""
-        processes.stop(self.naive.children)
-        return stop_and_check(self.recorder, processes)
-
-
 # ---- inference figures over the window ------------------------------------------------------
-
-
-def _p(values: list[float], q: float) -> float | None:
-    ordered = sorted(values)
-    return ordered[int(q * (len(ordered) - 1))] if ordered else None
 
 
 def service_inference(before: tuple[float, dict[str, dict[str, Any]]],
@@ -319,37 +207,6 @@ def service_inference(before: tuple[float, dict[str, dict[str, Any]]],
         "latency_ms_p95": max(p95) if p95 else None,
         "result_age_ms_p95": max(ages) if ages else None,
         "health_end": h1,
-    }
-
-
-def naive_inference(calls: dict[str, list[tuple[float, int, float, int]]], t0: float,
-                    t1: float, count: int) -> dict[str, Any]:
-    """Rates and latencies from the model calls each process logged between t0 and t1."""
-    seconds = t1 - t0
-    window = {sid: [c for c in rows if t0 <= c[0] <= t1] for sid, rows in calls.items()}
-    latencies = [c[2] * 1000 for rows in window.values() for c in rows]
-    total = sum(len(rows) for rows in window.values())
-    read_fps = []
-    for rows in window.values():
-        if len(rows) >= 2 and rows[-1][0] > rows[0][0]:
-            read_fps.append((rows[-1][1] - rows[0][1]) / (rows[-1][0] - rows[0][0]))
-        else:
-            read_fps.append(0.0)
-    per_stream = {sid: round(len(rows) / seconds, 2) for sid, rows in window.items()}
-    return {
-        "inference_window_s": round(seconds, 3),
-        "model_calls": total,
-        "calls_per_s": round(total / seconds, 2),
-        "det_fps_per_stream": round(total / seconds / count, 2),
-        "det_fps_min": min(per_stream.values()) if per_stream else None,
-        "det_fps_by_stream": per_stream,
-        "frames_dropped": None,  # it reads every frame; a slow reader falls behind instead
-        "decoded_fps_per_stream": round(sum(read_fps) / len(read_fps), 2) if read_fps else None,
-        "decoded_fps_min": round(min(read_fps), 2) if read_fps else None,
-        "detections_per_call": round(sum(c[3] for rows in window.values() for c in rows)
-                                     / total, 2) if total else None,
-        "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
-        "latency_ms_p95": round(_p(latencies, 0.95), 1) if latencies else None,
     }
 
 
@@ -558,11 +415,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "e.g. [inference] frame_width = 320")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the temp dir with configs, logs, call logs and recordings")
-    parser.add_argument("--naive", nargs=2, metavar=("URL", "CALLS"),
-                        help="internal: run one naive OpenCV client (the peer) and exit")
     args = parser.parse_args(argv)
-    if args.naive:
-        return args
     args.counts = [int(n) for n in comma_list(args.streams)]
     args.clients = comma_list(args.clients)
     unknown = set(args.clients) - set(CLIENTS) - set(EXTRA_CLIENTS)
@@ -574,8 +427,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.naive:
-        return run_naive(args.naive[0], Path(args.naive[1]))
     for tool in missing_tools(("ss",)):
         print(f"inference bench: {tool} not found (run scripts/setup.sh)", file=sys.stderr)
         return 1
