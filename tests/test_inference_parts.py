@@ -1,4 +1,5 @@
-"""The shared-memory frame slot and the motion gate, across a real process boundary."""
+"""Inference parts without a pipeline: the shared-memory frame slot (across a real process
+boundary), the motion gate, event grouping on a real SQLite file, late results."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import time
 
 import numpy as np
 
+from streamwarden.db import Database
+from streamwarden.inference.detection import Detection
+from streamwarden.inference.detectors.factory import DetectorSpec
+from streamwarden.inference.event_log import EventLog
 from streamwarden.inference.motion import MotionGate
+from streamwarden.inference.runner import FrameResult, InferenceRunner
 from streamwarden.inference.shm import FrameSlot
 
 
@@ -86,9 +92,7 @@ def test_motion_gate_skips_static_frames_and_refreshes():
     assert gate.should_run(moved, now + 11.0)  # a static scene still gets a call now and then
 
 
-def event_log(tmp_path, recorded: list[str]):
-    from streamwarden.db import Database
-    from streamwarden.inference.event_log import EventLog
+def event_log(tmp_path, recorded: list[str]) -> tuple[Database, EventLog]:
     db = Database(tmp_path / "index.db")
     log = EventLog(db, model_name=lambda: "test-model", event_gap=5.0, classes=None,
                    record_on=["person"], frame_lookup=lambda sid, seq: None,
@@ -96,11 +100,9 @@ def event_log(tmp_path, recorded: list[str]):
     return db, log
 
 
-def person_seen(stream_id: str, wall: float, seen: bool = True):
-    from streamwarden.inference.detection import Detection
-    from streamwarden.inference.runner import FrameResult
-    detections = [Detection("person", 0.9, (0.1, 0.1, 0.5, 0.9))] if seen else []
-    return FrameResult(stream_id, 1, 0, wall, detections, 0.01, True, 0)
+def person_seen(stream_id: str, wall: float) -> FrameResult:
+    return FrameResult(stream_id, 1, 0, wall, [Detection("person", 0.9, (0.1, 0.1, 0.5, 0.9))],
+                       0.01, True, 0)
 
 
 def test_events_group_by_gap_and_survive_inference_being_paused(tmp_path):
@@ -127,8 +129,6 @@ def test_events_group_by_gap_and_survive_inference_being_paused(tmp_path):
 
 def test_a_result_for_a_closed_stream_is_dropped():
     """A frame still in the model when its stream closed must not open events afterwards."""
-    from streamwarden.inference.detectors.factory import DetectorSpec
-    from streamwarden.inference.runner import InferenceRunner
     delivered = []
     runner = InferenceRunner(DetectorSpec(), batch_size=1, deadline=10, memory_limit=1 << 30,
                              motion_gate=False, on_result=delivered.append)
