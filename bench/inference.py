@@ -63,6 +63,7 @@ from measure import (
     COMMON_RIGHT,
     Column,
     Streamwarden,
+    call_rates,
     each_client,
     fmt,
     measure,
@@ -190,12 +191,7 @@ def service_inference(before: tuple[float, dict[str, dict[str, Any]]],
     p95 = [h["latency_ms_p95"] for h in h1.values() if h.get("latency_ms_p95") is not None]
     ages = [h["result_age_ms_p95"] for h in h1.values() if h.get("result_age_ms_p95")]
     return {
-        "inference_window_s": round(seconds, 3),
-        "model_calls": calls,
-        "calls_per_s": round(calls / seconds, 2),
-        "det_fps_per_stream": round(calls / seconds / count, 2),
-        "det_fps_min": min(per_stream_calls.values()) if per_stream_calls else None,
-        "det_fps_by_stream": per_stream_calls,
+        **call_rates(calls, per_stream_calls, seconds, count),
         "frames_submitted": delta("frames_submitted"),
         "frames_seen": delta("frames_seen"),
         "frames_dropped": delta("frames_dropped"),

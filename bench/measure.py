@@ -298,6 +298,19 @@ def frame_figures(client: Client, start: tuple[float, dict[str, int] | None],
     }
 
 
+def call_rates(calls: int, per_stream: dict[str, float], seconds: float, count: int
+               ) -> dict[str, Any]:
+    """Model-call rates over a window, in the same keys whoever counted the calls."""
+    return {
+        "inference_window_s": round(seconds, 3),
+        "model_calls": calls,
+        "calls_per_s": round(calls / seconds, 2),
+        "det_fps_per_stream": round(calls / seconds / count, 2),
+        "det_fps_min": min(per_stream.values()) if per_stream else None,
+        "det_fps_by_stream": per_stream,
+    }
+
+
 def measure(client: Client, camera: Child, duration: float) -> dict[str, Any]:
     """CPU, memory, traffic and frames over `duration` seconds; API reads stay outside it.
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import FPS, Processes
-from measure import Client, start_per_camera
+from measure import Client, call_rates, start_per_camera
 from record import FfmpegRecorder, stop_and_check
 
 DETECT_FPS = 5  # the rate; the naive client calls the model on every (FPS/5)th frame
@@ -153,12 +153,7 @@ def naive_inference(calls: dict[str, list[tuple[float, int, float, int]]], t0: f
             read_fps.append(0.0)
     per_stream = {sid: round(len(rows) / seconds, 2) for sid, rows in window.items()}
     return {
-        "inference_window_s": round(seconds, 3),
-        "model_calls": total,
-        "calls_per_s": round(total / seconds, 2),
-        "det_fps_per_stream": round(total / seconds / count, 2),
-        "det_fps_min": min(per_stream.values()) if per_stream else None,
-        "det_fps_by_stream": per_stream,
+        **call_rates(total, per_stream, seconds, count),
         "frames_dropped": None,  # it reads every frame; a slow reader falls behind instead
         "decoded_fps_per_stream": round(sum(read_fps) / len(read_fps), 2) if read_fps else None,
         "decoded_fps_min": round(min(read_fps), 2) if read_fps else None,
