@@ -1,11 +1,12 @@
 """Inference parts without a pipeline: the shared-memory frame slot (across a real process
-boundary), the motion gate, event grouping on a real SQLite file, late results."""
+boundary), the motion gate, event grouping and pictures on a real SQLite file, late results."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -92,17 +93,20 @@ def test_motion_gate_skips_static_frames_and_refreshes():
     assert gate.should_run(moved, now + 11.0)  # a static scene still gets a call now and then
 
 
-def event_log(tmp_path, recorded: list[str]) -> tuple[Database, EventLog]:
+def event_log(tmp_path, recorded: list[str],
+              frames: Callable[[str, int], np.ndarray | None] = lambda sid, seq: None,
+              ) -> tuple[Database, EventLog]:
     db = Database(tmp_path / "index.db")
     log = EventLog(db, model_name=lambda: "test-model", event_gap=5.0, classes=None,
-                   record_on=["person"], frame_lookup=lambda sid, seq: None,
+                   record_on=["person"], frame_lookup=frames,
                    publish=lambda message: None, record=recorded.append)
     return db, log
 
 
-def person_seen(stream_id: str, wall: float) -> FrameResult:
-    return FrameResult(stream_id, 1, 0, wall, [Detection("person", 0.9, (0.1, 0.1, 0.5, 0.9))],
-                       0.01, True, 0)
+def person_seen(stream_id: str, wall: float, seq: int = 1,
+                confidence: float = 0.9) -> FrameResult:
+    return FrameResult(stream_id, seq, 0, wall,
+                       [Detection("person", confidence, (0.1, 0.1, 0.5, 0.9))], 0.01, True, 0)
 
 
 def test_events_group_by_gap_and_survive_inference_being_paused(tmp_path):
@@ -123,6 +127,25 @@ def test_events_group_by_gap_and_survive_inference_being_paused(tmp_path):
         log.forget("cam")  # the stream is removed: its next detection opens a new event
         log.handle(person_seen("cam", t + 13.0))
         assert len(db.call(db.events, "cam")) == 3
+    finally:
+        db.close()
+
+
+def test_an_event_without_a_picture_takes_the_next_frame_and_never_loses_one(tmp_path):
+    """On a busy machine the first detection's frame may be gone from the decoder: the event
+    must not stay without a picture, and a later missing frame must not erase the picture."""
+    kept = {2: frame(200, 64, 48)}  # frames 1 and 3 have already left the decoder
+    db, log = event_log(tmp_path, [], frames=lambda sid, seq: kept.get(seq))
+    try:
+        log.handle(person_seen("cam", 1000.0, seq=1))
+        event_id = db.call(db.events, "cam")[0].id
+        assert db.call(db.event_snapshot, event_id) is None
+        log.handle(person_seen("cam", 1000.2, seq=2, confidence=0.8))
+        picture = db.call(db.event_snapshot, event_id)
+        assert picture is not None and picture[:2] == b"\xff\xd8"
+        log.handle(person_seen("cam", 1003.0, seq=3, confidence=0.99))  # better, but no frame
+        assert db.call(db.event_snapshot, event_id) == picture
+        assert db.call(db.events, "cam")[0].confidence == 0.8, "box and picture stay together"
     finally:
         db.close()
 

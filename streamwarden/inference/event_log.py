@@ -38,6 +38,7 @@ class _OpenEvent:
     last_ts: float
     confidence: float
     picture_at: float
+    has_picture: bool
 
 
 @dataclass
@@ -95,7 +96,7 @@ class EventLog:
                 row = self.db.submit(self.db.event_opened, result.stream_id, label, ts,
                                      best.confidence, json.dumps(list(best.box)), model,
                                      result.pts, picture)
-                self._open[key] = _OpenEvent(row, ts, best.confidence, ts)
+                self._open[key] = _OpenEvent(row, ts, best.confidence, ts, picture is not None)
                 self.events_opened += 1
                 log.info("stream %s: %s detected (%.2f)", result.stream_id, label,
                          best.confidence, extra={"stream_id": result.stream_id,
@@ -103,12 +104,17 @@ class EventLog:
             else:
                 event.last_ts = ts
                 self.db.submit(self._extend, event.row, ts, len(group))
-                if (best.confidence >= event.confidence + PICTURE_GAIN
+                # An event opened without a picture (its frame had already left the decoder's
+                # few recent ones: a busy machine) takes the next one it can get.
+                if not event.has_picture or (
+                        best.confidence >= event.confidence + PICTURE_GAIN
                         and ts - event.picture_at >= PICTURE_EVERY_S):
                     if not frame_drawn:
                         picture, frame_drawn = self._picture(result, detections), True
-                    event.confidence, event.picture_at = best.confidence, ts
-                    self.db.submit(self._improve, event.row, best, result.pts, picture)
+                    if picture is not None:  # never replace a picture with none
+                        event.confidence, event.picture_at = best.confidence, ts
+                        event.has_picture = True
+                        self.db.submit(self._improve, event.row, best, result.pts, picture)
             if label in self.record_on:
                 self.record(result.stream_id)
 
