@@ -313,10 +313,12 @@ def test_frames_of_several_streams_share_one_model_call(camera_factory, service_
     svc = service_factory(inference_config(tmp_path, streams, batch_size=3,
                                            plugin="tests.plugins.detectors:SlowDetector"))
     client = svc.client()
+    # Wait for a full batch, not for a count of batched frames: on a busy machine one camera
+    # can connect seconds after the others, and the first batches hold only two frames.
     for sid in streams:
-        wait_for(lambda sid=sid: inference_health(client, sid)["inference"]["batched_frames"]
-                 >= 3, 30, message=f"{sid} batched with the others")
-        assert inference_health(client, sid)["inference"]["max_batch"] == 3
+        wait_for(lambda sid=sid: inference_health(client, sid)["inference"]["max_batch"] == 3,
+                 30, message=f"{sid} batched with both others")
+        assert inference_health(client, sid)["inference"]["batched_frames"] >= 1
 
 
 def test_motion_gate_skips_a_still_scene(camera_factory, service_factory, tmp_path):
