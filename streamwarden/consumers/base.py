@@ -13,10 +13,12 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from streamwarden.gst.init import Gst
+from streamwarden.gst.weak import weak_method
 
 # Two seconds of frames is plenty for a consumer that keeps up; one that does not drops the
 # oldest instead of pushing back on the producer.
 QUEUE_MAX_TIME_NS = 2 * Gst.SECOND
+_PROBE_OK = Gst.PadProbeReturn.OK
 
 
 def leaky_queue(name: str) -> Gst.Element:
@@ -42,9 +44,9 @@ def appsink_tap(name: str, on_sample, on_event) -> Gst.Bin:
         for prop, value in (("sync", False), ("async", False), ("emit-signals", True),
                             ("wait-on-eos", False)):
             sink.set_property(prop, value)
-        sink.connect("new-sample", on_sample, kind)
-        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, on_event,
-                                              kind)
+        sink.connect("new-sample", weak_method(on_sample, Gst.FlowReturn.FLUSHING), kind)
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM,
+                                              weak_method(on_event, _PROBE_OK), kind)
         bin_.add(queue)
         bin_.add(sink)
         queue.link(sink)
@@ -72,8 +74,8 @@ def appsink_buffer(name: str, max_buffers: int, on_event) -> Gst.Bin:
                             ("wait-on-eos", False), ("enable-last-sample", False),
                             ("max-buffers", max_buffers), ("drop", True)):
             sink.set_property(prop, value)
-        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, on_event,
-                                              kind)
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM,
+                                              weak_method(on_event, _PROBE_OK), kind)
         bin_.add(sink)
         bin_.add_pad(Gst.GhostPad.new(kind, sink.get_static_pad("sink")))
     return bin_

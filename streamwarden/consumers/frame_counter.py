@@ -11,6 +11,9 @@ from typing import Any
 
 from streamwarden.consumers.base import Consumer, leaky_queue
 from streamwarden.gst.init import Gst
+from streamwarden.gst.weak import weak_method
+
+_OK = Gst.PadProbeReturn.OK
 
 
 class FrameCounter(Consumer):
@@ -37,8 +40,8 @@ class FrameCounter(Consumer):
         bin_.add(sink)
         queue.link(sink)
         sink_pad = sink.get_static_pad("sink")
-        sink_pad.add_probe(Gst.PadProbeType.BUFFER, self._on_buffer)
-        sink_pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event)
+        sink_pad.add_probe(Gst.PadProbeType.BUFFER, weak_method(self._on_buffer, _OK))
+        sink_pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, weak_method(self._on_event, _OK))
         bin_.add_pad(Gst.GhostPad.new("video", queue.get_static_pad("sink")))
         self.bin = bin_
         return bin_

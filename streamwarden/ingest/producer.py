@@ -22,6 +22,7 @@ from streamwarden.config.model import SourceSettings, StreamConfig
 from streamwarden.consumers.base import Consumer
 from streamwarden.gst.init import GLib, Gst
 from streamwarden.gst.reaper import Reaper
+from streamwarden.gst.weak import weak_method
 from streamwarden.ids import redact_uri, scrub
 from streamwarden.ingest.consumer_hub import ConsumerHub
 from streamwarden.ingest.source_bin import SourceBin
@@ -73,7 +74,7 @@ class Producer:
         self.hub = ConsumerHub(self.id, self.pipeline, reaper)
         self._bus = self.pipeline.get_bus()
         self._bus.add_signal_watch()
-        self._bus_handler = self._bus.connect("message", self._on_message)
+        self._bus_handler = self._bus.connect("message", weak_method(self._on_message))
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -116,7 +117,8 @@ class Producer:
             f"source-{self.id}-{generation}",
             self.config.uri,
             self.settings,
-            lambda kind, pad: self._on_output(generation, kind, pad),
+            weak_method(self._on_output),
+            generation,
         )
         self._source = source
         self.pipeline.add(source.bin)
@@ -136,7 +138,7 @@ class Producer:
         self.pipeline.remove(source.bin)
         self._reaper.dispose(source.bin)
 
-    def _on_output(self, generation: int, kind: str, pad: Gst.Pad) -> None:
+    def _on_output(self, kind: str, pad: Gst.Pad, generation: int) -> None:
         """Streaming thread: a new parsed pad. Hold it and let the GStreamer thread link it."""
         block_id = pad.add_probe(Gst.PadProbeType.BLOCK_DOWNSTREAM, lambda *_: _OK)
         GLib.idle_add(self._link_output, generation, kind, pad, block_id)
@@ -153,50 +155,45 @@ class Producer:
         except Gst.LinkError as exc:
             self._problem(RetryReason.ERROR, f"cannot link {kind} output ({exc})")
             return False
-        counter = self.counters.on_video if kind == "video" else self.counters.on_audio
-        pad.add_probe(Gst.PadProbeType.BUFFER, self._make_buffer_probe(generation, counter))
-        pad.add_probe(Gst.PadProbeType.BUFFER_LIST,
-                      self._make_list_probe(generation, counter))
-        pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._make_event_probe(generation, kind))
+        weak = weak_method
+        pad.add_probe(Gst.PadProbeType.BUFFER, weak(self._on_buffer, _DROP), generation, kind)
+        pad.add_probe(Gst.PadProbeType.BUFFER_LIST, weak(self._on_buffer_list, _DROP),
+                      generation, kind)
+        pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, weak(self._on_event, _DROP),
+                      generation, kind)
         pad.remove_probe(block_id)
         return False
 
-    def _make_buffer_probe(self, generation: int, count: Callable[[Gst.Buffer], None]):
+    def _on_buffer(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, generation: int,
+                   kind: str) -> Gst.PadProbeReturn:
         """Per frame, on the streaming thread: as little Python as possible."""
-        def probe(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-            if generation != self._generation:
-                return _DROP
-            count(info.get_buffer())
-            return _OK
+        if generation != self._generation:
+            return _DROP
+        self.counters.count(kind, info.get_buffer())
+        return _OK
 
-        return probe
+    def _on_buffer_list(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, generation: int,
+                        kind: str) -> Gst.PadProbeReturn:
+        if generation != self._generation:
+            return _DROP
+        buffers = info.get_buffer_list()
+        for index in range(buffers.length()):
+            self.counters.count(kind, buffers.get(index))
+        return _OK
 
-    def _make_list_probe(self, generation: int, count: Callable[[Gst.Buffer], None]):
-        def probe(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-            if generation != self._generation:
-                return _DROP
-            buffers = info.get_buffer_list()
-            for index in range(buffers.length()):
-                count(buffers.get(index))
-            return _OK
-
-        return probe
-
-    def _make_event_probe(self, generation: int, kind: str):
-        def probe(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-            if generation != self._generation:
-                return _DROP
-            event = info.get_event()
-            if event.type == Gst.EventType.CAPS:
-                self.media.update_from_caps(kind, event.parse_caps())
-            elif event.type == Gst.EventType.EOS:
-                # An ending camera is an outage, not the end of the consumers: keep EOS from
-                # them and let the supervisor restart the source.
-                self._eos_generation = generation
-                return _DROP
-            return _OK
-
-        return probe
+    def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, generation: int,
+                  kind: str) -> Gst.PadProbeReturn:
+        if generation != self._generation:
+            return _DROP
+        event = info.get_event()
+        if event.type == Gst.EventType.CAPS:
+            self.media.update_from_caps(kind, event.parse_caps())
+        elif event.type == Gst.EventType.EOS:
+            # An ending camera is an outage, not the end of the consumers: keep EOS from
+            # them and let the supervisor restart the source.
+            self._eos_generation = generation
+            return _DROP
+        return _OK
 
     # ---- supervision -----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from streamwarden.config.model import SourceSettings
 from streamwarden.gst.init import Gst
+from streamwarden.gst.weak import weak_method
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,15 @@ class SourceBin:
         name: str,
         uri: str,
         settings: SourceSettings,
-        on_output: Callable[[str, Gst.Pad], None],
+        on_output: Callable[[str, Gst.Pad, int], None],
+        generation: int = 0,
     ):
         self.uri = uri
         self.settings = settings
         self.scheme = urlsplit(uri).scheme.lower()
         self.paced = self.scheme not in _LIVE_SCHEMES
         self._on_output = on_output
+        self.generation = generation
         self._lock = threading.Lock()
         self.exposed: dict[str, Gst.Pad] = {}
         self.bin = Gst.Bin.new(name)
@@ -72,8 +75,8 @@ class SourceBin:
         # Playback never pauses to pre-buffer (a live camera must not stall; consumers have
         # their own queues), so buffering messages would only report a meaningless fill level.
         source.set_property("use-buffering", False)
-        source.connect("source-setup", self._configure_source)
-        source.connect("pad-added", self._on_source_pad)
+        source.connect("source-setup", weak_method(self._configure_source))
+        source.connect("pad-added", weak_method(self._on_source_pad))
         self.bin.add(source)
 
     def _configure_source(self, _urisourcebin: Gst.Element, source: Gst.Element) -> None:
@@ -99,7 +102,7 @@ class SourceBin:
 
     def _on_source_pad(self, _element: Gst.Element, pad: Gst.Pad) -> None:
         parser = _make("parsebin")
-        parser.connect("pad-added", self._on_parsed_pad)
+        parser.connect("pad-added", weak_method(self._on_parsed_pad))
         self.bin.add(parser)
         parser.sync_state_with_parent()
         result = pad.link(parser.get_static_pad("sink"))
@@ -133,4 +136,4 @@ class SourceBin:
             ghost.set_active(True)
             self.exposed[kind] = ghost
             self.bin.add_pad(ghost)
-        self._on_output(kind, ghost)
+        self._on_output(kind, ghost, self.generation)

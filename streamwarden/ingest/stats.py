@@ -62,6 +62,12 @@ class StreamCounters:
     audio_frames: int = 0
     last_frame_ns: int = 0  # time.monotonic_ns() of the last video frame, 0 = never
 
+    def count(self, kind: str, buffer: Gst.Buffer) -> None:
+        if kind == "video":
+            self.on_video(buffer)
+        else:
+            self.on_audio(buffer)
+
     def on_video(self, buffer: Gst.Buffer) -> None:
         self.frames += 1
         self.bytes += buffer.get_size()

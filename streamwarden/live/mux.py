@@ -20,6 +20,7 @@ from typing import Any
 
 from streamwarden.consumers.base import Consumer, leaky_queue
 from streamwarden.gst.init import Gst
+from streamwarden.gst.weak import weak_method
 from streamwarden.live import fmp4
 from streamwarden.live.annexb import AnnexBConverter
 
@@ -102,8 +103,9 @@ class LiveMux(Consumer):
         for prop, value in (("sync", False), ("async", False), ("emit-signals", True),
                             ("wait-on-eos", False)):
             sink.set_property(prop, value)
-        sink.connect("new-sample", self._on_sample)
-        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event)
+        sink.connect("new-sample", weak_method(self._on_sample, Gst.FlowReturn.FLUSHING))
+        sink.get_static_pad("sink").add_probe(
+            Gst.PadProbeType.EVENT_DOWNSTREAM, weak_method(self._on_event, Gst.PadProbeReturn.OK))
         bin_.add(queue)
         bin_.add(sink)
         queue.link(sink)

@@ -32,6 +32,7 @@ import numpy as np
 
 from streamwarden.consumers.base import Consumer
 from streamwarden.gst.init import Gst
+from streamwarden.gst.weak import weak_method
 from streamwarden.inference.shm import FrameSlot
 
 KEEP_FRAMES = 4
@@ -87,7 +88,8 @@ class PixelConsumer(Consumer):
         # Start at a keyframe: deltas before it would decode to grey garbage. A one-shot probe
         # opens the gate at the first keyframe and removes itself.
         gate.set_property("drop-buffer-flags", Gst.BufferFlags.DELTA_UNIT)
-        gate.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._first_keyframe)
+        gate.get_static_pad("sink").add_probe(
+            Gst.PadProbeType.BUFFER, weak_method(self._first_keyframe, Gst.PadProbeReturn.OK))
         decode = Gst.ElementFactory.make("decodebin")
         decode.connect("deep-element-added", self._on_element_added)
         rate = Gst.ElementFactory.make("videorate")
@@ -104,7 +106,7 @@ class PixelConsumer(Consumer):
         for prop, value in (("sync", False), ("async", False), ("emit-signals", True),
                             ("max-buffers", 1), ("drop", True), ("wait-on-eos", False)):
             sink.set_property(prop, value)
-        sink.connect("new-sample", self._on_sample)
+        sink.connect("new-sample", weak_method(self._on_sample, Gst.FlowReturn.FLUSHING))
         chain = (rate, scale, size, convert, bgr, sink)
         for element in (queue, gate, decode, *chain):
             bin_.add(element)
@@ -112,7 +114,7 @@ class PixelConsumer(Consumer):
         gate.link(decode)
         for upstream, downstream in itertools.pairwise(chain):
             upstream.link(downstream)
-        decode.connect("pad-added", self._on_decoded_pad)
+        decode.connect("pad-added", weak_method(self._on_decoded_pad))
         self._gate, self._rate = gate, rate
         bin_.add_pad(Gst.GhostPad.new("video", queue.get_static_pad("sink")))
         self.bin = bin_

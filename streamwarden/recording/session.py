@@ -21,6 +21,7 @@ from pathlib import Path
 
 from streamwarden.gst.init import Gst
 from streamwarden.gst.reaper import Reaper
+from streamwarden.gst.weak import weak_method
 from streamwarden.recording.layout import segment_path
 from streamwarden.recording.ring import Entry
 
@@ -118,10 +119,10 @@ class RecordingSession:
         self._video_src = pipeline.get_by_name("v")
         self._audio_src = pipeline.get_by_name("a")
         sink = pipeline.get_by_name("sm")
-        sink.connect("format-location-full", self._location)
+        sink.connect("format-location-full", weak_method(self._location))
         bus = pipeline.get_bus()
         bus.add_signal_watch()
-        self._bus_handler = bus.connect("message", self._on_message)
+        self._bus_handler = bus.connect("message", weak_method(self._on_message))
         return pipeline
 
     def start(self) -> None:

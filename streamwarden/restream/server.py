@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from streamwarden.gst.init import Gst, GstRtspServer
+from streamwarden.gst.weak import weak_method
 from streamwarden.restream.relay import RelayConsumer, RelayTarget
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class _StreamFactory(GstRtspServer.RTSPMediaFactory):
         self._server = server
         self.stream_id = stream_id
         self.set_shared(True)
-        self.connect("media-configure", self._on_media_configure)
+        self.connect("media-configure", weak_method(self._on_media_configure))
 
     def do_create_element(self, _url):
         video, audio = self._server.caps_of(self.stream_id)
