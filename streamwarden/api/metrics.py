@@ -90,6 +90,10 @@ class StreamCollector(Collector):
         count = GaugeMetricFamily("streamwarden_streams", "Streams configured")
         count.add_metric([], len(self.service.manager.all()))
         yield count
+        stuck = CounterMetricFamily("streamwarden_stuck_disposals",
+                                    "Detached elements whose shutdown blocked past 5 s")
+        stuck.add_metric([], self.service.reaper.stuck)
+        yield stuck
         yield from self._inference()
         hub = self.service.events
         ws_dropped = CounterMetricFamily("streamwarden_ws_clients_dropped",

@@ -14,6 +14,7 @@ All methods except the probe callbacks run on the GStreamer thread.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +68,10 @@ class Producer:
         self.supervisor = SourceSupervisor(settings, time.monotonic())
         self._generation = 0
         self._source: SourceBin | None = None
+        # Pads held (blocked) until the GStreamer thread links them, by kind; guarded by
+        # the lock because streaming threads add to it and teardown empties it.
+        self._blocks_lock = threading.Lock()
+        self._blocked: dict[str, tuple[Gst.Pad, int]] = {}
         self._eos_generation = -1
         self._seen_frame_ns = 0
         self._closing = False
@@ -126,8 +131,10 @@ class Producer:
             self._problem(RetryReason.ERROR, "the source could not be started")
 
     def _teardown_source(self) -> None:
-        source, self._source = self._source, None
-        self._generation += 1
+        with self._blocks_lock:
+            source, self._source = self._source, None
+            self._generation += 1
+            blocked, self._blocked = self._blocked, {}
         if source is None:
             return
         for pad in list(source.exposed.values()):
@@ -135,24 +142,33 @@ class Producer:
             peer = pad.get_peer()
             if peer is not None:
                 pad.unlink(peer)
+        # A pad still held for linking blocks its streaming thread, and that thread's element
+        # cannot stop while it is blocked: set_state(NULL) would wait forever (the block is
+        # only released when the bin's own pads deactivate, after its children stopped).
+        for pad, block_id in blocked.values():
+            pad.remove_probe(block_id)
         self.pipeline.remove(source.bin)
-        self._reaper.dispose(source.bin)
+        self._reaper.dispose(source.bin, f"stream {self.id} source")
 
     def _on_output(self, kind: str, pad: Gst.Pad, generation: int) -> None:
         """Streaming thread: a new parsed pad. Hold it and let the GStreamer thread link it."""
-        block_id = pad.add_probe(Gst.PadProbeType.BLOCK_DOWNSTREAM, lambda *_: _OK)
+        with self._blocks_lock:
+            if generation != self._generation:
+                return  # the attempt is being torn down: never block its threads
+            block_id = pad.add_probe(Gst.PadProbeType.BLOCK_DOWNSTREAM, lambda *_: _OK)
+            self._blocked[kind] = (pad, block_id)
         GLib.idle_add(self._link_output, generation, kind, pad, block_id)
 
     def _link_output(self, generation: int, kind: str, pad: Gst.Pad, block_id: int) -> bool:
         if generation != self._generation:
-            return False  # the attempt is gone; disposal unblocks the pad
+            return False  # the attempt is gone; its teardown released the pad
         tee = self.hub.tee(kind)
         sink = tee.get_static_pad("sink")
         if sink.is_linked():
             sink.get_peer().unlink(sink)
         try:  # the Gst override raises LinkError rather than returning the failure
             pad.link(sink)
-        except Gst.LinkError as exc:
+        except Gst.LinkError as exc:  # the restart this causes releases the held pad
             self._problem(RetryReason.ERROR, f"cannot link {kind} output ({exc})")
             return False
         weak = weak_method
@@ -161,6 +177,8 @@ class Producer:
                       generation, kind)
         pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, weak(self._on_event, _DROP),
                       generation, kind)
+        with self._blocks_lock:
+            self._blocked.pop(kind, None)
         pad.remove_probe(block_id)
         return False
 
