@@ -45,6 +45,9 @@ def _open_box(db: Database, key_path: Path) -> SecretBox:
         return SecretBox(create_key(key_path))
     except FileExistsError:  # created by someone else in between: use that one
         return SecretBox(load_key(key_path))
+    except OSError as exc:
+        raise SecretKeyError(f"cannot create the secret key file {key_path}: {exc.strerror} "
+                             "(set [app] secret_key_file to a writable place)") from None
 
 
 class StreamStore:

@@ -259,3 +259,12 @@ def test_missing_or_wrong_key_stops_start_up_and_keeps_the_rows(service_factory,
     key.write_bytes(saved)
     svc = service_factory(config)
     assert {s["id"] for s in svc.client().get("/streams").json()} == {"one", "two"}
+
+
+def test_key_file_that_cannot_be_created_is_a_clear_error(tmp_path):
+    not_a_dir = tmp_path / "plain-file"
+    not_a_dir.write_text("")  # root may write anywhere, but not under a file
+    config = config_in(tmp_path).model_copy(update={"app": AppSection(
+        database=str(tmp_path / "data" / "state.db"), secret_key_file=str(not_a_dir / "x.key"))})
+    with pytest.raises(SecretKeyError, match=r"cannot create the secret key file .*writable"):
+        Service(config)
