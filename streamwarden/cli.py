@@ -1,7 +1,8 @@
 """The `streamwarden` command: run the service, run the demo, check a config file.
 
-Exit codes: 0 success, 1 the service could not run (port taken, GStreamer missing),
-2 the configuration is invalid (every problem is printed, with key and line).
+Exit codes: 0 success, 1 the service could not run (port taken, GStreamer missing, the secret
+key file missing or not matching the database), 2 the configuration is invalid (every problem
+is printed, with key and line).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from streamwarden.client import add_client_commands, run_client
 from streamwarden.config.loader import ConfigError, config_warnings, load_config
 from streamwarden.config.model import Config, parse_listen
+from streamwarden.private_files import tighten_umask
 
 log = logging.getLogger("streamwarden")
 
@@ -84,6 +86,7 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
         print(f"streamwarden: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.app.log_format, config.app.log_level)
+    tighten_umask()  # nothing this process creates is for other users unless given a mode
     for warning in config_warnings(config):
         log.warning(warning)
     from streamwarden.inference.detectors.base import ModelError

@@ -4,17 +4,25 @@ Every statement runs on a single-thread executor, so the GStreamer thread never 
 disk (it submits and moves on) and the asyncio side awaits results without blocking its loop.
 WAL keeps readers and the writer out of each other's way and survives a crash or `kill -9`:
 the index is consistent at the last committed statement.
+
+The file holds event pictures and the (encrypted) streams added through the API, so it is
+created 0600, and SQLite gives its -wal and -shm files the database file's mode. Files left
+0644 by older versions are tightened when opened. `secure_delete` zeroes deleted content, so
+a row rewritten (a plain-text stream encrypted) does not linger in a free page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from streamwarden.private_files import create_file, make_dirs, tighten
 
 T = TypeVar("T")
 
@@ -86,17 +94,26 @@ class RecordingRow:
 class Database:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
+        self._make_private()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="db")
         self._conn: sqlite3.Connection | None = None
         self.call(self._open)
+
+    def _make_private(self) -> None:
+        """A new database file is created 0600 before SQLite opens it; old ones tightened."""
+        try:
+            create_file(self.path)
+        except FileExistsError:
+            for suffix in ("", "-wal", "-shm"):
+                tighten(Path(f"{self.path}{suffix}"))
 
     def _open(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA secure_delete=ON")
         conn.executescript(SCHEMA)
         self._conn = conn
 
@@ -208,9 +225,29 @@ class Database:
         self.conn.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
 
     def streams(self) -> list[tuple[str, str]]:
-        """(id, config JSON) of every stream added through the API, in id order."""
+        """(id, stored config) of every stream added through the API, in id order.
+
+        The stored text is encrypted JSON; streamwarden.stream_store reads and writes it."""
         return [(row["id"], row["config"]) for row in
                 self.conn.execute("SELECT id, config FROM streams ORDER BY id")]
+
+    def replace_streams(self, rows: list[tuple[str, str]]) -> None:
+        """Rewrite the stored text of these streams in one transaction, then drop the old text
+        from the write-ahead log too (the rewrite is there to make old text unreadable)."""
+        with self.transaction():
+            for stream_id, text in rows:
+                self.conn.execute("UPDATE streams SET config = ? WHERE id = ?", (text, stream_id))
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     # ---- detection events ------------------------------------------------------------------
 

@@ -151,7 +151,8 @@ class StreamManager:
         recorder = Recorder(
             producer.id,
             RecorderSettings(self.recording_path, rec.format, rec.segment_duration,
-                             rec.fragment_duration, settings.buffer_duration, rec.min_free),
+                             rec.fragment_duration, settings.buffer_duration, rec.min_free,
+                             rec.file_mode, rec.dir_mode),
             self.reaper, self.segments, on_event=self.emit,
         )
         producer.attach(recorder)

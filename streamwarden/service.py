@@ -17,11 +17,13 @@ import socket
 from collections.abc import Iterator
 
 import uvicorn
+from pydantic import ValidationError
 
 from streamwarden.config.model import Config, StreamConfig
 from streamwarden.consumers.frame_counter import FrameCounter
 from streamwarden.db import Database
 from streamwarden.events import EventHub
+from streamwarden.file_sources import file_source_problem
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
 from streamwarden.inference.controller import InferenceController
@@ -33,6 +35,8 @@ from streamwarden.recording.index import RecordingIndex
 from streamwarden.recording.reconcile import reconcile
 from streamwarden.recording.retention import enforce
 from streamwarden.restream.server import RestreamServer
+from streamwarden.secret_key import SecretKeyError
+from streamwarden.stream_store import StreamStore
 
 log = logging.getLogger("streamwarden")
 
@@ -84,9 +88,14 @@ class Service:
                 update={"token": token})})
         self.config = config
         self.demo = demo
+        self.db = Database(config.app.database)
+        try:  # before anything else starts: a missing key file stops start-up here
+            self.stored = self.db.call(StreamStore.open, self.db, config.app.key_path)
+        except SecretKeyError:
+            self.db.close()
+            raise
         self.loop = GstLoop()
         self.reaper = Reaper()
-        self.db = Database(config.app.database)
         self.events = EventHub()
         self.index = RecordingIndex(self.db, on_change=self._enforce_storage_limits,
                                     emit=self.events.publish_threadsafe)
@@ -134,17 +143,24 @@ class Service:
         """Config streams, then API-added streams from the database; the file wins on ids."""
         streams = [(s, "config") for s in self.config.streams]
         in_config = {s.id for s in self.config.streams}
-        for stream_id, text in self.db.streams():
+        for stream_id, text in self.stored.streams():
             if stream_id in in_config:
                 log.warning("stream %s is defined in the config file and was also added through "
                             "the API; the config file's definition is used", stream_id,
                             extra={"stream_id": stream_id, "event": "config_wins"})
                 continue
             try:
-                streams.append((StreamConfig.model_validate_json(text), "api"))
-            except ValueError as exc:
+                stream = StreamConfig.model_validate_json(text)
+            except ValidationError as exc:  # its text would quote the URI: messages only
+                reasons = "; ".join(str(e["msg"]) for e in exc.errors())
                 log.error("stream %s stored in the database is not valid any more (%s); "
-                          "skipped", stream_id, exc, extra={"stream_id": stream_id})
+                          "skipped", stream_id, reasons, extra={"stream_id": stream_id})
+                continue
+            if problem := file_source_problem(stream.uri, self.config.api.allowed_file_dirs):
+                log.error("stream %s stored in the database is not started: %s (the stream is "
+                          "kept)", stream_id, problem, extra={"stream_id": stream_id})
+                continue
+            streams.append((stream, "api"))
         return streams
 
     def _enforce_storage_limits(self) -> None:

@@ -195,3 +195,88 @@ def test_stream_overrides_are_checked_against_limits():
     assert "streams[0] (a): timeout must be greater than 0" in message
     issues = issues_of('[stream_defaults]\nlatency = "1h"\n')
     assert "latency can be at most 10s" in issues[0][2]
+
+
+# ---- environment references and file modes ---------------------------------------------------
+
+ENV = {"CAM_PASSWORD": "s3cr:t", "HOST": "10.0.0.5", "TOKEN": "t" * 20, "EMPTY": ""}
+
+
+def test_env_references_expand_in_string_values():
+    text = ('[api]\ntoken = "${TOKEN}"\n\n[[streams]]\nid = "cam"\n'
+            'uri = "rtsp://admin:${CAM_PASSWORD}@${HOST}/s?x=$$1&y=a$b${EMPTY}"\n')
+    config = parse_config(text, "t.toml", environ=ENV)
+    assert config.streams[0].uri == "rtsp://admin:s3cr:t@10.0.0.5/s?x=$1&y=a$b"
+    assert config.api.token == "t" * 20
+    assert parse_config('[[streams]]\nid = "a"\nuri = "rtsp://h/$${HOST}"\n',
+                        environ=ENV).streams[0].uri == "rtsp://h/${HOST}"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line", "fragment"),
+    [
+        ('[[streams]]\nid = "a"\n\nuri = "rtsp://u:${NOPE}@h/x"\n', "streams[0].uri", 4,
+         "environment variable NOPE is not set (referenced as ${NOPE})"),
+        ('[api]\npublic_paths = ["/health",\n  "${NOPE}"]\n', "api.public_paths[1]", 2,
+         "environment variable NOPE is not set"),
+        ('[mqtt]\nhost = "h"\npassword = "${NOPE"\n', "mqtt.password", 3, "without a closing"),
+        ('[mqtt]\nhost = "h"\npassword = "${1X}"\n', "mqtt.password", 3, "not a valid"),
+    ],
+)
+def test_bad_env_references_name_key_and_line(text, key, line, fragment):
+    issues = issues_of_env(text)
+    assert [(k, n) for k, n, _ in issues] == [(key, line)], issues  # reported once
+    assert fragment in issues[0][2]
+
+
+def issues_of_env(text: str) -> list[tuple[str, int | None, str]]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "t.toml", environ=ENV)
+    return [(i.key, i.line, i.message) for i in info.value.issues]
+
+
+def test_env_values_never_appear_in_error_messages():
+    environ = {"LISTEN": "hunter2-not-a-listen", "URI": "ftp://u:hunter2@h/x"}
+    text = '[api]\nlisten = "${LISTEN}"\n[[streams]]\nid = "a"\nuri = "${URI}"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "t.toml", environ=environ)
+    assert "hunter2" not in str(info.value)
+    assert "${LISTEN}" in str(info.value)  # the reference is shown instead
+
+
+@pytest.mark.parametrize(
+    ("text", "file_mode", "dir_mode"),
+    [("", 0o600, 0o700), ('file_mode = "0640"\ndir_mode = "0750"', 0o640, 0o750),
+     ('file_mode = "644"\ndir_mode = 0o755', 0o644, 0o755), ('file_mode = "0o600"', 0o600, 0o700)],
+)
+def test_recording_modes(text, file_mode, dir_mode):
+    recording = parse_config(f"[recording]\n{text}\n").recording
+    assert (recording.file_mode, recording.dir_mode) == (file_mode, dir_mode)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragment"),
+    [('file_mode = "rw-r-----"', "recording.file_mode", 'octal mode such as "0640"'),
+     ("file_mode = 640", "recording.file_mode", "the number 640"),
+     ('file_mode = "0666"', "recording.file_mode", "change recordings"),
+     ('file_mode = "0400"', "recording.file_mode", "read and write"),
+     ('file_mode = "0740"', "recording.file_mode", "executable"),
+     ('dir_mode = "0770"', "recording.dir_mode", "add or delete"),
+     ('dir_mode = "0600"', "recording.dir_mode", "owner rwx"),
+     ('dir_mode = "04750"', "recording.dir_mode", "octal mode")],
+)
+def test_bad_recording_modes(text, key, fragment):
+    [(found, line, message)] = issues_of(f"[recording]\n{text}\n")
+    assert (found, line) == (key, 2) and fragment in message
+
+
+def test_group_readable_files_in_private_directories_warn():
+    config = parse_config('[recording]\nfile_mode = "0640"\n')
+    assert any("dir_mode 0700" in w for w in config_warnings(config))
+    assert not config_warnings(parse_config('[recording]\nfile_mode = "0640"\n'
+                                            'dir_mode = "0750"\n'))
+
+
+def test_allowed_file_dirs_must_be_absolute():
+    [(key, line, message)] = issues_of('[api]\nallowed_file_dirs = ["clips"]\n')
+    assert (key, line) == ("api.allowed_file_dirs[0]", 2) and "absolute" in message

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from streamwarden.config.model import Config, SourceSettings
+from streamwarden.config.model import ApiSection, Config, SourceSettings
 from tests.conftest import free_port, state_of, wait_for
 
 SETTINGS = SourceSettings(timeout=3, restart_timeout=1)
@@ -57,7 +57,8 @@ def assert_ingests(client, stream_id: str, uri: str, audio: bool = True) -> dict
 
 
 def test_file_source_is_paced_and_restarts_at_eos(service_factory, media_file):
-    client = service_factory(Config(stream_defaults=SETTINGS)).client()
+    api = ApiSection(allowed_file_dirs=[str(media_file.parent)])  # API clients: this dir only
+    client = service_factory(Config(api=api, stream_defaults=SETTINGS)).client()
     assert_ingests(client, "file", media_file.as_uri())
     wait_for(lambda: state_of(client, "file")["health"]["last_retry_reason"] == "eos", 8,
              message="end of file")

@@ -41,6 +41,7 @@ from streamwarden.api.schemas import (
     UrlTokenRequest,
 )
 from streamwarden.config.model import StreamConfig
+from streamwarden.file_sources import file_source_problem
 from streamwarden.ids import redact_uri
 from streamwarden.inference.detectors.base import ModelError
 from streamwarden.ingest.producer import Producer
@@ -58,6 +59,14 @@ _ERRORS = {
     404: {"model": ErrorBody, "description": "No such stream (or, for a snapshot, no picture)"},
     422: {"model": ErrorBody, "description": "Malformed request, id or URI"},
 }
+_FILE_REFUSED = {403: {"model": ErrorBody, "description": "A file:// source outside "
+                                                          "[api] allowed_file_dirs"}}
+
+
+def _check_file_source(uri: str, allowed_dirs: list[str]) -> None:
+    """API clients may only name files under the configured directories (see file_sources)."""
+    if problem := file_source_problem(uri, allowed_dirs):
+        raise ApiError(403, "file_source_not_allowed", problem)
 
 
 def _view(producer: Producer) -> StreamView:
@@ -114,7 +123,8 @@ def create_app(service: Service) -> FastAPI:
         status_code=201,
         response_model=StreamCreated,
         tags=["streams"],
-        responses={409: {"model": ErrorBody, "description": "Duplicate id"}, **_ERRORS},
+        responses={409: {"model": ErrorBody, "description": "Duplicate id"}, **_ERRORS,
+                   **_FILE_REFUSED},
     )
     async def add_stream(stream: StreamConfig) -> StreamCreated:
         """Start ingesting a camera; the others are not touched."""
@@ -122,22 +132,29 @@ def create_app(service: Service) -> FastAPI:
             stream.settings(service.config.stream_defaults)
         except ValidationError as exc:
             raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
+        _check_file_source(stream.uri, api_config.allowed_file_dirs)
         try:
             await manager.add(stream, source="api")
         except StreamExistsError:
             raise ApiError(409, "duplicate_id", f"a stream with id {stream.id!r} exists") from None
         except ModelError as exc:
             raise ApiError(422, "inference_unavailable", str(exc)) from None
-        await service.db.run(service.db.save_stream, stream.id, stream.model_dump_json())
+        await service.db.run(service.stored.save, stream.id, stream.model_dump_json())
         return StreamCreated(id=stream.id)
 
     @app.patch("/streams/{stream_id}", response_model=StreamView, tags=["streams"],
-               responses=_ERRORS)
+               responses={**_ERRORS, **_FILE_REFUSED})
     async def patch_stream(patch: StreamPatch,
                            stream_id: StreamIdPath) -> StreamView:
         """Change a running stream. Recording toggles in place; a new URI or timeouts restart
         its source. Changes to streams from the config file last until the next restart."""
         changes = patch.model_dump(exclude_unset=True)
+        try:
+            current = manager.get(checked_id(stream_id)).config.uri
+        except StreamNotFoundError:
+            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        if changes.get("uri") and changes["uri"] != current:  # a path the client chose
+            _check_file_source(changes["uri"], api_config.allowed_file_dirs)
         try:
             producer = await manager.update(checked_id(stream_id), changes)
         except StreamNotFoundError:
@@ -147,7 +164,7 @@ def create_app(service: Service) -> FastAPI:
         except ModelError as exc:
             raise ApiError(422, "inference_unavailable", str(exc)) from None
         if producer.source == "api":
-            await service.db.run(service.db.save_stream, stream_id,
+            await service.db.run(service.stored.save, stream_id,
                                  producer.config.model_dump_json())
         return _view(producer)
 
@@ -166,7 +183,7 @@ def create_app(service: Service) -> FastAPI:
             await manager.remove(checked_id(stream_id))
         except StreamNotFoundError:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
-        await service.db.run(service.db.delete_stream, stream_id)
+        await service.db.run(service.stored.delete, stream_id)
         return Response(status_code=204)
 
     snapshots = SnapshotCache()

@@ -3,6 +3,8 @@
 `tomllib` keeps no positions and pydantic only knows key paths, so a small scanner maps each
 key path (`streams[1].uri`) back to the line it was written on. All problems are collected and
 reported together, so an operator fixes a file in one pass instead of one error per run.
+String values may reference environment variables (`${CAM_PASSWORD}`); an unset one is reported
+like any other problem, and no message shows a value that came from the environment.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import os
 import re
 import shutil
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from streamwarden.config.envvars import Expansion, expand_env
+from streamwarden.config.filemode import format_mode
 from streamwarden.config.model import Config
 
 _TABLE = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
@@ -123,8 +128,21 @@ def _duplicate_ids(data: dict[str, Any], lines: dict[Loc, int]) -> list[ConfigIs
     return issues
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
-    """Validate TOML text into a Config or raise ConfigError listing every problem."""
+def _conceal(expansion: Expansion, loc: Loc, message: str) -> str:
+    """The message with every secret expanded into `loc` (or below it) shown as `${NAME}`."""
+    for secret_loc in expansion.secrets:
+        if secret_loc[:len(loc)] == loc:
+            message = expansion.conceal(secret_loc, message)
+    return message
+
+
+def parse_config(text: str, source: str = "<config>",
+                 environ: Mapping[str, str] | None = None) -> Config:
+    """Validate TOML text into a Config or raise ConfigError listing every problem.
+
+    `${NAME}` in string values is replaced by the environment variable (`environ`, by default
+    the process environment) before validation; see streamwarden.config.envvars.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -132,15 +150,20 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         line = int(match.group(1)) if match else None
         raise ConfigError(source, [ConfigIssue("", line, f"not valid TOML: {exc}")]) from None
     lines = key_lines(text)
-    issues = _duplicate_ids(data, lines)
+    expansion = expand_env(data, os.environ if environ is None else environ)
+    data = expansion.data
+    issues = [ConfigIssue(format_loc(p.loc), _locate(lines, p.loc), p.message)
+              for p in expansion.problems]
+    unexpanded = {p.loc for p in expansion.problems}  # already reported: no second error
+    issues += _duplicate_ids(data, lines)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
-            message = _message(error)
-            if not loc and message.startswith("duplicate stream id"):
-                continue  # already reported with its line by _duplicate_ids
+            message = _conceal(expansion, loc, _message(error))
+            if (not loc and message.startswith("duplicate stream id")) or loc in unexpanded:
+                continue  # already reported with its line by _duplicate_ids / expand_env
             issues.append(ConfigIssue(format_loc(loc), _locate(lines, loc), message))
         config = None
     if issues:
@@ -172,6 +195,11 @@ def config_warnings(config: Config) -> list[str]:
             "inference.backend is 'nvidia' but no NVIDIA GPU/driver was found: "
             "inference will fall back to the CPU backend"
         )
+    rec = config.recording
+    if rec.file_mode & 0o040 and not rec.dir_mode & 0o010:
+        warnings.append(f"recording.file_mode {format_mode(rec.file_mode)} lets the group read "
+                        f"recordings, but dir_mode {format_mode(rec.dir_mode)} keeps it out of "
+                        "their directories (use 0750)")
     if config.inference.config_path and not os.path.exists(config.inference.config_path):
         warnings.append(f"inference.config_path {config.inference.config_path!r} does not exist")
     return warnings

@@ -8,11 +8,13 @@ may be overridden are `None` on the stream and resolved against `[stream_default
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -20,6 +22,7 @@ from pydantic import (
 )
 
 from streamwarden.config.durations import ByteSize, Duration, format_duration
+from streamwarden.config.filemode import parse_dir_mode, parse_file_mode
 from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id, validate_uri
 
 StreamId = Annotated[str, AfterValidator(validate_stream_id),
@@ -27,6 +30,17 @@ StreamId = Annotated[str, AfterValidator(validate_stream_id),
 StreamUri = Annotated[str, AfterValidator(validate_uri), Field(json_schema_extra={
     "pattern": r"^(rtsps?|rtspt|rtmps?|srt|https?|file)://\S+$"})]
 Transport = Literal["tcp", "udp"]
+FileMode = Annotated[int, BeforeValidator(parse_file_mode)]
+DirMode = Annotated[int, BeforeValidator(parse_dir_mode)]
+
+
+def _absolute_dir(value: str) -> str:
+    if not value or not Path(value).is_absolute():
+        raise ValueError(f"{value!r} is not an absolute directory path (such as \"/srv/clips\")")
+    return value
+
+
+AbsoluteDir = Annotated[str, AfterValidator(_absolute_dir)]
 
 
 class _Section(BaseModel):
@@ -53,6 +67,12 @@ class AppSection(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     database: str = "streamwarden.db"
+    # the key that encrypts API-added streams in the database; default: <database>.key
+    secret_key_file: str | None = Field(default=None, min_length=1)
+
+    @property
+    def key_path(self) -> Path:
+        return Path(self.secret_key_file or f"{self.database}.key")
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -81,6 +101,8 @@ class ApiSection(_Listening):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     tls_cert: str | None = None
     tls_key: str | None = None
+    # where API clients may point file:// sources (after symlinks and ".."); none: config only
+    allowed_file_dirs: list[AbsoluteDir] = []
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ApiSection:
@@ -105,6 +127,8 @@ class RecordingSection(_Section):
     retention: Duration | None = None
     max_size: ByteSize | None = None
     min_free: ByteSize | None = None
+    file_mode: FileMode = 0o600  # segments; "0640" lets the directories' group read them
+    dir_mode: DirMode = 0o700  # every directory the recorder creates
 
 
 class InferenceSection(_Section):

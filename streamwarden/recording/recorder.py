@@ -57,6 +57,8 @@ class RecorderSettings:
     fragment_duration: float
     buffer_duration: float
     min_free: int | None = None
+    file_mode: int = 0o600
+    dir_mode: int = 0o700
 
 
 @dataclass
@@ -279,7 +281,7 @@ class Recorder(Consumer):
     def _session_settings(self, reason: str) -> SessionSettings:
         s = self.settings
         return SessionSettings(s.base_path, self.stream_id, s.fmt, s.segment_duration,
-                               s.fragment_duration, reason)
+                               s.fragment_duration, reason, s.file_mode, s.dir_mode)
 
     def _has_space(self) -> bool:
         if self.settings.min_free is None:

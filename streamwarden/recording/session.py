@@ -9,12 +9,15 @@ Frames arrive from the recorder with the producer's timestamps; the session reba
 every file starts near 0, and maps them back to wall-clock time for segment names and the
 index. splitmuxsink cuts segments at keyframes; MP4 is fragmented (a crash loses at most one
 fragment), MKV and MPEG-TS are append-only by nature.
+
+Each segment file is created by the session with `[recording] file_mode` before splitmuxsink's
+filesink opens (and truncates) it, so a recording is never readable by others, not even for a
+moment, whatever the process umask; its directories get `dir_mode`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ from pathlib import Path
 from streamwarden.gst.init import Gst
 from streamwarden.gst.reaper import Reaper
 from streamwarden.gst.weak import weak_method
+from streamwarden.private_files import create_file, make_dirs
 from streamwarden.recording.layout import segment_path
 from streamwarden.recording.ring import Entry
 
@@ -45,6 +49,8 @@ class SessionSettings:
     segment_duration: float
     fragment_duration: float
     reason: str  # continuous | manual | event
+    file_mode: int = 0o600  # [recording] file_mode
+    dir_mode: int = 0o700  # [recording] dir_mode
 
 
 @dataclass
@@ -162,9 +168,13 @@ class RecordingSession:
         """Streaming thread: name the next segment after its first frame's wall-clock time."""
         buffer = first_sample.get_buffer() if first_sample else None
         pts = buffer.pts if buffer is not None and buffer.pts != Gst.CLOCK_TIME_NONE else 0
-        path = segment_path(self.settings.base_path, self.settings.stream_id,
-                            self.wall_of(pts), self.settings.fmt)
-        os.makedirs(path.parent, exist_ok=True)
+        s = self.settings
+        path = segment_path(s.base_path, s.stream_id, self.wall_of(pts), s.fmt)
+        try:  # created here with its mode; filesink's fopen("wb") then keeps that mode
+            make_dirs(path.parent, s.dir_mode)
+            create_file(path, s.file_mode)
+        except OSError as exc:  # filesink fails on it too, and the session ends with the error
+            log.warning("stream %s: cannot create %s: %s", s.stream_id, path, exc.strerror)
         return str(path)
 
     # ---- control (GStreamer thread) -------------------------------------------------------
