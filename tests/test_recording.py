@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
@@ -186,6 +187,36 @@ def test_recording_api_bad_input(service_factory, tmp_path):
     assert client.get("/recordings/..%2F..%2Fetc%2Fpasswd/file").status_code in (404, 422)
     assert client.get("/recordings", params={"stream_id": "../x"}).status_code == 422
     assert client.get("/recordings", params={"start": "yesterday"}).status_code == 422
+
+
+def test_range_errors_on_segments_and_clips(camera_factory, service_factory, tmp_path,
+                                            monkeypatch):
+    camera = camera_factory(["/cam"])
+    svc = service_factory(recording_config(tmp_path, {"cam": camera.url()},
+                                           segment_duration="1s"))
+    client = svc.client()
+    wait_streaming(client, "cam")
+    row = wait_for(lambda: next((r for r in client.get("/recordings").json()
+                                 if r["status"] == "complete"), None), 20,
+                   message="a complete segment")
+    size = row["bytes"]
+    assert client.get(row["url"], headers={"Range": "bytes=0-99"}).status_code == 206
+    bad = client.get(row["url"], headers={"Range": "bytes=x-y"})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_range"
+    beyond = client.get(row["url"], headers={"Range": f"bytes={size + 10}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{size}"
+    assert beyond.json()["error"] == "range_not_satisfiable"
+
+    scratch = tmp_path / "scratch"  # where the clip's temporary directory goes
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    params = {"start": row["start"], "end": row["end"]}
+    clip = client.get("/streams/cam/clip", params=params, headers={"Range": "bytes=abc"})
+    assert clip.status_code == 400 and set(clip.json()) == {"error", "detail"}
+    clip = client.get("/streams/cam/clip", params=params, headers={"Range": "bytes=99999999-"})
+    assert clip.status_code == 416 and clip.json()["error"] == "range_not_satisfiable"
+    assert client.get("/streams/cam/clip", params=params).status_code == 200
+    wait_for(lambda: not any(scratch.iterdir()), 5, message="clip directories removed")
 
 
 @pytest.mark.slow
