@@ -203,7 +203,7 @@ def create_app(service: Service) -> FastAPI:
 
     registry = make_registry(service)
     ws.install(app, service)
-    live.install(app, service.live)
+    live.install(app, service.live, service.clients)
 
     @app.get("/metrics", tags=["monitoring"], response_class=PlainTextResponse,
              responses={200: {"content": {CONTENT_TYPE: {}},
