@@ -15,6 +15,7 @@ from streamwarden.config.model import (
     SourceSettings,
     StreamConfig,
 )
+from streamwarden.recording.session import SPLIT_TOLERANCE_NS
 from tests.conftest import state_of, wait_for
 from tests.media import GOP, decodes_cleanly, discoverer_duration, ffprobe, recorded_files
 
@@ -68,6 +69,39 @@ def test_continuous_segments_hold_every_frame(camera_factory, service_factory, t
     for row, info in zip(rows, files, strict=True):
         assert abs(row["duration"] - info.duration) < 0.5
         assert row["bytes"] == info.path.stat().st_size
+
+
+@pytest.mark.parametrize(("fps", "gop", "clip_s", "segment", "expected"), [
+    (20, 30, 3, "2s", 3.0),  # 1.5 s GOP: 2 s is reached at the keyframe at 3 s
+    (25, 25, 4, "3s", 3.0),  # 1 s GOP: a keyframe falls on 3 s itself
+])
+def test_segments_last_at_least_segment_duration(camera_factory, service_factory, tmp_path,
+                                                  fps, gop, clip_s, segment, expected):
+    """Each segment ends at the first keyframe at or after segment_duration (never the last
+    one before it, splitmuxsink's max-size-time rule), keyframe-clean, nothing lost."""
+    camera = camera_factory(["/cam"], ["--fps", str(fps), "--gop", str(gop),
+                                       "--seconds", str(clip_s)])
+    svc = service_factory(recording_config(tmp_path, {"cam": camera.url()},
+                                           segment_duration=segment))
+    client = svc.client()
+    wait_streaming(client, "cam")
+    wait_for(lambda: len(recorded_files(tmp_path / "rec", "cam")) >= 3, 20, interval=0.3,
+             message="three segments opened")
+    assert client.delete("/streams/cam").status_code == 204
+
+    files = [ffprobe(p) for p in recorded_files(tmp_path / "rec", "cam")]
+    # Frame counts are exact; durations carry the camera's timestamp jitter (the first frame
+    # of a connection is often some tens of ms late), hence the session's 0.1 s tolerance.
+    slack = SPLIT_TOLERANCE_NS / 1e9
+    for info in files[:-1]:  # the last one ends where the recording stopped
+        assert len(info.stamps) == round(expected * fps), f"{info.path}: {info.duration}s"
+        assert expected - slack <= info.duration < expected + 1.0 / fps, \
+            f"{info.path}: {info.duration}s"
+    for info in files:
+        assert info.sequences[0] % gop == 0, "a segment must start on a keyframe"
+    sequences = [seq for info in files for seq in info.sequences]
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences))), \
+        "frames lost or duplicated across segments"
 
 
 def test_toggle_twenty_times(camera_factory, service_factory, tmp_path):
