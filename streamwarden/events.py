@@ -18,6 +18,7 @@ from typing import Any
 log = logging.getLogger("streamwarden.events")
 
 CLIENT_QUEUE = 256
+GOODBYE: dict[str, Any] = {"type": "goodbye"}  # the last item a client's queue holds at shutdown
 
 
 @dataclass(eq=False)
@@ -63,14 +64,22 @@ class EventHub:
         try:
             subscriber.queue.put_nowait(event)
         except asyncio.QueueFull:
-            subscriber.dropped = True
             self.clients_dropped += 1
-            self.subscribers.discard(subscriber)
             log.warning("a WebSocket client was dropped: it did not keep up",
                         extra={"event": "ws_client_dropped"})
-            while not subscriber.queue.empty():  # free its backlog at once
-                subscriber.queue.get_nowait()
-            subscriber.queue.put_nowait({"type": "dropped", "reason": "too slow"})
+            self._end(subscriber, {"type": "dropped", "reason": "too slow"})
+
+    def say_goodbye(self, subscriber: Subscriber) -> None:
+        """The service is shutting down: `subscriber` gets nothing more but `GOODBYE`."""
+        if not subscriber.dropped:
+            self._end(subscriber, GOODBYE)
+
+    def _end(self, subscriber: Subscriber, last: dict[str, Any]) -> None:
+        subscriber.dropped = True
+        self.subscribers.discard(subscriber)
+        while not subscriber.queue.empty():  # free its backlog at once
+            subscriber.queue.get_nowait()
+        subscriber.queue.put_nowait(last)
 
     def publish_threadsafe(self, event: dict[str, Any]) -> None:
         """From any thread (GStreamer, database): hand the event to the asyncio thread."""

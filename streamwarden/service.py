@@ -1,9 +1,10 @@
 """The service: GStreamer thread, streams, optional demo camera and the HTTP API, in one process.
 
 Start-up order: GStreamer thread → (demo camera) → streams from the config → API accepting.
-Shutdown (SIGINT/SIGTERM, handled by uvicorn) runs in reverse: the API stops accepting, every
-stream sends EOS to its consumers and is stopped, the GStreamer thread ends. The whole
-shutdown is bounded so the process is gone within 5 s.
+Shutdown (SIGINT/SIGTERM, handled by uvicorn) runs in reverse: the API stops accepting, open
+WebSockets are closed with 1001 and MJPEG streams ended, every stream sends EOS to its
+consumers and is stopped, the GStreamer thread ends. The whole shutdown is bounded so the
+process is gone within 5 s.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 import uvicorn
 from pydantic import ValidationError
 
+from streamwarden.api.clients import OpenClients
 from streamwarden.config.model import Config, StreamConfig
 from streamwarden.consumers.frame_counter import FrameCounter
 from streamwarden.db import Database
@@ -67,7 +69,22 @@ def check_listen(host: str, port: int) -> None:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, minus re-raising the signal after shutdown: a clean stop exits with 0."""
+    """uvicorn, minus re-raising the signal after shutdown: a clean stop exits with 0; and
+    before uvicorn drains the connections, the long-lived clients are told goodbye (see
+    api/clients.py), so none is left for uvicorn to cancel with a traceback."""
+
+    def __init__(self, config: uvicorn.Config, clients: OpenClients):
+        super().__init__(config)
+        self.clients = clients
+
+    async def shutdown(self, sockets=None) -> None:
+        for server in getattr(self, "servers", []):
+            server.close()  # accept nothing new while the clients are closing
+        try:
+            await self.clients.close_all()
+        except Exception:  # never let a goodbye stop the shutdown
+            log.exception("closing the API's clients failed")
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -113,6 +130,7 @@ class Service:
         self.live = LiveHub(self.manager)
         if self.mqtt is not None:
             self.events.listeners.append(self.mqtt.handle)
+        self.clients = OpenClients()  # WebSockets and MJPEG streams, ended first on shutdown
         self.demo_camera = None
         self._tasks: list[asyncio.Task] = []
 
@@ -234,7 +252,8 @@ class Service:
                 lifespan="on",
                 ssl_certfile=api.tls_cert,
                 ssl_keyfile=api.tls_key,
-            )
+            ),
+            self.clients,
         )
         server.run()
         if getattr(server, "started", True) is False:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -103,9 +104,44 @@ def test_hostile_ids_in_paths(api, path_id):
 
 def test_unknown_route_and_method_use_the_error_shape(api):
     client = api.client()
-    assert client.get("/nope").json()["error"] == "not_found"
+    assert client.get("/nope").json() == {"error": "not_found", "detail": "no such path: /nope"}
     response = client.put("/streams/x", json={})
-    assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+    assert response.status_code == 405 and response.json() == {
+        "error": "method_not_allowed", "detail": "PUT is not allowed on /streams/x"}
+    assert "PATCH" in response.headers["allow"]  # the router's Allow header is kept
+    for response in (client.get("/static/nope.js"), client.post("/static/app.js")):
+        assert response.status_code in (404, 405) and set(response.json()) == {"error", "detail"}
+
+
+def test_unknown_websocket_path_is_a_404_in_the_error_shape(api):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"ws://127.0.0.1:{api.port}/nope", open_timeout=10)
+    assert refused.value.response.status_code == 404
+    assert json.loads(refused.value.response.body) == {
+        "error": "not_found", "detail": "no WebSocket endpoint at '/nope'"}
+
+
+@pytest.mark.parametrize("path", ["/", "/static/app.js"])
+def test_range_errors_on_served_files_use_the_error_shape(api, path):
+    client = api.client()
+    whole = client.get(path)
+    assert whole.status_code == 200 and len(whole.content) > 100
+    part = client.get(path, headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == whole.content[10:20]
+    for bad in ("bytes=abc", "bytes=", "lines=1-2", "bytes=5-2"):
+        response = client.get(path, headers={"Range": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["error"] == "invalid_range" and repr(bad) in \
+            response.json()["detail"]
+    beyond = client.get(path, headers={"Range": f"bytes={len(whole.content)}-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["content-range"] == f"bytes */{len(whole.content)}"
+    assert beyond.json() == {"error": "range_not_satisfiable", "detail": (
+        f"the range 'bytes={len(whole.content)}-' starts beyond the end of the file "
+        f"({len(whole.content)} bytes)")}
 
 
 def test_openapi_documents_the_routes(api):

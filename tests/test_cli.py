@@ -64,6 +64,47 @@ def test_demo_streams_and_stops_cleanly(sig, tmp_path):
     assert "Traceback" not in err
 
 
+def test_sigterm_with_viewers_connected_closes_them_and_exits_cleanly(tmp_path):
+    """A /ws client, a live viewer and an MJPEG viewer are told goodbye (1001, end of stream)
+    and the process exits 0 within seconds, without uvicorn cancelling a handler."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    port = free_port()
+    config = tmp_path / "c.toml"  # a free restream port: the default one may be taken
+    config.write_text(f'[restream]\nlisten = "127.0.0.1:{free_port()}"\n')
+    process = start("demo", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+                    cwd=tmp_path)
+    base, ws_base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: (r := get(f"{base}/health")) is not None and r.status_code == 200
+                 and r.json() and r.json()[0]["state"] == "streaming", 60, interval=0.3,
+                 message="demo streaming")
+        with connect(f"{ws_base}/ws", open_timeout=10) as events, \
+                connect(f"{ws_base}/streams/demo/live.mp4", open_timeout=10) as viewer, \
+                httpx.Client(timeout=10) as http, \
+                http.stream("GET", f"{base}/streams/demo/mjpeg") as mjpeg:
+            assert json.loads(events.recv(timeout=10))["type"] == "snapshot"
+            assert json.loads(viewer.recv(timeout=10))["type"] == "init"
+            chunks = mjpeg.iter_bytes()
+            assert b"image/jpeg" in next(chunks)
+            elapsed, err = stop(process)
+            for socket in (events, viewer):
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        socket.recv(timeout=5)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+            rest = b"".join(chunks)  # the MJPEG response ended properly: no protocol error
+            assert rest.count(b"--streamwarden-frame") < 50
+    finally:
+        if process.poll() is None:
+            stop(process)
+    assert process.returncode == 0, err[-3000:]
+    assert elapsed < 5, f"shutdown took {elapsed:.1f}s"
+    assert "Traceback" not in err and "ERROR" not in err, err[-3000:]
+    assert "graceful shutdown exceeded" not in err
+
+
 def test_json_log_lines(tmp_path):
     port, closed = free_port(), free_port()
     config = tmp_path / "c.toml"

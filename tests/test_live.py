@@ -140,9 +140,10 @@ def test_viewers_share_one_mux_detached_after_the_last(service_factory, camera_f
 def test_a_token_is_required(service_factory, camera_factory):
     camera = camera_factory(["/cam"])
     svc, _ = live_service(service_factory, {"cam": camera.url()}, token=TOKEN)
-    with pytest.raises(InvalidStatus) as refused:  # closed before the handshake completes
+    with pytest.raises(InvalidStatus) as refused:  # refused in the handshake
         LiveReader(ws_url(svc, "cam"))
-    assert refused.value.response.status_code == 403
+    assert refused.value.response.status_code == 401
+    assert json.loads(refused.value.response.body)["error"] == "unauthorized"
 
 
 def error_of(url: str) -> tuple[dict, int]:

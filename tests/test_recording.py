@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from streamwarden.config.model import (
     SourceSettings,
     StreamConfig,
 )
+from streamwarden.recording.session import SPLIT_TOLERANCE_NS
 from tests.conftest import state_of, wait_for
 from tests.media import GOP, decodes_cleanly, discoverer_duration, ffprobe, recorded_files
 
@@ -67,6 +69,39 @@ def test_continuous_segments_hold_every_frame(camera_factory, service_factory, t
     for row, info in zip(rows, files, strict=True):
         assert abs(row["duration"] - info.duration) < 0.5
         assert row["bytes"] == info.path.stat().st_size
+
+
+@pytest.mark.parametrize(("fps", "gop", "clip_s", "segment", "expected"), [
+    (20, 30, 3, "2s", 3.0),  # 1.5 s GOP: 2 s is reached at the keyframe at 3 s
+    (25, 25, 4, "3s", 3.0),  # 1 s GOP: a keyframe falls on 3 s itself
+])
+def test_segments_last_at_least_segment_duration(camera_factory, service_factory, tmp_path,
+                                                  fps, gop, clip_s, segment, expected):
+    """Each segment ends at the first keyframe at or after segment_duration (never the last
+    one before it, splitmuxsink's max-size-time rule), keyframe-clean, nothing lost."""
+    camera = camera_factory(["/cam"], ["--fps", str(fps), "--gop", str(gop),
+                                       "--seconds", str(clip_s)])
+    svc = service_factory(recording_config(tmp_path, {"cam": camera.url()},
+                                           segment_duration=segment))
+    client = svc.client()
+    wait_streaming(client, "cam")
+    wait_for(lambda: len(recorded_files(tmp_path / "rec", "cam")) >= 3, 20, interval=0.3,
+             message="three segments opened")
+    assert client.delete("/streams/cam").status_code == 204
+
+    files = [ffprobe(p) for p in recorded_files(tmp_path / "rec", "cam")]
+    # Frame counts are exact; durations carry the camera's timestamp jitter (the first frame
+    # of a connection is often some tens of ms late), hence the session's 0.1 s tolerance.
+    slack = SPLIT_TOLERANCE_NS / 1e9
+    for info in files[:-1]:  # the last one ends where the recording stopped
+        assert len(info.stamps) == round(expected * fps), f"{info.path}: {info.duration}s"
+        assert expected - slack <= info.duration < expected + 1.0 / fps, \
+            f"{info.path}: {info.duration}s"
+    for info in files:
+        assert info.sequences[0] % gop == 0, "a segment must start on a keyframe"
+    sequences = [seq for info in files for seq in info.sequences]
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences))), \
+        "frames lost or duplicated across segments"
 
 
 def test_toggle_twenty_times(camera_factory, service_factory, tmp_path):
@@ -186,6 +221,36 @@ def test_recording_api_bad_input(service_factory, tmp_path):
     assert client.get("/recordings/..%2F..%2Fetc%2Fpasswd/file").status_code in (404, 422)
     assert client.get("/recordings", params={"stream_id": "../x"}).status_code == 422
     assert client.get("/recordings", params={"start": "yesterday"}).status_code == 422
+
+
+def test_range_errors_on_segments_and_clips(camera_factory, service_factory, tmp_path,
+                                            monkeypatch):
+    camera = camera_factory(["/cam"])
+    svc = service_factory(recording_config(tmp_path, {"cam": camera.url()},
+                                           segment_duration="1s"))
+    client = svc.client()
+    wait_streaming(client, "cam")
+    row = wait_for(lambda: next((r for r in client.get("/recordings").json()
+                                 if r["status"] == "complete"), None), 20,
+                   message="a complete segment")
+    size = row["bytes"]
+    assert client.get(row["url"], headers={"Range": "bytes=0-99"}).status_code == 206
+    bad = client.get(row["url"], headers={"Range": "bytes=x-y"})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_range"
+    beyond = client.get(row["url"], headers={"Range": f"bytes={size + 10}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{size}"
+    assert beyond.json()["error"] == "range_not_satisfiable"
+
+    scratch = tmp_path / "scratch"  # where the clip's temporary directory goes
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    params = {"start": row["start"], "end": row["end"]}
+    clip = client.get("/streams/cam/clip", params=params, headers={"Range": "bytes=abc"})
+    assert clip.status_code == 400 and set(clip.json()) == {"error", "detail"}
+    clip = client.get("/streams/cam/clip", params=params, headers={"Range": "bytes=99999999-"})
+    assert clip.status_code == 416 and clip.json()["error"] == "range_not_satisfiable"
+    assert client.get("/streams/cam/clip", params=params).status_code == 200
+    wait_for(lambda: not any(scratch.iterdir()), 5, message="clip directories removed")
 
 
 @pytest.mark.slow

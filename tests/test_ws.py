@@ -102,3 +102,48 @@ def test_subscribe_changes_interval(service_factory):
         ws.send("not json")  # ignored, not fatal
         messages = [json.loads(ws.recv(timeout=3)) for _ in range(2)]
         assert [m["type"] for m in messages] == ["stats", "stats"]
+
+
+def test_open_clients_say_goodbye_then_wait_for_their_handlers():
+    """The shutdown registry (api/clients.py): every open client is told, late ones at once,
+    and close_all returns when the handlers are done, or at its timeout for a stuck one."""
+    import asyncio
+
+    from streamwarden.api.clients import OpenClients
+    from streamwarden.events import GOODBYE, EventHub
+
+    async def scenario() -> None:
+        clients, hub = OpenClients(), EventHub()
+        backlogged = hub.subscribe()
+        for n in range(100):
+            hub.offer(backlogged, {"n": n})
+        hub.say_goodbye(backlogged)  # its backlog is discarded: the goodbye is next
+        assert backlogged.queue.qsize() == 1 and backlogged.queue.get_nowait() is GOODBYE
+
+        subscriber = hub.subscribe()
+        received = []
+
+        async def handler() -> None:
+            with clients.open(lambda: hub.say_goodbye(subscriber)):
+                while (event := await subscriber.queue.get()) is not GOODBYE:
+                    received.append(event)
+                await asyncio.sleep(0.1)  # closing the socket takes a moment
+
+        task = asyncio.create_task(handler())
+        hub.publish({"type": "first", "ts": 1.0})
+        await asyncio.sleep(0.05)
+        assert len(clients) == 1
+        await asyncio.wait_for(clients.close_all(timeout=2), 3)
+        assert task.done() and len(clients) == 0 and subscriber not in hub.subscribers
+        assert received == [{"type": "first", "ts": 1.0}]
+        hub.publish({"type": "late"})  # nothing reaches a client after its goodbye
+        assert subscriber.queue.empty()
+
+        told = []
+        with clients.open(lambda: told.append(True)):  # opened while stopping
+            assert told == [True]
+            started = time.monotonic()
+            await clients.close_all(timeout=0.3)  # this one never ends: bounded wait
+            assert 0.25 < time.monotonic() - started < 1.0
+
+    asyncio.run(scenario())

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Query, Response
-from fastapi.responses import FileResponse, PlainTextResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
 from streamwarden.api import live, ws
@@ -26,6 +25,7 @@ from streamwarden.api.errors import (
     install_error_handlers,
 )
 from streamwarden.api.events import create_router as create_events_router
+from streamwarden.api.files import ApiFileResponse, ApiStaticFiles
 from streamwarden.api.metrics import CONTENT_TYPE, make_registry, render
 from streamwarden.api.mjpeg import create_router as create_mjpeg_router
 from streamwarden.api.params import StreamIdPath, checked_id
@@ -211,16 +211,16 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(404, "no_picture", f"no picture of {stream_id!r} yet: {exc}") from None
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    app.mount("/static", StaticFiles(directory=WEB_ROOT), name="static")
+    app.mount("/static", ApiStaticFiles(directory=WEB_ROOT), name="static")
 
     @app.get("/", include_in_schema=False)
-    async def dashboard() -> FileResponse:
+    async def dashboard() -> ApiFileResponse:
         """The web dashboard (a static page; its data comes from the API with the token)."""
-        return FileResponse(WEB_ROOT / "index.html")
+        return ApiFileResponse(WEB_ROOT / "index.html")
 
     registry = make_registry(service)
     ws.install(app, service)
-    live.install(app, service.live)
+    live.install(app, service.live, service.clients)
 
     @app.get("/metrics", tags=["monitoring"], response_class=PlainTextResponse,
              responses={200: {"content": {CONTENT_TYPE: {}},

@@ -16,8 +16,12 @@ import json
 import time
 from urllib.parse import parse_qs
 
-UNAUTHORIZED = json.dumps({"error": "unauthorized",
-                           "detail": "a valid API token is required"}).encode()
+from starlette.exceptions import HTTPException
+
+from streamwarden.api.errors import refuse_websocket
+
+UNAUTHORIZED_DETAIL = "a valid API token is required"
+UNAUTHORIZED = json.dumps({"error": "unauthorized", "detail": UNAUTHORIZED_DETAIL}).encode()
 
 
 def sign_url_token(secret: str, path: str, ttl_s: float, now: float | None = None) -> str:
@@ -70,7 +74,8 @@ class TokenAuth:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 4401})
+            await refuse_websocket(scope, send, 401, "unauthorized", UNAUTHORIZED_DETAIL,
+                                   [(b"www-authenticate", b"Bearer")])
             return
         await send({"type": "http.response.start", "status": 401, "headers": [
             (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
@@ -101,22 +106,33 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLargeError
+                    raise BodyTooLargeError(self.max_bytes)
             return message
 
         try:
             await self.app(scope, limited_receive, send)
-        except _BodyTooLargeError:
+        except BodyTooLargeError:
             await _too_large(send, self.max_bytes)
 
 
-class _BodyTooLargeError(Exception):
-    pass
+class BodyTooLargeError(HTTPException):
+    """A body without Content-Length (chunked) that grows past the cap while it is read.
+
+    An HTTPException, because FastAPI turns any other exception raised while it reads a body
+    into "400 There was an error parsing the body"; this one it re-raises, and the app's
+    handler answers 413 in the API's shape.
+    """
+
+    def __init__(self, limit: int):
+        super().__init__(413, _too_large_detail(limit))
+
+
+def _too_large_detail(limit: int) -> str:
+    return f"request body over {limit} bytes"
 
 
 async def _too_large(send, limit: int) -> None:
-    body = json.dumps({"error": "too_large",
-                       "detail": f"request body over {limit} bytes"}).encode()
+    body = json.dumps({"error": "too_large", "detail": _too_large_detail(limit)}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})

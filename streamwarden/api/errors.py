@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -12,7 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger("streamwarden.api")
 
 _CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_request"}
+          409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+          416: "range_not_satisfiable", 422: "invalid_request"}
 
 
 class ApiError(Exception):
@@ -22,8 +24,9 @@ class ApiError(Exception):
         self.detail = detail
 
 
-def error_response(status: int, error: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+def error_response(status: int, error: str, detail: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
 def describe_errors(errors: list[dict]) -> tuple[str, str]:
@@ -44,7 +47,41 @@ def describe_errors(errors: list[dict]) -> tuple[str, str]:
     return code, "; ".join(parts) or "invalid request"
 
 
+async def refuse_websocket(scope, send, status: int, error: str, detail: str,
+                           headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """Refuse a WebSocket handshake with an HTTP answer in the API's shape.
+
+    Closing before `accept` would make the server answer a bare 403 whatever the reason;
+    where the server offers the ASGI denial-response extension (uvicorn does), the client gets
+    the real status and `{"error", "detail"}`. Elsewhere: a close with code 4000 + status.
+    """
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 4000 + status})
+        return
+    body = json.dumps({"error": error, "detail": detail}).encode()
+    await send({"type": "websocket.http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+def _websocket_aware(not_found):
+    """The router's fallback, with unknown WebSocket paths refused as 404 in the API's shape
+    (Starlette closes them, which reads as a bare 403)."""
+
+    async def fallback(scope, receive, send) -> None:
+        if scope["type"] == "websocket":
+            await refuse_websocket(scope, send, 404, "not_found",
+                                   f"no WebSocket endpoint at {scope.get('path', '')!r}")
+            return
+        await not_found(scope, receive, send)
+
+    return fallback
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.router.default = _websocket_aware(app.router.default)
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.error, exc.detail)
@@ -55,9 +92,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, code, detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return error_response(exc.status_code, _CODES.get(exc.status_code, "error"), detail)
+        if exc.status_code == 404 and detail == "Not Found":  # the router's own words
+            detail = f"no such path: {request.url.path}"
+        elif exc.status_code == 405 and detail == "Method Not Allowed":
+            detail = f"{request.method} is not allowed on {request.url.path}"
+        return error_response(exc.status_code, _CODES.get(exc.status_code, "error"), detail,
+                              headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -9,7 +9,8 @@ restart at a keyframe. The browser appends them to a Media Source Extensions Sou
 
 Errors are a text `{"type": "error", "error", "detail"}` and a close: `not_found` (4404),
 `invalid_id` (4422), `unsupported_codec` (4415, H.265: use snapshots), `dropped` (1008: this
-client fell too far behind), `stream_removed` (1001). Video only; audio is not sent.
+client fell too far behind), `stream_removed` (1001), `shutting_down` (1001: the service is
+stopping). Video only; audio is not sent.
 Authentication as for every route (bearer header or a signed `?access_token=`).
 """
 
@@ -20,8 +21,9 @@ import contextlib
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from streamwarden.api.clients import GOING_AWAY, GOING_AWAY_REASON, OpenClients
 from streamwarden.ids import is_valid_stream_id
-from streamwarden.live.hub import LiveHub, UnsupportedCodecError
+from streamwarden.live.hub import LiveHub, UnsupportedCodecError, Viewer
 from streamwarden.live.mux import InitSegment
 from streamwarden.manager import StreamNotFoundError
 
@@ -29,6 +31,7 @@ SEND_TIMEOUT_S = 5.0
 CHECK_INTERVAL_S = 2.0
 _DROPPED = {"dropped": (1008, "this viewer fell too far behind"),
             "stream_removed": (1001, "the stream went away"),
+            "shutting_down": (GOING_AWAY, GOING_AWAY_REASON),
             "unsupported_codec": (4415, "the camera sends a codec browsers cannot play: "
                                         "use snapshots")}
 
@@ -36,7 +39,7 @@ _DROPPED = {"dropped": (1008, "this viewer fell too far behind"),
 async def _refuse(socket: WebSocket, code: int, error: str, detail: str) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         await socket.send_json({"type": "error", "error": error, "detail": detail})
-        await socket.close(code=code)
+        await socket.close(code=code, reason=detail.encode()[:123].decode(errors="ignore"))
 
 
 async def _send(socket: WebSocket, item: InitSegment | bytes) -> None:
@@ -47,7 +50,7 @@ async def _send(socket: WebSocket, item: InitSegment | bytes) -> None:
     await asyncio.wait_for(socket.send_bytes(item), timeout=SEND_TIMEOUT_S)
 
 
-def install(app, hub: LiveHub) -> None:
+def install(app, hub: LiveHub, clients: OpenClients) -> None:
     @app.websocket("/streams/{stream_id}/live.mp4")
     async def live(socket: WebSocket, stream_id: str) -> None:
         await socket.accept()
@@ -74,19 +77,26 @@ def install(app, hub: LiveHub) -> None:
 
         reading = asyncio.create_task(reader())
         try:
-            while not closed.is_set():
-                try:
-                    item = await asyncio.wait_for(viewer.queue.get(), CHECK_INTERVAL_S)
-                except TimeoutError:
-                    await hub.check(stream_id)  # a removed stream or a failed mux drops us
-                    continue
-                if item is None:
-                    code, detail = _DROPPED[viewer.reason]
-                    await _refuse(socket, code, viewer.reason, detail)
-                    break
-                await _send(socket, item)
+            with clients.open(lambda: viewer.drop("shutting_down")):
+                await _stream(socket, hub, stream_id, viewer, closed)
         except (WebSocketDisconnect, RuntimeError, TimeoutError, OSError):
             pass
         finally:
             reading.cancel()
             await hub.leave(stream_id, viewer)
+
+
+async def _stream(socket: WebSocket, hub: LiveHub, stream_id: str, viewer: Viewer,
+                  closed: asyncio.Event) -> None:
+    """Send the viewer's queue until the client leaves or the viewer is dropped."""
+    while not closed.is_set():
+        try:
+            item = await asyncio.wait_for(viewer.queue.get(), CHECK_INTERVAL_S)
+        except TimeoutError:
+            await hub.check(stream_id)  # a removed stream or a failed mux drops us
+            continue
+        if item is None:
+            code, detail = _DROPPED[viewer.reason]
+            await _refuse(socket, code, viewer.reason, detail)
+            return
+        await _send(socket, item)

@@ -4,12 +4,14 @@ The fallback live view for what a browser cannot play through MSE (H.265) and fo
 only understand MJPEG (`<img src>`, many VMS and home-automation tools). Each viewer holds a
 claim on the stream's pixels (see `pixels/shared.py`): the first one starts the decoder, the
 last one to leave stops it. Frames are JPEG-encoded per viewer on a worker thread at `fps`
-(boxes drawn when inference is on); a viewer that reads slowly just gets fewer frames.
+(boxes drawn when inference is on); a viewer that reads slowly just gets fewer frames. When
+the service shuts down the stream ends (the response completes), so nothing is left to cancel.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -53,20 +55,27 @@ def create_router(service: Service) -> APIRouter:
 
         async def parts() -> AsyncIterator[bytes]:
             last_wall = None
+            stop = asyncio.Event()  # set when the service shuts down: the stream ends
             try:
-                while not await request.is_disconnected():
-                    started = time.monotonic()
-                    found = consumer.frame()
-                    if found is not None and found[2] != last_wall:
-                        last_wall = found[2]
-                        boxes = (service.inference.events.latest(producer.id)
-                                 if producer.config.enable_inference else [])
-                        jpeg = await asyncio.to_thread(render_jpeg, found[1], boxes, width, 80)
-                        yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                               f"Content-Length: {len(jpeg)}\r\n\r\n").encode() + jpeg + b"\r\n"
-                    await asyncio.sleep(max(0.0, 1.0 / fps - (time.monotonic() - started)))
+                with service.clients.open(stop.set):
+                    while not stop.is_set() and not await request.is_disconnected():
+                        started = time.monotonic()
+                        found = consumer.frame()
+                        if found is not None and found[2] != last_wall:
+                            last_wall = found[2]
+                            yield await part(found[1])
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), max(
+                                0.0, 1.0 / fps - (time.monotonic() - started)))
             finally:
                 manager.loop.submit(service.pixels.release, producer, user)
+
+        async def part(frame) -> bytes:
+            boxes = (service.inference.events.latest(producer.id)
+                     if producer.config.enable_inference else [])
+            jpeg = await asyncio.to_thread(render_jpeg, frame, boxes, width, 80)
+            return (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                    f"Content-Length: {len(jpeg)}\r\n\r\n").encode() + jpeg + b"\r\n"
 
         return StreamingResponse(parts(), media_type=(
             f"multipart/x-mixed-replace; boundary={BOUNDARY}"),

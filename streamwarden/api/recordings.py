@@ -9,10 +9,10 @@ from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from streamwarden.api.errors import ApiError
+from streamwarden.api.files import ApiFileResponse
 from streamwarden.api.params import StreamIdPath, StreamIdQuery, checked_id
 from streamwarden.api.schemas import ErrorBody, Recording, RecordingState, RecordRequestBody
 from streamwarden.db import RecordingRow
@@ -97,20 +97,20 @@ def create_router(service: Service) -> APIRouter:
     @router.get("/recordings/{rec_id}/file", responses={
         200: {"content": {"video/mp4": {}}, "description": "The segment (Range supported)"},
         **_ERRORS})
-    async def download(rec_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> FileResponse:
+    async def download(rec_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> ApiFileResponse:
         row = await service.db.run(service.db.recording, rec_id)
         if row is None:
             raise ApiError(404, "not_found", f"no recording with id {rec_id}")
         path = FsPath(row.path)
         if not is_inside(manager.recording_path, path) or not path.is_file():
             raise ApiError(404, "not_found", f"the file of recording {rec_id} is gone")
-        return FileResponse(path, media_type=_MEDIA_TYPES.get(path.suffix, "video/mp4"),
+        return ApiFileResponse(path, media_type=_MEDIA_TYPES.get(path.suffix, "video/mp4"),
                             filename=f"{row.stream_id}-{path.name}")
 
     @router.get("/streams/{stream_id}/clip", responses={
         200: {"content": {"video/mp4": {}}, "description": "One MP4 of the range"},
         **_ERRORS})
-    async def clip(stream_id: StreamIdPath, start: datetime, end: datetime) -> FileResponse:
+    async def clip(stream_id: StreamIdPath, start: datetime, end: datetime) -> ApiFileResponse:
         """One MP4 of [start, end], cut at keyframes, remuxed from the segments (no re-encode)."""
         checked_id(stream_id)
         start_ts, end_ts = _ts(start), _ts(end)
@@ -133,7 +133,7 @@ def create_router(service: Service) -> APIRouter:
             _remove_dir(workdir)
             raise ApiError(500, "clip_failed", str(exc)) from None
         name = f"{stream_id}-{start.strftime('%Y%m%dT%H%M%S')}.mp4"
-        return FileResponse(out, media_type="video/mp4", filename=name,
+        return ApiFileResponse(out, media_type="video/mp4", filename=name,
                             background=BackgroundTask(_remove_dir, workdir))
 
     return router

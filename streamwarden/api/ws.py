@@ -8,7 +8,9 @@ Messages are JSON objects with a `type`:
 - `segment_closed`: `{"stream_id", "recording_id", "duration", "bytes"}`
 - `detection`: `{"stream_id", "model", "time", "pts", "detections": [{"label", "confidence",
   "box"}]}` for every frame in which the model found something (inference)
-- `dropped`: the server is closing this connection because it did not keep up
+- `dropped`: the server is closing this connection because it did not keep up (close 1008)
+
+When the service shuts down the connection is closed with 1001 ("going away").
 
 A client may send `{"type": "subscribe", "interval": 2}` to change its stats interval
 (0.5 s to 300 s). Authentication, when a token is set, is by `?access_token=` (see auth.py).
@@ -23,7 +25,9 @@ from typing import TYPE_CHECKING
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from streamwarden.api.clients import GOING_AWAY, GOING_AWAY_REASON
 from streamwarden.api.schemas import HealthEntry
+from streamwarden.events import GOODBYE, Subscriber
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
@@ -65,15 +69,24 @@ def install(app, service: Service) -> None:
 
         tasks = [asyncio.create_task(ticker()), asyncio.create_task(reader())]
         try:
-            while True:
-                event = await subscriber.queue.get()
-                await asyncio.wait_for(socket.send_json(event), timeout=10)
-                if event.get("type") == "dropped":
-                    await socket.close(code=1008)
-                    break
+            with service.clients.open(lambda: hub.say_goodbye(subscriber)):
+                await _forward(socket, subscriber)
         except (WebSocketDisconnect, RuntimeError, TimeoutError, OSError):
             pass
         finally:
             hub.unsubscribe(subscriber)
             for task in tasks:
                 task.cancel()
+
+
+async def _forward(socket: WebSocket, subscriber: Subscriber) -> None:
+    """Send the subscriber's events until it is dropped (1008) or the service stops (1001)."""
+    while True:
+        event = await subscriber.queue.get()
+        if event is GOODBYE:
+            await socket.close(code=GOING_AWAY, reason=GOING_AWAY_REASON)
+            return
+        await asyncio.wait_for(socket.send_json(event), timeout=10)
+        if event.get("type") == "dropped":
+            await socket.close(code=1008)
+            return

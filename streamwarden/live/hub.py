@@ -37,7 +37,7 @@ class Viewer:
     waiting_for_keyframe: bool = True
     has_init: bool = False
     dropped: bool = False
-    reason: str = "dropped"  # why, once dropped: dropped | stream_removed | unsupported_codec
+    reason: str = "dropped"  # why: dropped | stream_removed | unsupported_codec | shutting_down
 
     def offer(self, item: InitSegment | bytes) -> None:
         try:

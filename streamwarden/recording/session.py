@@ -13,6 +13,14 @@ fragment), MKV and MPEG-TS are append-only by nature.
 Each segment file is created by the session with `[recording] file_mode` before splitmuxsink's
 filesink opens (and truncates) it, so a recording is never readable by others, not even for a
 moment, whatever the process umask; its directories get `dir_mode`.
+
+Segments are at least `segment_duration` long: each is cut at the first keyframe at or after
+its start + `segment_duration`. splitmuxsink's own `max-size-time` does the opposite (it ends a
+file at the last keyframe that keeps it *under* the limit: 8 s files for "10s" with a 2 s
+GOP), so it is off, and the session drives the cuts: seeing every keyframe as it pushes it, it
+asks splitmuxsink (`split-at-running-time`) to cut at the next target, and splitmuxsink starts
+the new file with the first GOP whose start reaches it, so a cut is always on a keyframe and
+no frame is lost or doubled. Running time is the rebased PTS (appsrc's segment starts at 0).
 """
 
 from __future__ import annotations
@@ -37,6 +45,10 @@ _COPY = (Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS | Gst.Buffer
 _NONE = Gst.CLOCK_TIME_NONE
 _OK = Gst.FlowReturn.OK
 _APPSRC_MAX_BYTES = 32 * 1024 * 1024  # a disk slower than the camera: drop, never grow forever
+# Camera timestamps wobble (the RTP jitter buffer's skew correction; the first frame of a
+# connection is often tens of ms off): a keyframe this close before a target still counts as
+# on it, or a 2 s GOP would give 12 s files for "10s" whenever a keyframe came 1 ms early.
+SPLIT_TOLERANCE_NS = 100 * Gst.MSECOND
 _PARSERS = {"video/x-h264": "h264parse", "video/x-h265": "h265parse", "audio/mpeg": "aacparse",
             "audio/x-opus": "opusparse"}
 
@@ -103,11 +115,12 @@ class RecordingSession:
         self.waiting_for_keyframe = False
         self.last_wall: float | None = None
         self.current_path: Path | None = None
+        self._segment_ns = int(settings.segment_duration * Gst.SECOND)
+        self._next_cut: int | None = None  # running time: a keyframe from here opens a file
         self.pipeline = self._build()
 
     def _build(self) -> Gst.Pipeline:
         s = self.settings
-        seg_ns = int(s.segment_duration * Gst.SECOND)
         # No queue before splitmuxsink: it queues each input itself; another queue would only
         # add a thread hop per frame.
         desc = (
@@ -119,12 +132,13 @@ class RecordingSession:
                 f"appsrc name=a format=time max-bytes={_APPSRC_MAX_BYTES} leaky-type=downstream "
                 f'caps="{self.audio_caps.to_string()}" ! {_parser(self.audio_caps)} ! sm.audio_0 '
             )
-        desc += f'splitmuxsink name=sm max-size-time={seg_ns} muxer="{_muxer(s)}"'
+        # max-size-time=0: the session decides where segments end (see _plan_cut)
+        desc += f'splitmuxsink name=sm max-size-time=0 muxer="{_muxer(s)}"'
         pipeline = Gst.parse_launch(desc)
         pipeline.set_name(f"record-{s.stream_id}")
         self._video_src = pipeline.get_by_name("v")
         self._audio_src = pipeline.get_by_name("a")
-        sink = pipeline.get_by_name("sm")
+        sink = self._sink = pipeline.get_by_name("sm")
         sink.connect("format-location-full", weak_method(self._location))
         bus = pipeline.get_bus()
         bus.add_signal_watch()
@@ -152,6 +166,8 @@ class RecordingSession:
             return
         copy = buffer.copy_region(_COPY, 0, entry.size)
         copy.pts = pts - base
+        if entry.keyframe and entry.kind == "video":
+            self._plan_cut(copy.pts)
         dts = buffer.dts
         if dts != _NONE:
             copy.dts = max(0, dts - base)
@@ -160,6 +176,16 @@ class RecordingSession:
         elif entry.kind == "video":
             self.frames += 1
             self.last_wall = entry.wall
+
+    def _plan_cut(self, running_time: int) -> None:
+        """Before a keyframe is pushed: if it reaches the current target, splitmuxsink opens a
+        new segment with it (it was asked to cut there), so the next target is this keyframe
+        + segment_duration. Asked now, the cut is queued long before splitmuxsink could reach
+        that keyframe, however fast frames come (a pre-roll burst)."""
+        if self._next_cut is not None and running_time < self._next_cut:
+            return
+        self._next_cut = max(0, running_time + self._segment_ns - SPLIT_TOLERANCE_NS)
+        self._sink.emit("split-at-running-time", self._next_cut)
 
     def wall_of(self, running_time_ns: int) -> float:
         return (self.start_wall or 0.0) + running_time_ns / Gst.SECOND
