@@ -66,6 +66,9 @@ def test_nvidia_backend_without_gpu_is_a_warning(monkeypatch):
         ('[recording]\nformat = "avi"\n', "recording.format", 2, "'mp4', 'mkv' or 'ts'"),
         ('[stream_defaults]\ntransport = "quic"\n', "stream_defaults.transport", 2, "tcp"),
         ('[restream]\nfallback = "black"\n', "restream.fallback", 2, "'none' or 'slate'"),
+        ('[inference]\nmodel = "yolo"\n', "inference.model", 2, "'blazepose' or 'nanodet'"),
+        ('[inference]\nmodel = "nanodet"\nmodel_path = "/m.onnx"\n', "inference", 1,
+         "cannot go with model_path"),
     ],
 )
 def test_bad_config_names_key_and_line(text, key, line, fragment):

@@ -134,13 +134,16 @@ class RecordingSection(_Section):
 class InferenceSection(_Section):
     """Object detection for streams with `enable_inference`; runs in a worker process.
 
-    With no `model_path` the built-in person detector runs (MediaPipe's BlazePose detector on
-    LiteRT, or OpenCV's HOG where LiteRT is missing). `model_path` takes any ONNX detector
-    with YOLOv5/YOLOv8/SSD-style outputs; `plugin = "package.module:Class"` a Python detector.
+    With no `model_path` a built-in detector runs: `model = "blazepose"` (the default,
+    MediaPipe's BlazePose person detector on LiteRT, or OpenCV's HOG where LiteRT is missing)
+    or `model = "nanodet"` (NanoDet-g, 80 COCO classes, on ONNX Runtime). `model_path` takes
+    any ONNX detector with YOLOv5/YOLOv8/SSD-style outputs; `plugin = "package.module:Class"`
+    a Python detector.
     """
 
     backend: Literal["cpu", "nvidia"] = "cpu"
     config_path: str | None = None  # DeepStream nvinfer config (backend "nvidia")
+    model: Literal["blazepose", "nanodet"] = "blazepose"  # the built-in, without model_path
     model_path: str | None = None
     labels_path: str | None = None
     layout: Literal["auto", "yolov5", "yolov8", "ssd"] = "auto"
@@ -159,6 +162,13 @@ class InferenceSection(_Section):
     event_gap: Duration = 5.0  # detections of a label closer than this extend one event
     worker_deadline: Duration = 10.0  # a model call (or start-up) longer than this: restart
     worker_memory_limit: ByteSize = 2 * 1024**3
+
+    @model_validator(mode="after")
+    def _one_model(self) -> InferenceSection:
+        if self.model != "blazepose" and (self.model_path or self.plugin):
+            raise ValueError(f"model = {self.model!r} picks a built-in detector: it cannot go "
+                             "with model_path or plugin")
+        return self
 
 
 _SOURCE_LIMITS = {"timeout": 3600.0, "restart_timeout": 3600.0, "retry_timeout": 30 * 86400.0,

@@ -20,7 +20,7 @@ from streamwarden.gst.init import Gst
 from streamwarden.inference.detection import Detection
 from streamwarden.inference.detectors.factory import DetectorSpec
 from streamwarden.inference.event_log import EventLog
-from streamwarden.inference.models import BUILTIN_MODEL
+from streamwarden.inference.models import BUILTIN_MODELS
 from streamwarden.inference.runner import FrameResult, InferenceRunner
 from streamwarden.pixels.decoder import PixelConsumer, slot_capacity
 from streamwarden.pixels.shared import SharedPixels
@@ -52,7 +52,8 @@ class InferenceController:
         for warning in self.warnings:
             log.warning("inference: %s", warning)
         self.runner = InferenceRunner(
-            DetectorSpec.from_config(section, BUILTIN_MODEL), batch_size=section.batch_size,
+            DetectorSpec.from_config(section, BUILTIN_MODELS[section.model]),
+            batch_size=section.batch_size,
             deadline=section.worker_deadline, memory_limit=section.worker_memory_limit,
             motion_gate=section.motion_gate, on_result=self._on_result)
         self.events = EventLog(

