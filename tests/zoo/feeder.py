@@ -29,10 +29,10 @@ log = logging.getLogger(__name__)
 class SentLog:
     """One line per video unit sent: `seq wall_time dts_s pts_s keyframe part` (shared)."""
 
-    def __init__(self, handle: TextIO | None):
+    def __init__(self, handle: TextIO | None, first: int = 0):
         self._handle = handle
         self._lock = threading.Lock()
-        self._sequence = itertools.count()
+        self._sequence = itertools.count(first)
 
     def next(self) -> int:
         with self._lock:
@@ -52,8 +52,7 @@ def schedule(clip: Clip) -> Iterator[tuple[int, int, Unit]]:
         base = loop * clip.loop_ns
         video = ((base + u.dts, 0, u) for u in clip.video)
         audio = ((base + u.pts, 1, u) for u in clip.audio if u.pts < clip.loop_ns)
-        for due, track, unit in heapq.merge(video, audio, key=lambda e: (e[0], e[1])):
-            yield due, track, unit
+        yield from heapq.merge(video, audio, key=lambda e: (e[0], e[1]))
 
 
 class Feeder:

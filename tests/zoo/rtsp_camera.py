@@ -16,23 +16,16 @@ import signal
 import sys
 import threading
 
+import gi
+
 from streamwarden.gst.init import GLib, GstRtspServer
 from tests.zoo.clip import Clip, load_clip
 from tests.zoo.feeder import Feeder, SentLog
 from tests.zoo.rtsp_elements import media_bin
 from tests.zoo.spec import CameraSpec, RtspBehaviour
 
-GstRtsp = None
-
-
-def _rtsp_module():
-    global GstRtsp
-    if GstRtsp is None:
-        import gi
-        gi.require_version("GstRtsp", "1.0")
-        from gi.repository import GstRtsp as _rtsp
-        GstRtsp = _rtsp
-    return GstRtsp
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GstRtsp  # noqa: E402
 
 
 class ZooFactory(GstRtspServer.RTSPMediaFactory):
@@ -43,9 +36,8 @@ class ZooFactory(GstRtspServer.RTSPMediaFactory):
         self._clip, self._behaviour, self._sent = clip, behaviour, sent
         self.feeders: list[Feeder] = []
         self.set_shared(True)
-        rtsp = _rtsp_module()
-        protocols = {"tcp": rtsp.RTSPLowerTrans.TCP,
-                     "udp": rtsp.RTSPLowerTrans.UDP | rtsp.RTSPLowerTrans.UDP_MCAST}
+        lower = GstRtsp.RTSPLowerTrans
+        protocols = {"tcp": lower.TCP, "udp": lower.UDP | lower.UDP_MCAST}
         if behaviour.transport in protocols:
             self.set_protocols(protocols[behaviour.transport])
         self.connect("media-configure", self._on_media_configure)
@@ -95,7 +87,7 @@ class SingleClientGate:
             client.connect(signal_name, self._check)
 
     def _check(self, client, _context):
-        status = _rtsp_module().RTSPStatusCode
+        status = GstRtsp.RTSPStatusCode
         first = self._clients[0] if self._clients else client
         return status.OK if first is client else status.NOT_ENOUGH_BANDWIDTH
 
@@ -116,9 +108,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--path", default="/cam")
     parser.add_argument("--spec", required=True, help="CameraSpec as JSON")
     parser.add_argument("--log", help="file for one line per video unit sent")
+    parser.add_argument("--first-sequence", type=int, default=0,
+                        help="first stamp number (a restarted camera goes on counting)")
     args = parser.parse_args(argv)
     spec = CameraSpec.from_json(args.spec)
-    sent = SentLog(open(args.log, "a") if args.log else None)  # noqa: SIM115 (process-long)
+    handle = open(args.log, "a") if args.log else None  # noqa: SIM115 (lives with the process)
+    sent = SentLog(handle, args.first_sequence)
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))

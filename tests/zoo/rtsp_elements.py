@@ -8,6 +8,8 @@ name and links its own transport after that pad.
 
 from __future__ import annotations
 
+import itertools
+
 from streamwarden.gst.init import Gst
 from tests.zoo.clip import Clip
 from tests.zoo.faults import headroom_seconds, wrap_offset
@@ -73,7 +75,7 @@ def payloader(name: str, factory: str, pt: int, clock_rate: int, encoding: str,
     chain = [pay, *tail]
     for element in chain:
         bin_.add(element)
-    for up, down in zip(chain, chain[1:], strict=False):
+    for up, down in itertools.pairwise(chain):
         up.link(down)
     bin_.add_pad(Gst.GhostPad.new("sink", pay.get_static_pad("sink")))
     bin_.add_pad(Gst.GhostPad.new("src", chain[-1].get_static_pad("src")))
