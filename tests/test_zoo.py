@@ -8,6 +8,8 @@ with hand-made data first.
 
 from __future__ import annotations
 
+import itertools
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -27,7 +29,7 @@ from tests.zoo.nal import (
     to_annexb,
     to_length_prefixed,
 )
-from tests.zoo.probe import capture, file_packets, probe
+from tests.zoo.probe import capture, capture_all, file_packets, probe
 from tests.zoo.spec import CameraSpec, MediaSpec, RtspBehaviour, Stall
 
 # ---- plain logic --------------------------------------------------------------------------
@@ -114,7 +116,7 @@ def test_media_gop_vfr_and_resolution_change():
     short_gop = file_packets(ensure_media(MediaSpec()).video[0])
     assert [i for i, p in enumerate(short_gop) if p.keyframe] == [0, 25, 50, 75]
     vfr = sorted(p.pts for p in file_packets(ensure_media(MediaSpec(vfr=True)).video[0]))
-    steps = {round(b - a, 3) for a, b in zip(vfr, vfr[1:], strict=False)}
+    steps = {round(b - a, 3) for a, b in itertools.pairwise(vfr)}
     assert steps == {0.04, 0.08}, "every fifth frame dropped: 40 and 80 ms between frames"
     parts = ensure_media(MediaSpec(seconds=2, second_size=(640, 360))).video
     sizes = [_ffprobe_json(p, "stream=width,height")[0] for p in parts]
@@ -196,24 +198,25 @@ def test_rtsp_transport_limits_and_udp_loss(zoo_camera, tmp_path):
     assert probe(tcp_only.url, seconds=0.5, transport="tcp").packets
     clean = zoo_camera(CameraSpec(rtsp=RtspBehaviour(transport="udp")))
     lossy = zoo_camera(CameraSpec(rtsp=RtspBehaviour(transport="udp", loss=0.1)))
-    assert "missed" not in capture(clean.url, tmp_path / "clean.ts", 2.5, transport="udp")
-    log = capture(lossy.url, tmp_path / "lossy.ts", 2.5, transport="udp")
+    clean_log, log = capture_all([(clean.url, tmp_path / "clean.ts", 2.5, "udp"),
+                                  (lossy.url, tmp_path / "lossy.ts", 2.5, "udp")])
+    assert "missed" not in clean_log
     assert "RTP: missed" in log, log[-500:]
 
 
 def test_rtsp_stall_and_timestamp_jump(zoo_camera, tmp_path):
     stalled = zoo_camera(CameraSpec(rtsp=RtspBehaviour(stalls=(Stall(at=1, seconds=1.5),))))
     jumping = zoo_camera(CameraSpec(rtsp=RtspBehaviour(jump_at=1, jump_seconds=300)))
-    capture(stalled.url, tmp_path / "stall.ts", 3.5)
-    capture(jumping.url, tmp_path / "jump.ts", 3)
+    capture_all([(stalled.url, tmp_path / "stall.ts", 3.5, "tcp"),
+                 (jumping.url, tmp_path / "jump.ts", 3, "tcp")])
     for path, low, high in ((tmp_path / "stall.ts", 1.4, 2.0),
                             (tmp_path / "jump.ts", 299, 301)):
         dts = [p.dts for p in file_packets(path) if p.dts is not None]
-        gaps = [b - a for a, b in zip(dts, dts[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(dts)]
         assert len(dts) > 30 and low < max(gaps) < high, f"{path.name}: {max(gaps)}"
         assert sorted(gaps)[-2] < 0.1, "one gap only"
     sent = [f.wall_time for f in stalled.frames_sent()]
-    assert max(b - a for a, b in zip(sent, sent[1:], strict=False)) > 1.4
+    assert max(b - a for a, b in itertools.pairwise(sent)) > 1.4
 
 
 def test_rtsp_rtp_wrap_and_drift(zoo_camera, tmp_path):
@@ -254,5 +257,81 @@ def test_rtsp_resolution_change_and_vfr(zoo_camera):
     assert {"320,240", "640,360"} <= {f.strip(",") for f in frames}
     vfr = zoo_camera(CameraSpec(media=MediaSpec(vfr=True)))
     pts = sorted(p.pts for p in probe(vfr.url, seconds=2).video_packets() if p.pts is not None)
-    steps = {round(b - a, 2) for a, b in zip(pts, pts[1:], strict=False)}
+    steps = {round(b - a, 2) for a, b in itertools.pairwise(pts)}
     assert steps == {0.04, 0.08}
+
+
+# ---- ffmpeg cameras: HTTP MPEG-TS (ffmpeg -listen 1) and RTMP (ffmpeg -> nginx-rtmp) --------
+
+
+def test_http_ts_camera_serves_stamped_frames_to_one_client(zoo_camera, tmp_path):
+    camera = zoo_camera(CameraSpec(media=MediaSpec(bframes=2, audio="aac"), kind="http-ts"))
+    first = subprocess.Popen(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", camera.url,
+                              "-t", "2.5", "-c", "copy", str(tmp_path / "got.ts")])
+    time.sleep(1)
+    refused = subprocess.run(["ffprobe", "-v", "error", camera.url], capture_output=True,
+                             text=True, timeout=10)
+    assert refused.returncode != 0, "a second client while the first is served"
+    assert first.wait(15) == 0
+    got = [s.sequence for s in read_stamps((tmp_path / "got.ts").read_bytes())]
+    assert got[:50] == list(range(50)), "each connection starts at the file's first frame"
+    packets = file_packets(tmp_path / "got.ts")
+    assert sum(p.pts != p.dts for p in packets) > len(packets) // 4
+    assert len(camera.frames_sent()) >= len(got), "ffmpeg counted what it sent"
+    time.sleep(0.5)  # the next ffmpeg takes the next client
+    seen = probe(camera.url, seconds=1, transport=None)
+    assert seen.codecs() == {"h264", "aac"} and seen.video()["has_b_frames"] >= 1
+
+
+def test_http_ts_camera_stall_keeps_the_connection(zoo_camera):
+    camera = zoo_camera(CameraSpec(kind="http-ts"))
+    arrivals = []
+    with socket.create_connection(("127.0.0.1", camera.port), timeout=5) as sock:
+        sock.sendall(b"GET /cam.ts HTTP/1.1\r\nHost: zoo\r\n\r\n")
+        end = time.monotonic() + 3.5
+        while time.monotonic() < end:
+            if sock.recv(65536):
+                arrivals.append(time.monotonic())
+            if len(arrivals) == 5:
+                camera.stall(1.5)
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert max(gaps) > 1.3 and arrivals[-1] - arrivals[0] > 2.5, "silent, then sending again"
+
+
+@pytest.mark.skipif(not rtmp_available(),
+                    reason="nginx RTMP module not installed (scripts/setup.sh installs it)")
+def test_rtmp_camera_through_nginx(zoo_camera, tmp_path):
+    camera = zoo_camera(CameraSpec(media=MediaSpec(audio="aac"), kind="rtmp"))
+    assert camera.url.startswith("rtmp://")
+    readers = [subprocess.Popen(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", camera.url,
+                                 "-t", "2", "-c", "copy", str(tmp_path / f"got{i}.flv")])
+               for i in range(2)]
+    assert [r.wait(20) for r in readers] == [0, 0], "nginx-rtmp serves several readers"
+    for i in range(2):
+        got = [s.sequence for s in read_stamps((tmp_path / f"got{i}.flv").read_bytes())]
+        assert len(got) > 30 and got == list(range(got[0], got[0] + len(got)))
+        streams = _ffprobe_json(tmp_path / f"got{i}.flv", "stream=codec_name", select="")
+        assert {s["codec_name"] for s in streams} == {"h264", "aac"}
+    assert len(camera.frames_sent()) > 50
+
+
+# ---- the fixture's controls -----------------------------------------------------------------
+
+
+def test_fixture_stall_kill_and_restart(zoo_camera, tmp_path):
+    camera = zoo_camera()
+    reader = subprocess.Popen(["timeout", "-s", "INT", "3.5", "ffmpeg", "-nostdin", "-v",
+                               "error", "-y", "-rtsp_transport", "tcp", "-i", camera.url,
+                               "-c", "copy", str(tmp_path / "got.ts")])
+    time.sleep(1)
+    camera.stall(1.5)
+    reader.wait(20)
+    dts = [p.dts for p in file_packets(tmp_path / "got.ts") if p.dts is not None]
+    assert max(b - a for a, b in itertools.pairwise(dts)) > 1.3, "stalled on request"
+    before = camera.frames_sent()[-1].sequence
+    camera.kill()
+    assert probe(camera.url, seconds=0.3, timeout=10).packets == []
+    camera.restart()
+    capture(camera.url, tmp_path / "after.ts", 1.5)
+    after = [s.sequence for s in read_stamps((tmp_path / "after.ts").read_bytes())]
+    assert after and after[0] > before, "numbers go on after a restart: no frame is ambiguous"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,3 +85,10 @@ def file_packets(path: Path, stream: str = "v") -> list[Packet]:
     return [Packet(int(p["stream_index"]), _time(p.get("pts_time")), _time(p.get("dts_time")),
                    "K" in p.get("flags", ""))
             for p in json.loads(result.stdout or "{}").get("packets", [])]
+
+
+def capture_all(jobs: list[tuple[str, Path, float, str | None]]) -> list[str]:
+    """Several `capture` calls at once (url, out, seconds, transport): wall time, not CPU,
+    is what they cost."""
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        return list(pool.map(lambda job: capture(*job), jobs))
