@@ -45,6 +45,7 @@ TRAITS: dict[str, tuple[CameraSpec, dict]] = {
     "pcmu": (CameraSpec(media=M(audio="pcmu")), {}),
     "opus": (CameraSpec(media=M(audio="opus")), {}),
     "sdp-only": (CameraSpec(rtsp=R(parameter_sets="sdp")), {}),
+    "h265-sdp-only": (CameraSpec(media=M(codec="h265"), rtsp=R(parameter_sets="sdp")), {}),
     "inband-only": (CameraSpec(rtsp=R(parameter_sets="inband")), {}),
     "udp": (CameraSpec(rtsp=R(transport="udp")), {"transport": "udp"}),
     "udp-loss-2pct": (CameraSpec(rtsp=R(transport="udp", loss=0.02)), {"transport": "udp"}),
