@@ -32,6 +32,7 @@ import uvicorn
 
 from streamwarden.config.model import Config
 from streamwarden.service import Service
+from tests.zoo.camera import zoo_camera  # noqa: F401  (fixture: cameras with real traits)
 
 REPO = Path(__file__).resolve().parents[1]
 
