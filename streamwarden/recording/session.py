@@ -97,6 +97,10 @@ class RecordingSession:
         self.waiting_for_keyframe = False
         self.last_wall: float | None = None
         self.current_path: Path | None = None
+        self.locations: list[Path] = []  # every file splitmuxsink was told to write
+        self.announced: set[Path] = set()  # ...those it reported opened
+        self.closed: set[Path] = set()  # ...and those it finalised
+        self._taken: set[Path] = set()  # unfinished ones already handed to the index
         self.pipeline = self._build()
 
     def _build(self) -> Gst.Pipeline:
@@ -165,7 +169,21 @@ class RecordingSession:
         path = segment_path(self.settings.base_path, self.settings.stream_id,
                             self.wall_of(pts), self.settings.fmt)
         os.makedirs(path.parent, exist_ok=True)
+        self.locations.append(path)
         return str(path)
+
+    def take_unfinished(self) -> list[Path]:
+        """After a failure: files this session began but did not finalise (the cut one, one
+        it created but had not yet announced), each returned once. Until its pipeline has
+        stopped, splitmuxsink may still open another: ask again until `stopped`."""
+        paths = [p for p in self.locations if p not in self.closed and p not in self._taken]
+        self._taken.update(paths)
+        return paths
+
+    @property
+    def stopped(self) -> bool:
+        """The pipeline is down (NULL): it will not create another file."""
+        return self.pipeline.get_state(0)[1] == Gst.State.NULL
 
     # ---- control (GStreamer thread) -------------------------------------------------------
 
@@ -198,8 +216,10 @@ class RecordingSession:
                 wall = self.wall_of(running_time if ok else 0)
                 if name.endswith("opened"):
                     self.current_path = path
+                    self.announced.add(path)
                     self.callbacks.segment_opened(self, path, wall)
                 else:
+                    self.closed.add(path)
                     self.callbacks.segment_closed(self, path, wall)
         elif message.type == Gst.MessageType.EOS:
             self._dispose()
