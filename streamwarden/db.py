@@ -1,4 +1,6 @@
-"""The one place that speaks SQL: an SQLite file in WAL mode, used from one worker thread.
+"""The SQLite file (WAL mode) and its one worker thread; the SQL of recordings, streams, events.
+
+(Recording gaps keep their table and SQL in recording/gaps.py, on this same connection.)
 
 Every statement runs on a single-thread executor, so the GStreamer thread never waits on the
 disk (it submits and moves on) and the asyncio side awaits results without blocking its loop.

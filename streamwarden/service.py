@@ -33,6 +33,7 @@ from streamwarden.live.hub import LiveHub
 from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
 from streamwarden.pixels.shared import SharedPixels
+from streamwarden.recording.gaps import GapStore
 from streamwarden.recording.index import RecordingIndex
 from streamwarden.recording.reconcile import reconcile
 from streamwarden.recording.retention import enforce
@@ -114,8 +115,9 @@ class Service:
         self.loop = GstLoop()
         self.reaper = Reaper()
         self.events = EventHub()
+        self.gaps = GapStore(self.db)
         self.index = RecordingIndex(self.db, on_change=self._enforce_storage_limits,
-                                    emit=self.events.publish_threadsafe)
+                                    emit=self.events.publish_threadsafe, gaps=self.gaps)
         self.manager = StreamManager(config, self.loop, self.reaper, self.index)
         self.manager.emit = self.events.publish_threadsafe
         self.mqtt = MqttBridge(config.mqtt) if config.mqtt else None
@@ -139,6 +141,9 @@ class Service:
         if self.mqtt is not None:
             self.mqtt.start()
         await self.db.run(reconcile, self.db, self.manager.recording_path)
+        if closed := await self.db.run(self.gaps.close_dangling):
+            log.warning("%d recording gap(s) left open by the last run closed", closed,
+                        extra={"event": "gaps_closed", "closed": closed})
         self.loop.start()
         self.manager.start()
         if self.restream is not None:

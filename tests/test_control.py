@@ -107,3 +107,6 @@ def test_metrics_parse_and_move(service_factory, camera_factory, tmp_path):
     assert second[("process_resident_memory_bytes", ())] > 10e6
     assert second[("process_cpu_seconds_total", ())] > 0
     assert second[("streamwarden_recording_disk_free_bytes", ())] > 0
+    for reason in ("disk_full", "write_error"):  # present from the start, nothing lost
+        assert second[("streamwarden_recording_lost_seconds_total",
+                       (("reason", reason), ("stream", "cam")))] == 0

@@ -54,6 +54,9 @@ class StreamCollector(Collector):
         dropped = CounterMetricFamily("streamwarden_recording_dropped_frames",
                                       "Frames a recording session could not take",
                                       labels=labels)
+        lost = CounterMetricFamily("streamwarden_recording_lost_seconds",
+                                   "Seconds a stream was to be recorded but was not, by reason "
+                                   "(disk_full, write_error)", labels=["stream", "reason"])
         viewers = GaugeMetricFamily("streamwarden_live_viewers",
                                     "Browsers watching the live view", labels=labels)
         for producer in self.service.manager.all():
@@ -77,8 +80,12 @@ class StreamCollector(Collector):
                 rec_bytes.add_metric([sid], recorder["bytes_written"])
                 segments.add_metric([sid], recorder["segments"])
                 dropped.add_metric([sid], recorder.get("dropped_frames", 0))
+                lost_by_reason = {"disk_full": 0.0, "write_error": 0.0,
+                                  **recorder.get("lost_seconds", {})}
+                for reason, seconds in lost_by_reason.items():
+                    lost.add_metric([sid, reason], seconds)
         yield from (frames, keyframes, received, retries, fps, bitrate, age, healthy, state,
-                    recording, rec_bytes, segments, dropped, viewers)
+                    recording, rec_bytes, segments, dropped, lost, viewers)
         path = self.service.manager.recording_path
         probe = path
         while not probe.exists() and probe != probe.parent:

@@ -102,8 +102,15 @@ def create_router(service: Service) -> APIRouter:
         if row is None:
             raise ApiError(404, "not_found", f"no recording with id {rec_id}")
         path = FsPath(row.path)
-        if not is_inside(manager.recording_path, path) or not path.is_file():
+        inside = is_inside(manager.recording_path, path)
+        try:
+            size = path.stat().st_size if inside and path.is_file() else None
+        except OSError:
+            size = None
+        if size is None:
             raise ApiError(404, "not_found", f"the file of recording {rec_id} is gone")
+        if size == 0:  # just opened, nothing written yet: never a 200 with an empty body
+            raise ApiError(404, "no_data", f"recording {rec_id} has no data on disk yet")
         return ApiFileResponse(path, media_type=_MEDIA_TYPES.get(path.suffix, "video/mp4"),
                             filename=f"{row.stream_id}-{path.name}")
 

@@ -6,6 +6,9 @@ Messages are JSON objects with a `type`:
 - `stream_added` / `stream_removed`: `{"stream_id"}`
 - `recording`: `{"stream_id", "recording": bool, "reason"}`
 - `segment_closed`: `{"stream_id", "recording_id", "duration", "bytes"}`
+- `recording_error`: `{"stream_id", "recording_error", "previous", "since", "lost_seconds"}`
+  once when an outage begins (`"disk_full"`/`"write_error"`, `since` its start) and once
+  when it ends (`null`, with the seconds it lost), never per retry
 - `detection`: `{"stream_id", "model", "time", "pts", "detections": [{"label", "confidence",
   "box"}]}` for every frame in which the model found something (inference)
 - `dropped`: the server is closing this connection because it did not keep up (close 1008)

@@ -12,7 +12,10 @@ own, see session.py). This is togglerecord plus smart-record:
 - a reconnect (new stream-start) or new caps (new resolution/codec) while recording closes the
   session and opens a new one at the first keyframe after the change, from the ring, so no
   frame is lost and no file mixes two resolutions.
-- a session that fails (disk full, write error) is reported and retried; nothing else stops.
+- a session that fails (disk full, write error) begins an outage (outage.py): reported once,
+  retried (on a full disk only once there is room again, so no retry leaves an empty file),
+  and over when data reaches the disk again; the cut segment is settled by the index and the
+  gap stored. Nothing else stops.
 
 Draining appends to the ring and pushes to the session under a short lock. It runs on the pump
 thread; on a streaming thread before an event is handled (so a reconnect or EOS is seen after
@@ -37,13 +40,21 @@ from typing import Any
 from streamwarden.consumers.base import Consumer, appsink_buffer
 from streamwarden.gst.init import GLib, Gst
 from streamwarden.gst.reaper import Reaper
+from streamwarden.recording.layout import start_time_from_name
+from streamwarden.recording.outage import (
+    SPACE_CHECK_S,
+    Change,
+    Gap,
+    Outage,
+    OutageTracker,
+    resume_threshold,
+)
 from streamwarden.recording.pump import PUMP, Pump
 from streamwarden.recording.ring import PrerollRing
 from streamwarden.recording.session import RecordingSession, SessionCallbacks, SessionSettings
 
 log = logging.getLogger("streamwarden.recording")
 
-RETRY_AFTER_S = 2.0
 # Frames an appsink holds before it drops the oldest: 20 s of 25 fps video, several seconds
 # of audio; far more than one pump interval, so only a stalled process ever drops.
 APPSINK_MAX_BUFFERS = 500
@@ -76,8 +87,19 @@ class SegmentListener:
     def segment_opened(self, stream_id: str, path: Path, start_wall: float, reason: str) -> None:
         """A segment file was opened."""
 
-    def segment_closed(self, stream_id: str, path: Path, end_wall: float) -> None:
-        """A segment file was finalised (or cut by an error)."""
+    def segment_closed(self, stream_id: str, path: Path, end_wall: float,
+                       cut: bool = False) -> None:
+        """A segment file was finalised, or (`cut`) ended by an error part-way."""
+
+    def outage_started(self, stream_id: str, outage: Outage) -> None:
+        """Recording stopped working (reported once per outage, not per retry)."""
+
+    def outage_ongoing(self, stream_id: str, now: float) -> None:
+        """The outage still goes on at `now` (every few seconds)."""
+
+    def outage_ended(self, stream_id: str, gap: Gap,
+                     began_earlier: Callable[[float], None]) -> None:
+        """The outage is over; `began_earlier(seconds)` if the gap proves longer than `gap`."""
 
 
 def _pts(buffer: Gst.Buffer) -> int:
@@ -117,12 +139,13 @@ class Recorder(Consumer):
         self._caps: dict[str, Gst.Caps] = {}
         self._session: RecordingSession | None = None
         self._finishing: list[RecordingSession] = []
+        self._failed: list[RecordingSession] = []  # until their pipelines are down
         self._request: RecordRequest | None = None
         self._rotate_from: int | None = None  # ring seq where a new session must begin
         self._discont = False
         self._input_eos = False
         self._retry_at = 0.0
-        self.recording_error: str | None = None
+        self.outages = OutageTracker()
         self.segments = 0
         self.bytes_written = 0
         self._dropped_finished = 0
@@ -258,6 +281,9 @@ class Recorder(Consumer):
             self._rotate_from = None
         if session is not None:
             self._finish(session)
+        # Not recording is no error: an outage ends here, or where a resumed session began.
+        resumed = session.start_wall if session is not None else None
+        self._report(self.outages.stopped(resumed or time.time()))
         log.info("stream %s: recording stopped", self.stream_id,
                  extra={"stream_id": self.stream_id, "event": "recording_stopped"})
         self._emit({"type": "recording", "stream_id": self.stream_id, "recording": False,
@@ -267,16 +293,52 @@ class Recorder(Consumer):
         self.stop()
         return False
 
+    def _settle_failed(self) -> None:
+        """Hand the files of failed sessions to the index (it repairs or removes them), also
+        one a failing session opens before its pipeline is down."""
+        for session in list(self._failed):
+            stopped = session.stopped
+            last = session.last_wall or time.time()
+            for path in session.take_unfinished():
+                if path not in session.announced:  # created, then the write failed
+                    self._listener.segment_opened(self.stream_id, path,
+                                                  start_time_from_name(path) or last,
+                                                  session.settings.reason)
+                self._listener.segment_closed(self.stream_id, path, last, cut=True)
+            if stopped:
+                self._failed.remove(session)
+
     def tick(self, now: float) -> None:
+        if self._failed:
+            self._settle_failed()
         request = self._request
         if request is None:
             return
+        outage = self.outages.current
         if request.until is not None and now >= request.until:
             self.stop()
         elif self._session is None and now >= self._retry_at:
             # Not opened yet (no frames had arrived): start from the ring at the request time,
-            # so nothing since the request is lost. After a failed session: the next keyframe.
-            self._open_session(request, replay=not request.opened)
+            # so nothing since the request is lost. After a failed session: from the ring at
+            # the outage's start, so what the ring still holds of the outage is kept.
+            self._open_session(request, replay=not request.opened,
+                               since_wall=outage.start if outage is not None else None)
+        elif outage is not None:
+            self._check_resumed()
+        if outage is not None and self.outages.heartbeat_due(time.time()):
+            self._listener.outage_ongoing(self.stream_id, time.time())
+
+    def _check_resumed(self) -> None:
+        """During an outage: it is over once the new session's file holds data."""
+        session = self._session
+        if session is None or session.start_wall is None or session.current_path is None:
+            return
+        try:
+            written = os.path.getsize(session.current_path) > 0
+        except OSError:
+            return
+        if written:
+            self._report(self.outages.resumed(session.start_wall))
 
     def _session_settings(self, reason: str) -> SessionSettings:
         s = self.settings
@@ -284,20 +346,28 @@ class Recorder(Consumer):
                                s.fragment_duration, reason, s.file_mode, s.dir_mode)
 
     def _has_space(self) -> bool:
-        if self.settings.min_free is None:
+        """Room for a new session: `min_free`, or after a full disk a few seconds' worth."""
+        needed = self.settings.min_free
+        if self.outages.error == "disk_full":
+            with self._lock:
+                span, size = self.ring.span, self.ring.bytes
+            needed = resume_threshold(needed, size / span if span > 0.5 else 0.0)
+        if needed is None:
             return True
         try:
-            return self._free_space(self.settings.base_path) >= self.settings.min_free
+            return self._free_space(self.settings.base_path) >= needed
         except OSError:
             return False
 
     def _open_session(self, request: RecordRequest, replay: bool = True,
-                      from_seq: int | None = None) -> None:
+                      from_seq: int | None = None, since_wall: float | None = None) -> None:
         if self._input_eos:
             return
         if not self._has_space():
-            self._set_error("disk_full", f"free space below min_free on {self.settings.base_path}")
-            self._retry_at = time.monotonic() + RETRY_AFTER_S
+            now = time.time()
+            self._report(self.outages.refused("disk_full", now),
+                         f"not enough free space on {self.settings.base_path}")
+            self._retry_at = time.monotonic() + SPACE_CHECK_S
             return
         video_caps = self._caps.get("video")
         if video_caps is None:  # nothing received yet: the tick retries shortly
@@ -314,6 +384,8 @@ class Recorder(Consumer):
                 start = self.ring.start_index(request.requested_at - request.pre_roll)
             elif replay:
                 start = self._first_keyframe_index(lambda e: e.arrival >= request.requested_at)
+            elif since_wall is not None:
+                start = self._first_keyframe_index(lambda e: e.wall >= since_wall)
             else:
                 start = None
             if start is not None:
@@ -355,13 +427,17 @@ class Recorder(Consumer):
 
     def _segment_opened(self, session: RecordingSession, path: Path, wall: float) -> None:
         self.segments += 1
-        self.recording_error = None
         self._listener.segment_opened(self.stream_id, path, wall, session.settings.reason)
 
-    def _segment_closed(self, _session: RecordingSession, path: Path, wall: float) -> None:
+    def _segment_closed(self, session: RecordingSession, path: Path, wall: float) -> None:
+        size = 0
         with contextlib.suppress(OSError):
-            self.bytes_written += os.path.getsize(path)
+            size = os.path.getsize(path)
+        self.bytes_written += size
         self._listener.segment_closed(self.stream_id, path, wall)
+        if (size and self.outages.current is not None and session is self._session
+                and session.start_wall is not None):
+            self._report(self.outages.resumed(session.start_wall))
 
     @property
     def dropped_frames(self) -> int:
@@ -374,22 +450,63 @@ class Recorder(Consumer):
             self._finishing.remove(session)
 
     def _session_failed(self, session: RecordingSession, message: str, disk_full: bool) -> None:
-        self._set_error("disk_full" if disk_full else "write_error", message)
-        if session.current_path is not None:
-            self._listener.segment_closed(self.stream_id, session.current_path,
-                                          session.last_wall or time.time())
+        now = time.time()
+        last = session.last_wall or now
+        self._failed.append(session)
+        self._settle_failed()
         with self._lock:
             if self._session is session:
                 self._session = None
         self._session_finished(session)
-        self._retry_at = time.monotonic() + RETRY_AFTER_S
+        reason = "disk_full" if disk_full else "write_error"
+        if self._request is None:  # it failed finishing after a stop: nothing more to record
+            log.error("stream %s: recording error %s while finishing: %s", self.stream_id,
+                      reason, message, extra={"stream_id": self.stream_id,
+                                              "event": "recording_error", "reason": reason})
+            return
+        self._report(self.outages.failed(reason, last, now, session.start_wall), message)
+        self._retry_at = time.monotonic() + self.outages.retry_delay()
 
-    def _set_error(self, code: str, message: str) -> None:
-        if self.recording_error != code:
-            log.error("stream %s: recording error %s: %s", self.stream_id, code, message,
-                      extra={"stream_id": self.stream_id, "event": "recording_error",
-                             "reason": code})
-        self.recording_error = code
+    # ---- outages ---------------------------------------------------------------------------
+
+    @property
+    def recording_error(self) -> str | None:
+        return self.outages.error
+
+    def _report(self, change: Change | None, message: str = "") -> None:
+        """Log, store and publish a change of `recording_error`: once per outage start/end."""
+        if change is None:
+            return
+        sid, gap, outage = self.stream_id, change.ended, change.started
+        if gap is not None:
+            log.warning("stream %s: recording works again after %s; %.1f s not recorded", sid,
+                        gap.reason, gap.seconds, extra={"stream_id": sid, "event":
+                        "recording_resumed", "reason": gap.reason, "lost_seconds": gap.seconds})
+            self._listener.outage_ended(
+                sid, gap, lambda seconds: self.outages.add_lost(gap.reason, seconds))
+        if outage is not None:
+            log.error("stream %s: recording error %s (%s); retrying until it works again", sid,
+                      outage.reason, message.rstrip("."), extra={"stream_id": sid, "event":
+                      "recording_error", "reason": outage.reason})
+            self._listener.outage_started(sid, outage)
+        self._emit({"type": "recording_error", "stream_id": sid,
+                    "recording_error": change.error, "previous": change.previous,
+                    "since": outage.start if outage else None,
+                    "lost_seconds": round(gap.seconds, 3) if gap else None})
+
+    def lost_seconds(self) -> dict[str, float]:
+        """Seconds of recording lost to outages, by reason (any thread; never decreases)."""
+        outage, session = self.outages.current, self._session
+        resumable = time.time()
+        if outage is not None:
+            if session is not None and session.start_wall is not None:
+                resumable = session.start_wall  # the resumed session begins there
+            else:
+                with self._lock:
+                    entry = self.ring.first_keyframe_since(outage.start)
+                if entry is not None:
+                    resumable = entry.wall  # a session opened now would begin there
+        return self.outages.lost_seconds(resumable)
 
     # ---- consumer contract -----------------------------------------------------------------
 
@@ -405,6 +522,7 @@ class Recorder(Consumer):
             "recording": request is not None,
             "reason": request.reason if request else None,
             "recording_error": self.recording_error,
+            "lost_seconds": self.lost_seconds(),
             "segments": self.segments,
             "bytes_written": self.bytes_written,
             "preroll_seconds": round(self.ring.span, 2),

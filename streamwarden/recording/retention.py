@@ -16,7 +16,8 @@ from streamwarden.db import Database
 log = logging.getLogger("streamwarden.recording")
 
 
-def _delete(db: Database, row) -> int:
+def delete_segment(db: Database, row) -> int:
+    """Remove a segment's file, then its row (and the folders it leaves empty); 1 if done."""
     try:
         Path(row.path).unlink(missing_ok=True)
     except OSError as exc:
@@ -44,14 +45,14 @@ def enforce(db: Database, retention: float | None, max_size: int | None,
     if retention is not None:
         for row in finished:
             if (row.end_ts or row.start_ts) < now - retention:
-                deleted += _delete(db, row)
+                deleted += delete_segment(db, row)
         finished = [r for r in db.recordings(limit=10**9) if r.status != "recording"]
     if max_size is not None:
         total = db.total_bytes()
         for row in finished:  # oldest first, across streams
             if total <= max_size:
                 break
-            if _delete(db, row):
+            if delete_segment(db, row):
                 total -= row.bytes or 0
                 deleted += 1
     if deleted:

@@ -85,6 +85,10 @@ class PrerollRing:
             return None
         return best.seq - self.entries[0].seq
 
+    def first_keyframe_since(self, wall: float) -> Entry | None:
+        """The oldest keyframe that arrived at or after wall-clock time `wall`."""
+        return next((key for key in self._keys if key.wall >= wall), None)
+
     def latest_keyframe(self) -> Entry | None:
         return self._keys[-1] if self._keys else None
 

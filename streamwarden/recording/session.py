@@ -117,6 +117,10 @@ class RecordingSession:
         self.current_path: Path | None = None
         self._segment_ns = int(settings.segment_duration * Gst.SECOND)
         self._next_cut: int | None = None  # running time: a keyframe from here opens a file
+        self.locations: list[Path] = []  # every file splitmuxsink was told to write
+        self.announced: set[Path] = set()  # ...those it reported opened
+        self.closed: set[Path] = set()  # ...and those it finalised
+        self._taken: set[Path] = set()  # unfinished ones already handed to the index
         self.pipeline = self._build()
 
     def _build(self) -> Gst.Pipeline:
@@ -196,12 +200,26 @@ class RecordingSession:
         pts = buffer.pts if buffer is not None and buffer.pts != Gst.CLOCK_TIME_NONE else 0
         s = self.settings
         path = segment_path(s.base_path, s.stream_id, self.wall_of(pts), s.fmt)
+        self.locations.append(path)
         try:  # created here with its mode; filesink's fopen("wb") then keeps that mode
             make_dirs(path.parent, s.dir_mode)
             create_file(path, s.file_mode)
         except OSError as exc:  # filesink fails on it too, and the session ends with the error
             log.warning("stream %s: cannot create %s: %s", s.stream_id, path, exc.strerror)
         return str(path)
+
+    def take_unfinished(self) -> list[Path]:
+        """After a failure: files this session began but did not finalise (the cut one, one
+        it created but had not yet announced), each returned once. Until its pipeline has
+        stopped, splitmuxsink may still open another: ask again until `stopped`."""
+        paths = [p for p in self.locations if p not in self.closed and p not in self._taken]
+        self._taken.update(paths)
+        return paths
+
+    @property
+    def stopped(self) -> bool:
+        """The pipeline is down (NULL): it will not create another file."""
+        return self.pipeline.get_state(0)[1] == Gst.State.NULL
 
     # ---- control (GStreamer thread) -------------------------------------------------------
 
@@ -234,8 +252,10 @@ class RecordingSession:
                 wall = self.wall_of(running_time if ok else 0)
                 if name.endswith("opened"):
                     self.current_path = path
+                    self.announced.add(path)
                     self.callbacks.segment_opened(self, path, wall)
                 else:
+                    self.closed.add(path)
                     self.callbacks.segment_closed(self, path, wall)
         elif message.type == Gst.MessageType.EOS:
             self._dispose()
