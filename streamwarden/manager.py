@@ -19,7 +19,6 @@ from streamwarden.config.model import Config, SourceSettings, StreamConfig
 from streamwarden.consumers.base import Consumer
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
-from streamwarden.ids import redact_uri
 from streamwarden.ingest.producer import Producer
 from streamwarden.ingest.supervisor import Transition
 from streamwarden.recording.recorder import Recorder, RecorderSettings, SegmentListener
@@ -123,8 +122,9 @@ class StreamManager:
             producer.extra_health = lambda: inference.stream_health(
                 producer.id, producer.config.enable_inference)
         self._producers[stream.id] = producer
-        log.info("stream %s added: %s", stream.id, redact_uri(stream.uri),
-                 extra={"stream_id": stream.id, "uri": redact_uri(stream.uri)})
+        shown = producer.display_uri.text
+        log.info("stream %s added: %s", stream.id, shown,
+                 extra={"stream_id": stream.id, "uri": shown})
         self.emit({"type": "stream_added", "stream_id": stream.id})
         producer.start()
         if self.restream is not None and stream.restream:

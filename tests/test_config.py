@@ -11,7 +11,7 @@ import pytest
 
 from streamwarden.config.durations import parse_duration, parse_size
 from streamwarden.config.loader import ConfigError, config_warnings, load_config, parse_config
-from streamwarden.ids import redact_uri, scrub, validate_uri
+from streamwarden.uris import redact_uri, scrub, validate_uri
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "design-note.toml"

@@ -42,7 +42,6 @@ from streamwarden.api.schemas import (
 )
 from streamwarden.config.model import StreamConfig
 from streamwarden.file_sources import file_source_problem
-from streamwarden.ids import redact_uri
 from streamwarden.inference.detectors.base import ModelError
 from streamwarden.ingest.producer import Producer
 from streamwarden.manager import StreamExistsError, StreamNotFoundError
@@ -75,7 +74,7 @@ def _view(producer: Producer) -> StreamView:
     return StreamView(
         id=cfg.id,
         source=producer.source,
-        uri=redact_uri(cfg.uri),
+        uri=producer.display_uri.text,
         enable_inference=cfg.enable_inference,
         enable_recording=cfg.enable_recording,
         recording=health.recording,

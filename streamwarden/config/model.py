@@ -23,7 +23,8 @@ from pydantic import (
 
 from streamwarden.config.durations import ByteSize, Duration, format_duration
 from streamwarden.config.filemode import parse_dir_mode, parse_file_mode
-from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id, validate_uri
+from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id
+from streamwarden.uris import validate_uri
 
 StreamId = Annotated[str, AfterValidator(validate_stream_id),
                      Field(json_schema_extra={"pattern": STREAM_ID_PATTERN})]

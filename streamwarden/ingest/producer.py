@@ -24,7 +24,6 @@ from streamwarden.consumers.base import Consumer
 from streamwarden.gst.init import GLib, Gst
 from streamwarden.gst.reaper import Reaper
 from streamwarden.gst.weak import weak_method
-from streamwarden.ids import redact_uri, scrub
 from streamwarden.ingest.consumer_hub import ConsumerHub
 from streamwarden.ingest.source_bin import SourceBin
 from streamwarden.ingest.stats import MediaInfo, RateMeter, StreamCounters
@@ -35,6 +34,7 @@ from streamwarden.ingest.supervisor import (
     StreamState,
     Transition,
 )
+from streamwarden.uris import DisplayUri
 
 log = logging.getLogger("streamwarden.stream")
 
@@ -54,6 +54,8 @@ class Producer:
     ):
         self.config = config
         self.id = config.id
+        # What logs and the API show instead of the URI (it may hold credentials): once.
+        self.display_uri = DisplayUri.of(config.uri)
         self.source = "config"  # or "api": where the stream's definition lives
         # Health that other parts own (inference), merged into health(); any thread.
         self.extra_health: Callable[[], dict[str, Any]] | None = None
@@ -233,7 +235,7 @@ class Producer:
         self._emit_transitions()
 
     def _problem(self, reason: RetryReason, detail: str | None) -> None:
-        detail = scrub(detail, self.config.uri) if detail else detail
+        detail = self.display_uri.scrub(detail) if detail else detail
         self._apply(self.supervisor.on_problem(time.monotonic(), reason, detail))
         self._emit_transitions()
 
@@ -259,7 +261,7 @@ class Producer:
                 "state": transition.new.value,
                 "previous_state": transition.old.value,
                 "reason": transition.reason,
-                "uri": redact_uri(self.config.uri),
+                "uri": self.display_uri.text,
                 "retry_count": self.supervisor.retry_count,
             },
         )
@@ -297,7 +299,7 @@ class Producer:
         elif kind == Gst.MessageType.WARNING:
             warn, _debug = message.parse_warning()
             if self._owned_by_current_source(message.src):
-                log.debug("stream %s: %s", self.id, scrub(warn.message, self.config.uri))
+                log.debug("stream %s: %s", self.id, self.display_uri.scrub(warn.message))
 
     # ---- consumers -------------------------------------------------------------------------
 
