@@ -1,9 +1,9 @@
 """The set of running streams: add, remove, look up, supervise, auto-remove.
 
-The producers dict is only changed on the GStreamer thread (inside `GstLoop.run` calls), so
+The streams dict is only changed on the GStreamer thread (inside `GstLoop.run` calls), so
 adding or removing one camera never races with another's restart. The asyncio side reads
 snapshots and awaits the GStreamer thread for changes; a single 250 ms timer on the GStreamer
-thread ticks every producer's supervisor.
+thread ticks every stream's supervisor.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from streamwarden.config.model import Config, SourceSettings, StreamConfig
 from streamwarden.consumers.base import Consumer
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
-from streamwarden.ingest.producer import Producer
+from streamwarden.ingest.stream import Stream
 from streamwarden.ingest.supervisor import Transition
 from streamwarden.recording.recorder import Recorder, RecorderSettings, SegmentListener
 
@@ -48,9 +48,9 @@ class StreamManager:
         self.inference = None  # InferenceController, set by the service
         self.pixels = None  # SharedPixels, set by the service
         self.recording_path = Path(config.recording.base_path).resolve()
-        self._producers: dict[str, Producer] = {}
+        self._streams: dict[str, Stream] = {}
         self._tick_source: int | None = None
-        self._listeners: list[Callable[[Producer, Transition], None]] = []
+        self._listeners: list[Callable[[Stream, Transition], None]] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -59,135 +59,134 @@ class StreamManager:
 
     def _tick(self) -> bool:
         now = time.monotonic()
-        for producer in list(self._producers.values()):
+        for stream in list(self._streams.values()):
             try:
-                producer.tick(now)
+                stream.tick(now)
             except Exception:  # one stream's bug must not stop the others' supervision
-                log.exception("stream %s: supervision tick failed", producer.id)
+                log.exception("stream %s: supervision tick failed", stream.id)
         return True
 
     async def close(self) -> None:
         """Stop every stream: sources first, EOS to consumers, then the pipelines."""
-        producers = await self.loop.run(self._begin_close_all)
-        await self._finish(producers)
+        streams = await self.loop.run(self._begin_close_all)
+        await self._finish(streams)
         await asyncio.to_thread(self.reaper.wait_idle, 3.0)
 
-    def _begin_close_all(self) -> list[Producer]:
+    def _begin_close_all(self) -> list[Stream]:
         if self._tick_source is not None:
             GstLoop.source_remove(self._tick_source)
             self._tick_source = None
-        producers = list(self._producers.values())
-        self._producers.clear()
-        for producer in producers:
-            producer.begin_close()
-        return producers
+        streams = list(self._streams.values())
+        self._streams.clear()
+        for stream in streams:
+            stream.begin_close()
+        return streams
 
-    async def _finish(self, producers: list[Producer]) -> None:
+    async def _finish(self, streams: list[Stream]) -> None:
         """Wait (bounded by the drain deadline) for consumers to finish, then stop pipelines."""
-        while not all(await self.loop.run(lambda: [p.drained for p in producers])):
+        while not all(await self.loop.run(lambda: [p.drained for p in streams])):
             await asyncio.sleep(0.05)
-        for producer in producers:
-            await self.loop.run(producer.finish_close)
-            log.info("stream %s removed", producer.id, extra={"stream_id": producer.id})
-            self.emit({"type": "stream_removed", "stream_id": producer.id})
+        for stream in streams:
+            await self.loop.run(stream.finish_close)
+            log.info("stream %s removed", stream.id, extra={"stream_id": stream.id})
+            self.emit({"type": "stream_removed", "stream_id": stream.id})
 
     # ---- changes ---------------------------------------------------------------------------
 
-    def on_transition(self, listener: Callable[[Producer, Transition], None]) -> None:
+    def on_transition(self, listener: Callable[[Stream, Transition], None]) -> None:
         self._listeners.append(listener)
 
-    def _notify(self, producer: Producer, transition: Transition) -> None:
-        self.emit({"type": "state", "stream_id": producer.id, "state": transition.new.value,
+    def _notify(self, stream: Stream, transition: Transition) -> None:
+        self.emit({"type": "state", "stream_id": stream.id, "state": transition.new.value,
                    "previous_state": transition.old.value, "reason": transition.reason,
-                   "retry_count": producer.supervisor.retry_count})
+                   "retry_count": stream.supervisor.retry_count})
         for listener in self._listeners:
-            listener(producer, transition)
+            listener(stream, transition)
 
-    async def add(self, stream: StreamConfig, source: str = "config") -> Producer:
-        if stream.id in self._producers:
-            raise StreamExistsError(stream.id)
-        if stream.enable_inference and self.inference is not None:
+    async def add(self, config: StreamConfig, origin: str = "config") -> Stream:
+        if config.id in self._streams:
+            raise StreamExistsError(config.id)
+        if config.enable_inference and self.inference is not None:
             # Loading a model takes seconds and may fail (ModelError): before anything changes.
             await asyncio.to_thread(self.inference.ensure_started)
-        return await self.loop.run(self._add_now, stream, source)
+        return await self.loop.run(self._add_now, config, origin)
 
-    def _add_now(self, stream: StreamConfig, source: str = "config") -> Producer:
-        if stream.id in self._producers:
-            raise StreamExistsError(stream.id)
-        settings = stream.settings(self.config.stream_defaults)
-        producer = Producer(stream, settings, self.reaper, self._notify)
-        producer.source = source
+    def _add_now(self, config: StreamConfig, origin: str = "config") -> Stream:
+        if config.id in self._streams:
+            raise StreamExistsError(config.id)
+        settings = config.settings(self.config.stream_defaults)
+        stream = Stream(config, settings, self.reaper, origin, self._notify)
         if self.inference is not None:
             inference = self.inference
-            producer.extra_health = lambda: inference.stream_health(
-                producer.id, producer.config.enable_inference)
-        self._producers[stream.id] = producer
-        shown = producer.display_uri.text
-        log.info("stream %s added: %s", stream.id, shown,
-                 extra={"stream_id": stream.id, "uri": shown})
-        self.emit({"type": "stream_added", "stream_id": stream.id})
-        producer.start()
-        if self.restream is not None and stream.restream:
-            self.restream.mount(stream.id)
-        if stream.enable_recording or settings.buffer_duration > 0:
-            recorder = self._recorder_for(producer)
-            if stream.enable_recording:
+            stream.extra_health = lambda: inference.stream_health(
+                stream.id, stream.config.enable_inference)
+        self._streams[config.id] = stream
+        shown = stream.display_uri.text
+        log.info("stream %s added: %s", config.id, shown,
+                 extra={"stream_id": config.id, "uri": shown})
+        self.emit({"type": "stream_added", "stream_id": config.id})
+        stream.start()
+        if self.restream is not None and config.restream:
+            self.restream.mount(config.id)
+        if config.enable_recording or settings.buffer_duration > 0:
+            recorder = self._recorder_for(stream)
+            if config.enable_recording:
                 recorder.start("continuous")
-        if stream.enable_inference and self.inference is not None:
-            self.inference.attach(producer)
-        return producer
+        if config.enable_inference and self.inference is not None:
+            self.inference.attach(stream)
+        return stream
 
-    def recorder_for(self, producer: Producer) -> Recorder:
+    def recorder_for(self, stream: Stream) -> Recorder:
         """The stream's recorder (GStreamer thread); event recordings start through it."""
-        return self._recorder_for(producer)
+        return self._recorder_for(stream)
 
-    def _recorder_for(self, producer: Producer) -> Recorder:
+    def _recorder_for(self, stream: Stream) -> Recorder:
         """The stream's recorder, attached on first need (always, with a pre-event buffer)."""
-        recorder = producer.consumer("recorder")
-        if isinstance(recorder, Recorder):
+        recorder = stream.consumer(Recorder)
+        if recorder is not None:
             return recorder
         rec = self.config.recording
-        settings: SourceSettings = producer.settings
+        settings: SourceSettings = stream.settings
         recorder = Recorder(
-            producer.id,
+            stream.id,
             RecorderSettings(self.recording_path, rec.format, rec.segment_duration,
                              rec.fragment_duration, settings.buffer_duration, rec.min_free,
                              rec.file_mode, rec.dir_mode),
             self.reaper, self.segments, on_event=self.emit,
         )
-        producer.attach(recorder)
+        stream.attach(recorder)
         return recorder
 
-    async def update(self, stream_id: str, changes: dict) -> Producer:
+    async def update(self, stream_id: str, changes: dict) -> Stream:
         """Apply a PATCH: recording toggles in place; a new URI or source settings restart."""
-        producer = self.get(stream_id)
-        merged = StreamConfig.model_validate({**producer.config.model_dump(), **changes})
+        stream = self.get(stream_id)
+        merged = StreamConfig.model_validate({**stream.config.model_dump(), **changes})
         restart_keys = set(SourceSettings.model_fields) | {"uri"}
-        if any(getattr(merged, k, None) != getattr(producer.config, k, None)
+        if any(getattr(merged, k, None) != getattr(stream.config, k, None)
                for k in restart_keys):
             await self.remove(stream_id)
-            return await self.add(merged, producer.source)
+            return await self.add(merged, stream.origin)
 
-        if (merged.enable_inference and not producer.config.enable_inference
+        if (merged.enable_inference and not stream.config.enable_inference
                 and self.inference is not None):
             await asyncio.to_thread(self.inference.ensure_started)
 
-        def in_place() -> Producer:
-            was_recording = producer.config.enable_recording
-            was_inferring = producer.config.enable_inference
-            producer.config = merged
+        def in_place() -> Stream:
+            was_recording = stream.config.enable_recording
+            was_inferring = stream.config.enable_inference
+            stream.config = merged
             if self.inference is not None and merged.enable_inference != was_inferring:
                 if merged.enable_inference:
-                    self.inference.attach(producer)
+                    self.inference.attach(stream)
                 else:
-                    self.inference.detach(producer)
+                    self.inference.detach(stream)
             if merged.enable_recording and not was_recording:
-                self._recorder_for(producer).start("continuous")
+                self._recorder_for(stream).start("continuous")
             elif was_recording and not merged.enable_recording:
-                recorder = producer.consumer("recorder")
-                if isinstance(recorder, Recorder):
+                recorder = stream.consumer(Recorder)
+                if recorder is not None:
                     recorder.stop()
-            return producer
+            return stream
 
         return await self.loop.run(in_place)
 
@@ -204,8 +203,8 @@ class StreamManager:
 
     async def record_stop(self, stream_id: str) -> Recorder | None:
         def stop() -> Recorder | None:
-            recorder = self.get(stream_id).consumer("recorder")
-            if isinstance(recorder, Recorder):
+            recorder = self.get(stream_id).consumer(Recorder)
+            if recorder is not None:
                 recorder.stop()
                 return recorder
             return None
@@ -213,41 +212,41 @@ class StreamManager:
         return await self.loop.run(stop)
 
     async def remove(self, stream_id: str) -> None:
-        if stream_id not in self._producers:
+        if stream_id not in self._streams:
             raise StreamNotFoundError(stream_id)
-        producer = await self.loop.run(self._begin_remove, stream_id)
-        await self._finish([producer])
+        stream = await self.loop.run(self._begin_remove, stream_id)
+        await self._finish([stream])
 
-    def _begin_remove(self, stream_id: str) -> Producer:
-        producer = self._producers.pop(stream_id, None)
-        if producer is None:
+    def _begin_remove(self, stream_id: str) -> Stream:
+        stream = self._streams.pop(stream_id, None)
+        if stream is None:
             raise StreamNotFoundError(stream_id)
         if self.restream is not None:
             self.restream.unmount(stream_id)
-        producer.begin_close()
+        stream.begin_close()
         if self.inference is not None:
             self.inference.forget(stream_id)
         if self.pixels is not None:
             self.pixels.forget(stream_id)
-        return producer
+        return stream
 
     def attach(self, stream_id: str, consumer: Consumer) -> None:
         """Attach a consumer to a running stream (from a plain thread)."""
         self.loop.call(lambda: self.get(stream_id).attach(consumer))
 
-    def detach(self, stream_id: str, name: str) -> None:
-        self.loop.call(lambda: self.get(stream_id).detach(name))
+    def detach(self, stream_id: str, consumer: Consumer) -> None:
+        self.loop.call(lambda: self.get(stream_id).detach(consumer))
 
     # ---- reads -----------------------------------------------------------------------------
 
-    def get(self, stream_id: str) -> Producer:
-        producer = self._producers.get(stream_id)
-        if producer is None:
+    def get(self, stream_id: str) -> Stream:
+        stream = self._streams.get(stream_id)
+        if stream is None:
             raise StreamNotFoundError(stream_id)
-        return producer
+        return stream
 
-    def all(self) -> list[Producer]:
-        return list(self._producers.values())
+    def all(self) -> list[Stream]:
+        return list(self._streams.values())
 
     # ---- health supervision (asyncio) ------------------------------------------------------
 
@@ -259,13 +258,13 @@ class StreamManager:
             if not app.auto_remove_unhealthy:
                 continue
             now = time.monotonic()
-            for producer in self.all():
-                unhealthy = producer.supervisor.unhealthy_for(now)
+            for stream in self.all():
+                unhealthy = stream.supervisor.unhealthy_for(now)
                 if unhealthy >= app.removal_threshold:
                     log.warning(
                         "stream %s auto-removed: unhealthy for %.0fs (removal_threshold %gs)",
-                        producer.id, unhealthy, app.removal_threshold,
-                        extra={"stream_id": producer.id, "reason": "auto_remove_unhealthy"},
+                        stream.id, unhealthy, app.removal_threshold,
+                        extra={"stream_id": stream.id, "reason": "auto_remove_unhealthy"},
                     )
                     with contextlib.suppress(StreamNotFoundError):
-                        await self.remove(producer.id)
+                        await self.remove(stream.id)

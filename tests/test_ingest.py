@@ -242,7 +242,7 @@ def test_consumers_get_eos_before_removal_and_shutdown(camera_factory, service_f
 
     assert client.delete("/streams/a").status_code == 204
     assert on_a.eos_received  # drained before DELETE answered
-    svc.manager.detach("b", "plain")  # a consumer that needs no EOS is cut off at once
+    svc.manager.detach("b", plain)  # a consumer that needs no EOS is cut off at once
     assert not plain.eos_received
     svc.stop()  # SIGTERM path: EOS to every consumer before the pipelines stop
     assert on_b.eos_received

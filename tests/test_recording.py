@@ -15,6 +15,7 @@ from streamwarden.config.model import (
     SourceSettings,
     StreamConfig,
 )
+from streamwarden.recording.recorder import Recorder
 from streamwarden.recording.session import SPLIT_TOLERANCE_NS
 from tests.conftest import state_of, wait_for
 from tests.media import GOP, decodes_cleanly, discoverer_duration, ffprobe, recorded_files
@@ -186,7 +187,7 @@ def test_disk_full_then_recovery(camera_factory, service_factory, tmp_path):
     client = svc.client()
     wait_streaming(client, "a")
     wait_for(lambda: recorded_files(tmp_path / "rec", "a"), 10, message="first segment")
-    recorder = svc.manager.get("a").consumer("recorder")
+    recorder = svc.manager.get("a").consumer(Recorder)
     # a free-space floor above what the disk has: new segments are refused
     recorder.settings.min_free = 10**18
     assert client.delete("/streams/a/record").status_code == 200

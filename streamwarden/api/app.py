@@ -43,7 +43,7 @@ from streamwarden.api.schemas import (
 from streamwarden.config.model import StreamConfig
 from streamwarden.file_sources import file_source_problem
 from streamwarden.inference.detectors.base import ModelError
-from streamwarden.ingest.producer import Producer
+from streamwarden.ingest.stream import Stream
 from streamwarden.manager import StreamExistsError, StreamNotFoundError
 from streamwarden.pixels.draw import render_jpeg
 from streamwarden.pixels.snapshot import SnapshotCache, SnapshotError
@@ -68,12 +68,12 @@ def _check_file_source(uri: str, allowed_dirs: list[str]) -> None:
         raise ApiError(403, "file_source_not_allowed", problem)
 
 
-def _view(producer: Producer) -> StreamView:
+def _view(producer: Stream) -> StreamView:
     cfg = producer.config
     health = HealthEntry(**producer.health())
     return StreamView(
         id=cfg.id,
-        source=producer.source,
+        source=producer.origin,
         uri=producer.display_uri.text,
         enable_inference=cfg.enable_inference,
         enable_recording=cfg.enable_recording,
@@ -133,7 +133,7 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
         _check_file_source(stream.uri, api_config.allowed_file_dirs)
         try:
-            await manager.add(stream, source="api")
+            await manager.add(stream, origin="api")
         except StreamExistsError:
             raise ApiError(409, "duplicate_id", f"a stream with id {stream.id!r} exists") from None
         except ModelError as exc:
@@ -162,7 +162,7 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
         except ModelError as exc:
             raise ApiError(422, "inference_unavailable", str(exc)) from None
-        if producer.source == "api":
+        if producer.origin == "api":
             await service.db.run(service.stored.save, stream_id,
                                  producer.config.model_dump_json())
         return _view(producer)
@@ -202,8 +202,8 @@ def create_app(service: Service) -> FastAPI:
         if newest is not None:  # the shared decoder runs: newest frame, boxes drawn
             return Response(await asyncio.to_thread(render_jpeg, *newest, width),
                             media_type="image/jpeg", headers={"Cache-Control": "no-store"})
-        recorder = producer.consumer("recorder")
-        keyframe = recorder.latest_keyframe() if isinstance(recorder, Recorder) else None
+        recorder = producer.consumer(Recorder)
+        keyframe = recorder.latest_keyframe() if recorder is not None else None
         try:
             jpeg = await asyncio.to_thread(snapshots.get, stream_id, keyframe, width)
         except SnapshotError as exc:

@@ -26,7 +26,7 @@ from streamwarden.pixels.decoder import PixelConsumer, slot_capacity
 from streamwarden.pixels.shared import SharedPixels
 
 if TYPE_CHECKING:
-    from streamwarden.ingest.producer import Producer
+    from streamwarden.ingest.stream import Stream
     from streamwarden.manager import StreamManager
 
 log = logging.getLogger("streamwarden.inference")
@@ -73,19 +73,19 @@ class InferenceController:
 
     # ---- streams (GStreamer thread) --------------------------------------------------------
 
-    def attach(self, producer: Producer) -> None:
-        slot = self.runner.open_stream(producer.id, slot_capacity(self.pixels.width))
-        consumer = self.pixels.acquire(producer, "inference", self.section.fps)
+    def attach(self, stream: Stream) -> None:
+        slot = self.runner.open_stream(stream.id, slot_capacity(self.pixels.width))
+        consumer = self.pixels.acquire(stream, "inference", self.section.fps)
         consumer.feed(slot, self.runner.frame_written, self.section.fps)
 
-    def detach(self, producer: Producer) -> None:
-        consumer = producer.consumer("pixels")
-        if isinstance(consumer, PixelConsumer):
+    def detach(self, stream: Stream) -> None:
+        consumer = stream.consumer(PixelConsumer)
+        if consumer is not None:
             consumer.feed(None, None)
-        self.pixels.release(producer, "inference")
-        self.runner.close_stream(producer.id)
+        self.pixels.release(stream, "inference")
+        self.runner.close_stream(stream.id)
         # Open events stay open: turned back on within `event_gap`, the same event goes on.
-        self.events.clear_latest(producer.id)
+        self.events.clear_latest(stream.id)
 
     def forget(self, stream_id: str) -> None:
         self.runner.close_stream(stream_id)
@@ -102,12 +102,12 @@ class InferenceController:
 
         def start() -> None:
             try:
-                producer = self.manager.get(stream_id)
+                stream = self.manager.get(stream_id)
             except Exception:
                 return  # removed meanwhile
             pre_roll = (section.pre_roll if section.pre_roll is not None
-                        else producer.settings.buffer_duration)
-            self.manager.recorder_for(producer).start("event", pre_roll, None,
+                        else stream.settings.buffer_duration)
+            self.manager.recorder_for(stream).start("event", pre_roll, None,
                                                       section.post_roll)
 
         self.manager.loop.submit(start)
@@ -119,10 +119,9 @@ class InferenceController:
 
     def _pixels(self, stream_id: str) -> PixelConsumer | None:
         try:
-            consumer = self.manager.get(stream_id).consumer("pixels")
+            return self.manager.get(stream_id).consumer(PixelConsumer)
         except Exception:
             return None
-        return consumer if isinstance(consumer, PixelConsumer) else None
 
     # ---- reads (any thread) ----------------------------------------------------------------
 

@@ -72,12 +72,12 @@ class LiveHub:
         UnsupportedCodecError."""
         self._loop = asyncio.get_running_loop()
         async with self._lock:
-            producer = self.manager.get(stream_id)
-            codec = producer.media.video_codec
+            stream = self.manager.get(stream_id)
+            codec = stream.media.video_codec
             if codec is not None and codec != "h264":
                 raise UnsupportedCodecError(codec)
             watched = self._watched.get(stream_id)
-            if watched is not None and producer.consumer("live") is not watched.mux:
+            if watched is not None and stream.consumer(LiveMux) is not watched.mux:
                 self._forget(stream_id)  # the stream was removed (and maybe re-added)
                 watched = None
             if watched is None:
@@ -113,11 +113,10 @@ class LiveHub:
 
             def detach() -> None:
                 try:
-                    producer = self.manager.get(stream_id)
+                    stream = self.manager.get(stream_id)
                 except Exception:  # the stream was removed meanwhile: its consumers went too
                     return
-                if producer.consumer("live") is watched.mux:
-                    producer.detach("live", eos=False)
+                stream.detach(watched.mux, eos=False)
 
             await self.manager.loop.run(detach)
             log.info("live view of %s stopped", stream_id, extra={"stream_id": stream_id})
@@ -135,10 +134,10 @@ class LiveHub:
         if watched is None:
             return
         try:
-            producer = self.manager.get(stream_id)
+            stream = self.manager.get(stream_id)
         except Exception:
-            producer = None
-        if producer is not None and producer.consumer("live") is watched.mux:
+            stream = None
+        if stream is not None and stream.consumer(LiveMux) is watched.mux:
             if watched.mux.unsupported:
                 for viewer in list(watched.viewers):
                     if not viewer.dropped:

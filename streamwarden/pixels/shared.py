@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from streamwarden.pixels.decoder import PixelConsumer
 
 if TYPE_CHECKING:
-    from streamwarden.ingest.producer import Producer
+    from streamwarden.ingest.stream import Stream
 
 
 class SharedPixels:
@@ -22,29 +22,29 @@ class SharedPixels:
         self.width = width
         self._claims: dict[str, dict[str, float]] = {}
 
-    def acquire(self, producer: Producer, user: str, fps: float) -> PixelConsumer:
-        claims = self._claims.setdefault(producer.id, {})
+    def acquire(self, stream: Stream, user: str, fps: float) -> PixelConsumer:
+        claims = self._claims.setdefault(stream.id, {})
         claims[user] = fps
-        consumer = producer.consumer("pixels")
-        if not isinstance(consumer, PixelConsumer):
-            counters = producer.counters
-            consumer = PixelConsumer(producer.id, max(claims.values()), self.width, None,
+        consumer = stream.consumer(PixelConsumer)
+        if consumer is None:
+            counters = stream.counters
+            consumer = PixelConsumer(stream.id, max(claims.values()), self.width, None,
                                      camera_counters=lambda: (counters.frames,
                                                               counters.keyframes))
-            producer.attach(consumer)
+            stream.attach(consumer)
         else:
             consumer.set_fps(max(claims.values()))
         return consumer
 
-    def release(self, producer: Producer, user: str) -> None:
-        claims = self._claims.get(producer.id, {})
+    def release(self, stream: Stream, user: str) -> None:
+        claims = self._claims.get(stream.id, {})
         claims.pop(user, None)
-        consumer = producer.consumer("pixels")
+        consumer = stream.consumer(PixelConsumer)
         if not claims:
-            self._claims.pop(producer.id, None)
+            self._claims.pop(stream.id, None)
             if consumer is not None:
-                producer.detach("pixels")
-        elif isinstance(consumer, PixelConsumer):
+                stream.detach(consumer)
+        elif consumer is not None:
             consumer.set_fps(max(claims.values()))
 
     def forget(self, stream_id: str) -> None:

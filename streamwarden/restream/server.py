@@ -109,10 +109,10 @@ class RestreamServer:
 
     def caps_of(self, stream_id: str) -> tuple[Gst.Caps | None, Gst.Caps | None]:
         def read() -> tuple[Gst.Caps | None, Gst.Caps | None]:
-            producer = self.manager.get(stream_id)
+            stream = self.manager.get(stream_id)
             caps = []
             for kind in ("video", "audio"):
-                tee = producer.tees.get(kind)
+                tee = stream.tees.get(kind)
                 caps.append(tee.get_static_pad("sink").get_current_caps() if tee else None)
             return caps[0], caps[1]
 
@@ -123,13 +123,13 @@ class RestreamServer:
 
     def attach(self, stream_id: str, target: RelayTarget) -> None:
         def add() -> None:
-            producer = self.manager.get(stream_id)
-            relay = producer.consumer("restream")
-            if not isinstance(relay, RelayConsumer):
+            stream = self.manager.get(stream_id)
+            relay = stream.consumer(RelayConsumer)
+            if relay is None:
                 relay = RelayConsumer(stream_id, self.config.fallback)
-                tee = producer.tees.get("video")
+                tee = stream.tees.get("video")
                 relay.seed_caps(tee.get_static_pad("sink").get_current_caps() if tee else None)
-                producer.attach(relay)
+                stream.attach(relay)
             relay.add_target(target)
 
         try:
@@ -140,11 +140,11 @@ class RestreamServer:
     def detach(self, stream_id: str, target: RelayTarget) -> None:
         def remove() -> None:
             try:
-                producer = self.manager.get(stream_id)
+                stream = self.manager.get(stream_id)
             except Exception:
                 return
-            relay = producer.consumer("restream")
-            if isinstance(relay, RelayConsumer) and relay.remove_target(target) == 0:
-                producer.detach("restream", eos=False)
+            relay = stream.consumer(RelayConsumer)
+            if relay is not None and relay.remove_target(target) == 0:
+                stream.detach(relay, eos=False)
 
         self.loop.submit(remove)

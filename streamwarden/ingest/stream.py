@@ -1,4 +1,4 @@
-"""The producer: one pipeline per camera, ending in a tee per media kind.
+"""A stream: one camera's pipeline, ending in a tee per media kind.
 
     [ SourceBin (rebuilt per attempt) ] --video--> tee_video --> consumer bins ...
                                         --audio--> tee_audio --> consumer bins ...
@@ -24,7 +24,7 @@ from streamwarden.consumers.base import Consumer
 from streamwarden.gst.init import GLib, Gst
 from streamwarden.gst.reaper import Reaper
 from streamwarden.gst.weak import weak_method
-from streamwarden.ingest.consumer_hub import ConsumerHub
+from streamwarden.ingest.outputs import C, Outputs
 from streamwarden.ingest.source_bin import SourceBin
 from streamwarden.ingest.stats import MediaInfo, RateMeter, StreamCounters
 from streamwarden.ingest.supervisor import (
@@ -34,6 +34,8 @@ from streamwarden.ingest.supervisor import (
     StreamState,
     Transition,
 )
+from streamwarden.live.mux import LiveMux
+from streamwarden.recording.recorder import Recorder
 from streamwarden.uris import DisplayUri
 
 log = logging.getLogger("streamwarden.stream")
@@ -42,21 +44,28 @@ _DROP = Gst.PadProbeReturn.DROP
 _OK = Gst.PadProbeReturn.OK
 
 
-class Producer:
-    """Owns one camera's pipeline, its source attempts, its tees and attached consumers."""
+class Stream:
+    """Owns one camera's pipeline, its source attempts, its tees and attached consumers.
+
+    What the API calls a stream. It owns its pipeline and its own numbers (counters, rates,
+    media, supervisor state) and nothing else: features (recording, restream, live view,
+    inference) attach consumers to it, and the API assembles health from its numbers and
+    the features' contributions (`api/views.py`).
+    """
 
     def __init__(
         self,
         config: StreamConfig,
         settings: SourceSettings,
         reaper: Reaper,
-        on_transition: Callable[[Producer, Transition], None] | None = None,
+        origin: str = "config",
+        on_transition: Callable[[Stream, Transition], None] | None = None,
     ):
         self.config = config
         self.id = config.id
         # What logs and the API show instead of the URI (it may hold credentials): once.
         self.display_uri = DisplayUri.of(config.uri)
-        self.source = "config"  # or "api": where the stream's definition lives
+        self.origin = origin  # "config" or "api": where the stream's definition lives
         # Health that other parts own (inference), merged into health(); any thread.
         self.extra_health: Callable[[], dict[str, Any]] | None = None
         self.settings = settings
@@ -78,7 +87,7 @@ class Producer:
         self._seen_frame_ns = 0
         self._closing = False
         self.pipeline = Gst.Pipeline.new(f"stream-{self.id}")
-        self.hub = ConsumerHub(self.id, self.pipeline, reaper)
+        self.outputs = Outputs(self.id, self.pipeline, reaper)
         self._bus = self.pipeline.get_bus()
         self._bus.add_signal_watch()
         self._bus_handler = self._bus.connect("message", weak_method(self._on_message))
@@ -87,10 +96,10 @@ class Producer:
 
     @property
     def tees(self) -> dict[str, Gst.Element]:
-        return self.hub.tees
+        return self.outputs.tees
 
     def start(self) -> None:
-        self.hub.tee("video")
+        self.outputs.tee("video")
         self.pipeline.set_state(Gst.State.PLAYING)
         self._log_transition(Transition(StreamState.STARTING, StreamState.STARTING, "added"))
         self._start_attempt()
@@ -101,19 +110,19 @@ class Producer:
         self._teardown_source()
         self.supervisor.stop()
         self._emit_transitions()
-        self.hub.detach_all(eos=True)
+        self.outputs.detach_all(eos=True)
 
     @property
     def drained(self) -> bool:
-        self.hub.check_drain_deadlines(time.monotonic())
-        return self.hub.drained
+        self.outputs.check_drain_deadlines(time.monotonic())
+        return self.outputs.drained
 
     def finish_close(self) -> None:
         """After the consumers drained (or their deadline passed): stop the pipeline."""
         self._bus.disconnect(self._bus_handler)
         self._bus.remove_signal_watch()
         self.pipeline.set_state(Gst.State.NULL)
-        self.hub.tees.clear()
+        self.outputs.tees.clear()
 
     # ---- source attempts -------------------------------------------------------------------
 
@@ -164,7 +173,7 @@ class Producer:
     def _link_output(self, generation: int, kind: str, pad: Gst.Pad, block_id: int) -> bool:
         if generation != self._generation:
             return False  # the attempt is gone; its teardown released the pad
-        tee = self.hub.tee(kind)
+        tee = self.outputs.tee(kind)
         sink = tee.get_static_pad("sink")
         if sink.is_linked():
             sink.get_peer().unlink(sink)
@@ -228,7 +237,7 @@ class Producer:
         if self._eos_generation == self._generation:
             self._eos_generation = -1
             self._problem(RetryReason.EOS, "end of stream")
-        self.hub.tick(now)
+        self.outputs.tick(now)
         action = self.supervisor.tick(now)
         self._apply(action)
         self.rates.sample(now, self.counters)
@@ -284,15 +293,15 @@ class Producer:
             reason = (debug or "").strip().splitlines()[-1:] if debug else []
             if reason and reason[0] not in text and "): " not in reason[0]:
                 text = f"{text} ({reason[0]})"
-            consumer = self.hub.owner_of(message.src)
+            consumer = self.outputs.owner_of(message.src)
             if consumer is not None:
-                log.error("stream %s: consumer %s failed: %s", self.id, consumer, err.message,
-                          extra={"stream_id": self.id, "consumer": consumer})
+                log.error("stream %s: consumer %s failed: %s", self.id, consumer.name,
+                          err.message, extra={"stream_id": self.id, "consumer": consumer.name})
                 self.detach(consumer, eos=False)
             elif self._owned_by_current_source(message.src) or message.src is self.pipeline:
                 self._problem(RetryReason.ERROR, text)
         elif kind == Gst.MessageType.ELEMENT:
-            self.hub.handle_forwarded(message)
+            self.outputs.handle_forwarded(message)
         elif kind == Gst.MessageType.BUFFERING:
             if self._owned_by_current_source(message.src):
                 self.buffering_percent = message.parse_buffering()
@@ -304,13 +313,15 @@ class Producer:
     # ---- consumers -------------------------------------------------------------------------
 
     def attach(self, consumer: Consumer) -> None:
-        self.hub.attach(consumer)
+        self.outputs.attach(consumer)
 
-    def detach(self, name: str, eos: bool = True) -> bool:
-        return self.hub.detach(name, eos)
+    def detach(self, consumer: Consumer, eos: bool = True) -> bool:
+        """Detach `consumer` if it is attached (False otherwise); EOS first if it writes."""
+        return self.outputs.detach(consumer, eos)
 
-    def consumer(self, name: str) -> Consumer | None:
-        return self.hub.consumer(name)
+    def consumer(self, kind: type[C]) -> C | None:
+        """The attached consumer of class `kind`, e.g. `stream.consumer(Recorder)`; any thread."""
+        return self.outputs.find(kind)
 
     # ---- read-only views (any thread) ------------------------------------------------------
 
@@ -338,11 +349,11 @@ class Producer:
         }
 
     def _live_viewers(self) -> int:
-        live = self.hub.consumer("live")
+        live = self.outputs.find(LiveMux)
         return int(live.stats().get("viewers", 0)) if live is not None else 0
 
     def _recording_health(self) -> dict[str, Any]:
-        recorder = self.hub.consumer("recorder")
+        recorder = self.outputs.find(Recorder)
         stats = recorder.stats() if recorder is not None else {}
         return {"recording": bool(stats.get("recording")),
                 "recording_error": stats.get("recording_error")}
@@ -359,5 +370,5 @@ class Producer:
             "height": self.media.height,
             "framerate": self.media.framerate,
             "audio_codec": self.media.audio_codec,
-            "consumers": [consumer.stats() for consumer in self.hub.consumers()],
+            "consumers": [consumer.stats() for consumer in self.outputs.consumers()],
         }

@@ -1,10 +1,14 @@
-"""The producer's output side: a tee per media kind and the consumers hanging off it.
+"""A stream's outputs: a tee per media kind and the consumers hanging off it.
 
 Consumers come and go while the camera streams. Attaching requests a tee pad and links it;
 detaching releases the pad at once (the tee never waits for a leaving consumer) and, for a
 consumer that writes files, sends it EOS and keeps its bin until its sinks have finished
 (their EOS arrives on the bus via `message-forward`) or a deadline passes, so a recording
-that ends is a complete, playable file. Runs on the GStreamer thread only.
+that ends is a complete, playable file.
+
+Changes run on the GStreamer thread only. The lookups (`find`, `consumers`) may be called
+from any thread: they copy the attachments first (one step under the GIL), so a consumer
+attached or detached meanwhile is either seen whole or not at all.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from streamwarden.consumers.base import Consumer
 from streamwarden.gst.init import Gst
@@ -20,6 +25,7 @@ from streamwarden.gst.reaper import Reaper
 log = logging.getLogger("streamwarden.stream")
 
 DRAIN_DEADLINE_S = 3.0
+C = TypeVar("C", bound=Consumer)
 
 
 @dataclass
@@ -34,7 +40,9 @@ class _Draining:
     deadline: float
 
 
-class ConsumerHub:
+class Outputs:
+    """The tees of one stream's pipeline and the consumers attached to them."""
+
     def __init__(self, stream_id: str, pipeline: Gst.Pipeline, reaper: Reaper):
         self.stream_id = stream_id
         self.pipeline = pipeline
@@ -83,12 +91,14 @@ class ConsumerHub:
         tee_pad.link(sink)
         attachment.tee_pads[kind] = tee_pad
 
-    def detach(self, name: str, eos: bool = True) -> bool:
-        """Cut the consumer off the tees; drain it first if it writes files. False if unknown."""
-        attachment = self._attached.pop(name, None)
-        if attachment is None:
+    def detach(self, consumer: Consumer, eos: bool = True) -> bool:
+        """Cut `consumer` off the tees; drain it first if it writes files. False if it is not
+        attached (never was, already detached, or another consumer took its name since)."""
+        name = consumer.name
+        attachment = self._attached.get(name)
+        if attachment is None or attachment.consumer is not consumer:
             return False
-        consumer = attachment.consumer
+        del self._attached[name]
         sinks = []
         for kind, tee_pad in attachment.tee_pads.items():
             peer = tee_pad.get_peer()
@@ -106,8 +116,8 @@ class ConsumerHub:
         return True
 
     def detach_all(self, eos: bool = True) -> None:
-        for name in list(self._attached):
-            self.detach(name, eos)
+        for attachment in list(self._attached.values()):
+            self.detach(attachment.consumer, eos)
 
     def _dispose(self, consumer: Consumer) -> None:
         if consumer.bin is not None and consumer.bin.get_parent() is self.pipeline:
@@ -138,10 +148,10 @@ class ConsumerHub:
 
     # ---- bus -------------------------------------------------------------------------------
 
-    def owner_of(self, element: Gst.Object | None) -> str | None:
-        """Name of the consumer (attached or draining) whose bin contains `element`."""
-        bins = {id(a.consumer.bin): n for n, a in self._attached.items()}
-        bins.update({id(d.consumer.bin): n for n, d in self._draining.items()})
+    def owner_of(self, element: Gst.Object | None) -> Consumer | None:
+        """The consumer (attached or draining) whose bin contains `element`."""
+        bins = {id(a.consumer.bin): a.consumer for a in self._attached.values()}
+        bins.update({id(d.consumer.bin): d.consumer for d in self._draining.values()})
         while element is not None:
             if id(element) in bins:
                 return bins[id(element)]
@@ -154,21 +164,26 @@ class ConsumerHub:
         if structure is None or structure.get_name() != "GstBinForwarded":
             return
         inner = structure.get_value("message")
-        name = self.owner_of(message.src)
-        if inner is None or name is None:
-            return
-        draining = self._draining.get(name)
-        consumer = draining.consumer if draining else self.consumer(name)
-        if consumer is None:
+        consumer = self.owner_of(message.src)
+        if inner is None or consumer is None:
             return
         consumer.on_forwarded(inner)
-        if draining is not None and consumer.drained:
-            del self._draining[name]
+        draining = self._draining.get(consumer.name)
+        if draining is not None and draining.consumer is consumer and consumer.drained:
+            del self._draining[consumer.name]
             self._dispose(consumer)
 
-    def consumer(self, name: str) -> Consumer | None:
-        attachment = self._attached.get(name)
-        return attachment.consumer if attachment else None
+    # ---- lookups (any thread) --------------------------------------------------------------
+
+    def find(self, kind: type[C]) -> C | None:
+        """The attached consumer of class `kind` (recorder, relay, live mux, decoder), if any.
+
+        Typed, so callers get a `Recorder | None` and need no name string and no isinstance
+        check. Each of those classes is attached at most once per stream."""
+        for attachment in list(self._attached.values()):
+            if isinstance(attachment.consumer, kind):
+                return attachment.consumer
+        return None
 
     def consumers(self) -> list[Consumer]:
         return [a.consumer for a in list(self._attached.values())]
