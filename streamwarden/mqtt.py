@@ -1,4 +1,5 @@
-"""Events to an MQTT broker: `<prefix>/<stream>/state|recording|detection`, plus availability.
+"""Notifications to an MQTT broker: `<prefix>/<stream>/state|recording|detection`, plus
+availability.
 
 paho's network thread owns the connection and reconnects on its own (1 s doubling to 30 s);
 the service only ever calls the non-blocking `publish`. While the broker is away, messages
@@ -64,14 +65,14 @@ class MqttBridge:
             log.warning("MQTT connection lost (%s); reconnecting", reason_code)
         self.connected = False
 
-    def handle(self, event: dict[str, Any]) -> None:
-        """Called for every service event (asyncio thread); never blocks."""
-        kind = _TOPICS.get(event.get("type", ""))
-        stream_id = event.get("stream_id")
+    def handle(self, message: dict[str, Any]) -> None:
+        """Called for every notification (asyncio thread, a `Notifier` listener); never blocks."""
+        kind = _TOPICS.get(message.get("type", ""))
+        stream_id = message.get("stream_id")
         if kind is None or not stream_id:
             return
-        retain = kind in ("state", "recording") and event["type"] != "segment_closed"
-        info = self.client.publish(f"{self.prefix}/{stream_id}/{kind}", json.dumps(event),
+        retain = kind in ("state", "recording") and message["type"] != "segment_closed"
+        info = self.client.publish(f"{self.prefix}/{stream_id}/{kind}", json.dumps(message),
                                    qos=1, retain=retain)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             self.dropped += 1

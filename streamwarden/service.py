@@ -24,14 +24,14 @@ from streamwarden.api.clients import OpenClients
 from streamwarden.config.model import Config, StreamConfig
 from streamwarden.consumers.frame_counter import FrameCounter
 from streamwarden.db import Database
-from streamwarden.events import EventHub
 from streamwarden.file_sources import file_source_problem
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
 from streamwarden.inference.controller import InferenceController
-from streamwarden.live.hub import LiveHub
+from streamwarden.live.viewers import LiveViewers
 from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
+from streamwarden.notify import Notifier
 from streamwarden.pixels.shared import SharedPixels
 from streamwarden.recording.gaps import GapStore
 from streamwarden.recording.index import RecordingIndex
@@ -114,12 +114,12 @@ class Service:
             raise
         self.loop = GstLoop()
         self.reaper = Reaper()
-        self.events = EventHub()
+        self.notifier = Notifier()
         self.gaps = GapStore(self.db)
         self.index = RecordingIndex(self.db, on_change=self._enforce_storage_limits,
-                                    emit=self.events.publish_threadsafe, gaps=self.gaps)
+                                    emit=self.notifier.publish_threadsafe, gaps=self.gaps)
         self.manager = StreamManager(config, self.loop, self.reaper, self.index)
-        self.manager.emit = self.events.publish_threadsafe
+        self.manager.emit = self.notifier.publish_threadsafe
         self.mqtt = MqttBridge(config.mqtt) if config.mqtt else None
         self.restream = (RestreamServer(config.restream, self.manager, self.loop)
                          if config.restream.enabled else None)
@@ -127,17 +127,17 @@ class Service:
         self.pixels = SharedPixels(config.inference.frame_width)
         self.manager.pixels = self.pixels
         self.inference = InferenceController(config, self.db, self.manager,
-                                             self.events.publish_threadsafe, self.pixels)
+                                             self.notifier.publish_threadsafe, self.pixels)
         self.manager.inference = self.inference
-        self.live = LiveHub(self.manager)
+        self.live = LiveViewers(self.manager)
         if self.mqtt is not None:
-            self.events.listeners.append(self.mqtt.handle)
+            self.notifier.listeners.append(self.mqtt.handle)
         self.clients = OpenClients()  # WebSockets and MJPEG streams, ended first on shutdown
         self.demo_camera = None
         self._tasks: list[asyncio.Task] = []
 
     async def startup(self) -> None:
-        self.events.bind(asyncio.get_running_loop())
+        self.notifier.bind(asyncio.get_running_loop())
         if self.mqtt is not None:
             self.mqtt.start()
         await self.db.run(reconcile, self.db, self.manager.recording_path)

@@ -66,7 +66,7 @@ def test_two_clients_one_stalled(service_factory):
         time.sleep(2)
         # and a steady stream of events (24 MB at 1000/s): a reading client keeps up easily;
         # a stalled one fills its socket buffers, then its queue, and is dropped
-        hub = svc.service.events
+        hub = svc.service.notifier
         pad = "x" * 4000
         for n in range(6000):
             hub.publish_threadsafe({"type": "test_flood", "n": n, "pad": pad})
@@ -110,10 +110,10 @@ def test_open_clients_say_goodbye_then_wait_for_their_handlers():
     import asyncio
 
     from streamwarden.api.clients import OpenClients
-    from streamwarden.events import GOODBYE, EventHub
+    from streamwarden.notify import GOODBYE, Notifier
 
     async def scenario() -> None:
-        clients, hub = OpenClients(), EventHub()
+        clients, hub = OpenClients(), Notifier()
         backlogged = hub.subscribe()
         for n in range(100):
             hub.offer(backlogged, {"n": n})

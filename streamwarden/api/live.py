@@ -23,8 +23,8 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from streamwarden.api.clients import GOING_AWAY, GOING_AWAY_REASON, OpenClients
 from streamwarden.ids import is_valid_stream_id
-from streamwarden.live.hub import LiveHub, UnsupportedCodecError, Viewer
 from streamwarden.live.mux import InitSegment
+from streamwarden.live.viewers import LiveViewers, UnsupportedCodecError, Viewer
 from streamwarden.manager import StreamNotFoundError
 
 SEND_TIMEOUT_S = 5.0
@@ -50,7 +50,7 @@ async def _send(socket: WebSocket, item: InitSegment | bytes) -> None:
     await asyncio.wait_for(socket.send_bytes(item), timeout=SEND_TIMEOUT_S)
 
 
-def install(app, hub: LiveHub, clients: OpenClients) -> None:
+def install(app, hub: LiveViewers, clients: OpenClients) -> None:
     @app.websocket("/streams/{stream_id}/live.mp4")
     async def live(socket: WebSocket, stream_id: str) -> None:
         await socket.accept()
@@ -86,7 +86,7 @@ def install(app, hub: LiveHub, clients: OpenClients) -> None:
             await hub.leave(stream_id, viewer)
 
 
-async def _stream(socket: WebSocket, hub: LiveHub, stream_id: str, viewer: Viewer,
+async def _stream(socket: WebSocket, hub: LiveViewers, stream_id: str, viewer: Viewer,
                   closed: asyncio.Event) -> None:
     """Send the viewer's queue until the client leaves or the viewer is dropped."""
     while not closed.is_set():

@@ -102,7 +102,7 @@ class StreamCollector(Collector):
         stuck.add_metric([], self.service.reaper.stuck)
         yield stuck
         yield from self._inference()
-        hub = self.service.events
+        hub = self.service.notifier
         ws_dropped = CounterMetricFamily("streamwarden_ws_clients_dropped",
                                          "WebSocket clients dropped for not keeping up")
         ws_dropped.add_metric([], hub.clients_dropped)

@@ -30,14 +30,14 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from streamwarden.api.clients import GOING_AWAY, GOING_AWAY_REASON
 from streamwarden.api.schemas import HealthEntry
-from streamwarden.events import GOODBYE, Subscriber
+from streamwarden.notify import GOODBYE, Subscriber
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
 
 
 def install(app, service: Service) -> None:
-    hub = service.events
+    hub = service.notifier
 
     def streams() -> list[dict]:
         return [HealthEntry(**p.health()).model_dump(mode="json") for p in service.manager.all()]

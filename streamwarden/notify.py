@@ -1,9 +1,15 @@
-"""Fan-out of live events to WebSocket clients, never slowed by the slowest one.
+"""Notifications: what the service tells WebSocket clients and MQTT as things change.
 
-Producers, recorders and the index report from other threads through `publish_threadsafe`;
-every client has its own bounded queue. A client whose queue is full (it stopped reading, or
-reads slower than events come) is dropped and told why, instead of letting memory grow or
+A notification is a small JSON object with a `type` (`state`, `stream_added`, `recording`,
+`segment_closed`, `recording_error`, `detection`, ...; see api/ws.py). Streams, recorders,
+the index and inference report from their own threads through `publish_threadsafe`; the
+asyncio thread hands each to the listeners (the MQTT bridge) and queues it for every client,
+each with its own bounded queue. A client whose queue is full (it stopped reading, or reads
+slower than notifications come) is dropped and told why, instead of letting memory grow or
 holding up the others.
+
+(This was `events.py`/`EventHub`: "event" now means only a detection event and GStreamer's pad
+events.)
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger("streamwarden.events")
+log = logging.getLogger("streamwarden.notify")
 
 CLIENT_QUEUE = 256
 GOODBYE: dict[str, Any] = {"type": "goodbye"}  # the last item a client's queue holds at shutdown
@@ -27,7 +33,9 @@ class Subscriber:
     dropped: bool = False
 
 
-class EventHub:
+class Notifier:
+    """The notification bus: any thread publishes, the asyncio thread fans out."""
+
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.subscribers: set[Subscriber] = set()
@@ -46,23 +54,23 @@ class EventHub:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
 
-    def publish(self, event: dict[str, Any]) -> None:
-        """On the asyncio thread: queue `event` for every client, dropping those that lag."""
-        event.setdefault("ts", time.time())
+    def publish(self, message: dict[str, Any]) -> None:
+        """On the asyncio thread: queue `message` for every client, dropping those that lag."""
+        message.setdefault("ts", time.time())
         self.published += 1
         for listener in self.listeners:
             try:
-                listener(event)
+                listener(message)
             except Exception:  # a broken bridge must not stop the WebSocket fan-out
-                log.exception("event listener failed")
+                log.exception("notification listener failed")
         for subscriber in list(self.subscribers):
-            self.offer(subscriber, event)
+            self.offer(subscriber, message)
 
-    def offer(self, subscriber: Subscriber, event: dict[str, Any]) -> None:
+    def offer(self, subscriber: Subscriber, message: dict[str, Any]) -> None:
         if subscriber.dropped:
             return
         try:
-            subscriber.queue.put_nowait(event)
+            subscriber.queue.put_nowait(message)
         except asyncio.QueueFull:
             self.clients_dropped += 1
             log.warning("a WebSocket client was dropped: it did not keep up",
@@ -81,8 +89,8 @@ class EventHub:
             subscriber.queue.get_nowait()
         subscriber.queue.put_nowait(last)
 
-    def publish_threadsafe(self, event: dict[str, Any]) -> None:
-        """From any thread (GStreamer, database): hand the event to the asyncio thread."""
+    def publish_threadsafe(self, message: dict[str, Any]) -> None:
+        """From any thread (GStreamer, database): hand `message` to the asyncio thread."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.publish, event)
+            loop.call_soon_threadsafe(self.publish, message)

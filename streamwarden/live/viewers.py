@@ -60,7 +60,9 @@ class _Watched:
     viewers: set[Viewer] = field(default_factory=set)
 
 
-class LiveHub:
+class LiveViewers:
+    """Every browser watching a live view, by stream; asyncio thread only."""
+
     def __init__(self, manager: StreamManager):
         self.manager = manager
         self._watched: dict[str, _Watched] = {}
