@@ -23,6 +23,9 @@ from typing import Any
 
 log = logging.getLogger("streamwarden.notify")
 
+# How the rest of the service publishes: `notifier.publish_threadsafe`, callable from any thread.
+Notify = Callable[[dict[str, Any]], None]
+
 CLIENT_QUEUE = 256
 GOODBYE: dict[str, Any] = {"type": "goodbye"}  # the last item a client's queue holds at shutdown
 

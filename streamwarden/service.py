@@ -16,23 +16,27 @@ import os
 import signal
 import socket
 from collections.abc import Iterator
+from functools import partial
 
 import uvicorn
 from pydantic import ValidationError
 
 from streamwarden.api.clients import OpenClients
-from streamwarden.config.model import Config, StreamConfig
+from streamwarden.config.model import Config, RecordingSection, StreamConfig
 from streamwarden.consumers.frame_counter import FrameCounter
 from streamwarden.db import Database
+from streamwarden.feature import Feature
 from streamwarden.file_sources import file_source_problem
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
 from streamwarden.inference.controller import InferenceController
+from streamwarden.ingest.registry import StreamRegistry
 from streamwarden.live.viewers import LiveViewers
 from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
 from streamwarden.notify import Notifier
 from streamwarden.pixels.shared import SharedPixels
+from streamwarden.recording.control import RecordingControl
 from streamwarden.recording.gaps import GapStore
 from streamwarden.recording.index import RecordingIndex
 from streamwarden.recording.reconcile import reconcile
@@ -98,6 +102,12 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def enforce_storage_limits(db: Database, rec: RecordingSection) -> None:
+    """On the database thread, after each closed segment and from the janitor."""
+    if rec.retention is not None or rec.max_size is not None:
+        enforce(db, rec.retention, rec.max_size)
+
+
 class Service:
     def __init__(self, config: Config, demo: bool = False):
         token = config.api.token or os.environ.get("STREAMWARDEN_API_TOKEN") or None
@@ -116,31 +126,47 @@ class Service:
         self.reaper = Reaper()
         self.notifier = Notifier()
         self.gaps = GapStore(self.db)
+        # A plain function of the database and the recording section, not a method: what the
+        # index (and through it the recording feature) holds must not lead back to the service.
+        self._enforce_storage_limits = partial(enforce_storage_limits, self.db, config.recording)
         self.index = RecordingIndex(self.db, on_change=self._enforce_storage_limits,
                                     emit=self.notifier.publish_threadsafe, gaps=self.gaps)
-        self.manager = StreamManager(config, self.loop, self.reaper, self.index)
-        self.manager.emit = self.notifier.publish_threadsafe
+        self.streams = StreamRegistry()
+        features = self._build_features(config)
+        self.manager = StreamManager(config, self.loop, self.reaper, self.streams, features,
+                                     self.notifier.publish_threadsafe)
         self.mqtt = MqttBridge(config.mqtt) if config.mqtt else None
-        self.restream = (RestreamServer(config.restream, self.manager, self.loop)
-                         if config.restream.enabled else None)
-        self.manager.restream = self.restream
-        self.pixels = SharedPixels(config.inference.frame_width)
-        self.manager.pixels = self.pixels
-        self.inference = InferenceController(config, self.db, self.manager,
-                                             self.notifier.publish_threadsafe, self.pixels)
-        self.manager.inference = self.inference
-        self.live = LiveViewers(self.manager)
         if self.mqtt is not None:
             self.notifier.listeners.append(self.mqtt.handle)
         self.clients = OpenClients()  # WebSockets and MJPEG streams, ended first on shutdown
         self.demo_camera = None
         self._tasks: list[asyncio.Task] = []
 
+    def _build_features(self, config: Config) -> list[Feature]:
+        """Everything a stream can do besides ingesting, in the order the manager calls them.
+
+        Each gets what it needs and no more: the registry to find streams, the GStreamer
+        loop to change them, the notifier to report. Inference asks recording for event
+        recordings; nothing holds the manager.
+        """
+        publish = self.notifier.publish_threadsafe
+        self.recording = RecordingControl(config.recording, self.streams, self.loop,
+                                          self.reaper, self.index, publish)
+        self.restream = (RestreamServer(config.restream, self.streams, self.loop)
+                         if config.restream.enabled else None)
+        self.live = LiveViewers(self.streams, self.loop)
+        self.pixels = SharedPixels(config.inference.frame_width)
+        self.inference = InferenceController(config, self.db, publish, self.pixels,
+                                             self.recording, self.streams, self.loop)
+        features: list[Feature | None] = [self.recording, self.restream, self.live,
+                                          self.inference, self.pixels]
+        return [feature for feature in features if feature is not None]
+
     async def startup(self) -> None:
         self.notifier.bind(asyncio.get_running_loop())
         if self.mqtt is not None:
             self.mqtt.start()
-        await self.db.run(reconcile, self.db, self.manager.recording_path)
+        await self.db.run(reconcile, self.db, self.recording.path)
         if closed := await self.db.run(self.gaps.close_dangling):
             log.warning("%d recording gap(s) left open by the last run closed", closed,
                         extra={"event": "gaps_closed", "closed": closed})
@@ -185,12 +211,6 @@ class Service:
                 continue
             streams.append((stream, "api"))
         return streams
-
-    def _enforce_storage_limits(self) -> None:
-        """On the database thread, after each closed segment and from the janitor."""
-        rec = self.config.recording
-        if rec.retention is not None or rec.max_size is not None:
-            enforce(self.db, rec.retention, rec.max_size)
 
     async def _janitor(self) -> None:
         while True:

@@ -7,7 +7,7 @@ GStreamer thread (through the manager) for every change.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -40,7 +40,9 @@ from streamwarden.api.schemas import (
     UrlToken,
     UrlTokenRequest,
 )
+from streamwarden.api.views import stream_health, stream_statistics
 from streamwarden.config.model import StreamConfig
+from streamwarden.feature import Feature
 from streamwarden.file_sources import file_source_problem
 from streamwarden.inference.detectors.base import ModelError
 from streamwarden.ingest.stream import Stream
@@ -68,9 +70,9 @@ def _check_file_source(uri: str, allowed_dirs: list[str]) -> None:
         raise ApiError(403, "file_source_not_allowed", problem)
 
 
-def _view(producer: Stream) -> StreamView:
+def _view(producer: Stream, features: Sequence[Feature]) -> StreamView:
     cfg = producer.config
-    health = HealthEntry(**producer.health())
+    health = HealthEntry(**stream_health(producer, features))
     return StreamView(
         id=cfg.id,
         source=producer.origin,
@@ -80,7 +82,7 @@ def _view(producer: Stream) -> StreamView:
         recording=health.recording,
         settings=producer.settings,
         health=health,
-        statistics=producer.statistics(),
+        statistics=stream_statistics(producer),
     )
 
 
@@ -111,11 +113,11 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/health", response_model=list[HealthEntry], tags=["monitoring"])
     async def health() -> list[HealthEntry]:
         """One entry per stream: state, retries, last frame age, fps, bitrate."""
-        return [HealthEntry(**p.health()) for p in manager.all()]
+        return [HealthEntry(**stream_health(p, manager.features)) for p in manager.all()]
 
     @app.get("/streams", response_model=list[StreamView], tags=["streams"])
     async def list_streams() -> list[StreamView]:
-        return [_view(p) for p in manager.all()]
+        return [_view(p, manager.features) for p in manager.all()]
 
     @app.post(
         "/streams",
@@ -165,13 +167,13 @@ def create_app(service: Service) -> FastAPI:
         if producer.origin == "api":
             await service.db.run(service.stored.save, stream_id,
                                  producer.config.model_dump_json())
-        return _view(producer)
+        return _view(producer, manager.features)
 
     @app.get("/streams/{stream_id}", response_model=StreamView, tags=["streams"],
              responses=_ERRORS)
     async def get_stream(stream_id: StreamIdPath) -> StreamView:
         try:
-            return _view(manager.get(checked_id(stream_id)))
+            return _view(manager.get(checked_id(stream_id)), manager.features)
         except StreamNotFoundError:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
 

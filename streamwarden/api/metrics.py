@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from streamwarden.api.views import stream_health, stream_statistics
+
 if TYPE_CHECKING:
     from streamwarden.service import Service
 
@@ -61,7 +63,8 @@ class StreamCollector(Collector):
                                     "Browsers watching the live view", labels=labels)
         for producer in self.service.manager.all():
             sid = producer.id
-            health, stats = producer.health(), producer.statistics()
+            health = stream_health(producer, self.service.manager.features)
+            stats = stream_statistics(producer)
             frames.add_metric([sid], stats["frames"])
             keyframes.add_metric([sid], stats["keyframes"])
             received.add_metric([sid], stats["bytes"])
@@ -86,7 +89,7 @@ class StreamCollector(Collector):
                     lost.add_metric([sid, reason], seconds)
         yield from (frames, keyframes, received, retries, fps, bitrate, age, healthy, state,
                     recording, rec_bytes, segments, dropped, lost, viewers)
-        path = self.service.manager.recording_path
+        path = self.service.recording.path
         probe = path
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent

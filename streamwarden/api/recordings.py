@@ -47,7 +47,6 @@ def _recording(row: RecordingRow) -> Recording:
 
 def create_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["recording"])
-    manager = service.manager
 
     def state(stream_id: str, recorder) -> RecordingState:
         stats = recorder.stats() if recorder is not None else {}
@@ -62,7 +61,7 @@ def create_router(service: Service) -> APIRouter:
         `duration` or `post_roll` the recording stops by itself."""
         body = body or RecordRequestBody()
         try:
-            recorder = await manager.record_start(
+            recorder = await service.recording.start(
                 checked_id(stream_id), body.reason, body.pre_roll, body.duration,
                 body.post_roll)
         except StreamNotFoundError:
@@ -74,7 +73,7 @@ def create_router(service: Service) -> APIRouter:
     async def stop_recording(stream_id: StreamIdPath) -> RecordingState:
         """Stop recording at once; the open file is finalised. Idempotent."""
         try:
-            recorder = await manager.record_stop(checked_id(stream_id))
+            recorder = await service.recording.stop(checked_id(stream_id))
         except StreamNotFoundError:
             raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
         return state(stream_id, recorder)
@@ -102,7 +101,7 @@ def create_router(service: Service) -> APIRouter:
         if row is None:
             raise ApiError(404, "not_found", f"no recording with id {rec_id}")
         path = FsPath(row.path)
-        inside = is_inside(manager.recording_path, path)
+        inside = is_inside(service.recording.path, path)
         try:
             size = path.stat().st_size if inside and path.is_file() else None
         except OSError:
@@ -127,7 +126,7 @@ def create_router(service: Service) -> APIRouter:
             raise ApiError(422, "invalid_range", "a clip can be at most 24 hours long")
         rows = await service.db.run(service.db.recordings, stream_id, start_ts, end_ts, 10000)
         rows = [r for r in rows if r.status != "corrupt" and FsPath(r.path).is_file()
-                and is_inside(manager.recording_path, FsPath(r.path))]
+                and is_inside(service.recording.path, FsPath(r.path))]
         if not rows:
             raise ApiError(404, "no_recording",
                            f"stream {stream_id!r} has no recording between {start.isoformat()} "

@@ -30,6 +30,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from streamwarden.api.clients import GOING_AWAY, GOING_AWAY_REASON
 from streamwarden.api.schemas import HealthEntry
+from streamwarden.api.views import stream_health
 from streamwarden.notify import GOODBYE, Subscriber
 
 if TYPE_CHECKING:
@@ -40,7 +41,9 @@ def install(app, service: Service) -> None:
     hub = service.notifier
 
     def streams() -> list[dict]:
-        return [HealthEntry(**p.health()).model_dump(mode="json") for p in service.manager.all()]
+        manager = service.manager
+        return [HealthEntry(**stream_health(p, manager.features)).model_dump(mode="json")
+                for p in manager.all()]
 
     @app.websocket("/ws")
     async def websocket(socket: WebSocket) -> None:

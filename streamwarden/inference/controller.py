@@ -1,10 +1,12 @@
-"""Inference wired into the service: which streams decode, where results go, what health says.
+"""Inference as a feature: which streams decode, where results go, what health says.
 
 One controller per service. It owns the worker (`runner.InferenceRunner`) and the event log,
-and attaches a `PixelConsumer` to each stream with `enable_inference` (on the GStreamer
-thread, like every consumer). The worker starts on first need: at start-up when a configured
-stream asks for inference (so a bad model is a start-up error naming the file), otherwise when
-the API enables it (a bad model is then an API error and nothing else changes).
+and claims the shared decoder (`pixels.shared`) of each stream with `enable_inference` (on
+the GStreamer thread, like every consumer change). The worker starts on first need (the
+`prepare` hook, on a worker thread): at start-up when a configured stream asks for inference
+(so a bad model is a start-up error naming the file), otherwise when the API enables it (a
+bad model is then an API error and nothing else changes). A `record_on` label asks the
+recording feature for an event recording; the controller never holds the stream manager.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from streamwarden.config.model import Config
 from streamwarden.db import Database
+from streamwarden.feature import Feature
 from streamwarden.gst.init import Gst
 from streamwarden.inference.detection import Detection
 from streamwarden.inference.detectors.factory import DetectorSpec
@@ -26,18 +29,24 @@ from streamwarden.pixels.decoder import PixelConsumer, slot_capacity
 from streamwarden.pixels.shared import SharedPixels
 
 if TYPE_CHECKING:
+    from streamwarden.config.model import StreamConfig
+    from streamwarden.gst.loop import GstLoop
+    from streamwarden.ingest.registry import StreamRegistry
     from streamwarden.ingest.stream import Stream
-    from streamwarden.manager import StreamManager
+    from streamwarden.notify import Notify
+    from streamwarden.recording.control import RecordingControl
 
 log = logging.getLogger("streamwarden.inference")
 
 
-class InferenceController:
-    def __init__(self, config: Config, db: Database, manager: StreamManager, publish,
-                 pixels: SharedPixels):
+class InferenceController(Feature):
+    def __init__(self, config: Config, db: Database, publish: Notify, pixels: SharedPixels,
+                 recording: RecordingControl, streams: StreamRegistry, loop: GstLoop):
         self.section = config.inference
-        self.manager = manager
         self.pixels = pixels
+        self._recording = recording
+        self._streams = streams
+        self._loop = loop
         section = self.section
         self.warnings: list[str] = []
         if section.backend == "nvidia" and section.config_path:
@@ -71,6 +80,30 @@ class InferenceController:
     def close(self) -> None:
         self.runner.close()
 
+    # ---- feature hooks ---------------------------------------------------------------------
+
+    def prepare(self, config: StreamConfig, previous: StreamConfig | None) -> None:
+        """Worker thread: load the model before a stream starts to need it."""
+        if config.enable_inference and (previous is None or not previous.enable_inference):
+            self.ensure_started()
+
+    def stream_added(self, stream: Stream) -> None:
+        if stream.config.enable_inference:
+            self.attach(stream)
+
+    def stream_changed(self, stream: Stream, previous: StreamConfig) -> None:
+        enabled = stream.config.enable_inference
+        if enabled and not previous.enable_inference:
+            self.attach(stream)
+        elif previous.enable_inference and not enabled:
+            self.detach(stream)
+
+    def stream_removed(self, stream: Stream) -> None:
+        self.forget(stream.id)
+
+    def health(self, stream: Stream) -> dict[str, Any]:
+        return self.stream_health(stream.id, stream.config.enable_inference)
+
     # ---- streams (GStreamer thread) --------------------------------------------------------
 
     def attach(self, stream: Stream) -> None:
@@ -101,16 +134,14 @@ class InferenceController:
         section = self.section
 
         def start() -> None:
-            try:
-                stream = self.manager.get(stream_id)
-            except Exception:
+            stream = self._streams.find(stream_id)
+            if stream is None:
                 return  # removed meanwhile
             pre_roll = (section.pre_roll if section.pre_roll is not None
                         else stream.settings.buffer_duration)
-            self.manager.recorder_for(stream).start("event", pre_roll, None,
-                                                      section.post_roll)
+            self._recording.record(stream, "event", pre_roll, None, section.post_roll)
 
-        self.manager.loop.submit(start)
+        self._loop.submit(start)
 
     def _frame(self, stream_id: str, seq: int) -> np.ndarray | None:
         pixels = self._pixels(stream_id)
@@ -118,10 +149,8 @@ class InferenceController:
         return found[1] if found is not None else None
 
     def _pixels(self, stream_id: str) -> PixelConsumer | None:
-        try:
-            return self.manager.get(stream_id).consumer(PixelConsumer)
-        except Exception:
-            return None
+        stream = self._streams.find(stream_id)
+        return stream.consumer(PixelConsumer) if stream is not None else None
 
     # ---- reads (any thread) ----------------------------------------------------------------
 

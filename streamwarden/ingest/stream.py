@@ -8,7 +8,9 @@ change or a renegotiation in one camera cannot touch another. The tees live as l
 stream does; only the source in front of them is replaced on a restart, so consumers stay
 attached through outages and see a clean discontinuity (new stream-start, caps and segment).
 
-All methods except the probe callbacks run on the GStreamer thread.
+All methods run on the GStreamer thread, except the probe callbacks (streaming threads) and
+the lookups `consumer` / `consumers` and the plain attributes (any thread). The stream's
+health and statistics, as the API shows them, are assembled in `api/views.py`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from streamwarden.config.model import SourceSettings, StreamConfig
 from streamwarden.consumers.base import Consumer
@@ -34,8 +35,6 @@ from streamwarden.ingest.supervisor import (
     StreamState,
     Transition,
 )
-from streamwarden.live.mux import LiveMux
-from streamwarden.recording.recorder import Recorder
 from streamwarden.uris import DisplayUri
 
 log = logging.getLogger("streamwarden.stream")
@@ -66,8 +65,6 @@ class Stream:
         # What logs and the API show instead of the URI (it may hold credentials): once.
         self.display_uri = DisplayUri.of(config.uri)
         self.origin = origin  # "config" or "api": where the stream's definition lives
-        # Health that other parts own (inference), merged into health(); any thread.
-        self.extra_health: Callable[[], dict[str, Any]] | None = None
         self.settings = settings
         self._reaper = reaper
         self._on_transition = on_transition
@@ -97,6 +94,14 @@ class Stream:
     @property
     def tees(self) -> dict[str, Gst.Element]:
         return self.outputs.tees
+
+    def reconfigure(self, config: StreamConfig) -> StreamConfig:
+        """Take a config that changes nothing the pipeline was built from (recording and
+        inference toggles; the manager restarts the stream for the rest); returns the old."""
+        if config.id != self.id or config.uri != self.config.uri:
+            raise ValueError("a stream's id and URI cannot change in place")
+        previous, self.config = self.config, config
+        return previous
 
     def start(self) -> None:
         self.outputs.tee("video")
@@ -323,52 +328,6 @@ class Stream:
         """The attached consumer of class `kind`, e.g. `stream.consumer(Recorder)`; any thread."""
         return self.outputs.find(kind)
 
-    # ---- read-only views (any thread) ------------------------------------------------------
-
-    def health(self) -> dict[str, Any]:
-        sup = self.supervisor
-        last = self.counters.last_frame_ns
-        age = (time.monotonic_ns() - last) / 1e9 if last else None
-        healthy = sup.state is StreamState.STREAMING and age is not None and (
-            age <= self.settings.timeout
-        )
-        return {
-            "id": self.id,
-            "state": sup.state.value,
-            "is_healthy": healthy,
-            "retry_count": sup.retry_count,
-            "buffering": self.buffering_percent,
-            "last_frame_age_s": round(age, 3) if age is not None else None,
-            "fps": round(self.rates.fps, 2),
-            "bitrate_kbps": round(self.rates.bitrate_kbps, 1),
-            "last_retry_reason": sup.last_retry_reason.value if sup.last_retry_reason else None,
-            "last_error": sup.last_error,
-            **self._recording_health(),
-            "live_viewers": self._live_viewers(),
-            **(self.extra_health() if self.extra_health is not None else {}),
-        }
-
-    def _live_viewers(self) -> int:
-        live = self.outputs.find(LiveMux)
-        return int(live.stats().get("viewers", 0)) if live is not None else 0
-
-    def _recording_health(self) -> dict[str, Any]:
-        recorder = self.outputs.find(Recorder)
-        stats = recorder.stats() if recorder is not None else {}
-        return {"recording": bool(stats.get("recording")),
-                "recording_error": stats.get("recording_error")}
-
-    def statistics(self) -> dict[str, Any]:
-        c = self.counters
-        return {
-            "frames": c.frames,
-            "keyframes": c.keyframes,
-            "bytes": c.bytes,
-            "audio_frames": c.audio_frames,
-            "video_codec": self.media.video_codec,
-            "width": self.media.width,
-            "height": self.media.height,
-            "framerate": self.media.framerate,
-            "audio_codec": self.media.audio_codec,
-            "consumers": [consumer.stats() for consumer in self.outputs.consumers()],
-        }
+    def consumers(self) -> list[Consumer]:
+        """Every attached consumer (their stats are part of the stream's statistics)."""
+        return self.outputs.consumers()

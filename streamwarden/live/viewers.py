@@ -5,6 +5,9 @@ leave detaches it, so nothing is muxed while nobody watches. Frames come from th
 streaming thread through `call_soon_threadsafe` (never blocks it) and are fanned out here:
 a viewer gets the current init segment, then fragments from the next keyframe on. A viewer
 whose queue is full is marked dropped and its socket is closed; no one ever waits for it.
+
+As a feature it contributes `live_viewers` to each stream's health; it finds streams through
+the registry and changes them on the GStreamer loop, never through the stream manager.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from streamwarden.feature import Feature
 from streamwarden.live.mux import InitSegment, LiveMux
 
 if TYPE_CHECKING:
-    from streamwarden.manager import StreamManager
+    from streamwarden.gst.loop import GstLoop
+    from streamwarden.ingest.registry import StreamRegistry
+    from streamwarden.ingest.stream import Stream
 
 log = logging.getLogger("streamwarden.live")
 
@@ -60,11 +66,12 @@ class _Watched:
     viewers: set[Viewer] = field(default_factory=set)
 
 
-class LiveViewers:
-    """Every browser watching a live view, by stream; asyncio thread only."""
+class LiveViewers(Feature):
+    """Every browser watching a live view, by stream; asyncio thread only (but `health`)."""
 
-    def __init__(self, manager: StreamManager):
-        self.manager = manager
+    def __init__(self, streams: StreamRegistry, loop: GstLoop):
+        self.streams = streams
+        self.loop = loop
         self._watched: dict[str, _Watched] = {}
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -74,7 +81,7 @@ class LiveViewers:
         UnsupportedCodecError."""
         self._loop = asyncio.get_running_loop()
         async with self._lock:
-            stream = self.manager.get(stream_id)
+            stream = self.streams.get(stream_id)
             codec = stream.media.video_codec
             if codec is not None and codec != "h264":
                 raise UnsupportedCodecError(codec)
@@ -88,7 +95,7 @@ class LiveViewers:
                 # registered first: the mux may deliver its init segment during the attach
                 watched = self._watched[stream_id] = _Watched(mux)
                 try:
-                    await self.manager.loop.run(lambda: self.manager.get(stream_id).attach(mux))
+                    await self.loop.run(lambda: self.streams.get(stream_id).attach(mux))
                 except BaseException:
                     del self._watched[stream_id]
                     raise
@@ -114,13 +121,11 @@ class LiveViewers:
             del self._watched[stream_id]
 
             def detach() -> None:
-                try:
-                    stream = self.manager.get(stream_id)
-                except Exception:  # the stream was removed meanwhile: its consumers went too
-                    return
-                stream.detach(watched.mux, eos=False)
+                stream = self.streams.find(stream_id)
+                if stream is not None:  # else removed meanwhile: its consumers went too
+                    stream.detach(watched.mux, eos=False)
 
-            await self.manager.loop.run(detach)
+            await self.loop.run(detach)
             log.info("live view of %s stopped", stream_id, extra={"stream_id": stream_id})
 
     def _forget(self, stream_id: str, reason: str = "stream_removed") -> None:
@@ -135,10 +140,7 @@ class LiveViewers:
         watched = self._watched.get(stream_id)
         if watched is None:
             return
-        try:
-            stream = self.manager.get(stream_id)
-        except Exception:
-            stream = None
+        stream = self.streams.find(stream_id)
         if stream is not None and stream.consumer(LiveMux) is watched.mux:
             if watched.mux.unsupported:
                 for viewer in list(watched.viewers):
@@ -148,6 +150,11 @@ class LiveViewers:
         async with self._lock:
             if self._watched.get(stream_id) is watched:
                 self._forget(stream_id)
+
+    def health(self, stream: Stream) -> dict[str, Any]:
+        """Feature hook (any thread): how many browsers watch `stream`."""
+        mux = stream.consumer(LiveMux)
+        return {"live_viewers": int(mux.stats().get("viewers", 0)) if mux is not None else 0}
 
     # ---- from the mux's streaming thread ---------------------------------------------------
 

@@ -4,20 +4,22 @@ Inference, MJPEG viewers (and whatever comes next) each hold a claim on a stream
 with the rate they want. The first claim attaches the stream's `PixelConsumer`, the decoder
 runs at the highest rate claimed, and the last release detaches it: nothing decodes when
 nothing needs pixels, and two users never mean two decoders. Claims and releases run on the
-GStreamer thread, like every consumer change.
+GStreamer thread, like every consumer change. As a feature it only forgets a removed
+stream's claims (its decoder went with the stream).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamwarden.feature import Feature
 from streamwarden.pixels.decoder import PixelConsumer
 
 if TYPE_CHECKING:
     from streamwarden.ingest.stream import Stream
 
 
-class SharedPixels:
+class SharedPixels(Feature):
     def __init__(self, width: int):
         self.width = width
         self._claims: dict[str, dict[str, float]] = {}
@@ -46,6 +48,10 @@ class SharedPixels:
                 stream.detach(consumer)
         elif consumer is not None:
             consumer.set_fps(max(claims.values()))
+
+    def stream_removed(self, stream: Stream) -> None:
+        """Feature hook (GStreamer thread): the stream's consumers went with it."""
+        self.forget(stream.id)
 
     def forget(self, stream_id: str) -> None:
         """The stream is being removed (its consumers go with it)."""

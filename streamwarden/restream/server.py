@@ -4,6 +4,10 @@ One GstRtspServer; one shared media factory per stream. A media's pipeline is
 `appsrc ! parser ! payloader` per track, built from the camera's current caps, and fed by the
 stream's RelayConsumer, which is attached when the first reader's media is configured and
 detached when the last one goes. Optional basic-auth credentials protect every mount.
+
+As a feature, the server mounts a stream with `restream = true` when it is added and unmounts
+it when it is removed (GStreamer thread, where the RTSP server also runs). Readers' requests
+find the stream through the registry.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from streamwarden.feature import Feature
 from streamwarden.gst.init import Gst, GstRtspServer
 from streamwarden.gst.weak import weak_method
 from streamwarden.restream.relay import RelayConsumer, RelayTarget
@@ -18,7 +23,8 @@ from streamwarden.restream.relay import RelayConsumer, RelayTarget
 if TYPE_CHECKING:
     from streamwarden.config.model import RestreamSection
     from streamwarden.gst.loop import GstLoop
-    from streamwarden.manager import StreamManager
+    from streamwarden.ingest.registry import StreamRegistry
+    from streamwarden.ingest.stream import Stream
 
 log = logging.getLogger("streamwarden.restream")
 
@@ -58,10 +64,10 @@ class _StreamFactory(GstRtspServer.RTSPMediaFactory):
         media.connect("unprepared", lambda *_: self._server.detach(self.stream_id, target))
 
 
-class RestreamServer:
-    def __init__(self, config: RestreamSection, manager: StreamManager, loop: GstLoop):
+class RestreamServer(Feature):
+    def __init__(self, config: RestreamSection, streams: StreamRegistry, loop: GstLoop):
         self.config = config
-        self.manager = manager
+        self.streams = streams
         self.loop = loop
         self._server = GstRtspServer.RTSPServer()
         self._server.set_address(config.host)
@@ -96,6 +102,15 @@ class RestreamServer:
         self._server.get_session_pool().filter(
             lambda _pool, _session: GstRtspServer.RTSPFilterResult.REMOVE)
 
+    # ---- feature hooks (GStreamer thread) --------------------------------------------------
+
+    def stream_added(self, stream: Stream) -> None:
+        if stream.config.restream:
+            self.mount(stream.id)
+
+    def stream_removed(self, stream: Stream) -> None:
+        self.unmount(stream.id)
+
     def mount(self, stream_id: str) -> None:
         factory = _StreamFactory(self, stream_id)
         if self._permissions is not None:
@@ -109,7 +124,7 @@ class RestreamServer:
 
     def caps_of(self, stream_id: str) -> tuple[Gst.Caps | None, Gst.Caps | None]:
         def read() -> tuple[Gst.Caps | None, Gst.Caps | None]:
-            stream = self.manager.get(stream_id)
+            stream = self.streams.get(stream_id)
             caps = []
             for kind in ("video", "audio"):
                 tee = stream.tees.get(kind)
@@ -123,7 +138,7 @@ class RestreamServer:
 
     def attach(self, stream_id: str, target: RelayTarget) -> None:
         def add() -> None:
-            stream = self.manager.get(stream_id)
+            stream = self.streams.get(stream_id)
             relay = stream.consumer(RelayConsumer)
             if relay is None:
                 relay = RelayConsumer(stream_id, self.config.fallback)
@@ -140,7 +155,7 @@ class RestreamServer:
     def detach(self, stream_id: str, target: RelayTarget) -> None:
         def remove() -> None:
             try:
-                stream = self.manager.get(stream_id)
+                stream = self.streams.get(stream_id)
             except Exception:
                 return
             relay = stream.consumer(RelayConsumer)
