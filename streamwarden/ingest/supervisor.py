@@ -1,6 +1,6 @@
 """The source supervisor: fallbacksrc's reconnect behaviour as a pure state machine.
 
-It knows nothing of GStreamer: the producer feeds it "data arrived", "error", "eos" and clock
+It knows nothing of GStreamer: the stream feeds it "data arrived", "error", "eos" and clock
 ticks, and it answers with what to do (tear the source down, start a new attempt). That keeps
 the timing rules readable and testable on their own:
 
@@ -77,7 +77,7 @@ class SourceSupervisor:
         return out
 
     def on_data(self, now: float) -> None:
-        """Data from the current attempt reached the producer's output."""
+        """Data from the current attempt reached the stream's output."""
         if not self.attempt_active:
             return
         self.last_data = now
@@ -112,7 +112,7 @@ class SourceSupervisor:
         return min(restart * (2**doublings), max(restart, self.settings.failed_retry_interval))
 
     def tick(self, now: float) -> Action:
-        """Called periodically; returns what the producer must do now."""
+        """Called periodically; returns what the stream must do now."""
         if (
             self.state in (StreamState.STARTING, StreamState.RETRYING)
             and now - self.outage_since >= self.settings.retry_timeout
