@@ -28,7 +28,12 @@ from streamwarden.api.events import create_router as create_events_router
 from streamwarden.api.files import ApiFileResponse, ApiStaticFiles
 from streamwarden.api.metrics import CONTENT_TYPE, make_registry, render
 from streamwarden.api.mjpeg import create_router as create_mjpeg_router
-from streamwarden.api.params import StreamIdPath, checked_id
+from streamwarden.api.params import (
+    StreamIdPath,
+    checked_id,
+    install_stream_errors,
+    running_stream,
+)
 from streamwarden.api.recordings import create_router
 from streamwarden.api.schemas import (
     AuthStatus,
@@ -45,7 +50,7 @@ from streamwarden.file_sources import file_source_problem
 from streamwarden.ids import redact_uri
 from streamwarden.inference.detectors.base import ModelError
 from streamwarden.ingest.producer import Producer
-from streamwarden.manager import StreamExistsError, StreamNotFoundError
+from streamwarden.manager import StreamExistsError
 from streamwarden.pixels.draw import render_jpeg
 from streamwarden.pixels.snapshot import SnapshotCache, SnapshotError
 from streamwarden.recording.recorder import Recorder
@@ -100,6 +105,7 @@ def create_app(service: Service) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_stream_errors(app)
     api_config = service.config.api
     app.add_middleware(AssumeJsonBody)
     app.add_middleware(BodyLimit, max_bytes=api_config.max_body_bytes)
@@ -149,16 +155,11 @@ def create_app(service: Service) -> FastAPI:
         """Change a running stream. Recording toggles in place; a new URI or timeouts restart
         its source. Changes to streams from the config file last until the next restart."""
         changes = patch.model_dump(exclude_unset=True)
-        try:
-            current = manager.get(checked_id(stream_id)).config.uri
-        except StreamNotFoundError:
-            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        current = running_stream(manager, stream_id).config.uri
         if changes.get("uri") and changes["uri"] != current:  # a path the client chose
             _check_file_source(changes["uri"], api_config.allowed_file_dirs)
         try:
-            producer = await manager.update(checked_id(stream_id), changes)
-        except StreamNotFoundError:
-            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+            producer = await manager.update(stream_id, changes)
         except ValidationError as exc:
             raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
         except ModelError as exc:
@@ -171,18 +172,12 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/streams/{stream_id}", response_model=StreamView, tags=["streams"],
              responses=_ERRORS)
     async def get_stream(stream_id: StreamIdPath) -> StreamView:
-        try:
-            return _view(manager.get(checked_id(stream_id)))
-        except StreamNotFoundError:
-            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        return _view(running_stream(manager, stream_id))
 
     @app.delete("/streams/{stream_id}", status_code=204, tags=["streams"], responses=_ERRORS)
     async def delete_stream(stream_id: StreamIdPath) -> Response:
         """Stop a stream and release everything it held."""
-        try:
-            await manager.remove(checked_id(stream_id))
-        except StreamNotFoundError:
-            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        await manager.remove(checked_id(stream_id))
         await service.db.run(service.stored.delete, stream_id)
         return Response(status_code=204)
 
@@ -195,10 +190,7 @@ def create_app(service: Service) -> FastAPI:
                        width: Annotated[int | None, Query(ge=32, le=3840)] = None) -> Response:
         """The newest picture as JPEG: with inference on, the newest decoded frame with the
         latest detections drawn; otherwise the newest keyframe, decoded once per burst."""
-        try:
-            producer = manager.get(checked_id(stream_id))
-        except StreamNotFoundError:
-            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        producer = running_stream(manager, stream_id)
         newest = service.inference.latest_frame(producer.id)
         if newest is not None:  # the shared decoder runs: newest frame, boxes drawn
             return Response(await asyncio.to_thread(render_jpeg, *newest, width),

@@ -20,10 +20,8 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from streamwarden.api.errors import ApiError
-from streamwarden.api.params import StreamIdPath, checked_id
+from streamwarden.api.params import StreamIdPath, running_stream
 from streamwarden.api.schemas import ErrorBody
-from streamwarden.manager import StreamNotFoundError
 from streamwarden.pixels.draw import render_jpeg
 
 if TYPE_CHECKING:
@@ -46,10 +44,7 @@ def create_router(service: Service) -> APIRouter:
                     width: Annotated[int | None, Query(ge=32, le=3840)] = None
                     ) -> StreamingResponse:
         """Motion JPEG (multipart/x-mixed-replace) of the stream, decoded once for all users."""
-        try:
-            producer = manager.get(checked_id(stream_id))
-        except StreamNotFoundError:
-            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        producer = running_stream(manager, stream_id)
         user = f"mjpeg-{next(_viewer_ids)}"
         consumer = await manager.loop.run(service.pixels.acquire, producer, user, fps)
 

@@ -16,7 +16,6 @@ from streamwarden.api.files import ApiFileResponse
 from streamwarden.api.params import StreamIdPath, StreamIdQuery, checked_id
 from streamwarden.api.schemas import ErrorBody, Recording, RecordingState, RecordRequestBody
 from streamwarden.db import RecordingRow
-from streamwarden.manager import StreamNotFoundError
 from streamwarden.recording.clip import ClipError, build_clip
 from streamwarden.recording.layout import is_inside
 
@@ -61,23 +60,15 @@ def create_router(service: Service) -> APIRouter:
         """Start recording (idempotent). Pre-roll comes from the pre-event buffer; with
         `duration` or `post_roll` the recording stops by itself."""
         body = body or RecordRequestBody()
-        try:
-            recorder = await manager.record_start(
-                checked_id(stream_id), body.reason, body.pre_roll, body.duration,
-                body.post_roll)
-        except StreamNotFoundError:
-            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
+        recorder = await manager.record_start(checked_id(stream_id), body.reason, body.pre_roll,
+                                              body.duration, body.post_roll)
         return state(stream_id, recorder)
 
     @router.delete("/streams/{stream_id}/record", response_model=RecordingState,
                    responses=_ERRORS)
     async def stop_recording(stream_id: StreamIdPath) -> RecordingState:
         """Stop recording at once; the open file is finalised. Idempotent."""
-        try:
-            recorder = await manager.record_stop(checked_id(stream_id))
-        except StreamNotFoundError:
-            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
-        return state(stream_id, recorder)
+        return state(stream_id, await manager.record_stop(checked_id(stream_id)))
 
     @router.get("/recordings", response_model=list[Recording], responses=_ERRORS)
     async def list_recordings(
