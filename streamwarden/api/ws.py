@@ -26,7 +26,7 @@ import contextlib
 import json
 from typing import TYPE_CHECKING
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from streamwarden.api.clients import GOING_AWAY, GOING_AWAY_REASON
 from streamwarden.api.schemas import HealthEntry
@@ -36,13 +36,14 @@ if TYPE_CHECKING:
     from streamwarden.service import Service
 
 
-def install(app, service: Service) -> None:
+def create_router(service: Service) -> APIRouter:
+    router = APIRouter()
     hub = service.events
 
     def streams() -> list[dict]:
         return [HealthEntry(**p.health()).model_dump(mode="json") for p in service.manager.all()]
 
-    @app.websocket("/ws")
+    @router.websocket("/ws")
     async def websocket(socket: WebSocket) -> None:
         await socket.accept()
         subscriber = hub.subscribe()
@@ -80,6 +81,8 @@ def install(app, service: Service) -> None:
             hub.unsubscribe(subscriber)
             for task in tasks:
                 task.cancel()
+
+    return router
 
 
 async def _forward(socket: WebSocket, subscriber: Subscriber) -> None:
