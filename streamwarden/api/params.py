@@ -1,5 +1,5 @@
-"""Parameters shared by routes: the stream id in paths and queries, validated one way, and
-resolved to the running stream one way.
+"""Parameters shared by routes: the stream id in paths and queries, validated one way and
+resolved to the running stream one way; times in queries and answers read one way.
 
 Every route under `/streams/{stream_id}` that needs the running stream calls `running_stream`:
 the id is checked before it touches anything (a 422 that says what an id may be), then looked
@@ -11,6 +11,7 @@ without a handler of its own.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Path, Query, Request
@@ -30,6 +31,22 @@ StreamIdPath = Annotated[str, Path(description=f"stream id: {STREAM_ID_HELP}",
                                    json_schema_extra=_SCHEMA)]
 StreamIdQuery = Annotated[str | None, Query(description=f"stream id: {STREAM_ID_HELP}",
                                             json_schema_extra=_SCHEMA)]
+
+
+def to_timestamp(value: datetime) -> float:
+    """A query's time as a Unix timestamp; a time without a zone is UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def to_timestamp_or_none(value: datetime | None) -> float | None:
+    return None if value is None else to_timestamp(value)
+
+
+def from_timestamp(ts: float | None) -> datetime | None:
+    """A stored Unix timestamp as the API's UTC time."""
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
 
 
 def checked_id(stream_id: str) -> str:
