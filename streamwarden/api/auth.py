@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamwarden.api.errors import ApiError, refuse_websocket
 from streamwarden.api.schemas import AuthStatus, ErrorBody, UrlToken, UrlTokenRequest
@@ -58,12 +59,12 @@ def check_bearer(secret: str, header: str | None) -> bool:
 class TokenAuth:
     """ASGI middleware guarding HTTP and WebSocket routes."""
 
-    def __init__(self, app, token: str | None, public_paths: list[str]):
+    def __init__(self, app: ASGIApp, token: str | None, public_paths: list[str]):
         self.app = app
         self.token = token
         self.public = set(public_paths)
 
-    def _allowed(self, scope) -> bool:
+    def _allowed(self, scope: Scope) -> bool:
         path = scope["path"]
         if not self.token or path in self.public or path in ("/", "/auth/status") or (
                 path.startswith("/static/")):
@@ -76,7 +77,7 @@ class TokenAuth:
         url_token = (query.get("access_token") or [""])[0]
         return bool(url_token) and check_url_token(self.token, scope["path"], url_token)
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self._allowed(scope):
             await self.app(scope, receive, send)
             return
@@ -92,11 +93,11 @@ class TokenAuth:
 class BodyLimit:
     """ASGI middleware: refuse request bodies over `max_bytes` with 413, before parsing."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -107,7 +108,7 @@ class BodyLimit:
             return
         received = 0
 
-        async def limited_receive():
+        async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
@@ -138,7 +139,7 @@ def _too_large_detail(limit: int) -> str:
     return f"request body over {limit} bytes"
 
 
-async def _too_large(send, limit: int) -> None:
+async def _too_large(send: Send, limit: int) -> None:
     body = json.dumps({"error": "too_large", "detail": _too_large_detail(limit)}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json")]})

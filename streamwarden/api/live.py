@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
@@ -67,7 +67,7 @@ async def _send(socket: WebSocket, item: InitSegment | bytes) -> None:
     await asyncio.wait_for(socket.send_bytes(item), timeout=SEND_TIMEOUT_S)
 
 
-_JPEG = {"content": {"image/jpeg": {}}, "description": "JPEG"}
+_JPEG: dict[str, Any] = {"content": {"image/jpeg": {}}, "description": "JPEG"}
 _NO_STORE = {"Cache-Control": "no-store"}
 
 

@@ -24,6 +24,8 @@ from fastapi.responses import StreamingResponse
 from streamwarden.pixels.draw import render_jpeg
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from streamwarden.ingest.producer import Producer
     from streamwarden.service import Service
 
@@ -56,7 +58,7 @@ async def mjpeg_response(service: Service, request: Request, producer: Producer,
         finally:
             manager.loop.submit(service.pixels.release, producer, user)
 
-    async def part(frame) -> bytes:
+    async def part(frame: np.ndarray) -> bytes:
         boxes = (service.inference.events.latest(producer.id)
                  if producer.config.enable_inference else [])
         jpeg = await asyncio.to_thread(render_jpeg, frame, boxes, width, 80)

@@ -10,12 +10,13 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from streamwarden.api.metrics import CONTENT_TYPE, make_registry, render
-from streamwarden.api.schemas import HealthEntry
+from streamwarden.api.schemas import HealthEntry, Responses
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
 
-_PROMETHEUS = {200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}}
+_PROMETHEUS: Responses = {
+    200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}}
 
 
 def create_router(service: Service) -> APIRouter:

@@ -21,7 +21,13 @@ from streamwarden.api.params import (
     to_timestamp,
     to_timestamp_or_none,
 )
-from streamwarden.api.schemas import ERRORS, Recording, RecordingState, RecordRequestBody
+from streamwarden.api.schemas import (
+    ERRORS,
+    Recording,
+    RecordingState,
+    RecordRequestBody,
+    Responses,
+)
 from streamwarden.db import RecordingRow
 from streamwarden.recording.clip import ClipError, build_clip
 from streamwarden.recording.layout import is_inside
@@ -31,9 +37,10 @@ if TYPE_CHECKING:
     from streamwarden.service import Service
 
 _MEDIA_TYPES = {".mp4": "video/mp4", ".mkv": "video/x-matroska", ".ts": "video/mp2t"}
-_SEGMENT = {200: {"content": {"video/mp4": {}}, "description": "The segment (Range supported)"},
-            **ERRORS}
-_CLIP = {200: {"content": {"video/mp4": {}}, "description": "One MP4 of the range"}, **ERRORS}
+_SEGMENT: Responses = {
+    200: {"content": {"video/mp4": {}}, "description": "The segment (Range supported)"}, **ERRORS}
+_CLIP: Responses = {
+    200: {"content": {"video/mp4": {}}, "description": "One MP4 of the range"}, **ERRORS}
 _UTC_IF_NO_ZONE = "ISO 8601; UTC if no zone"
 MAX_CLIP_S = 24 * 3600
 
@@ -89,9 +96,7 @@ def create_router(service: Service) -> APIRouter:
     @router.get("/recordings/{rec_id}/file", responses=_SEGMENT)
     async def download(rec_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> ApiFileResponse:
         row = await db.run(db.recording, rec_id)
-        path = _segment_file(rec_id, row, manager.recording_path)
-        return ApiFileResponse(path, media_type=_MEDIA_TYPES.get(path.suffix, "video/mp4"),
-                               filename=f"{row.stream_id}-{path.name}")
+        return _segment_file(rec_id, row, manager.recording_path)
 
     @router.get("/streams/{stream_id}/clip", responses=_CLIP)
     async def clip(stream_id: StreamIdPath, start: datetime, end: datetime) -> ApiFileResponse:
@@ -110,7 +115,8 @@ def create_router(service: Service) -> APIRouter:
     return router
 
 
-def _segment_file(rec_id: int, row: RecordingRow | None, recording_path: FsPath) -> FsPath:
+def _segment_file(rec_id: int, row: RecordingRow | None,
+                  recording_path: FsPath) -> ApiFileResponse:
     """The segment's file, if it is under the recordings directory and holds data."""
     if row is None:
         raise ApiError(404, "not_found", f"no recording with id {rec_id}")
@@ -124,7 +130,8 @@ def _segment_file(rec_id: int, row: RecordingRow | None, recording_path: FsPath)
         raise ApiError(404, "not_found", f"the file of recording {rec_id} is gone")
     if size == 0:  # just opened, nothing written yet: never a 200 with an empty body
         raise ApiError(404, "no_data", f"recording {rec_id} has no data on disk yet")
-    return path
+    return ApiFileResponse(path, media_type=_MEDIA_TYPES.get(path.suffix, "video/mp4"),
+                           filename=f"{row.stream_id}-{path.name}")
 
 
 def _playable(rows: list[RecordingRow], recording_path: FsPath) -> list[RecordingRow]:

@@ -18,6 +18,7 @@ from streamwarden.api.schemas import (
     STREAM_ERRORS,
     ErrorBody,
     HealthEntry,
+    Responses,
     StreamCreated,
     StreamPatch,
     StreamView,
@@ -32,9 +33,9 @@ if TYPE_CHECKING:
     from streamwarden.ingest.producer import Producer
     from streamwarden.service import Service
 
-_FILE_REFUSED = {403: {"model": ErrorBody, "description": "A file:// source outside "
+_FILE_REFUSED: Responses = {403: {"model": ErrorBody, "description": "A file:// source outside "
                                                           "[api] allowed_file_dirs"}}
-_DUPLICATE = {409: {"model": ErrorBody, "description": "Duplicate id"}}
+_DUPLICATE: Responses = {409: {"model": ErrorBody, "description": "Duplicate id"}}
 
 
 def _check_file_source(uri: str, allowed_dirs: list[str]) -> None:
