@@ -102,6 +102,29 @@ def test_hostile_ids_in_paths(api, path_id):
         assert set(response.json()) == {"error", "detail"}
 
 
+def test_every_stream_route_answers_a_missing_or_bad_id_one_way(api):
+    """Every route under /streams/{id} checks the id, then looks the stream up, after its own
+    query and body are validated: an unknown stream is the same 404, a malformed id the same
+    422 `invalid_id`, and a malformed request a 422 `invalid_request` whatever the id."""
+    client = api.client()
+    routes = [("GET", "", {}, None), ("PATCH", "", {"json": {}}, {"json": {"colour": 1}}),
+              ("DELETE", "", {}, None), ("POST", "/record", {}, {"json": {"bogus": 1}}),
+              ("DELETE", "/record", {}, None),
+              ("GET", "/snapshot.jpg", {}, {"params": {"width": 1}}),
+              ("GET", "/mjpeg", {}, {"params": {"fps": 100}})]
+    for method, tail, valid, malformed in routes:
+        response = client.request(method, f"/streams/nope{tail}", **valid)
+        assert response.status_code == 404, (method, tail)
+        assert response.json() == {"error": "not_found", "detail": "no stream with id 'nope'"}
+        response = client.request(method, f"/streams/a%20b{tail}", **valid)
+        assert response.status_code == 422 and response.json()["error"] == "invalid_id"
+        for stream_id in ("nope", "a%20b"):
+            if malformed is not None:
+                response = client.request(method, f"/streams/{stream_id}{tail}", **malformed)
+                assert response.status_code == 422, (method, tail, stream_id)
+                assert response.json()["error"] == "invalid_request"
+
+
 def test_unknown_route_and_method_use_the_error_shape(api):
     client = api.client()
     assert client.get("/nope").json() == {"error": "not_found", "detail": "no such path: /nope"}

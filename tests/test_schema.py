@@ -19,6 +19,7 @@ from schemathesis.checks import (
 )
 
 from streamwarden.config.model import Config, SourceSettings
+from streamwarden.ids import STREAM_ID_PATTERN
 
 LOOPBACK_URI = "rtsp://127.0.0.1:9/generated"
 # no server errors, and every response (status, content type, headers, body) as declared
@@ -46,3 +47,106 @@ def test_api_conforms_to_its_schema(service_factory):
             case.call_and_validate(checks=CHECKS, timeout=20)
 
         exercise()
+
+
+def _signature(method: str, path: str, op: dict) -> str:
+    """One line per operation: what a client generated from the schema depends on."""
+    def ref(schema: dict) -> str:
+        if "$ref" in schema:
+            return schema["$ref"].rpartition("/")[2]
+        if "items" in schema:
+            return f"[{ref(schema['items'])}]"
+        if "anyOf" in schema:
+            return "|".join(ref(s) for s in schema["anyOf"])
+        return schema.get("type", "any")
+
+    params = ", ".join(f"{p['in']} {p['name']}{'*' if p.get('required') else ''}"
+                       for p in op.get("parameters", []))
+    body = op.get("requestBody")
+    body_text = (f"{ref(body['content']['application/json']['schema'])}"
+                 f"{'*' if body.get('required') else ''}") if body else "-"
+    responses = "; ".join(
+        f"{code} " + ",".join(f"{ctype}:{ref(content.get('schema', {}))}" if content else ctype
+                              for ctype, content in sorted(answer.get("content", {}).items()))
+        for code, answer in sorted(op["responses"].items()))
+    return (f"{method.upper()} {path} {op.get('tags')} {op['operationId']} ({params}) "
+            f"body={body_text} -> {responses}")
+
+
+# The API's contract: every operation, its parameters, body and answers (status, content type,
+# model). A change here is a change for every client: make it on purpose, never by a refactor.
+CONTRACT = sorted([
+    "GET /auth/status ['auth'] auth_status_auth_status_get () body=- -> "
+    "200 application/json:AuthStatus",
+    "POST /auth/url-token ['auth'] url_token_auth_url_token_post () body=UrlTokenRequest* -> "
+    "200 application/json:UrlToken; 401 application/json:ErrorBody; "
+    "422 application/json:ErrorBody",
+    "GET /events ['inference'] list_events_events_get (query stream_id, query label, "
+    "query since, query until, query limit) body=- -> 200 application/json:[EventView]; "
+    "404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "GET /events/{event_id}/snapshot.jpg ['inference'] "
+    "event_snapshot_events__event_id__snapshot_jpg_get (path event_id*) body=- -> "
+    "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "GET /health ['monitoring'] health_health_get () body=- -> "
+    "200 application/json:[HealthEntry]",
+    "GET /inference ['inference'] inference_status_inference_get () body=- -> "
+    "200 application/json:InferenceStatus",
+    "GET /metrics ['monitoring'] metrics_metrics_get () body=- -> "
+    "200 text/plain:string,text/plain; version=0.0.4; charset=utf-8",
+    "GET /recordings ['recording'] list_recordings_recordings_get (query stream_id, "
+    "query start, query end, query limit) body=- -> 200 application/json:[Recording]; "
+    "404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "GET /recordings/{rec_id}/file ['recording'] download_recordings__rec_id__file_get "
+    "(path rec_id*) body=- -> 200 application/json:any,video/mp4; "
+    "404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "GET /streams ['streams'] list_streams_streams_get () body=- -> "
+    "200 application/json:[StreamView]",
+    "POST /streams ['streams'] add_stream_streams_post () body=StreamConfig* -> "
+    "201 application/json:StreamCreated; 403 application/json:ErrorBody; "
+    "404 application/json:ErrorBody; 409 application/json:ErrorBody; "
+    "422 application/json:ErrorBody",
+    "DELETE /streams/{stream_id} ['streams'] delete_stream_streams__stream_id__delete "
+    "(path stream_id*) body=- -> 204 ; 404 application/json:ErrorBody; "
+    "422 application/json:ErrorBody",
+    "GET /streams/{stream_id} ['streams'] get_stream_streams__stream_id__get "
+    "(path stream_id*) body=- -> 200 application/json:StreamView; "
+    "404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "PATCH /streams/{stream_id} ['streams'] patch_stream_streams__stream_id__patch "
+    "(path stream_id*) body=StreamPatch* -> 200 application/json:StreamView; "
+    "403 application/json:ErrorBody; 404 application/json:ErrorBody; "
+    "422 application/json:ErrorBody",
+    "GET /streams/{stream_id}/clip ['recording'] clip_streams__stream_id__clip_get "
+    "(path stream_id*, query start*, query end*) body=- -> "
+    "200 application/json:any,video/mp4; 404 application/json:ErrorBody; "
+    "422 application/json:ErrorBody",
+    "GET /streams/{stream_id}/mjpeg ['streams'] mjpeg_streams__stream_id__mjpeg_get "
+    "(path stream_id*, query fps, query width) body=- -> "
+    "200 multipart/x-mixed-replace; boundary=streamwarden-frame; "
+    "404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "DELETE /streams/{stream_id}/record ['recording'] "
+    "stop_recording_streams__stream_id__record_delete (path stream_id*) body=- -> "
+    "200 application/json:RecordingState; 404 application/json:ErrorBody; "
+    "422 application/json:ErrorBody",
+    "POST /streams/{stream_id}/record ['recording'] "
+    "start_recording_streams__stream_id__record_post (path stream_id*) "
+    "body=RecordRequestBody|null -> 200 application/json:RecordingState; "
+    "404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "GET /streams/{stream_id}/snapshot.jpg ['streams'] "
+    "snapshot_streams__stream_id__snapshot_jpg_get (path stream_id*, query width) body=- -> "
+    "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
+])
+SCHEMAS = {"AuthStatus", "ErrorBody", "EventView", "HealthEntry", "InferenceStatus",
+           "RecordRequestBody", "Recording", "RecordingState", "SourceSettings", "StreamConfig",
+           "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView", "UrlToken",
+           "UrlTokenRequest"}
+
+
+def test_schema_keeps_its_contract(service_factory):
+    svc = service_factory(Config())
+    schema = svc.client().get("/openapi.json").json()
+    found = sorted(_signature(method, path, op) for path, ops in schema["paths"].items()
+                   for method, op in ops.items())
+    assert found == CONTRACT
+    assert set(schema["components"]["schemas"]) == SCHEMAS
+    stream_id = next(p for p in schema["paths"]["/streams/{stream_id}"]["get"]["parameters"])
+    assert stream_id["schema"]["pattern"] == STREAM_ID_PATTERN  # the id's rule is documented

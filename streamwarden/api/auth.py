@@ -4,7 +4,8 @@ Browsers cannot put headers on `<video src>` or `new WebSocket()`, so for those 
 authenticated client asks `POST /auth/url-token` for a token bound to one path and an expiry,
 signed with HMAC-SHA256 keyed by the API token. Every comparison is constant-time, and a
 refusal never says which part failed. Paths in `public_paths` (by default /health and
-/metrics, for monitoring) stay open.
+/metrics, for monitoring) stay open. The routes under `/auth` tell a client whether it needs a
+token and give it URL tokens.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ import hashlib
 import hmac
 import json
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
+from fastapi import APIRouter
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from streamwarden.api.errors import refuse_websocket
+from streamwarden.api.errors import ApiError, refuse_websocket
+from streamwarden.api.schemas import AuthStatus, ErrorBody, UrlToken, UrlTokenRequest
+
+if TYPE_CHECKING:
+    from streamwarden.service import Service
 
 UNAUTHORIZED_DETAIL = "a valid API token is required"
 UNAUTHORIZED = json.dumps({"error": "unauthorized", "detail": UNAUTHORIZED_DETAIL}).encode()
@@ -51,12 +59,12 @@ def check_bearer(secret: str, header: str | None) -> bool:
 class TokenAuth:
     """ASGI middleware guarding HTTP and WebSocket routes."""
 
-    def __init__(self, app, token: str | None, public_paths: list[str]):
+    def __init__(self, app: ASGIApp, token: str | None, public_paths: list[str]):
         self.app = app
         self.token = token
         self.public = set(public_paths)
 
-    def _allowed(self, scope) -> bool:
+    def _allowed(self, scope: Scope) -> bool:
         path = scope["path"]
         if not self.token or path in self.public or path in ("/", "/auth/status") or (
                 path.startswith("/static/")):
@@ -69,7 +77,7 @@ class TokenAuth:
         url_token = (query.get("access_token") or [""])[0]
         return bool(url_token) and check_url_token(self.token, scope["path"], url_token)
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self._allowed(scope):
             await self.app(scope, receive, send)
             return
@@ -85,11 +93,11 @@ class TokenAuth:
 class BodyLimit:
     """ASGI middleware: refuse request bodies over `max_bytes` with 413, before parsing."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -100,7 +108,7 @@ class BodyLimit:
             return
         received = 0
 
-        async def limited_receive():
+        async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
@@ -131,8 +139,33 @@ def _too_large_detail(limit: int) -> str:
     return f"request body over {limit} bytes"
 
 
-async def _too_large(send, limit: int) -> None:
+async def _too_large(send: Send, limit: int) -> None:
     body = json.dumps({"error": "too_large", "detail": _too_large_detail(limit)}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
+
+
+def create_router(service: Service) -> APIRouter:
+    router = APIRouter(tags=["auth"])
+    api_config = service.config.api
+
+    @router.get("/auth/status", response_model=AuthStatus)
+    async def auth_status() -> AuthStatus:
+        """Whether the API wants a token (open to all, so a UI can ask before it fails)."""
+        return AuthStatus(token_required=bool(api_config.token))
+
+    @router.post("/auth/url-token", response_model=UrlToken,
+                 responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+    async def url_token(request: UrlTokenRequest) -> UrlToken:
+        """A token for one path, for URLs that cannot carry a header (`<video>`, WebSocket)."""
+        if not api_config.token:
+            raise ApiError(422, "no_token_configured", "the API has no token; URLs need none")
+        if not request.path.startswith("/") or ".." in request.path:
+            raise ApiError(422, "invalid_path", "path must be an absolute API path")
+        ttl = min(request.ttl or api_config.url_token_ttl, 24 * 3600)
+        token = sign_url_token(api_config.token, request.path, ttl)
+        return UrlToken(token=token, url=f"{request.path}?access_token={token}",
+                        expires_in=ttl)
+
+    return router

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("streamwarden.api")
 
@@ -25,11 +28,11 @@ class ApiError(Exception):
 
 
 def error_response(status: int, error: str, detail: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
-def describe_errors(errors: list[dict]) -> tuple[str, str]:
+def describe_errors(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     parts = []
     code = "invalid_request"
     for err in errors:
@@ -47,7 +50,7 @@ def describe_errors(errors: list[dict]) -> tuple[str, str]:
     return code, "; ".join(parts) or "invalid request"
 
 
-async def refuse_websocket(scope, send, status: int, error: str, detail: str,
+async def refuse_websocket(scope: Scope, send: Send, status: int, error: str, detail: str,
                            headers: list[tuple[bytes, bytes]] | None = None) -> None:
     """Refuse a WebSocket handshake with an HTTP answer in the API's shape.
 
@@ -65,11 +68,11 @@ async def refuse_websocket(scope, send, status: int, error: str, detail: str,
     await send({"type": "websocket.http.response.body", "body": body})
 
 
-def _websocket_aware(not_found):
+def _websocket_aware(not_found: ASGIApp) -> ASGIApp:
     """The router's fallback, with unknown WebSocket paths refused as 404 in the API's shape
     (Starlette closes them, which reads as a bare 403)."""
 
-    async def fallback(scope, receive, send) -> None:
+    async def fallback(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await refuse_websocket(scope, send, 404, "not_found",
                                    f"no WebSocket endpoint at {scope.get('path', '')!r}")
@@ -115,10 +118,10 @@ class AssumeJsonBody:
     body that is not JSON gets the plain "not valid JSON" error.
     """
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             original = dict(scope["headers"]).get(b"content-type", b"")

@@ -9,20 +9,22 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from streamwarden.api.errors import ApiError
-from streamwarden.api.params import StreamIdQuery, checked_id
-from streamwarden.api.recordings import _iso, _ts
-from streamwarden.api.schemas import ErrorBody, EventView, InferenceStatus
+from streamwarden.api.params import (
+    StreamIdQuery,
+    checked_id,
+    from_timestamp,
+    to_timestamp_or_none,
+)
+from streamwarden.api.schemas import ERRORS, EventView, InferenceStatus
 from streamwarden.db import EventRow
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
 
-_ERRORS = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
-
 
 def _event(row: EventRow) -> EventView:
     return EventView(id=row.id, stream_id=row.stream_id, label=row.label,
-                     start=_iso(row.start_ts), end=_iso(row.end_ts),
+                     start=from_timestamp(row.start_ts), end=from_timestamp(row.end_ts),
                      confidence=round(row.confidence, 4), box=json.loads(row.box),
                      detections=row.detections, model=row.model, pts=row.pts,
                      snapshot_url=f"/events/{row.id}/snapshot.jpg" if row.has_snapshot else None)
@@ -32,7 +34,7 @@ def create_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["inference"])
     db = service.db
 
-    @router.get("/events", response_model=list[EventView], responses=_ERRORS)
+    @router.get("/events", response_model=list[EventView], responses=ERRORS)
     async def list_events(
         stream_id: StreamIdQuery = None,
         label: Annotated[str | None, Query(max_length=100)] = None,
@@ -43,14 +45,14 @@ def create_router(service: Service) -> APIRouter:
         """Detection events (a run of detections of one label on one stream), newest first."""
         if stream_id is not None:
             checked_id(stream_id)
-        since_ts, until_ts = _ts(since), _ts(until)
+        since_ts, until_ts = to_timestamp_or_none(since), to_timestamp_or_none(until)
         if since_ts is not None and until_ts is not None and until_ts < since_ts:
             raise ApiError(422, "invalid_range", "until is before since")
         rows = await db.run(db.events, stream_id, label, since_ts, until_ts, limit)
         return [_event(row) for row in rows]
 
     @router.get("/events/{event_id}/snapshot.jpg", response_class=Response,
-                responses={200: {"content": {"image/jpeg": {}}}, **_ERRORS})
+                responses={200: {"content": {"image/jpeg": {}}}, **ERRORS})
     async def event_snapshot(event_id: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
         """The picture of the event's most confident detection, boxes drawn."""
         jpeg = await db.run(db.event_snapshot, event_id)

@@ -1,6 +1,10 @@
-"""`WS /streams/{id}/live.mp4`: live video for browsers as fragmented MP4 over a WebSocket.
+"""What a camera shows now, three ways, for any client (routes tagged `streams`):
 
-What a client gets, in order:
+- `GET /streams/{id}/snapshot.jpg`: the newest picture (see `snapshot_jpeg`);
+- `GET /streams/{id}/mjpeg`: Motion JPEG for any codec (see mjpeg.py);
+- `WS /streams/{id}/live.mp4`: live video for browsers as fragmented MP4 over a WebSocket.
+
+What a client of the WebSocket live view gets, in order:
 - text `{"type": "init", "codec": "avc1.64001f", "mime": "video/mp4; codecs=\\"…\\"",
   "width", "height"}` followed by one binary message: the init segment (ftyp + moov);
 - binary messages, one moof + mdat per frame, the first one a keyframe.
@@ -18,14 +22,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
 
 from streamwarden.api.clients import GOING_AWAY, GOING_AWAY_REASON, OpenClients
+from streamwarden.api.errors import ApiError
+from streamwarden.api.mjpeg import MEDIA_TYPE, mjpeg_response
+from streamwarden.api.params import StreamIdPath, running_stream
+from streamwarden.api.schemas import ERRORS, STREAM_ERRORS
 from streamwarden.ids import is_valid_stream_id
 from streamwarden.live.mux import InitSegment
 from streamwarden.live.viewers import LiveViewers, UnsupportedCodecError, Viewer
 from streamwarden.manager import StreamNotFoundError
+from streamwarden.pixels.draw import render_jpeg
+from streamwarden.pixels.snapshot import SnapshotCache, SnapshotError
+from streamwarden.recording.recorder import Recorder
+
+if TYPE_CHECKING:
+    from streamwarden.ingest.stream import Stream
+    from streamwarden.service import Service
 
 SEND_TIMEOUT_S = 5.0
 CHECK_INTERVAL_S = 2.0
@@ -50,40 +67,91 @@ async def _send(socket: WebSocket, item: InitSegment | bytes) -> None:
     await asyncio.wait_for(socket.send_bytes(item), timeout=SEND_TIMEOUT_S)
 
 
-def install(app, hub: LiveViewers, clients: OpenClients) -> None:
-    @app.websocket("/streams/{stream_id}/live.mp4")
+_JPEG: dict[str, Any] = {"content": {"image/jpeg": {}}, "description": "JPEG"}
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def create_router(service: Service) -> APIRouter:
+    router = APIRouter(tags=["streams"])
+    manager = service.manager
+    snapshots = SnapshotCache()
+
+    @router.get("/streams/{stream_id}/snapshot.jpg", response_class=Response,
+                responses={200: _JPEG, **STREAM_ERRORS})
+    async def snapshot(stream_id: StreamIdPath,
+                       width: Annotated[int | None, Query(ge=32, le=3840)] = None) -> Response:
+        """The newest picture as JPEG: with inference on, the newest decoded frame with the
+        latest detections drawn; otherwise the newest keyframe, decoded once per burst."""
+        stream = running_stream(manager, stream_id)
+        jpeg = await snapshot_jpeg(service, snapshots, stream, width)
+        return Response(jpeg, media_type="image/jpeg", headers=_NO_STORE)
+
+    @router.get("/streams/{stream_id}/mjpeg", response_class=StreamingResponse,
+                responses={200: {"content": {MEDIA_TYPE: {}}}, **ERRORS})
+    async def mjpeg(request: Request, stream_id: StreamIdPath,
+                    fps: Annotated[float, Query(gt=0, le=15)] = 5.0,
+                    width: Annotated[int | None, Query(ge=32, le=3840)] = None
+                    ) -> StreamingResponse:
+        """Motion JPEG (multipart/x-mixed-replace) of the stream, decoded once for all users."""
+        stream = running_stream(manager, stream_id)
+        return await mjpeg_response(service, request, stream, fps, width)
+
+    @router.websocket("/streams/{stream_id}/live.mp4")
     async def live(socket: WebSocket, stream_id: str) -> None:
-        await socket.accept()
-        if not is_valid_stream_id(stream_id):
-            await _refuse(socket, 4422, "invalid_id", "not a valid stream id")
-            return
-        try:
-            viewer = await hub.join(stream_id)
-        except StreamNotFoundError:
-            await _refuse(socket, 4404, "not_found", f"no stream with id {stream_id!r}")
-            return
-        except UnsupportedCodecError as exc:
-            await _refuse(socket, 4415, "unsupported_codec",
-                          f"{stream_id!r} is {exc}; browsers play H.264 only: use snapshots")
-            return
+        await serve_viewer(socket, stream_id, service.live, service.clients)
 
-        closed = asyncio.Event()
+    return router
 
-        async def reader() -> None:  # notices the client leaving while no frames flow
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-                while (await socket.receive())["type"] != "websocket.disconnect":
-                    pass
-            closed.set()
 
-        reading = asyncio.create_task(reader())
-        try:
-            with clients.open(lambda: viewer.drop("shutting_down")):
-                await _stream(socket, hub, stream_id, viewer, closed)
-        except (WebSocketDisconnect, RuntimeError, TimeoutError, OSError):
-            pass
-        finally:
-            reading.cancel()
-            await hub.leave(stream_id, viewer)
+async def snapshot_jpeg(service: Service, snapshots: SnapshotCache, stream: Stream,
+                        width: int | None) -> bytes:
+    """With the shared decoder running (inference), its newest frame with the boxes drawn;
+    otherwise the recorder's newest keyframe, decoded by the cache. A 404 if neither exists."""
+    newest = service.inference.latest_frame(stream.id)
+    if newest is not None:
+        return await asyncio.to_thread(render_jpeg, *newest, width)
+    recorder = stream.consumer(Recorder)
+    keyframe = recorder.latest_keyframe() if recorder is not None else None
+    try:
+        return await asyncio.to_thread(snapshots.get, stream.id, keyframe, width)
+    except SnapshotError as exc:
+        raise ApiError(404, "no_picture", f"no picture of {stream.id!r} yet: {exc}") from None
+
+
+async def serve_viewer(socket: WebSocket, stream_id: str, hub: LiveViewers,
+                       clients: OpenClients) -> None:
+    """One browser's live view, from the handshake until it leaves or is dropped."""
+    await socket.accept()
+    if not is_valid_stream_id(stream_id):
+        await _refuse(socket, 4422, "invalid_id", "not a valid stream id")
+        return
+    try:
+        viewer = await hub.join(stream_id)
+    except StreamNotFoundError:
+        await _refuse(socket, 4404, "not_found", f"no stream with id {stream_id!r}")
+        return
+    except UnsupportedCodecError as exc:
+        await _refuse(socket, 4415, "unsupported_codec",
+                      f"{stream_id!r} is {exc}; browsers play H.264 only: use snapshots")
+        return
+
+    closed = asyncio.Event()
+
+    async def reader() -> None:  # notices the client leaving while no frames flow
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            while (await socket.receive())["type"] != "websocket.disconnect":
+                pass
+        closed.set()
+
+    reading = asyncio.create_task(reader())
+    try:
+        with clients.open(lambda: viewer.drop("shutting_down")):
+            await _stream(socket, hub, stream_id, viewer, closed)
+    except (WebSocketDisconnect, RuntimeError, TimeoutError, OSError):
+        pass
+    finally:
+        reading.cancel()
+        await hub.leave(stream_id, viewer)
 
 
 async def _stream(socket: WebSocket, hub: LiveViewers, stream_id: str, viewer: Viewer,

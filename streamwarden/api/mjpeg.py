@@ -1,4 +1,5 @@
-"""`GET /streams/{id}/mjpeg`: Motion JPEG from the shared decoder, for any codec and any client.
+"""Motion JPEG from the shared decoder, for any codec and any client (`GET /streams/{id}/mjpeg`,
+routed in live.py).
 
 The fallback live view for what a browser cannot play through MSE (H.265) and for clients that
 only understand MJPEG (`<img src>`, many VMS and home-automation tools). Each viewer holds a
@@ -15,70 +16,54 @@ import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from streamwarden.api.errors import ApiError
-from streamwarden.api.params import StreamIdPath, checked_id
-from streamwarden.api.schemas import ErrorBody
-from streamwarden.manager import StreamNotFoundError
 from streamwarden.pixels.draw import render_jpeg
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from streamwarden.ingest.stream import Stream
     from streamwarden.service import Service
 
 BOUNDARY = "streamwarden-frame"
+MEDIA_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
 _viewer_ids = itertools.count(1)
 
 
-def create_router(service: Service) -> APIRouter:
-    router = APIRouter(tags=["streams"])
+async def mjpeg_response(service: Service, request: Request, stream: Stream, fps: float,
+                         width: int | None) -> StreamingResponse:
+    """Claim the stream's pixels for a new viewer and stream its frames until it leaves."""
     manager = service.manager
+    user = f"mjpeg-{next(_viewer_ids)}"
+    consumer = await manager.loop.run(service.pixels.acquire, stream, user, fps)
 
-    @router.get("/streams/{stream_id}/mjpeg", response_class=StreamingResponse,
-                responses={200: {"content": {f"multipart/x-mixed-replace; boundary={BOUNDARY}":
-                                             {}}},
-                           404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-    async def mjpeg(request: Request, stream_id: StreamIdPath,
-                    fps: Annotated[float, Query(gt=0, le=15)] = 5.0,
-                    width: Annotated[int | None, Query(ge=32, le=3840)] = None
-                    ) -> StreamingResponse:
-        """Motion JPEG (multipart/x-mixed-replace) of the stream, decoded once for all users."""
+    async def parts() -> AsyncIterator[bytes]:
+        last_wall = None
+        stop = asyncio.Event()  # set when the service shuts down: the stream ends
         try:
-            producer = manager.get(checked_id(stream_id))
-        except StreamNotFoundError:
-            raise ApiError(404, "not_found", f"no stream with id {stream_id!r}") from None
-        user = f"mjpeg-{next(_viewer_ids)}"
-        consumer = await manager.loop.run(service.pixels.acquire, producer, user, fps)
+            with service.clients.open(stop.set):
+                while not stop.is_set() and not await request.is_disconnected():
+                    started = time.monotonic()
+                    found = consumer.frame()
+                    if found is not None and found[2] != last_wall:
+                        last_wall = found[2]
+                        yield await part(found[1])
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), max(
+                            0.0, 1.0 / fps - (time.monotonic() - started)))
+        finally:
+            manager.loop.submit(service.pixels.release, stream, user)
 
-        async def parts() -> AsyncIterator[bytes]:
-            last_wall = None
-            stop = asyncio.Event()  # set when the service shuts down: the stream ends
-            try:
-                with service.clients.open(stop.set):
-                    while not stop.is_set() and not await request.is_disconnected():
-                        started = time.monotonic()
-                        found = consumer.frame()
-                        if found is not None and found[2] != last_wall:
-                            last_wall = found[2]
-                            yield await part(found[1])
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), max(
-                                0.0, 1.0 / fps - (time.monotonic() - started)))
-            finally:
-                manager.loop.submit(service.pixels.release, producer, user)
+    async def part(frame: np.ndarray) -> bytes:
+        boxes = (service.inference.events.latest(stream.id)
+                 if stream.config.enable_inference else [])
+        jpeg = await asyncio.to_thread(render_jpeg, frame, boxes, width, 80)
+        return (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                f"Content-Length: {len(jpeg)}\r\n\r\n").encode() + jpeg + b"\r\n"
 
-        async def part(frame) -> bytes:
-            boxes = (service.inference.events.latest(producer.id)
-                     if producer.config.enable_inference else [])
-            jpeg = await asyncio.to_thread(render_jpeg, frame, boxes, width, 80)
-            return (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                    f"Content-Length: {len(jpeg)}\r\n\r\n").encode() + jpeg + b"\r\n"
-
-        return StreamingResponse(parts(), media_type=(
-            f"multipart/x-mixed-replace; boundary={BOUNDARY}"),
-            headers={"Cache-Control": "no-store"})
-
-    return router
+    return StreamingResponse(parts(), media_type=MEDIA_TYPE,
+                             headers={"Cache-Control": "no-store"})

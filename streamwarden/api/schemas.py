@@ -18,6 +18,15 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+# How routes document their answers in the schema (status → model or content, description).
+Responses = dict[int | str, dict[str, Any]]
+ERRORS: Responses = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+STREAM_ERRORS: Responses = {
+    404: {"model": ErrorBody, "description": "No such stream (or, for a snapshot, no picture)"},
+    422: {"model": ErrorBody, "description": "Malformed request, id or URI"},
+}
+
+
 class StreamCreated(BaseModel):
     id: str
 

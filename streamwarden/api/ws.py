@@ -26,7 +26,7 @@ import contextlib
 import json
 from typing import TYPE_CHECKING
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from streamwarden.api.clients import GOING_AWAY, GOING_AWAY_REASON
 from streamwarden.api.schemas import HealthEntry
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from streamwarden.service import Service
 
 
-def install(app, service: Service) -> None:
+def create_router(service: Service) -> APIRouter:
+    router = APIRouter()
     hub = service.notifier
 
     def streams() -> list[dict]:
@@ -45,7 +46,7 @@ def install(app, service: Service) -> None:
         return [HealthEntry(**stream_health(p, manager.features)).model_dump(mode="json")
                 for p in manager.all()]
 
-    @app.websocket("/ws")
+    @router.websocket("/ws")
     async def websocket(socket: WebSocket) -> None:
         await socket.accept()
         subscriber = hub.subscribe()
@@ -83,6 +84,8 @@ def install(app, service: Service) -> None:
             hub.unsubscribe(subscriber)
             for task in tasks:
                 task.cancel()
+
+    return router
 
 
 async def _forward(socket: WebSocket, subscriber: Subscriber) -> None:

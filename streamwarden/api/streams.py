@@ -1,0 +1,129 @@
+"""`/streams`: the cameras the service ingests, added, changed and removed while it runs.
+
+Handlers run on the asyncio thread; they read the streams' snapshots directly and ask the
+GStreamer thread (through the manager) for every change. API-added streams are stored in the
+database (encrypted, see stream_store.py) so they survive a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Response
+from pydantic import ValidationError
+
+from streamwarden.api.errors import ApiError, describe_errors
+from streamwarden.api.params import StreamIdPath, checked_id, running_stream
+from streamwarden.api.schemas import (
+    STREAM_ERRORS,
+    ErrorBody,
+    HealthEntry,
+    Responses,
+    StreamCreated,
+    StreamPatch,
+    StreamView,
+)
+from streamwarden.api.views import stream_health, stream_statistics
+from streamwarden.config.model import Config, StreamConfig
+from streamwarden.file_sources import file_source_problem
+from streamwarden.inference.detectors.base import ModelError
+from streamwarden.manager import StreamExistsError
+
+if TYPE_CHECKING:
+    from streamwarden.feature import Feature
+    from streamwarden.ingest.stream import Stream
+    from streamwarden.service import Service
+
+_FILE_REFUSED: Responses = {403: {"model": ErrorBody, "description": "A file:// source outside "
+                                                          "[api] allowed_file_dirs"}}
+_DUPLICATE: Responses = {409: {"model": ErrorBody, "description": "Duplicate id"}}
+
+
+def _check_file_source(uri: str, allowed_dirs: list[str]) -> None:
+    """API clients may only name files under the configured directories (see file_sources)."""
+    if problem := file_source_problem(uri, allowed_dirs):
+        raise ApiError(403, "file_source_not_allowed", problem)
+
+
+def _check_new_stream(stream: StreamConfig, config: Config) -> None:
+    """Refuse, before anything starts, settings that do not combine with the defaults and a
+    file the API may not read."""
+    try:
+        stream.settings(config.stream_defaults)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
+    _check_file_source(stream.uri, config.api.allowed_file_dirs)
+
+
+def _view(stream: Stream, features: Sequence[Feature]) -> StreamView:
+    cfg = stream.config
+    health = HealthEntry(**stream_health(stream, features))
+    return StreamView(
+        id=cfg.id,
+        source=stream.origin,
+        uri=stream.display_uri.text,
+        enable_inference=cfg.enable_inference,
+        enable_recording=cfg.enable_recording,
+        recording=health.recording,
+        settings=stream.settings,
+        health=health,
+        statistics=stream_statistics(stream),
+    )
+
+
+def create_router(service: Service) -> APIRouter:
+    router = APIRouter(tags=["streams"])
+    manager = service.manager
+    api_config = service.config.api
+
+    @router.get("/streams", response_model=list[StreamView])
+    async def list_streams() -> list[StreamView]:
+        return [_view(p) for p in manager.all()]
+
+    @router.post("/streams", status_code=201, response_model=StreamCreated,
+                 responses={**_DUPLICATE, **STREAM_ERRORS, **_FILE_REFUSED})
+    async def add_stream(stream: StreamConfig) -> StreamCreated:
+        """Start ingesting a camera; the others are not touched."""
+        _check_new_stream(stream, service.config)
+        try:
+            await manager.add(stream, origin="api")
+        except StreamExistsError:
+            raise ApiError(409, "duplicate_id", f"a stream with id {stream.id!r} exists") from None
+        except ModelError as exc:
+            raise ApiError(422, "inference_unavailable", str(exc)) from None
+        await service.db.run(service.stored.save, stream.id, stream.model_dump_json())
+        return StreamCreated(id=stream.id)
+
+    @router.patch("/streams/{stream_id}", response_model=StreamView,
+                  responses={**STREAM_ERRORS, **_FILE_REFUSED})
+    async def patch_stream(patch: StreamPatch, stream_id: StreamIdPath) -> StreamView:
+        """Change a running stream. Recording toggles in place; a new URI or timeouts restart
+        its source. Changes to streams from the config file last until the next restart."""
+        changes = patch.model_dump(exclude_unset=True)
+        current = running_stream(manager, stream_id).config.uri
+        if changes.get("uri") and changes["uri"] != current:  # a path the client chose
+            _check_file_source(changes["uri"], api_config.allowed_file_dirs)
+        try:
+            stream = await manager.update(stream_id, changes)
+        except ValidationError as exc:
+            raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
+        except ModelError as exc:
+            raise ApiError(422, "inference_unavailable", str(exc)) from None
+        if stream.origin == "api":
+            await service.db.run(service.stored.save, stream_id,
+                                 stream.config.model_dump_json())
+        return _view(stream, manager.features)
+
+    @router.get("/streams/{stream_id}", response_model=StreamView, responses=STREAM_ERRORS)
+    async def get_stream(stream_id: StreamIdPath) -> StreamView:
+        return _view(running_stream(manager, stream_id))
+
+    @router.delete("/streams/{stream_id}", status_code=204, responses=STREAM_ERRORS)
+    async def delete_stream(stream_id: StreamIdPath) -> Response:
+        """Stop a stream and release everything it held."""
+        await manager.remove(checked_id(stream_id))
+        await service.db.run(service.stored.delete, stream_id)
+        return Response(status_code=204)
+
+    return router

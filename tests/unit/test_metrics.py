@@ -1,0 +1,187 @@
+"""`/metrics`' collector from hand-made stream numbers: every family, label and value, in order.
+
+No GStreamer, no service: the collector only reads `health()`/`statistics()` dicts and a few
+counters, so plain objects stand in for the service's parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streamwarden.api.metrics import StreamCollector
+
+
+@dataclass
+class FakeStream:
+    id: str
+    health_: dict
+    stats_: dict
+
+    def health(self) -> dict:
+        return self.health_
+
+    def statistics(self) -> dict:
+        return self.stats_
+
+
+@dataclass
+class FakeManager:
+    streams: list[FakeStream]
+    recording_path: Path
+
+    def all(self) -> list[FakeStream]:
+        return list(self.streams)
+
+
+@dataclass
+class FakeRunner:
+    per_stream: dict[str, dict]
+    restarts: int = 3
+    state: str = "running"
+
+    def stream_stats(self, stream_id: str) -> dict | None:
+        return self.per_stream.get(stream_id)
+
+
+@dataclass
+class FakeInference:
+    runner: FakeRunner
+
+
+@dataclass
+class FakeCounter:
+    stuck: int = 0
+    clients_dropped: int = 0
+
+
+@dataclass
+class FakeMqtt:
+    published: int = 12
+    dropped: int = 2
+    connected: bool = True
+
+
+@dataclass
+class FakeService:
+    manager: FakeManager
+    inference: FakeInference
+    reaper: FakeCounter = field(default_factory=lambda: FakeCounter(stuck=1))
+    events: FakeCounter = field(default_factory=lambda: FakeCounter(clients_dropped=4))
+    mqtt: FakeMqtt | None = None
+
+
+def _health(**overrides) -> dict:
+    return {"retry_count": 2, "fps": 25.0, "bitrate_kbps": 1800.5, "last_frame_age_s": 0.04,
+            "is_healthy": True, "state": "streaming", "recording": True, "live_viewers": 1,
+            **overrides}
+
+
+def _stats(consumers: list[dict]) -> dict:
+    return {"frames": 1000, "keyframes": 20, "bytes": 500000, "consumers": consumers}
+
+
+RECORDER = {"kind": "recorder", "bytes_written": 400000, "segments": 3, "dropped_frames": 5,
+            "lost_seconds": {"write_error": 1.5}}
+
+
+def _service(tmp_path: Path, mqtt: FakeMqtt | None) -> FakeService:
+    cam = FakeStream("cam", _health(), _stats([{"kind": "frame_counter"}, RECORDER]))
+    dead = FakeStream("dead", _health(retry_count=7, fps=0.0, bitrate_kbps=0.0,
+                                      last_frame_age_s=None, is_healthy=False, state="failed",
+                                      recording=False, live_viewers=0), _stats([]))
+    runner = FakeRunner({"cam": {"model_calls": 90, "frames_seen": 100, "frames_dropped": 10,
+                                 "detections": 4, "latency_ms_p95": 25.0}})
+    # the recording directory does not exist yet: the free space of its parent is reported
+    manager = FakeManager([cam, dead], tmp_path / "not-yet" / "recordings")
+    return FakeService(manager, FakeInference(runner), mqtt=mqtt)
+
+
+def _scrape(service: FakeService) -> tuple[list[str], dict[tuple, float]]:
+    registry = CollectorRegistry()
+    registry.register(StreamCollector(service))
+    families = list(text_string_to_metric_families(generate_latest(registry).decode()))
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in families for s in family.samples if not s.name.endswith("_created")}
+    return [f.name for f in families], samples
+
+
+FAMILIES = [
+    "streamwarden_stream_frames", "streamwarden_stream_keyframes", "streamwarden_stream_bytes",
+    "streamwarden_stream_retries", "streamwarden_stream_fps", "streamwarden_stream_bitrate_kbps",
+    "streamwarden_stream_last_frame_age_seconds", "streamwarden_stream_healthy",
+    "streamwarden_stream_state", "streamwarden_recording_active", "streamwarden_recording_bytes",
+    "streamwarden_recording_segments", "streamwarden_recording_dropped_frames",
+    "streamwarden_recording_lost_seconds", "streamwarden_live_viewers",
+    "streamwarden_recording_disk_free_bytes", "streamwarden_streams",
+    "streamwarden_stuck_disposals", "streamwarden_inference_model_calls",
+    "streamwarden_inference_frames_seen", "streamwarden_inference_frames_dropped",
+    "streamwarden_inference_detections", "streamwarden_inference_latency_p95_seconds",
+    "streamwarden_inference_worker_restarts", "streamwarden_inference_worker_running",
+    "streamwarden_ws_clients_dropped",
+]
+MQTT_FAMILIES = ["streamwarden_mqtt_published", "streamwarden_mqtt_dropped",
+                 "streamwarden_mqtt_connected"]
+
+
+def _expected() -> dict[tuple, float]:
+    cam, dead = (("stream", "cam"),), (("stream", "dead"),)
+    expected = {
+        ("streamwarden_stream_frames_total", cam): 1000,
+        ("streamwarden_stream_frames_total", dead): 1000,
+        ("streamwarden_stream_keyframes_total", cam): 20,
+        ("streamwarden_stream_keyframes_total", dead): 20,
+        ("streamwarden_stream_bytes_total", cam): 500000,
+        ("streamwarden_stream_bytes_total", dead): 500000,
+        ("streamwarden_stream_retries_total", cam): 2,
+        ("streamwarden_stream_retries_total", dead): 7,
+        ("streamwarden_stream_fps", cam): 25.0, ("streamwarden_stream_fps", dead): 0.0,
+        ("streamwarden_stream_bitrate_kbps", cam): 1800.5,
+        ("streamwarden_stream_bitrate_kbps", dead): 0.0,
+        ("streamwarden_stream_last_frame_age_seconds", cam): 0.04,  # none for "dead"
+        ("streamwarden_stream_healthy", cam): 1, ("streamwarden_stream_healthy", dead): 0,
+        ("streamwarden_recording_active", cam): 1, ("streamwarden_recording_active", dead): 0,
+        ("streamwarden_live_viewers", cam): 1, ("streamwarden_live_viewers", dead): 0,
+        # the recorder's numbers: only for the stream that has one
+        ("streamwarden_recording_bytes_total", cam): 400000,
+        ("streamwarden_recording_segments_total", cam): 3,
+        ("streamwarden_recording_dropped_frames_total", cam): 5,
+        ("streamwarden_recording_lost_seconds_total",
+         (("reason", "disk_full"), ("stream", "cam"))): 0.0,
+        ("streamwarden_recording_lost_seconds_total",
+         (("reason", "write_error"), ("stream", "cam"))): 1.5,
+        ("streamwarden_streams", ()): 2,
+        ("streamwarden_stuck_disposals_total", ()): 1,
+        ("streamwarden_inference_model_calls_total", cam): 90,
+        ("streamwarden_inference_frames_seen_total", cam): 100,
+        ("streamwarden_inference_frames_dropped_total", cam): 10,
+        ("streamwarden_inference_detections_total", cam): 4,
+        ("streamwarden_inference_latency_p95_seconds", cam): 0.025,
+        ("streamwarden_inference_worker_restarts_total", ()): 3,
+        ("streamwarden_inference_worker_running", ()): 1,
+        ("streamwarden_ws_clients_dropped_total", ()): 4,
+    }
+    for sid, current in (("cam", "streaming"), ("dead", "failed")):
+        for state in ("starting", "streaming", "retrying", "failed"):
+            key = ("streamwarden_stream_state", (("state", state), ("stream", sid)))
+            expected[key] = 1 if state == current else 0
+    return expected
+
+
+def test_every_family_and_value_from_hand_made_streams(tmp_path):
+    names, samples = _scrape(_service(tmp_path, mqtt=None))
+    assert names == FAMILIES
+    free = samples.pop(("streamwarden_recording_disk_free_bytes", ()))
+    assert free > 0  # of tmp_path's volume: the nearest directory that exists
+    assert samples == _expected()
+
+
+def test_mqtt_counters_only_with_a_bridge(tmp_path):
+    names, samples = _scrape(_service(tmp_path, mqtt=FakeMqtt()))
+    assert names == FAMILIES + MQTT_FAMILIES
+    assert samples[("streamwarden_mqtt_published_total", ())] == 12
+    assert samples[("streamwarden_mqtt_dropped_total", ())] == 2
+    assert samples[("streamwarden_mqtt_connected", ())] == 1
