@@ -79,7 +79,7 @@ def create_router(service: Service) -> APIRouter:
 
     @router.get("/streams", response_model=list[StreamView])
     async def list_streams() -> list[StreamView]:
-        return [_view(p) for p in manager.all()]
+        return [_view(p, manager.features) for p in manager.all()]
 
     @router.post("/streams", status_code=201, response_model=StreamCreated,
                  responses={**_DUPLICATE, **STREAM_ERRORS, **_FILE_REFUSED})
@@ -117,7 +117,7 @@ def create_router(service: Service) -> APIRouter:
 
     @router.get("/streams/{stream_id}", response_model=StreamView, responses=STREAM_ERRORS)
     async def get_stream(stream_id: StreamIdPath) -> StreamView:
-        return _view(running_stream(manager, stream_id))
+        return _view(running_stream(manager, stream_id), manager.features)
 
     @router.delete("/streams/{stream_id}", status_code=204, responses=STREAM_ERRORS)
     async def delete_stream(stream_id: StreamIdPath) -> Response:

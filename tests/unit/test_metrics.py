@@ -1,7 +1,8 @@
 """`/metrics`' collector from hand-made stream numbers: every family, label and value, in order.
 
-No GStreamer, no service: the collector only reads `health()`/`statistics()` dicts and a few
-counters, so plain objects stand in for the service's parts.
+No GStreamer, no service: the collector only reads each stream's health and statistics
+dicts (assembled by `api/views.py`, tested on its own in test_views.py) and a few counters,
+so plain objects stand in for the service's parts and hand the dicts over as they are.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streamwarden.api import metrics
 from streamwarden.api.metrics import StreamCollector
 
 
@@ -31,7 +34,7 @@ class FakeStream:
 @dataclass
 class FakeManager:
     streams: list[FakeStream]
-    recording_path: Path
+    features: list = field(default_factory=list)
 
     def all(self) -> list[FakeStream]:
         return list(self.streams)
@@ -66,11 +69,17 @@ class FakeMqtt:
 
 
 @dataclass
+class FakeRecording:
+    path: Path
+
+
+@dataclass
 class FakeService:
     manager: FakeManager
     inference: FakeInference
+    recording: FakeRecording
     reaper: FakeCounter = field(default_factory=lambda: FakeCounter(stuck=1))
-    events: FakeCounter = field(default_factory=lambda: FakeCounter(clients_dropped=4))
+    notifier: FakeCounter = field(default_factory=lambda: FakeCounter(clients_dropped=4))
     mqtt: FakeMqtt | None = None
 
 
@@ -96,8 +105,16 @@ def _service(tmp_path: Path, mqtt: FakeMqtt | None) -> FakeService:
     runner = FakeRunner({"cam": {"model_calls": 90, "frames_seen": 100, "frames_dropped": 10,
                                  "detections": 4, "latency_ms_p95": 25.0}})
     # the recording directory does not exist yet: the free space of its parent is reported
-    manager = FakeManager([cam, dead], tmp_path / "not-yet" / "recordings")
-    return FakeService(manager, FakeInference(runner), mqtt=mqtt)
+    manager = FakeManager([cam, dead])
+    return FakeService(manager, FakeInference(runner),
+                       FakeRecording(tmp_path / "not-yet" / "recordings"), mqtt=mqtt)
+
+
+@pytest.fixture(autouse=True)
+def _dicts_as_they_are(monkeypatch):
+    """The fakes carry their health and statistics dicts ready-made."""
+    monkeypatch.setattr(metrics, "stream_health", lambda stream, _features: stream.health())
+    monkeypatch.setattr(metrics, "stream_statistics", lambda stream: stream.statistics())
 
 
 def _scrape(service: FakeService) -> tuple[list[str], dict[tuple, float]]:
