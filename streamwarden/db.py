@@ -154,7 +154,7 @@ class Database:
             "ON CONFLICT(path) DO UPDATE SET start_ts=excluded.start_ts, status='recording'",
             (stream_id, path, start_ts, reason),
         )
-        return cur.lastrowid
+        return int(cur.lastrowid or 0)
 
     def segment_closed(self, path: str, end_ts: float, size: int | None,
                        status: str = "complete", duration: float | None = None) -> None:
@@ -173,13 +173,14 @@ class Database:
             (stream_id, path, start_ts, end_ts, max(0.0, end_ts - start_ts), size, reason,
              status),
         )
-        return cur.lastrowid
+        return int(cur.lastrowid or 0)
 
     def recordings(self, stream_id: str | None = None, start: float | None = None,
                    end: float | None = None, limit: int = 1000,
                    status: str | None = None) -> list[RecordingRow]:
         """Segments overlapping [start, end], oldest first."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[str | float] = []
         if stream_id is not None:
             where.append("stream_id = ?")
             args.append(stream_id)
@@ -259,7 +260,7 @@ class Database:
             "INSERT INTO events (stream_id, label, start_ts, end_ts, confidence, box, detections,"
             " model, pts, snapshot) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
             (stream_id, label, ts, ts, confidence, box, model, pts, snapshot))
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
     def event_extended(self, event_id: int, ts: float, count: int) -> None:
         self.conn.execute("UPDATE events SET end_ts = MAX(end_ts, ?), detections = detections + ?"

@@ -17,6 +17,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from functools import partial
+from typing import TYPE_CHECKING
 
 import uvicorn
 from pydantic import ValidationError
@@ -44,6 +45,9 @@ from streamwarden.recording.retention import enforce
 from streamwarden.restream.server import RestreamServer
 from streamwarden.secret_key import SecretKeyError
 from streamwarden.stream_store import StreamStore
+
+if TYPE_CHECKING:
+    from streamwarden.demo.camera import SyntheticCamera
 
 log = logging.getLogger("streamwarden")
 
@@ -139,7 +143,7 @@ class Service:
         if self.mqtt is not None:
             self.notifier.listeners.append(self.mqtt.handle)
         self.clients = OpenClients()  # WebSockets and MJPEG streams, ended first on shutdown
-        self.demo_camera = None
+        self.demo_camera: SyntheticCamera | None = None
         self._tasks: list[asyncio.Task] = []
 
     def _build_features(self, config: Config) -> list[Feature]:
@@ -178,9 +182,10 @@ class Service:
             await asyncio.to_thread(self._start_demo_camera)
         for stream, source in await self.db.run(self._streams_to_start):
             await self.manager.add(stream, source)
-        if self.demo and DEMO_STREAM_ID not in {s.id for s in self.config.streams}:
+        camera = self.demo_camera
+        if camera is not None and DEMO_STREAM_ID not in {s.id for s in self.config.streams}:
             await self.manager.add(
-                StreamConfig(id=DEMO_STREAM_ID, uri=self.demo_camera.url("/demo"))
+                StreamConfig(id=DEMO_STREAM_ID, uri=camera.url("/demo"))
             )
             self.manager.attach(DEMO_STREAM_ID, FrameCounter())
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))

@@ -105,7 +105,7 @@ def _message(error: dict[str, Any]) -> str:
 
 
 def _duplicate_ids(data: dict[str, Any], lines: dict[Loc, int]) -> list[ConfigIssue]:
-    issues = []
+    issues: list[ConfigIssue] = []
     streams = data.get("streams")
     if not isinstance(streams, list):
         return issues
@@ -161,7 +161,7 @@ def parse_config(text: str, source: str = "<config>",
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
-            message = _conceal(expansion, loc, _message(error))
+            message = _conceal(expansion, loc, _message(dict(error)))
             if (not loc and message.startswith("duplicate stream id")) or loc in unexpanded:
                 continue  # already reported with its line by _duplicate_ids / expand_env
             issues.append(ConfigIssue(format_loc(loc), _locate(lines, loc), message))

@@ -21,7 +21,7 @@ from typing import Any
 
 def weak_method(method: Callable[..., Any], default: Any = None) -> Callable[..., Any]:
     """`method` (a bound method), holding its object weakly; `default` once it is gone."""
-    ref = weakref.WeakMethod(method)  # type: ignore[arg-type]
+    ref = weakref.WeakMethod(method)
 
     def call(*args: Any) -> Any:
         target = ref()

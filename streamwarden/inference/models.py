@@ -81,7 +81,10 @@ def install_builtin_model(target: Path = BUILTIN_MODEL) -> Path:
         wheel = next(Path(tmp).glob("mediapipe-*.whl"))
         with zipfile.ZipFile(wheel) as archive:
             data = archive.read(MEMBER)
-    return _write_atomically(target, lambda path: path.write_bytes(data))
+    def write(path: Path) -> None:
+        path.write_bytes(data)
+
+    return _write_atomically(target, write)
 
 
 def npm_pack(spec: str, into: Path) -> Path:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from streamwarden.feature import Feature
@@ -90,8 +91,7 @@ class LiveViewers(Feature):
                 self._forget(stream_id)  # the stream was removed (and maybe re-added)
                 watched = None
             if watched is None:
-                mux = LiveMux(stream_id, lambda init, data, key, sid=stream_id:
-                              self._from_mux(sid, init, data, key))
+                mux = LiveMux(stream_id, partial(self._from_mux, stream_id))
                 # registered first: the mux may deliver its init segment during the attach
                 watched = self._watched[stream_id] = _Watched(mux)
                 try:
@@ -178,7 +178,8 @@ class LiveViewers(Feature):
                 viewer.has_init = True
                 viewer.waiting_for_keyframe = True  # new parameters: restart at a keyframe
                 continue
-            if not viewer.has_init or (viewer.waiting_for_keyframe and not keyframe):
+            if data is None or not viewer.has_init or (
+                    viewer.waiting_for_keyframe and not keyframe):
                 continue
             viewer.waiting_for_keyframe = False
             viewer.offer(data)

@@ -39,8 +39,9 @@ def outputs_by_stride(tfjs: TfjsModel) -> dict[int, tuple[str, str]]:
     """{stride: (scores output, distances output)}, recognised by shape, not by name."""
     found: dict[tuple[int, int], str] = {}
     for spec in tfjs.outputs:
-        if len(spec.shape) == 3 and spec.shape[0] == 1:
-            found[(spec.shape[1], spec.shape[2])] = spec.name
+        rows, columns = (spec.shape[1], spec.shape[2]) if len(spec.shape) == 3 else (None, None)
+        if spec.shape[0] == 1 and rows is not None and columns is not None:
+            found[(rows, columns)] = spec.name
     pairs = {}
     for stride in STRIDES:
         cells = (SIZE // stride) ** 2

@@ -31,8 +31,9 @@ def _unary(onnx_op: str) -> Callable[[GraphBuilder, TfNode], None]:
 
 def identity(b: GraphBuilder, node: TfNode) -> None:
     source = node.inputs[0]
-    if b.constant(source) is not None:
-        b.fold(node.name, b.constant(source))
+    value = b.constant(source)
+    if value is not None:
+        b.fold(node.name, value)
     else:
         b.bind(node.name, b.tensor(source))
 

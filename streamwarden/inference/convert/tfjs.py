@@ -121,7 +121,7 @@ def decode_weight(spec: dict, data: bytes, offset: int) -> tuple[np.ndarray, int
     size = count * np.dtype(stored).itemsize
     if offset + size > len(data):
         raise ConversionError(f"weight {name} runs past the end of its shards")
-    raw = np.frombuffer(data, stored, count, offset)
+    raw: np.ndarray = np.frombuffer(data, stored, count, offset)
     target = STORED_DTYPES.get(spec["dtype"], np.float32)
     if quantization and stored_name != "float16":  # affine: q * scale + min
         value = raw.astype(np.float32) * quantization["scale"] + quantization["min"]
@@ -137,14 +137,15 @@ def parse_model(model: dict, read_shard: Callable[[str], bytes], source: str) ->
         raise ConversionError(f"{source}: not a TF.js graph model (format "
                               f"{model.get('format')!r})")
     weights = read_weights(model.get("weightsManifest", []), read_shard)
-    nodes, constants = [], {}
+    nodes: list[TfNode] = []
+    constants: dict[str, np.ndarray] = {}
     for raw in model["modelTopology"].get("node", []):
         attrs = {k: decode_attr(v) for k, v in raw.get("attr", {}).items()}
         if raw["op"] == "Const":
             constants[raw["name"]] = const_value(raw["name"], attrs, weights, source)
             continue
-        inputs = [tensor_ref(i) for i in raw.get("input", []) if not i.startswith("^")]
-        nodes.append(TfNode(raw["name"], raw["op"], inputs, attrs))
+        node_inputs = [tensor_ref(i) for i in raw.get("input", []) if not i.startswith("^")]
+        nodes.append(TfNode(raw["name"], raw["op"], node_inputs, attrs))
     inputs, outputs = signature(model.get("signature", {}), source)
     return TfjsModel(nodes, constants, inputs, outputs, source)
 

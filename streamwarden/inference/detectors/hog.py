@@ -21,7 +21,7 @@ class HogPersonDetector(Detector):
         import cv2
 
         self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
         self.confidence, self.iou = confidence, iou
         self.runtime = f"OpenCV {cv2.__version__} HOG"
 

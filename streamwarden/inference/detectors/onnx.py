@@ -99,9 +99,10 @@ class OnnxDetector(Detector):
         shapes = {o.name: list(o.shape) for o in self._outputs}
         names = {n.lower(): n for n in shapes}
         if layout in ("auto", "ssd") and "detection_boxes" in names:
-            self._ssd = {k: names.get(k) for k in ("detection_boxes", "detection_scores",
-                                                    "detection_classes", "num_detections")}
-            if not self._ssd["detection_scores"] or not self._ssd["detection_classes"]:
+            self._ssd = {k: names[k] for k in ("detection_boxes", "detection_scores",
+                                               "detection_classes", "num_detections")
+                         if k in names}
+            if "detection_scores" not in self._ssd or "detection_classes" not in self._ssd:
                 raise ModelError(f"{model_path}: detection_boxes without detection_scores and "
                                  "detection_classes")
             return "ssd-postprocessed", None
@@ -180,7 +181,8 @@ class OnnxDetector(Detector):
             return self._suppress(boxes, scores[keep], classes[keep])
         # TF OD API: already suppressed, boxes y0, x0, y1, x1 normalised to the input
         names = self._ssd
-        count = (int(np.ravel(out[names["num_detections"]])[0]) if names["num_detections"]
+        count_name = names.get("num_detections")
+        count = (int(np.ravel(out[count_name])[0]) if count_name
                  else len(out[names["detection_scores"]]))
         scores = out[names["detection_scores"]][:count].astype(np.float32)
         classes = out[names["detection_classes"]][:count].astype(np.int64)
