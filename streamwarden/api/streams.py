@@ -7,7 +7,8 @@ database (encrypted, see stream_store.py) so they survive a restart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Response
@@ -72,6 +73,17 @@ def _view(stream: Stream, features: Sequence[Feature]) -> StreamView:
     )
 
 
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """What a change to a stream can be refused for, as the API's 422s."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
+    except ModelError as exc:
+        raise ApiError(422, "inference_unavailable", str(exc)) from None
+
+
 def create_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["streams"])
     manager = service.manager
@@ -87,11 +99,10 @@ def create_router(service: Service) -> APIRouter:
         """Start ingesting a camera; the others are not touched."""
         _check_new_stream(stream, service.config)
         try:
-            await manager.add(stream, origin="api")
+            with _refusals():
+                await manager.add(stream, origin="api")
         except StreamExistsError:
             raise ApiError(409, "duplicate_id", f"a stream with id {stream.id!r} exists") from None
-        except ModelError as exc:
-            raise ApiError(422, "inference_unavailable", str(exc)) from None
         await service.db.run(service.stored.save, stream.id, stream.model_dump_json())
         return StreamCreated(id=stream.id)
 
@@ -104,12 +115,8 @@ def create_router(service: Service) -> APIRouter:
         current = running_stream(manager, stream_id).config.uri
         if changes.get("uri") and changes["uri"] != current:  # a path the client chose
             _check_file_source(changes["uri"], api_config.allowed_file_dirs)
-        try:
+        with _refusals():
             stream = await manager.update(stream_id, changes)
-        except ValidationError as exc:
-            raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
-        except ModelError as exc:
-            raise ApiError(422, "inference_unavailable", str(exc)) from None
         if stream.origin == "api":
             await service.db.run(service.stored.save, stream_id,
                                  stream.config.model_dump_json())

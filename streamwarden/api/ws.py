@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -50,31 +51,10 @@ def create_router(service: Service) -> APIRouter:
     async def websocket(socket: WebSocket) -> None:
         await socket.accept()
         subscriber = hub.subscribe()
-        interval = service.config.app.health_check_interval
         hub.offer(subscriber, {"type": "snapshot", "streams": streams()})
-
-        changed = asyncio.Event()
-
-        async def ticker() -> None:
-            while True:
-                try:  # a new interval restarts the wait at once
-                    await asyncio.wait_for(changed.wait(), timeout=interval)
-                    changed.clear()
-                except TimeoutError:
-                    hub.offer(subscriber, {"type": "stats", "streams": streams()})
-
-        async def reader() -> None:
-            nonlocal interval
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                while True:
-                    text = await socket.receive_text()
-                    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
-                        message = json.loads(text)
-                        if message.get("type") == "subscribe":
-                            interval = min(300.0, max(0.5, float(message["interval"])))
-                            changed.set()
-
-        tasks = [asyncio.create_task(ticker()), asyncio.create_task(reader())]
+        stats = _Stats(service.config.app.health_check_interval,
+                       lambda: hub.offer(subscriber, {"type": "stats", "streams": streams()}))
+        tasks = [asyncio.create_task(stats.tick()), asyncio.create_task(stats.listen(socket))]
         try:
             with service.clients.open(lambda: hub.say_goodbye(subscriber)):
                 await _forward(socket, subscriber)
@@ -86,6 +66,33 @@ def create_router(service: Service) -> APIRouter:
                 task.cancel()
 
     return router
+
+
+class _Stats:
+    """A client's periodic stats message, at the interval it asked for (`subscribe`)."""
+
+    def __init__(self, interval: float, send: Callable[[], None]):
+        self.interval = interval
+        self._send = send
+        self._changed = asyncio.Event()
+
+    async def tick(self) -> None:
+        while True:
+            try:  # a new interval restarts the wait at once
+                await asyncio.wait_for(self._changed.wait(), timeout=self.interval)
+                self._changed.clear()
+            except TimeoutError:
+                self._send()
+
+    async def listen(self, socket: WebSocket) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                text = await socket.receive_text()
+                with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+                    message = json.loads(text)
+                    if message.get("type") == "subscribe":
+                        self.interval = min(300.0, max(0.5, float(message["interval"])))
+                        self._changed.set()
 
 
 async def _forward(socket: WebSocket, subscriber: Subscriber) -> None:

@@ -48,6 +48,20 @@ class LatestDetections:
     detections: list[Detection]
 
 
+class _Picture:
+    """The frame's picture with its boxes, drawn at most once and only if someone needs it."""
+
+    def __init__(self, draw: Callable[[], bytes | None]):
+        self._draw = draw
+        self._drawn = False
+        self._value: bytes | None = None
+
+    def get(self) -> bytes | None:
+        if not self._drawn:
+            self._value, self._drawn = self._draw(), True
+        return self._value
+
+
 class EventLog:
     def __init__(self, db: Database, *, model_name: Callable[[], str], event_gap: float,
                  classes: list[str] | None, record_on: list[str],
@@ -83,40 +97,44 @@ class EventLog:
         by_label: dict[str, list[Detection]] = {}
         for det in detections:
             by_label.setdefault(det.label, []).append(det)
-        picture: bytes | None = None
-        frame_drawn = False
+        picture = _Picture(lambda: self._picture(result, detections))
         for label, group in by_label.items():
             best = max(group, key=lambda d: d.confidence)
-            key = (result.stream_id, label)
-            event = self._open.get(key)
-            ts = result.wall
-            if event is None or ts - event.last_ts > self.event_gap:
-                if not frame_drawn:
-                    picture, frame_drawn = self._picture(result, detections), True
-                row = self.db.submit(self.db.event_opened, result.stream_id, label, ts,
-                                     best.confidence, json.dumps(list(best.box)), model,
-                                     result.pts, picture)
-                self._open[key] = _OpenEvent(row, ts, best.confidence, ts, picture is not None)
-                self.events_opened += 1
-                log.info("stream %s: %s detected (%.2f)", result.stream_id, label,
-                         best.confidence, extra={"stream_id": result.stream_id,
-                                                 "event": "detection", "label": label})
+            event = self._open.get((result.stream_id, label))
+            if event is None or result.wall - event.last_ts > self.event_gap:
+                self._open_event(result, label, best, model, picture.get())
             else:
-                event.last_ts = ts
-                self.db.submit(self._extend, event.row, ts, len(group))
-                # An event opened without a picture (its frame had already left the decoder's
-                # few recent ones: a busy machine) takes the next one it can get.
-                if not event.has_picture or (
-                        best.confidence >= event.confidence + PICTURE_GAIN
-                        and ts - event.picture_at >= PICTURE_EVERY_S):
-                    if not frame_drawn:
-                        picture, frame_drawn = self._picture(result, detections), True
-                    if picture is not None:  # never replace a picture with none
-                        event.confidence, event.picture_at = best.confidence, ts
-                        event.has_picture = True
-                        self.db.submit(self._improve, event.row, best, result.pts, picture)
+                self._extend_event(event, result, best, len(group), picture)
             if label in self.record_on:
                 self.record(result.stream_id)
+
+    def _open_event(self, result: FrameResult, label: str, best: Detection, model: str,
+                    picture: bytes | None) -> None:
+        ts = result.wall
+        row = self.db.submit(self.db.event_opened, result.stream_id, label, ts,
+                             best.confidence, json.dumps(list(best.box)), model, result.pts,
+                             picture)
+        self._open[(result.stream_id, label)] = _OpenEvent(row, ts, best.confidence, ts,
+                                                           picture is not None)
+        self.events_opened += 1
+        log.info("stream %s: %s detected (%.2f)", result.stream_id, label, best.confidence,
+                 extra={"stream_id": result.stream_id, "event": "detection", "label": label})
+
+    def _extend_event(self, event: _OpenEvent, result: FrameResult, best: Detection,
+                      count: int, picture: _Picture) -> None:
+        ts = result.wall
+        event.last_ts = ts
+        self.db.submit(self._extend, event.row, ts, count)
+        # An event opened without a picture (its frame had already left the decoder's few
+        # recent ones: a busy machine) takes the next one it can get.
+        if event.has_picture and (best.confidence < event.confidence + PICTURE_GAIN
+                                  or ts - event.picture_at < PICTURE_EVERY_S):
+            return
+        drawn = picture.get()
+        if drawn is not None:  # never replace a picture with none
+            event.confidence, event.picture_at = best.confidence, ts
+            event.has_picture = True
+            self.db.submit(self._improve, event.row, best, result.pts, drawn)
 
     def _extend(self, row: concurrent.futures.Future, ts: float, count: int) -> None:
         self.db.event_extended(row.result(), ts, count)  # row ran earlier on this same thread
