@@ -21,7 +21,6 @@ built, started and finished on the GStreamer thread.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import threading
@@ -38,15 +37,13 @@ from streamwarden.gst.reaper import Reaper
 from streamwarden.media.timeline import interleave
 from streamwarden.recording.layout import start_time_from_name
 from streamwarden.recording.listener import SegmentListener
-from streamwarden.recording.outage import Change
 from streamwarden.recording.policy import PUSH, ROTATE, Action, Do, RecordingPolicy
 from streamwarden.recording.pump import PUMP, Pump
+from streamwarden.recording.reporter import RecordingReporter
 from streamwarden.recording.ring import PrerollRing, StartAt
 from streamwarden.recording.session import RecordingSession, SessionCallbacks, SessionSettings
 
 __all__ = ["Recorder", "RecorderSettings", "SegmentListener", "free_bytes"]
-
-log = logging.getLogger("streamwarden.recording")
 
 # Frames an appsink holds before it drops the oldest: 20 s of 25 fps video, several seconds
 # of audio; far more than one pump interval, so only a stalled process ever drops.
@@ -98,10 +95,11 @@ class Recorder(Consumer):
         self._reaper = reaper
         self._listener = listener or SegmentListener()
         self._free_space = free_space
-        self._emit = on_event or (lambda event: None)
         self._lock = threading.Lock()
         self.ring = PrerollRing(settings.buffer_duration)
         self.policy = RecordingPolicy(settings.buffer_duration)
+        self._tell = RecordingReporter(stream_id, self._listener,
+                                       on_event or (lambda event: None), self.policy.outages)
         self._caps: dict[str, Gst.Caps] = {}
         self._session: RecordingSession | None = None  # current while policy.session_open
         self._finishing: list[RecordingSession] = []
@@ -213,8 +211,7 @@ class Recorder(Consumer):
         with self._lock:
             actions = self.policy.rotate()
         if any(action.do is Do.OPEN for action in actions):
-            log.info("stream %s: stream changed while recording; new segment at next keyframe",
-                     self.stream_id, extra={"stream_id": self.stream_id, "event": "rotate"})
+            self._tell.rotating()
         self._apply(actions)
         return False
 
@@ -226,27 +223,16 @@ class Recorder(Consumer):
                 self._open_session(action.reason or "manual", action.start)
             elif do is Do.FINISH:
                 self._finish_current()
-            elif do is Do.REPORT:
-                self._report(action.change, action.message)
+            elif do is Do.REPORT and action.change is not None:
+                self._tell.change(action.change, action.message)
             elif do is Do.ANNOUNCE:
-                self._announce(action.reason, action.pre_roll)
+                self._tell.recording(action.reason, action.pre_roll)
             elif do is Do.STOP:
                 self.stop()
             elif do is Do.CHECK_WRITTEN:
                 self._check_resumed()
             elif do is Do.HEARTBEAT:
-                self._listener.outage_ongoing(self.stream_id, time.time())
-
-    def _announce(self, reason: str | None, pre_roll: float) -> None:
-        sid = self.stream_id
-        if reason is not None:
-            log.info("stream %s: recording started (%s, pre-roll %gs)", sid, reason, pre_roll,
-                     extra={"stream_id": sid, "event": "recording_started", "reason": reason})
-        else:
-            log.info("stream %s: recording stopped", sid,
-                     extra={"stream_id": sid, "event": "recording_stopped"})
-        self._emit({"type": "recording", "stream_id": sid, "recording": reason is not None,
-                    "reason": reason})
+                self._tell.outage_ongoing(time.time())
 
     # ---- sessions (GStreamer thread) -------------------------------------------------------
 
@@ -357,9 +343,7 @@ class Recorder(Consumer):
                                          session.last_wall or now, session.start_wall, message)
         self._session_finished(session)
         if not recording:  # it failed finishing after a stop: nothing more to record
-            log.error("stream %s: recording error %s while finishing: %s", self.stream_id,
-                      reason, message, extra={"stream_id": self.stream_id,
-                                              "event": "recording_error", "reason": reason})
+            self._tell.failed_after_stop(reason, message)
         self._apply(actions)
 
     # ---- outages ---------------------------------------------------------------------------
@@ -367,28 +351,6 @@ class Recorder(Consumer):
     @property
     def recording_error(self) -> str | None:
         return self.policy.outages.error
-
-    def _report(self, change: Change | None, message: str = "") -> None:
-        """Log, store and publish a change of `recording_error`: once per outage start/end."""
-        if change is None:
-            return
-        sid, gap, outage = self.stream_id, change.ended, change.started
-        outages = self.policy.outages
-        if gap is not None:
-            log.warning("stream %s: recording works again after %s; %.1f s not recorded", sid,
-                        gap.reason, gap.seconds, extra={"stream_id": sid, "event":
-                        "recording_resumed", "reason": gap.reason, "lost_seconds": gap.seconds})
-            self._listener.outage_ended(
-                sid, gap, lambda seconds: outages.add_lost(gap.reason, seconds))
-        if outage is not None:
-            log.error("stream %s: recording error %s (%s); retrying until it works again", sid,
-                      outage.reason, message.rstrip("."), extra={"stream_id": sid, "event":
-                      "recording_error", "reason": outage.reason})
-            self._listener.outage_started(sid, outage)
-        self._emit({"type": "recording_error", "stream_id": sid,
-                    "recording_error": change.error, "previous": change.previous,
-                    "since": outage.start if outage else None,
-                    "lost_seconds": round(gap.seconds, 3) if gap else None})
 
     def lost_seconds(self) -> dict[str, float]:
         """Seconds of recording lost to outages, by reason (any thread; never decreases)."""
