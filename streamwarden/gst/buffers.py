@@ -42,6 +42,12 @@ def decode_order_key(buffer: Gst.Buffer) -> int:
     return pts if pts != _NONE else 0
 
 
+def same_caps(a: Gst.Caps, b: Gst.Caps) -> bool:
+    """Equal caps. Consecutive samples carry the same GstCaps, and `==` on gi's wrappers
+    compares those pointers (15 ns) before `is_equal` compares contents (200 ns)."""
+    return a == b or a.is_equal(b)
+
+
 def retimed(buffer: Gst.Buffer, pts: int, dts: int | None, size: int | None = None) -> Gst.Buffer:
     """A copy of `buffer` sharing its memory, with new timestamps (a DTS of None stays unset).
 

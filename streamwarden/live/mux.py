@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamwarden.consumers.base import Consumer, leaky_queue
-from streamwarden.gst.buffers import is_keyframe, timestamps
+from streamwarden.gst.buffers import is_keyframe, same_caps, timestamps
 from streamwarden.gst.init import Gst
 from streamwarden.gst.weak import weak_method
 from streamwarden.live import fmp4
@@ -101,7 +101,7 @@ class LiveMux(Consumer):
             return Gst.FlowReturn.OK
         with self._lock:
             caps = sample.get_caps()
-            if caps is not None and (self._caps is None or not caps.is_equal(self._caps)):
+            if caps is not None and (self._caps is None or not same_caps(caps, self._caps)):
                 self._caps = caps
                 self._new_caps(caps)
             if self.unsupported is None:

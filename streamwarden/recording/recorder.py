@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from streamwarden.consumers.base import Consumer, appsink_buffer
-from streamwarden.gst.buffers import decode_order_key, is_keyframe
+from streamwarden.gst.buffers import decode_order_key, is_keyframe, same_caps
 from streamwarden.gst.init import GLib, Gst
 from streamwarden.gst.reaper import Reaper
 from streamwarden.media.timeline import interleave
@@ -161,7 +161,7 @@ class Recorder(Consumer):
             entry = self.ring.append(kind, buffer, caps, now, wall, is_keyframe(buffer),
                                      buffer.get_size())
             todo = self.policy.video_frame(entry.seq, previous is None,
-                                           previous is not None and not previous.is_equal(caps))
+                                           previous is not None and not same_caps(previous, caps))
         else:
             entry = self.ring.append(kind, buffer, caps, now, wall, True, buffer.get_size())
             todo = self.policy.audio_frame()

@@ -104,7 +104,7 @@ class RecordingSession:
                         settings.stream_id, settings.fmt, audio_caps.get_structure(0).get_name())
             audio_caps = None
         self.audio_caps = audio_caps
-        self.start_wall: float | None = None
+        self.start_wall: float | None = None  # set when the rebase is anchored
         self._gate = KeyframeGate()  # a file starts at a video keyframe
         self._rebase = Rebase()  # ...whose decode time is the file's 0
         self._cuts = SegmentCuts(int(settings.segment_duration * Gst.SECOND))
@@ -160,12 +160,11 @@ class RecordingSession:
             return
         buffer = entry.buffer
         pts, dts = timestamps(buffer)
-        rebase = self._rebase
-        if not rebase.anchored:  # the keyframe that opened the gate: the file's 0
+        if self.start_wall is None:  # the keyframe that opened the gate: the file's 0
             decode = dts if dts is not None else pts
-            rebase.anchor(decode if decode is not None else 0)
+            self._rebase.anchor(decode if decode is not None else 0)
             self.start_wall = entry.wall
-        mapped = rebase.map(pts, dts)
+        mapped = self._rebase.map(pts, dts)
         src = self._video_src if video else self._audio_src
         if src is None or mapped is None:
             return
