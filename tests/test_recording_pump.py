@@ -95,11 +95,11 @@ def test_frames_wait_in_c_until_drained_and_an_event_drains_first(tmp_path: Path
         # marks the change, so the change lands on the first frame of the new stream.
         _start_stream(src, "second")
         assert len(recorder.ring.entries) == 40
-        assert recorder._discont
+        assert recorder.policy.discontinuity
         _push_frames(src, 5)
         recorder.drain()
         assert len(recorder.ring.entries) == 45
-        assert not recorder._discont
+        assert not recorder.policy.discontinuity
     finally:
         recorder.disposed()
         pipeline.set_state(Gst.State.NULL)

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from streamwarden.consumers.base import Consumer, leaky_queue
+from streamwarden.gst.buffers import is_keyframe
 from streamwarden.gst.init import Gst
 from streamwarden.gst.weak import weak_method
 
@@ -52,9 +53,9 @@ class FrameCounter(Consumer):
             self.max_gap_ns = max(self.max_gap_ns, now - self.last_ns)
         self.last_ns = now
         self.frames += 1
-        if not info.get_buffer().has_flags(Gst.BufferFlags.DELTA_UNIT):
+        if is_keyframe(info.get_buffer()):
             self.keyframes += 1
-        return Gst.PadProbeReturn.OK
+        return _OK
 
     def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         if info.get_event().type == Gst.EventType.EOS:

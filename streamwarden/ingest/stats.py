@@ -3,6 +3,8 @@
 Pad probes run on GStreamer's streaming threads, once per frame. They only bump integers and
 store a timestamp (atomic under the GIL, no locks, no allocation beyond the ints), so a probe
 costs microseconds. Rates (fps, bitrate) are derived from periodic samples of those counters.
+The probe reads the buffer (size, keyframe flag: gst/buffers.py) and hands plain values in,
+so nothing here needs GStreamer and the counters are tested with hand-made numbers.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from streamwarden.gst.init import Gst
+if TYPE_CHECKING:
+    from streamwarden.gst.init import Gst
 
 _RATE_WINDOW_S = 3.0
 
@@ -62,22 +66,23 @@ class StreamCounters:
     audio_frames: int = 0
     last_frame_ns: int = 0  # time.monotonic_ns() of the last video frame, 0 = never
 
-    def count(self, kind: str, buffer: Gst.Buffer) -> None:
+    def count(self, kind: str, size: int, keyframe: bool) -> None:
+        """One frame of `size` bytes (`keyframe` only matters for video)."""
         if kind == "video":
-            self.on_video(buffer)
+            self.on_video(size, keyframe)
         else:
-            self.on_audio(buffer)
+            self.on_audio(size)
 
-    def on_video(self, buffer: Gst.Buffer) -> None:
+    def on_video(self, size: int, keyframe: bool) -> None:
         self.frames += 1
-        self.bytes += buffer.get_size()
-        if not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT):
+        self.bytes += size
+        if keyframe:
             self.keyframes += 1
         self.last_frame_ns = time.monotonic_ns()
 
-    def on_audio(self, buffer: Gst.Buffer) -> None:
+    def on_audio(self, size: int) -> None:
         self.audio_frames += 1
-        self.bytes += buffer.get_size()
+        self.bytes += size
 
 
 @dataclass

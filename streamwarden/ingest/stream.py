@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from streamwarden.config.model import SourceSettings, StreamConfig
 from streamwarden.consumers.base import Consumer
+from streamwarden.gst.buffers import is_keyframe
 from streamwarden.gst.init import GLib, Gst
 from streamwarden.gst.reaper import Reaper
 from streamwarden.gst.weak import weak_method
@@ -203,7 +204,8 @@ class Stream:
         """Per frame, on the streaming thread: as little Python as possible."""
         if generation != self._generation:
             return _DROP
-        self.counters.count(kind, info.get_buffer())
+        buffer = info.get_buffer()
+        self.counters.count(kind, buffer.get_size(), kind != "video" or is_keyframe(buffer))
         return _OK
 
     def _on_buffer_list(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, generation: int,
@@ -212,7 +214,8 @@ class Stream:
             return _DROP
         buffers = info.get_buffer_list()
         for index in range(buffers.length()):
-            self.counters.count(kind, buffers.get(index))
+            buffer = buffers.get(index)
+            self.counters.count(kind, buffer.get_size(), kind != "video" or is_keyframe(buffer))
         return _OK
 
     def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, generation: int,

@@ -4,9 +4,10 @@ Attached to the stream's video tee only while someone watches: a leaky queue int
 that accepts any caps (so it never narrows what the camera may link to). The appsink callback
 (a streaming thread) takes the camera's H.264 access units as they are — "avc" from RTSP,
 RTMP and MP4 sources, byte-stream converted in Python (annexb.py) — wraps each in a
-moof+mdat (fmp4.py) and hands the bytes to `deliver` without blocking. Timestamps are rebased
-onto one continuous timeline that also runs on across a camera reconnect, so the browser's
-SourceBuffer never sees time go backwards; after a reconnect delivery resumes at a keyframe.
+moof+mdat (fmp4.py) and hands the bytes to `deliver` without blocking. Decode times are
+rebased onto one continuous timeline (media.timeline.ContinuousTimeline) that also runs on
+across a camera reconnect, so the browser's SourceBuffer never sees time go backwards; after
+a reconnect delivery resumes at a keyframe (media.timeline.KeyframeGate).
 New caps (new SPS/PPS, size) produce a new init segment. Other codecs (H.265) are not muxed:
 `unsupported` names them and the viewers are told.
 """
@@ -19,17 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamwarden.consumers.base import Consumer, leaky_queue
+from streamwarden.gst.buffers import is_keyframe, same_caps, timestamps
 from streamwarden.gst.init import Gst
 from streamwarden.gst.weak import weak_method
 from streamwarden.live import fmp4
 from streamwarden.live.annexb import AnnexBConverter
-
-NONE = Gst.CLOCK_TIME_NONE
-DEFAULT_FRAME_NS = 40_000_000  # 25 fps, until the stream says otherwise
+from streamwarden.media.timeline import SECOND, ContinuousTimeline, KeyframeGate
 
 
 def to_ticks(ns: int) -> int:
-    return ns * fmp4.TIMESCALE // Gst.SECOND
+    return ns * fmp4.TIMESCALE // SECOND
 
 
 @dataclass(frozen=True)
@@ -48,33 +48,6 @@ class InitSegment:
 Deliver = Callable[[InitSegment | None, bytes | None, bool], None]
 
 
-class Timeline:
-    """Camera timestamps → one increasing decode timeline (ns), re-anchored on discontinuity."""
-
-    def __init__(self) -> None:
-        self.in_base: int | None = None
-        self.out_base = 0
-        self.next_out = 0  # where the next frame is expected on the output timeline
-        self.frame_ns = DEFAULT_FRAME_NS
-
-    def reanchor(self) -> None:
-        self.in_base = None
-
-    def place(self, dts: int) -> int:
-        if self.in_base is not None:
-            out = dts - self.in_base + self.out_base
-            if out < self.next_out - self.frame_ns or out > self.next_out + 10 * Gst.SECOND:
-                self.in_base = None  # time jumped (reconnect, wrap): continue where we were
-        if self.in_base is None:
-            self.in_base, self.out_base = dts, self.next_out
-        out = dts - self.in_base + self.out_base
-        previous = self.next_out - self.frame_ns
-        if out > previous and out - previous < Gst.SECOND:
-            self.frame_ns = out - previous  # the last interval predicts the next duration
-        self.next_out = out + self.frame_ns
-        return out
-
-
 class LiveMux(Consumer):
     kind = "live"
     wants_audio = False
@@ -84,10 +57,10 @@ class LiveMux(Consumer):
         self.stream_id = stream_id
         self._deliver = deliver
         self._lock = threading.Lock()
-        self._timeline = Timeline()
+        self._timeline = ContinuousTimeline()
         self._caps: Gst.Caps | None = None
         self._sequence = 0
-        self._need_keyframe = True  # after a start or a reconnect, P-frames before it are junk
+        self._gate = KeyframeGate()  # after a start, a reconnect, new caps: deltas are junk
         self._annexb: AnnexBConverter | None = None
         self._size = (0, 0)
         self.init: InitSegment | None = None
@@ -119,7 +92,7 @@ class LiveMux(Consumer):
         if info.get_event().type == Gst.EventType.STREAM_START:
             with self._lock:  # the camera reconnected: its timestamps start afresh
                 self._timeline.reanchor()
-                self._need_keyframe = True
+                self._gate.close()
         return Gst.PadProbeReturn.OK
 
     def _on_sample(self, sink: Gst.Element) -> Gst.FlowReturn:
@@ -128,7 +101,7 @@ class LiveMux(Consumer):
             return Gst.FlowReturn.OK
         with self._lock:
             caps = sample.get_caps()
-            if caps is not None and (self._caps is None or not caps.is_equal(self._caps)):
+            if caps is not None and (self._caps is None or not same_caps(caps, self._caps)):
                 self._caps = caps
                 self._new_caps(caps)
             if self.unsupported is None:
@@ -138,7 +111,7 @@ class LiveMux(Consumer):
     def _new_caps(self, caps: Gst.Caps) -> None:
         s = caps.get_structure(0)
         self._size = (s.get_int("width")[1], s.get_int("height")[1])
-        self._need_keyframe = True
+        self._gate.close()
         self._annexb = None
         if s.get_name() != "video/x-h264":
             self.unsupported = s.get_name()
@@ -163,26 +136,24 @@ class LiveMux(Consumer):
             return
         self.error = None
         self.init = InitSegment(codec, width, height, fmp4.init_segment(avcc, width, height))
-        self._need_keyframe = True
+        self._gate.close()
         self._deliver(self.init, None, False)
 
     def _mux(self, buffer: Gst.Buffer) -> None:
-        pts, dts = buffer.pts, buffer.dts
-        if dts == NONE:
-            dts = pts
-        if dts == NONE:
+        pts, dts = timestamps(buffer)
+        decode = dts if dts is not None else pts
+        if decode is None:
             return
-        keyframe = not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT)
+        keyframe = is_keyframe(buffer)
         payload = buffer.extract_dup(0, buffer.get_size())
         if self._annexb is not None:
             payload, avcc = self._annexb.convert(payload)
             if avcc is not None:
                 self._publish_init(avcc)
-        if self.init is None or (self._need_keyframe and not keyframe):
+        if self.init is None or not self._gate.admit(True, keyframe):
             return
-        self._need_keyframe = False
-        decode_ns = self._timeline.place(dts)
-        offset_ns = pts - dts if pts != NONE else 0
+        decode_ns = self._timeline.place(decode)
+        offset_ns = pts - decode if pts is not None else 0
         self._sequence += 1
         data = fmp4.fragment(self._sequence, to_ticks(decode_ns),
                              to_ticks(self._timeline.frame_ns), to_ticks(offset_ns), keyframe,

@@ -8,6 +8,12 @@ the PTS of consecutive frames goes back and forth while the DTS only grows.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 SECOND = 1_000_000_000
 # A camera's clock is judged to have jumped when decode time and arrival time disagree by more
 # than this: large enough for network jitter and for batches drained every 0.2 s.
@@ -17,6 +23,18 @@ DEFAULT_FRAME_NS = 40_000_000  # 25 fps, until the stream says otherwise
 
 def decode_time(pts: int | None, dts: int | None) -> int | None:
     return dts if dts is not None else pts
+
+
+def interleave(video: list[T], audio: list[T], key: Callable[[T], int]) -> Iterable[T]:
+    """Video and audio frames that waited apart (each list in its own arrival order) as one
+    stream in decode order, the way they arrived: a muxer and a pre-event buffer need them
+    interleaved. On a tie video comes first (the picture the audio goes with). A greedy
+    two-way merge: a list that is itself out of order is taken as it comes, never sorted."""
+    if not audio:
+        return video
+    if not video:
+        return audio
+    return heapq.merge(video, audio, key=key)
 
 
 class KeyframeGate:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from streamwarden.consumers.base import Consumer
+from streamwarden.gst.buffers import DELTA_UNIT, NO_FLAGS, is_keyframe
 from streamwarden.gst.init import Gst
 from streamwarden.gst.weak import weak_method
 from streamwarden.inference.shm import FrameSlot
@@ -87,7 +88,7 @@ class PixelConsumer(Consumer):
         gate.set_property("silent", True)
         # Start at a keyframe: deltas before it would decode to grey garbage. A one-shot probe
         # opens the gate at the first keyframe and removes itself.
-        gate.set_property("drop-buffer-flags", Gst.BufferFlags.DELTA_UNIT)
+        gate.set_property("drop-buffer-flags", DELTA_UNIT)
         gate.get_static_pad("sink").add_probe(
             Gst.PadProbeType.BUFFER, weak_method(self._first_keyframe, Gst.PadProbeReturn.OK))
         decode = Gst.ElementFactory.make("decodebin")
@@ -159,11 +160,11 @@ class PixelConsumer(Consumer):
             self._rate.set_property("max-rate", max(1, math.ceil(fps)))
 
     def _first_keyframe(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        if info.get_buffer().has_flags(Gst.BufferFlags.DELTA_UNIT):
+        if not is_keyframe(info.get_buffer()):
             return Gst.PadProbeReturn.OK  # identity drops it
         self._started = True
         if not self.keyframes_only:
-            self._gate.set_property("drop-buffer-flags", Gst.BufferFlags(0))
+            self._gate.set_property("drop-buffer-flags", NO_FLAGS)
         return Gst.PadProbeReturn.REMOVE
 
     # ---- keyframe gate (GStreamer thread, every producer tick) -----------------------------
@@ -183,7 +184,7 @@ class PixelConsumer(Consumer):
             self.keyframes_only = wanted
             if not self._started:
                 return  # the first-keyframe probe opens the gate as this says
-            flags = Gst.BufferFlags.DELTA_UNIT if wanted else Gst.BufferFlags(0)
+            flags = DELTA_UNIT if wanted else NO_FLAGS
             self._gate.set_property("drop-buffer-flags", flags)
 
     # ---- frames out (streaming thread) -----------------------------------------------------

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from streamwarden.db import Database
 from streamwarden.recording.gaps import GapStore
+from streamwarden.recording.listener import SegmentListener
 from streamwarden.recording.outage import Gap, Outage
 from streamwarden.recording.reconcile import settle_segment
-from streamwarden.recording.recorder import SegmentListener
 
 log = logging.getLogger("streamwarden.recording")
 

@@ -5,22 +5,21 @@ the camera's stream changes under it (a reconnect with new caps). Its own pipeli
 full disk or a muxer error ends this session only: the camera, the ring and every other
 consumer carry on, and the recorder opens a new session when it can.
 
-Frames arrive from the recorder with the producer's timestamps; the session rebases them so
-every file starts near 0, and maps them back to wall-clock time for segment names and the
-index. splitmuxsink cuts segments at keyframes; MP4 is fragmented (a crash loses at most one
+Frames arrive from the recorder with the producer's timestamps. The session starts at a
+video keyframe (media.timeline.KeyframeGate) and rebases them on that keyframe's decode time
+(media.timeline.Rebase), so every file's first DTS is 0 and B-frames keep their composition
+offsets, and maps them back to wall-clock time for segment names and the index.
+splitmuxsink cuts segments at keyframes; MP4 is fragmented (a crash loses at most one
 fragment), MKV and MPEG-TS are append-only by nature.
 
 Each segment file is created by the session with `[recording] file_mode` before splitmuxsink's
 filesink opens (and truncates) it, so a recording is never readable by others, not even for a
 moment, whatever the process umask; its directories get `dir_mode`.
 
-Segments are at least `segment_duration` long: each is cut at the first keyframe at or after
-its start + `segment_duration`. splitmuxsink's own `max-size-time` does the opposite (it ends a
-file at the last keyframe that keeps it *under* the limit: 8 s files for "10s" with a 2 s
-GOP), so it is off, and the session drives the cuts: seeing every keyframe as it pushes it, it
-asks splitmuxsink (`split-at-running-time`) to cut at the next target, and splitmuxsink starts
-the new file with the first GOP whose start reaches it, so a cut is always on a keyframe and
-no frame is lost or doubled. Running time is the rebased PTS (appsrc's segment starts at 0).
+Segments are at least `segment_duration` long (the rule is cuts.py's): splitmuxsink's own
+`max-size-time` is off, and the session, seeing every keyframe as it pushes it, asks
+splitmuxsink (`split-at-running-time`) to cut where `SegmentCuts` says. Running time is the
+rebased PTS (appsrc's segment starts at 0).
 """
 
 from __future__ import annotations
@@ -30,25 +29,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamwarden.gst.buffers import retimed, timestamps
 from streamwarden.gst.init import Gst
 from streamwarden.gst.reaper import Reaper
 from streamwarden.gst.weak import weak_method
+from streamwarden.media.timeline import KeyframeGate, Rebase
 from streamwarden.private_files import create_file, make_dirs
+from streamwarden.recording.cuts import SPLIT_TOLERANCE_NS, SegmentCuts
 from streamwarden.recording.layout import segment_path
 from streamwarden.recording.ring import Entry
 
 log = logging.getLogger("streamwarden.recording")
 
-_COPY = (Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS | Gst.BufferCopyFlags.META
-         | Gst.BufferCopyFlags.MEMORY)
+__all__ = ["SPLIT_TOLERANCE_NS", "RecordingSession", "SessionCallbacks", "SessionSettings"]
+
 # Looked up once (gi's override proxy costs about 1 µs per attribute); push runs per frame.
-_NONE = Gst.CLOCK_TIME_NONE
 _OK = Gst.FlowReturn.OK
 _APPSRC_MAX_BYTES = 32 * 1024 * 1024  # a disk slower than the camera: drop, never grow forever
-# Camera timestamps wobble (the RTP jitter buffer's skew correction; the first frame of a
-# connection is often tens of ms off): a keyframe this close before a target still counts as
-# on it, or a 2 s GOP would give 12 s files for "10s" whenever a keyframe came 1 ms early.
-SPLIT_TOLERANCE_NS = 100 * Gst.MSECOND
 _PARSERS = {"video/x-h264": "h264parse", "video/x-h265": "h265parse", "audio/mpeg": "aacparse",
             "audio/x-opus": "opusparse"}
 
@@ -107,16 +104,15 @@ class RecordingSession:
                         settings.stream_id, settings.fmt, audio_caps.get_structure(0).get_name())
             audio_caps = None
         self.audio_caps = audio_caps
-        self.start_wall: float | None = None
-        self._base_pts: int | None = None
+        self.start_wall: float | None = None  # set when the rebase is anchored
+        self._gate = KeyframeGate()  # a file starts at a video keyframe
+        self._rebase = Rebase()  # ...whose decode time is the file's 0
+        self._cuts = SegmentCuts(int(settings.segment_duration * Gst.SECOND))
         self.frames = 0
         self.dropped = 0
         self.ended = False
-        self.waiting_for_keyframe = False
         self.last_wall: float | None = None
         self.current_path: Path | None = None
-        self._segment_ns = int(settings.segment_duration * Gst.SECOND)
-        self._next_cut: int | None = None  # running time: a keyframe from here opens a file
         self.locations: list[Path] = []  # every file splitmuxsink was told to write
         self.announced: set[Path] = set()  # ...those it reported opened
         self.closed: set[Path] = set()  # ...and those it finalised
@@ -136,7 +132,7 @@ class RecordingSession:
                 f"appsrc name=a format=time max-bytes={_APPSRC_MAX_BYTES} leaky-type=downstream "
                 f'caps="{self.audio_caps.to_string()}" ! {_parser(self.audio_caps)} ! sm.audio_0 '
             )
-        # max-size-time=0: the session decides where segments end (see _plan_cut)
+        # max-size-time=0: the session decides where segments end (see cuts.py)
         desc += f'splitmuxsink name=sm max-size-time=0 muxer="{_muxer(s)}"'
         pipeline = Gst.parse_launch(desc)
         pipeline.set_name(f"record-{s.stream_id}")
@@ -155,41 +151,33 @@ class RecordingSession:
     # ---- data (streaming threads, under the recorder's lock) ------------------------------
 
     def push(self, entry: Entry) -> None:
+        """One frame, in decode order; nothing before the first video keyframe."""
         if self.ended:
             return
-        buffer = entry.buffer
-        pts = buffer.pts
-        if self._base_pts is None:
-            if entry.kind != "video":
-                return
-            self._base_pts = pts if pts != _NONE else 0
-            self.start_wall = entry.wall
-        src = self._video_src if entry.kind == "video" else self._audio_src
-        base = self._base_pts
-        if src is None or pts == _NONE or pts < base:
+        video = entry.kind == "video"
+        gate = self._gate
+        if not gate.is_open and not gate.admit(video, entry.keyframe):
             return
-        copy = buffer.copy_region(_COPY, 0, entry.size)
-        copy.pts = pts - base
-        if entry.keyframe and entry.kind == "video":
-            self._plan_cut(copy.pts)
-        dts = buffer.dts
-        if dts != _NONE:
-            copy.dts = max(0, dts - base)
-        if src.push_buffer(copy) != _OK:
+        buffer = entry.buffer
+        pts, dts = timestamps(buffer)
+        if self.start_wall is None:  # the keyframe that opened the gate: the file's 0
+            decode = dts if dts is not None else pts
+            self._rebase.anchor(decode if decode is not None else 0)
+            self.start_wall = entry.wall
+        mapped = self._rebase.map(pts, dts)
+        src = self._video_src if video else self._audio_src
+        if src is None or mapped is None:
+            return
+        out_pts, out_dts = mapped
+        if video and entry.keyframe:
+            cut = self._cuts.keyframe(out_pts)
+            if cut is not None:  # asked before the keyframe is pushed: it opens the segment
+                self._sink.emit("split-at-running-time", cut)
+        if src.push_buffer(retimed(buffer, out_pts, out_dts, entry.size)) != _OK:
             self.dropped += 1
-        elif entry.kind == "video":
+        elif video:
             self.frames += 1
             self.last_wall = entry.wall
-
-    def _plan_cut(self, running_time: int) -> None:
-        """Before a keyframe is pushed: if it reaches the current target, splitmuxsink opens a
-        new segment with it (it was asked to cut there), so the next target is this keyframe
-        + segment_duration. Asked now, the cut is queued long before splitmuxsink could reach
-        that keyframe, however fast frames come (a pre-roll burst)."""
-        if self._next_cut is not None and running_time < self._next_cut:
-            return
-        self._next_cut = max(0, running_time + self._segment_ns - SPLIT_TOLERANCE_NS)
-        self._sink.emit("split-at-running-time", self._next_cut)
 
     def wall_of(self, running_time_ns: int) -> float:
         return (self.start_wall or 0.0) + running_time_ns / Gst.SECOND
@@ -228,7 +216,7 @@ class RecordingSession:
         if self.ended:
             return
         self.ended = True
-        if self._base_pts is None:  # never got a frame: nothing to finalise
+        if not self._rebase.anchored:  # never got a frame: nothing to finalise
             self._dispose()
             self.callbacks.finished(self)
             return

@@ -3,10 +3,12 @@
 GstRtspServer serves each mount from one shared media pipeline whose `appsrc`s this relay
 feeds, so ten readers cost the camera one connection and the service one copy of each frame.
 The relay is attached only while some reader is connected. Each media ("target") starts at
-the next keyframe; timestamps are rebased onto the media pipeline's own running time, and
-re-anchored when the camera reconnects, so readers stay connected through outages and
-resume when frames flow again. Pushing never blocks: a reader that stalls is the RTSP
-server's business (its per-client backlog), not the camera's or the recorder's.
+the next keyframe (media.timeline.KeyframeGate); timestamps are rebased from that keyframe's
+decode time onto the media pipeline's own running time (media.timeline.Rebase, so B-frames
+keep their composition offsets), and re-anchored when the camera reconnects, so readers
+stay connected through outages and resume when frames flow again. Pushing never blocks: a
+reader that stalls is the RTSP server's business (its per-client backlog), not the camera's
+or the recorder's.
 
 With `[restream] fallback = "slate"`, a camera silent for OUTAGE_S makes every media switch
 to the pre-encoded "stream offline" slate (slate.py; new caps on its appsrc, frames pushed
@@ -18,17 +20,19 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streamwarden.consumers.base import Consumer, appsink_tap
+from streamwarden.gst.buffers import is_keyframe, retimed, timestamps
 from streamwarden.gst.init import Gst
+from streamwarden.media.timeline import KeyframeGate, Rebase
 from streamwarden.restream.slate import SLATES, Slate
 
 OUTAGE_S = 2.0  # no camera frame for this long: show the slate (cameras below 0.5 fps: sorry)
-
-_COPY = (Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS | Gst.BufferCopyFlags.META
-         | Gst.BufferCopyFlags.MEMORY)
+_STREAM_START = Gst.EventType.STREAM_START
+_PROBE_OK = Gst.PadProbeReturn.OK
+_FLOW_OK = Gst.FlowReturn.OK
 
 
 @dataclass(eq=False)
@@ -37,8 +41,9 @@ class RelayTarget:
 
     video: Gst.Element
     audio: Gst.Element | None
-    in_base: int | None = None
-    out_base: int = 0
+    # Readers start at a keyframe, whose decode time is anchored on the media's running time.
+    gate: KeyframeGate = field(default_factory=KeyframeGate)
+    rebase: Rebase = field(default_factory=Rebase)
     pushed: int = 0
     on_slate: bool = False
     slate_index: int = 0
@@ -55,31 +60,33 @@ class RelayTarget:
             self.video.set_property("caps", caps)
             self.video_caps = caps
 
-    def offer(self, kind: str, buffer: Gst.Buffer, caps: Gst.Caps | None = None) -> None:
-        if buffer.pts == Gst.CLOCK_TIME_NONE:
+    def offer(self, video: bool, buffer: Gst.Buffer, pts: int | None, dts: int | None,
+              keyframe: bool, caps: Gst.Caps | None = None) -> None:
+        """One camera frame (its timestamps and keyframe flag read once for all targets)."""
+        if pts is None:
             return
-        if self.in_base is None:
-            if kind != "video" or buffer.has_flags(Gst.BufferFlags.DELTA_UNIT):
+        gate = self.gate
+        if not gate.is_open:
+            if not gate.admit(video, keyframe):
                 return  # readers start at a keyframe
             now = self._running_time()
             if now is None:
+                gate.close()
                 return  # the media is not playing yet
             if self.on_slate or self.video_caps is not None:
                 self._set_video_caps(caps)  # back from the slate: the camera's caps again
             self.on_slate = False
-            self.in_base, self.out_base = buffer.pts, now
-        src = self.video if kind == "video" else self.audio
-        if src is None or buffer.pts < self.in_base:
+            self.rebase.anchor(dts if dts is not None else pts, now)
+        src = self.video if video else self.audio
+        mapped = self.rebase.map(pts, dts)
+        if src is None or mapped is None:
             return
-        copy = buffer.copy_region(_COPY, 0, buffer.get_size())
-        copy.pts = buffer.pts - self.in_base + self.out_base
-        if buffer.dts != Gst.CLOCK_TIME_NONE:
-            copy.dts = max(0, buffer.dts - self.in_base + self.out_base)
-        src.emit("push-buffer", copy)
+        src.emit("push-buffer", retimed(buffer, *mapped))
         self.pushed += 1
 
     def reanchor(self) -> None:
-        self.in_base = None
+        self.gate.close()
+        self.rebase.reset()
 
     def show_slate(self, slate: Slate) -> None:
         """Push the next slate frame, timed now; the camera resumes at its next keyframe."""
@@ -88,7 +95,7 @@ class RelayTarget:
             return
         if not self.on_slate:
             self.on_slate = True
-            self.in_base = None
+            self.reanchor()
             self._set_video_caps(slate.caps)
         frame = Gst.Buffer.new_wrapped(slate.frames[self.slate_index % len(slate.frames)])
         self.slate_index += 1
@@ -116,24 +123,27 @@ class RelayConsumer(Consumer):
         return self.bin
 
     def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, kind: str) -> Gst.PadProbeReturn:
-        if kind == "video" and info.get_event().type == Gst.EventType.STREAM_START:
+        if kind == "video" and info.get_event().type == _STREAM_START:
             with self._lock:  # the camera reconnected: timestamps start afresh
                 for target in self.targets:
                     target.reanchor()
-        return Gst.PadProbeReturn.OK
+        return _PROBE_OK
 
     def _on_sample(self, sink: Gst.Element, kind: str) -> Gst.FlowReturn:
         sample = sink.emit("pull-sample")
         if sample is not None:
             buffer = sample.get_buffer()
+            pts, dts = timestamps(buffer)
+            video = kind == "video"
             caps = None
-            if kind == "video":
+            if video:
                 caps = self._video_caps = sample.get_caps()
                 self._last_video = time.monotonic()
+            keyframe = not video or is_keyframe(buffer)
             with self._lock:
                 for target in self.targets:
-                    target.offer(kind, buffer, caps)
-        return Gst.FlowReturn.OK
+                    target.offer(video, buffer, pts, dts, keyframe, caps)
+        return _FLOW_OK
 
     def seed_caps(self, caps: Gst.Caps | None) -> None:
         """The camera's last caps, for a relay attached while the camera is down (the slate

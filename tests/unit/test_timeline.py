@@ -9,6 +9,7 @@ from streamwarden.media.timeline import (
     KeyframeGate,
     Rebase,
     decode_time,
+    interleave,
 )
 
 MS = 1_000_000
@@ -27,6 +28,29 @@ def test_gate_waits_for_a_video_keyframe_and_again_after_close() -> None:
     assert [gate.admit(video, key) for video, key in frames] == [False, False, True, True, True]
     gate.close()  # reconnect mid-GOP: the deltas of the new connection are junk until a key
     assert [gate.admit(video, key) for video, key in frames] == [False, False, True, True, True]
+
+
+def test_a_keyframe_less_start_passes_nothing_until_the_first_keyframe() -> None:
+    """A camera that never sent a keyframe yet (or only audio): nothing starts."""
+    gate = KeyframeGate()
+    assert not any(gate.admit(video, False) for video in (True, True, False, True))
+    assert not gate.admit(False, True), "an audio frame is no picture to start from"
+    assert gate.admit(True, True) and gate.is_open
+
+
+def test_interleave_merges_by_decode_time_video_first_on_a_tie() -> None:
+    video = [("v", t) for t in (0, 40, 80, 120)]
+    audio = [("a", t) for t in (0, 21, 42, 64, 85, 106, 128)]
+    merged = list(interleave(video, audio, key=lambda frame: frame[1]))
+    assert merged[:3] == [("v", 0), ("a", 0), ("a", 21)]
+    assert [t for _, t in merged] == sorted(t for _, t in merged)
+    assert sorted(merged) == sorted(video + audio), "nothing lost or doubled"
+    assert interleave(video, [], key=lambda frame: frame[1]) is video, "video only: as is"
+    assert list(interleave([], audio, key=lambda frame: frame[1])) == audio
+    # a list out of order (B-frames without DTS) is taken as it comes, not sorted
+    reordered = [("v", 0), ("v", 120), ("v", 40), ("v", 80)]
+    merged = list(interleave(reordered, [("a", 50)], key=lambda frame: frame[1]))
+    assert [f for f in merged if f[0] == "v"] == reordered
 
 
 def test_rebase_starts_at_the_anchor_and_keeps_composition_offsets() -> None:
