@@ -4,6 +4,9 @@ Cameras are separate processes so a test can kill, restart or freeze (SIGSTOP) o
 real camera fails. Their clips are encoded once and cached (see streamwarden.demo.clip), so
 no test encodes video live. The service runs in-process (its API on a free loopback port,
 served by uvicorn on a thread) so tests can also attach consumers directly.
+
+Nothing here loads GStreamer or the service until a test asks for one: the unit tests
+(tests/unit) run without either (tests/unit/test_no_gstreamer.py checks it).
 """
 
 from __future__ import annotations
@@ -28,10 +31,8 @@ import httpx
 # the inference worker process, which does not load GStreamer.
 import onnxruntime  # noqa: F401  (must come before numpy and gi)
 import pytest
-import uvicorn
 
 from streamwarden.config.model import Config
-from streamwarden.service import Service
 from tests.zoo.camera import zoo_camera  # noqa: F401  (fixture: cameras with real traits)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,7 +108,10 @@ class RunningService:
     """A Service with its API served by uvicorn on a background thread."""
 
     def __init__(self, config: Config, workdir: Path, demo: bool = False):
+        import uvicorn
+
         from streamwarden.api.app import create_app
+        from streamwarden.service import Service
 
         self.port = free_port()
         api = config.api.model_copy(update={"listen": f"127.0.0.1:{self.port}"})

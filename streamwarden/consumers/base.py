@@ -21,7 +21,7 @@ QUEUE_MAX_TIME_NS = 2 * Gst.SECOND
 _PROBE_OK = Gst.PadProbeReturn.OK
 
 
-def leaky_queue(name: str) -> Gst.Element:
+def leaky_queue(name: str | None) -> Gst.Element:
     queue = Gst.ElementFactory.make("queue", name)
     queue.set_property("leaky", 2)  # downstream: drop the oldest
     queue.set_property("max-size-buffers", 0)

@@ -22,6 +22,20 @@ _SHARE = (Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS | Gst.Buffe
 _NONE = CLOCK_TIME_NONE
 
 
+def caps_facts(caps: Gst.Caps | None) -> dict[str, str | int | float | None]:
+    """What a stream's caps say, as plain values: media type, size, rate, AAC version."""
+    if caps is None or caps.get_size() == 0:
+        return {"name": None}
+    s = caps.get_structure(0)
+    facts: dict[str, str | int | float | None] = {"name": s.get_name()}
+    for key in ("width", "height", "mpegversion"):
+        ok, value = s.get_int(key)
+        facts[key] = value if ok else None
+    ok, num, den = s.get_fraction("framerate")
+    facts["framerate"] = num / den if ok and den and num else None
+    return facts
+
+
 def is_keyframe(buffer: Gst.Buffer) -> bool:
     """A frame that decodes on its own (for audio every frame is one)."""
     return not buffer.has_flags(DELTA_UNIT)

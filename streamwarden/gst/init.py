@@ -19,4 +19,11 @@ from gi.repository import GLib, GObject, Gst, GstApp, GstRtspServer  # noqa: E40
 if not Gst.is_initialized():
     Gst.init(None)
 
-__all__ = ["GLib", "GObject", "Gst", "GstApp", "GstRtspServer"]
+
+
+def has_element(factory: str) -> bool:
+    """Whether a GStreamer element is installed (e.g. DeepStream's nvinfer)."""
+    return Gst.ElementFactory.find(factory) is not None
+
+
+__all__ = ["GLib", "GObject", "Gst", "GstApp", "GstRtspServer", "has_element"]

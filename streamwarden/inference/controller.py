@@ -19,7 +19,6 @@ import numpy as np
 from streamwarden.config.model import Config
 from streamwarden.db import Database
 from streamwarden.feature import Feature
-from streamwarden.gst.init import Gst
 from streamwarden.inference.detection import Detection
 from streamwarden.inference.detectors.factory import DetectorSpec
 from streamwarden.inference.event_log import EventLog
@@ -50,7 +49,7 @@ class InferenceController(Feature):
         section = self.section
         self.warnings: list[str] = []
         if section.backend == "nvidia" and section.config_path:
-            if Gst.ElementFactory.find("nvinfer") is None:
+            if not _deepstream_installed():
                 self.warnings.append(
                     f"backend 'nvidia' with config_path {section.config_path}: DeepStream "
                     "(nvinfer) is not installed; ONNX Runtime runs the model instead")
@@ -180,3 +179,10 @@ class InferenceController(Feature):
         return {**status, "warnings": warnings, "fps": self.section.fps,
                 "batch_size": self.section.batch_size, "motion_gate": self.section.motion_gate,
                 "record_on": list(self.section.record_on), **self.events.stats()}
+
+
+def _deepstream_installed() -> bool:
+    """Asked only for the nvidia backend, so nothing else here loads GStreamer."""
+    from streamwarden.gst.init import has_element
+
+    return has_element("nvinfer")

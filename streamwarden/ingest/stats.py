@@ -12,17 +12,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from streamwarden.gst.init import Gst
 
 _RATE_WINDOW_S = 3.0
 
 
 @dataclass
 class MediaInfo:
-    """What the producer is emitting, read from the caps of its output pads."""
+    """What the stream is emitting, from the caps of its output pads."""
 
     video_codec: str | None = None
     width: int | None = None
@@ -30,30 +26,29 @@ class MediaInfo:
     framerate: float | None = None
     audio_codec: str | None = None
 
-    def update_from_caps(self, kind: str, caps: Gst.Caps) -> None:
-        if caps is None or caps.get_size() == 0:
-            return
-        s = caps.get_structure(0)
-        name = s.get_name()
+    def update(self, kind: str, facts: dict[str, str | int | float | None]) -> None:
+        """New caps on the stream's `kind` output, as plain facts (gst/buffers.caps_facts)."""
         if kind == "video":
-            self.video_codec = {"video/x-h264": "h264", "video/x-h265": "h265"}.get(name, name)
-            ok, width = s.get_int("width")
-            self.width = width if ok else None
-            ok, height = s.get_int("height")
-            self.height = height if ok else None
-            ok, num, den = s.get_fraction("framerate")
-            self.framerate = num / den if ok and den and num else None
+            self.video_codec = _VIDEO_CODECS.get(str(facts["name"]), str(facts["name"]))
+            self.width = _int_or_none(facts.get("width"))
+            self.height = _int_or_none(facts.get("height"))
+            fps = facts.get("framerate")
+            self.framerate = float(fps) if fps else None
         else:
-            codec = {
-                "audio/mpeg": "aac",
-                "audio/x-opus": "opus",
-                "audio/x-alaw": "pcma",
-                "audio/x-mulaw": "pcmu",
-            }.get(name, name)
+            name = str(facts["name"])
+            codec = _AUDIO_CODECS.get(name, name)
             if name == "audio/mpeg":
-                ok, version = s.get_int("mpegversion")
-                codec = "aac" if ok and version in (2, 4) else "mp3"
+                codec = "aac" if facts.get("mpegversion") in (2, 4) else "mp3"
             self.audio_codec = codec
+
+
+_VIDEO_CODECS = {"video/x-h264": "h264", "video/x-h265": "h265"}
+_AUDIO_CODECS = {"audio/mpeg": "aac", "audio/x-opus": "opus", "audio/x-alaw": "pcma",
+                 "audio/x-mulaw": "pcmu"}
+
+
+def _int_or_none(value: str | int | float | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 @dataclass

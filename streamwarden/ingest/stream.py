@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from streamwarden.config.model import SourceSettings, StreamConfig
 from streamwarden.consumers.base import Consumer
-from streamwarden.gst.buffers import is_keyframe
+from streamwarden.gst.buffers import caps_facts, is_keyframe
 from streamwarden.gst.init import GLib, Gst
 from streamwarden.gst.reaper import Reaper
 from streamwarden.gst.weak import weak_method
@@ -224,7 +224,7 @@ class Stream:
             return _DROP
         event = info.get_event()
         if event.type == Gst.EventType.CAPS:
-            self.media.update_from_caps(kind, event.parse_caps())
+            self.media.update(kind, caps_facts(event.parse_caps()))
         elif event.type == Gst.EventType.EOS:
             # An ending camera is an outage, not the end of the consumers: keep EOS from
             # them and let the supervisor restart the source.

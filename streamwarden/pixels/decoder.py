@@ -129,7 +129,7 @@ class PixelConsumer(Consumer):
 
     def _on_decoded_pad(self, _decode: Gst.Element, pad: Gst.Pad) -> None:
         caps = pad.get_current_caps() or pad.query_caps(None)
-        if not caps.get_structure(0).get_name().startswith("video/"):
+        if not caps.get_structure(0).get_name().startswith("video/") or self._rate is None:
             return
         target = self._rate.get_static_pad("sink")
         if target.is_linked():
@@ -163,7 +163,7 @@ class PixelConsumer(Consumer):
         if not is_keyframe(info.get_buffer()):
             return Gst.PadProbeReturn.OK  # identity drops it
         self._started = True
-        if not self.keyframes_only:
+        if not self.keyframes_only and self._gate is not None:
             self._gate.set_property("drop-buffer-flags", NO_FLAGS)
         return Gst.PadProbeReturn.REMOVE
 

@@ -62,7 +62,7 @@ class GapStore:
         cur = self._conn.execute(
             "INSERT INTO recording_gaps (stream_id, start_ts, end_ts, reason, open) "
             "VALUES (?, ?, ?, ?, 1)", (stream_id, start_ts, start_ts, reason))
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
     def ongoing(self, stream_id: str, now: float) -> None:
         """The open gap of the stream still goes on at `now` (a heartbeat)."""
@@ -79,7 +79,7 @@ class GapStore:
             cur = self._conn.execute(
                 "INSERT INTO recording_gaps (stream_id, start_ts, end_ts, reason, open) "
                 "VALUES (?, ?, ?, ?, 0)", (stream_id, start_ts, end_ts, reason))
-            gap_id = int(cur.lastrowid)
+            gap_id = int(cur.lastrowid or 0)
         else:
             gap_id = int(row["id"])
             self._conn.execute("UPDATE recording_gaps SET start_ts = ?, end_ts = ?, open = 0 "

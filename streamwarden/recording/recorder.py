@@ -394,7 +394,7 @@ class Recorder(Consumer):
 
 def _pull_all(kind: str, sink: Gst.Element) -> list[Frame]:
     """Every frame waiting in an appsink, oldest first; never waits."""
-    frames = []
+    frames: list[Frame] = []
     pull = sink.try_pull_sample
     while True:
         sample = pull(0)

@@ -15,6 +15,7 @@ def test_unit_test_modules_import_neither_gstreamer_nor_the_service():
     modules = sorted(f"tests.unit.{p.stem}" for p in HERE.glob("*.py") if p.stem != "__init__")
     assert len(modules) >= 5
     code = ("import sys\n"
+            + "import tests.conftest\n"  # pytest loads it first: it must stay lazy too
             + "".join(f"import {m}\n" for m in modules)
             + "bad = sorted(m for m in sys.modules if m == 'gi' or m.startswith('gi.')"
               " or m == 'streamwarden.service' or m == 'uvicorn')\n"

@@ -13,7 +13,7 @@ from streamwarden.config.durations import parse_duration, parse_size
 from streamwarden.config.loader import ConfigError, config_warnings, load_config, parse_config
 from streamwarden.uris import redact_uri, scrub, validate_uri
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "design-note.toml"
 SEED = REPO.parent / "shared" / "seed" / "design-note.md"
 
