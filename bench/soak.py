@@ -250,14 +250,14 @@ def final_state(service: SoakService) -> dict[str, Any]:
 
 
 def recordings_index(service: SoakService) -> dict[str, dict[str, int]]:
-    """Per stream, the segments `GET /recordings` lists, by status, and how many are empty
-    (0 bytes): what an operator browsing the recordings would be offered."""
+    """Per stream, the segments `GET /recordings` lists, by status, the empty ones (0 bytes)
+    apart: what an operator browsing the recordings would be offered."""
     index: dict[str, dict[str, int]] = {}
     for sid in service.recordings:
         counts: dict[str, int] = {}
         for row in service.get(f"/recordings?stream_id={sid}&limit=10000"):
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
-            counts["empty"] = counts.get("empty", 0) + (row.get("bytes") == 0)
+            key = row["status"] + (" with 0 bytes" if row.get("bytes") == 0 else "")
+            counts[key] = counts.get(key, 0) + 1
         index[sid] = counts
     return index
 
