@@ -289,9 +289,9 @@ def _recovered(ctx: SoakContext, stream_id: str, kind: str, start: float, detail
                ) -> FaultRecord:
     """The window of a camera fault ends when its stream streams again (or the wait gave up)."""
     back = ctx.service.wait_for(lambda: ctx.service.streaming(stream_id), ctx.stop)
-    end = back or time.time()
-    detail["recovery_s"] = round(end - detail.pop("released"), 1) if back else None
-    return FaultRecord(kind, start, end, (stream_id,), back is not None, detail)
+    released = detail.pop("released")
+    detail["recovery_s"] = round(back - released, 1) if back else None
+    return FaultRecord(kind, start, back or time.time(), (stream_id,), back is not None, detail)
 
 
 def flap(ctx: SoakContext) -> FaultRecord:
