@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -237,6 +238,8 @@ def final_state(service: SoakService) -> dict[str, Any]:
     return {
         "states": {sid: h["state"] for sid, h in health.items()},
         "retries": {sid: h["retry_count"] for sid, h in health.items()},
+        "last_retry_reason": {sid: h["last_retry_reason"] for sid, h in health.items()
+                              if h.get("last_retry_reason")},
         "recording_errors": {sid: h.get("recording_error") for sid, h in health.items()
                              if h.get("recording_error")},
         "recorder_dropped_frames": {sid: r.get("dropped_frames", 0)
@@ -321,6 +324,30 @@ def check_recordings(service: SoakService, windows: list[Window], stop_wall: flo
     return {"total": total, "streams": streams}
 
 
+def gap_context(log: Path, recordings: dict[str, Any], before: float = 30.0,
+                after: float = 10.0, most: int = 60) -> None:
+    """Beside each gap outside the faults, the service's log lines about that stream from
+    `before` s ahead of it to `after` s past it: what the service said while frames went
+    missing, kept in the JSON (the log itself goes with the workspace)."""
+    gaps = [(sid, gap) for sid, stream in recordings["streams"].items()
+            for gap in stream["gaps_outside"]]
+    if not gaps:
+        return
+    entries = []
+    with open(log, errors="replace") as lines:
+        for line in lines:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                entry = json.loads(line)
+                entries.append((datetime.fromisoformat(entry["ts"]).timestamp(), entry))
+    origin = recordings["origin"]
+    for sid, gap in gaps:
+        start, end = origin + gap["at_s"] - before, origin + gap["until_s"] + after
+        gap["log"] = [f"+{wall - origin:.1f}s {e['level']} {e['msg']}"[:300]
+                      for wall, e in entries if start <= wall <= end
+                      and (e.get("stream_id") == sid or f"{sid}:" in e["msg"]
+                           or f"{sid} " in e["msg"])][:most]
+
+
 def service_errors(service: SoakService, windows: list, margin: float) -> dict[str, Any]:
     """ERROR and CRITICAL lines of the service's log (and its worker's), grouped."""
     lines = []
@@ -350,6 +377,8 @@ def run_soak(ctx: SoakContext, args: argparse.Namespace) -> dict[str, Any]:
     stop_wall = time.time()
     codes = ctx.processes.stop(service.children, 30, signal.SIGTERM)
     windows = [r.window() for r in ctx.records]
+    recordings = check_recordings(service, windows, stop_wall, origin, args.margin)
+    gap_context(service.children[0].log, {**recordings, "origin": origin})
     return {
         "origin": origin,
         "rounds": ctx.rounds,
@@ -361,7 +390,7 @@ def run_soak(ctx: SoakContext, args: argparse.Namespace) -> dict[str, Any]:
         "socket_changes": kind_changes(samples, args.warmup, "sockets"),
         "faults": [vars(r) for r in sorted(ctx.records, key=lambda r: r.start)],
         "fault_summary": fault_summary(ctx.records, kinds),
-        "recordings": check_recordings(service, windows, stop_wall, origin, args.margin),
+        "recordings": recordings,
         "errors": service_errors(service, windows, args.margin),
         "final_state": state,
         "disk": {"tmpfs_mib": ctx.disk.size // 2**20, "note": ctx.disk.note},
@@ -485,8 +514,9 @@ def recording_table(result: dict[str, Any]) -> str:
             f"{n} {key}" for key, n in sorted(index.items())))
     for sid, s in streams.items():
         for gap in s["gaps_outside"][:5]:
-            lines.append(f"  {sid}: {gap['frames']} frame(s) lost outside faults at "
-                         f"+{gap['at_s']}s ({gap['kind']})")
+            lines.append(f"  {sid}: {gap['frames']} frame(s) lost outside faults, sent "
+                         f"+{gap['at_s']}s..+{gap['until_s']}s ({gap['kind']}); "
+                         f"{len(gap.get('log', []))} log lines about {sid} around it in the JSON")
     return "\n".join(lines)
 
 

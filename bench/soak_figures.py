@@ -237,6 +237,7 @@ class LossCount:
         if lost:
             self.restarts_outside += kind == "restart"
             self.gaps_outside.append({"kind": kind, "at_s": round(lost[0] - origin, 1),
+                                      "until_s": round(lost[-1] - origin, 1),
                                       "frames": len(lost)})
 
 

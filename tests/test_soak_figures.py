@@ -85,7 +85,7 @@ def test_a_gap_inside_its_cameras_window_is_excused_but_not_another_cameras() ->
     assert (mine.outside, mine.inside) == (0, 50)
     other = count_losses(recorded, "cam2", window, fps=FPS, margin=1, end=1006.0, origin=1000.0)
     assert (other.outside, other.inside) == (50, 0)
-    assert other.gaps_outside == [{"kind": "skip", "at_s": 2.0, "frames": 50}]
+    assert other.gaps_outside == [{"kind": "skip", "at_s": 2.0, "until_s": 4.0, "frames": 50}]
 
 
 def test_only_the_part_of_a_gap_beyond_the_margin_counts() -> None:
