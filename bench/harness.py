@@ -226,22 +226,24 @@ def read_extra_config(error: Callable[[str], Any], path: Path | None) -> tuple[s
 
 
 def start_camera(processes: Processes, port: int, count: int, timeout: float,
-                 image: Path | None = None) -> Child:
+                 image: Path | None = None, *, name: str | None = None,
+                 size: tuple[int, int] = (WIDTH, HEIGHT)) -> Child:
     """One camera server with `count` mounts; waits for its READY line (first run encodes).
 
     The camera replays a pre-encoded clip (no live encoding) and stamps every frame with a
     sequence number, so it costs little and recordings can be checked frame by frame.
     `image`: a still picture instead of the test pattern (a person, for detection), also
-    encoded once and cached, keyed by its path.
+    encoded once and cached, keyed by its path. `name` names its log (several cameras at
+    once need distinct ones); `size` is the clip's (width, height).
     """
     args = [sys.executable, "-m", "streamwarden.demo.camera", "--port", str(port)]
     for i in range(1, count + 1):
         args += ["--path", f"/cam{i}"]
-    args += ["--width", str(WIDTH), "--height", str(HEIGHT), "--fps", str(FPS),
+    args += ["--width", str(size[0]), "--height", str(size[1]), "--fps", str(FPS),
              "--seconds", str(CLIP_SECONDS), "--gop", str(GOP)]
     if image is not None:
         args += ["--image", str(image)]
-    camera = processes.start(f"camera-{count}", args, stdout=subprocess.PIPE)
+    camera = processes.start(name or f"camera-{count}", args, stdout=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         readable, _, _ = select.select([camera.proc.stdout], [], [], 0.5)

@@ -83,8 +83,8 @@ EXTRA_CLIENTS = ("sw-no-rec", "naive+rec")
 # ---- the picture ----------------------------------------------------------------------------
 
 
-def person_picture() -> Path:
-    """scikit-image's astronaut padded (grey) to WIDTHxHEIGHT, written once to the cache.
+def person_picture(width: int = WIDTH, height: int = HEIGHT) -> Path:
+    """scikit-image's astronaut padded (grey) to `width`x`height`, written once to the cache.
 
     The camera would stretch the square photograph to 16:9, and the detector scores the
     stretched person about 0.5, below the built-in threshold (0.7): no detections at all.
@@ -96,17 +96,17 @@ def person_picture() -> Path:
 
     from streamwarden.demo.clip import default_cache_dir
 
-    target = default_cache_dir().parent / "bench" / f"astronaut-{WIDTH}x{HEIGHT}.png"
+    target = default_cache_dir().parent / "bench" / f"astronaut-{width}x{height}.png"
     if target.is_file():
         return target
     source = cv2.imread(str(Path(skimage.__file__).parent / "data" / "astronaut.png"))
     if source is None:
         raise BenchError("scikit-image's astronaut.png is missing (run scripts/setup.sh)")
-    side = min(WIDTH, HEIGHT)
+    side = min(width, height)
     square = cv2.resize(source, (side, side), interpolation=cv2.INTER_AREA)
-    left = (WIDTH - side) // 2
-    padded = cv2.copyMakeBorder(square, (HEIGHT - side) // 2, (HEIGHT - side + 1) // 2, left,
-                                WIDTH - side - left, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    left = (width - side) // 2
+    padded = cv2.copyMakeBorder(square, (height - side) // 2, (height - side + 1) // 2, left,
+                                width - side - left, cv2.BORDER_CONSTANT, value=(128, 128, 128))
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial.png")
     cv2.imwrite(str(partial), padded)

@@ -120,14 +120,16 @@ class Streamwarden(Client):
 
     @classmethod
     def launch(cls, processes: Processes, urls: list[str], camera_port: int,
-               config: dict[str, Any], stream_keys: dict[str, Any] | None = None
-               ) -> Streamwarden:
+               config: dict[str, Any], stream_keys: dict[str, Any] | None = None,
+               overrides: dict[str, dict[str, Any]] | None = None) -> Streamwarden:
         """Write the config (`config` plus one [[streams]] per URL) and start the service.
 
+        `stream_keys` go into every stream; `overrides[id]` into stream `id` only (on top).
         The re-serving RTSP server gets a free port too: the default 8554 may be taken by
         tests or another instance, and it costs nothing while no one reads from it.
         """
-        streams = [{"id": f"cam{i}", "uri": url, **(stream_keys or {})}
+        streams = [{"id": f"cam{i}", "uri": url, **(stream_keys or {}),
+                    **(overrides or {}).get(f"cam{i}", {})}
                    for i, url in enumerate(urls, 1)]
         full = merge({"restream": {"listen": f"127.0.0.1:{free_port()}"}}, config)
         path = processes.log_dir / f"streamwarden-{len(urls)}.toml"
