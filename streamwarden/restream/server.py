@@ -6,8 +6,9 @@ stream's RelayConsumer, which is attached when the first reader's media is confi
 detached when the last one goes. Optional basic-auth credentials protect every mount.
 
 As a feature, the server mounts a stream with `restream = true` when it is added and unmounts
-it when it is removed (GStreamer thread, where the RTSP server also runs). Readers' requests
-find the stream through the registry.
+it when it is removed (GStreamer thread, where the RTSP server also runs); turning `restream`
+on or off in place (a config reload) mounts or unmounts it, and ends the sessions reading it.
+Readers' requests find the stream through the registry.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from streamwarden.gst.weak import weak_method
 from streamwarden.restream.relay import RelayConsumer, RelayTarget
 
 if TYPE_CHECKING:
-    from streamwarden.config.model import RestreamSection
+    from streamwarden.config.model import RestreamSection, StreamConfig
     from streamwarden.gst.loop import GstLoop
     from streamwarden.ingest.registry import StreamRegistry
     from streamwarden.ingest.stream import Stream
@@ -108,6 +109,13 @@ class RestreamServer(Feature):
         if stream.config.restream:
             self.mount(stream.id)
 
+    def stream_changed(self, stream: Stream, previous: StreamConfig) -> None:
+        if stream.config.restream and not previous.restream:
+            self.mount(stream.id)
+        elif previous.restream and not stream.config.restream:
+            self.unmount(stream.id)
+            self._drop_readers(stream.id)
+
     def stream_removed(self, stream: Stream) -> None:
         self.unmount(stream.id)
 
@@ -119,6 +127,14 @@ class RestreamServer(Feature):
 
     def unmount(self, stream_id: str) -> None:
         self._server.get_mount_points().remove_factory(f"/{stream_id}")
+
+    def _drop_readers(self, stream_id: str) -> None:
+        """End the sessions reading `stream_id` (re-serving it was turned off)."""
+        path = f"/{stream_id}"
+        keep, remove = (GstRtspServer.RTSPFilterResult.KEEP,
+                        GstRtspServer.RTSPFilterResult.REMOVE)
+        self._server.get_session_pool().filter(
+            lambda _pool, session: remove if session.get_media(path)[0] is not None else keep)
 
     # ---- called from the RTSP server's context ------------------------------------------
 
