@@ -179,3 +179,10 @@ def test_order_removals_first_additions_last():
     new = Config(streams=[c, B.model_copy(update={"restream": False})])
     plan = plan_reload(old, new, running_as(old))
     assert [a for a, _, _ in actions(plan)] == ["remove", "update", "add"]
+
+
+def test_a_running_stream_no_file_names_is_never_touched():
+    demo = StreamConfig(id="demo", uri="rtsp://127.0.0.1:8555/demo")  # `streamwarden demo`
+    running = {"demo": RunningStream("config", demo, demo.settings(SourceSettings()))}
+    new = Config(stream_defaults=SourceSettings(timeout=9), streams=[A])
+    assert actions(plan_reload(Config(), new, running)) == [("add", "a", ())]
