@@ -144,8 +144,8 @@ class Service:
         self.reaper = Reaper()
         self.notifier = Notifier()
         self.gaps = GapStore(self.db)
-        self._enforce_storage_limits = StorageLimits(self.db, config.recording)
-        self.index = RecordingIndex(self.db, on_change=self._enforce_storage_limits,
+        self.storage_limits = StorageLimits(self.db, config.recording)
+        self.index = RecordingIndex(self.db, on_change=self.storage_limits,
                                     emit=self.notifier.publish_threadsafe, gaps=self.gaps)
         self.streams = StreamRegistry()
         features = self._build_features(config)
@@ -241,7 +241,7 @@ class Service:
         of file sources, new streams' defaults) follows `self.config` / `manager.config`."""
         self.config = config
         self.manager.config = config
-        self._enforce_storage_limits.section = config.recording
+        self.storage_limits.section = config.recording
         if "app.log_level" in plan.applied:
             logging.getLogger().setLevel(config.app.log_level.upper())
         if "mqtt" in plan.applied:
@@ -265,7 +265,7 @@ class Service:
         while True:
             await asyncio.sleep(self.config.recording.janitor_interval)
             try:
-                await self.db.run(self._enforce_storage_limits)
+                await self.db.run(self.storage_limits)
             except Exception:  # a janitor failure is logged, never fatal
                 log.exception("storage janitor failed")
 

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,13 +53,47 @@ def open_segment(client: httpx.Client, sid: str) -> dict | None:
     return next((r for r in rows if r["status"] == "recording"), None)
 
 
-def describe(port: int, path: str, user: str, password: str) -> int:
-    """The RTSP status of a DESCRIBE of rtsp://127.0.0.1:port/path (basic auth)."""
-    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(f"DESCRIBE rtsp://127.0.0.1:{port}{path} RTSP/1.0\r\nCSeq: 1\r\n"
-                     f"Accept: application/sdp\r\nAuthorization: Basic {auth}\r\n\r\n".encode())
-        return int(sock.recv(4096).decode("latin-1").split()[1])
+class RtspReader:
+    """A raw RTSP client on rtsp://127.0.0.1:port/path with basic auth."""
+
+    def __init__(self, port: int, path: str, user: str, password: str):
+        self.url = f"rtsp://127.0.0.1:{port}{path}"
+        auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.headers = f"Authorization: Basic {auth}\r\n"
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.cseq = 0
+
+    def request(self, method: str, url: str, headers: str = "") -> str:
+        self.cseq += 1
+        self.sock.sendall(f"{method} {url} RTSP/1.0\r\nCSeq: {self.cseq}\r\n{self.headers}"
+                          f"{headers}\r\n".encode())
+        return self.sock.recv(65536).decode("latin-1")
+
+    def status(self) -> int:
+        """A DESCRIBE's status code: 200 while the path is served, 404 once it is not."""
+        return int(self.request("DESCRIBE", self.url, "Accept: application/sdp\r\n").split()[1])
+
+    def play(self) -> RtspReader:
+        assert self.status() == 200
+        reply = self.request("SETUP", f"{self.url}/stream=0",
+                             "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n")
+        session = next(line.split(":", 1)[1].split(";")[0].strip()
+                       for line in reply.splitlines() if line.lower().startswith("session:"))
+        self.request("PLAY", self.url, f"Session: {session}\r\n")
+        return self
+
+    def closed_by_server(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if not self.sock.recv(65536):
+                    return True
+            except TimeoutError:
+                pass
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 @dataclass
@@ -108,11 +143,11 @@ def test_reload_touches_only_what_changed(service_factory, camera_factory, tmp_p
     streaming(client, "a", "b", "c", "r", "x", "d")
     untouched = Untouched.of(svc, client, ("a", "r", "x"))
     old_b, old_d = svc.manager.get("b"), svc.manager.get("d")
-    assert describe(svc.rtsp_port, "/r", "reader", "hunter2") == 200
+    reader = RtspReader(svc.rtsp_port, "/r", "reader", "hunter2").play()
 
     # b: new latency (restart); c: gone; r: restream off, recording on (in place);
     # d: the file takes the API stream's id; x (API) and a (unchanged) are left alone
-    path.write_text(head + "[api]\nmax_body_bytes = 4096\n"
+    path.write_text(head + "[api]\nmax_body_bytes = 4096\n[recording]\nretention = \"1d\"\n"
                     + stream_toml("a", secret_uri, enable_recording=True)
                     + stream_toml("b", url("/b"), latency="300ms")
                     + stream_toml("r", url("/r"), restream=False, enable_recording=True)
@@ -126,14 +161,20 @@ def test_reload_touches_only_what_changed(service_factory, camera_factory, tmp_p
         "stream d replaces the stream added through the API with the same id",
         "stream b restarted (latency)",
         "stream r changed in place (enable_recording, restream)",
+        "recording.retention",
     ]
     assert result["needs_restart"] == ["api.max_body_bytes"]
+    assert svc.service.storage_limits.section.retention == 86400  # the next janitor run's
 
     assert client.get("/streams/c").status_code == 404
     streaming(client, "b", "d")
     assert svc.manager.get("b") is not old_b and svc.manager.get("b").settings.latency == 0.3
     assert svc.manager.get("d") is not old_d and svc.manager.get("d").origin == "config"
-    assert describe(svc.rtsp_port, "/r", "reader", "hunter2") == 404
+    assert reader.closed_by_server(5)  # restream turned off: its reader is let go
+    reader.close()
+    again = RtspReader(svc.rtsp_port, "/r", "reader", "hunter2")
+    assert again.status() == 404
+    again.close()
     wait_for(lambda: state_of(client, "r")["health"]["recording"], 10, message="r recording")
     untouched.check(svc, client)
     check_config_view(client, path, result, camera.port)

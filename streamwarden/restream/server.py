@@ -129,12 +129,25 @@ class RestreamServer(Feature):
         self._server.get_mount_points().remove_factory(f"/{stream_id}")
 
     def _drop_readers(self, stream_id: str) -> None:
-        """End the sessions reading `stream_id` (re-serving it was turned off)."""
+        """End the sessions reading `stream_id` and close their readers' connections
+        (re-serving it was turned off): a reader sees the end at once instead of a silence."""
         path = f"/{stream_id}"
-        keep, remove = (GstRtspServer.RTSPFilterResult.KEEP,
-                        GstRtspServer.RTSPFilterResult.REMOVE)
+        result = GstRtspServer.RTSPFilterResult
+
+        def reads_path(session: GstRtspServer.RTSPSession) -> bool:
+            return session.get_media(path)[0] is not None
+
+        def reader(_server, client) -> GstRtspServer.RTSPFilterResult:
+            found: list[bool] = []
+            client.session_filter(lambda _client, session: found.append(reads_path(session))
+                                  or result.KEEP)
+            return result.REF if any(found) else result.KEEP
+
+        readers = self._server.client_filter(reader)  # found before their sessions go
         self._server.get_session_pool().filter(
-            lambda _pool, session: remove if session.get_media(path)[0] is not None else keep)
+            lambda _pool, session: result.REMOVE if reads_path(session) else result.KEEP)
+        for client in readers:
+            client.close()
 
     # ---- called from the RTSP server's context ------------------------------------------
 
