@@ -139,8 +139,12 @@ class RestreamServer(Feature):
 
         def reader(_server, client) -> GstRtspServer.RTSPFilterResult:
             found: list[bool] = []
-            client.session_filter(lambda _client, session: found.append(reads_path(session))
-                                  or result.KEEP)
+
+            def look(_client, session: GstRtspServer.RTSPSession) -> int:
+                found.append(reads_path(session))
+                return result.KEEP
+
+            client.session_filter(look)
             return result.REF if any(found) else result.KEEP
 
         readers = self._server.client_filter(reader)  # found before their sessions go
