@@ -9,6 +9,7 @@ recorder's open segment (same index row, no new one, no segment cut).
 from __future__ import annotations
 
 import base64
+import os
 import signal
 import socket
 import subprocess
@@ -19,9 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 
 from streamwarden.recording.recorder import Recorder
 from tests.conftest import free_port, state_of, wait_for
+from tests.test_mqtt import MOSQUITTO, Broker, Subscriber
 
 if TYPE_CHECKING:
     from streamwarden.ingest.stream import Stream
@@ -284,3 +287,30 @@ def _health(client: httpx.Client) -> dict[str, dict]:
         return {}
     return {e["id"]: e for e in response.json()} if response.status_code == 200 else {}
 
+
+
+@pytest.mark.skipif(not os.path.exists(MOSQUITTO), reason="mosquitto not installed")
+def test_mqtt_section_added_then_changed_reconnects(service_factory, tmp_path):
+    port = free_port()
+    broker = Broker(tmp_path, port)
+    broker.start()
+    subscriber = Subscriber(port)
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    try:
+        svc = service_factory(config_file=path)
+        client = svc.client()
+        path.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n')
+        assert client.post("/config/reload").json()["applied"] == ["mqtt"]
+        wait_for(lambda: subscriber.payloads("streamwarden/status") == ["online"], 10,
+                 message="connected after the reload")
+        path.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
+                        'topic_prefix = "streamwarden/site2"\n')
+        assert client.post("/config/reload").json()["applied"] == ["mqtt"]
+        wait_for(lambda: subscriber.payloads("streamwarden/site2/status") == ["online"], 10,
+                 message="the new connection")
+        assert subscriber.payloads("streamwarden/status") == ["online", "offline"]
+        assert svc.service.mqtt.config.topic_prefix == "streamwarden/site2"
+    finally:
+        subscriber.close()
+        broker.kill()
