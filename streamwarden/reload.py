@@ -96,6 +96,15 @@ class Reloader:
         """The asyncio loop that runs reloads (set at start-up)."""
         self._loop = loop
 
+    async def stop(self) -> None:
+        """At shutdown: a reload asked for by a signal does not outlive the service."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     # ---- triggers --------------------------------------------------------------------------
 
     def request(self, trigger: str) -> None:

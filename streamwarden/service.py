@@ -182,7 +182,6 @@ class Service:
 
     async def startup(self) -> None:
         self.notifier.bind(asyncio.get_running_loop())
-        self.reloader.bind(asyncio.get_running_loop())
         if self.mqtt is not None:
             self.mqtt.start()
         await self.db.run(reconcile, self.db, self.recording.path)
@@ -207,6 +206,7 @@ class Service:
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
         if self.reloader.source is not None:
             self._tasks.append(asyncio.create_task(self.reloader.watch(), name="config-watch"))
+        self.reloader.bind(asyncio.get_running_loop())  # SIGHUP before this: ignored, logged
         log.info("streamwarden ready: %d stream(s), API on %s", len(self.manager.all()),
                  self.config.api.listen)
 
@@ -285,6 +285,7 @@ class Service:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.reloader.stop()
         try:
             await asyncio.wait_for(self.manager.close(), timeout=4.0)
         except TimeoutError:
