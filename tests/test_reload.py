@@ -244,13 +244,13 @@ def test_sighup_and_the_watch_on_a_running_process(camera_factory, tmp_path):
             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log_file)
     try:
         client = httpx.Client(base_url=base, timeout=10)
-        wait_for(lambda: _health(client).get("a", {}).get("state") == "streaming", 30,
+        wait_for(lambda: _health(client).get("a", {}).get("state") == "streaming", 60,
                  interval=0.3, message="a streaming")
         retries = _health(client)["a"]["retry_count"]
 
         config.write_text(one + stream_toml("b", camera.url("/b")))
         process.send_signal(signal.SIGHUP)
-        wait_for(lambda: _health(client).get("b", {}).get("state") == "streaming", 20,
+        wait_for(lambda: _health(client).get("b", {}).get("state") == "streaming", 30,
                  message="b added by SIGHUP")
         assert _health(client)["a"]["retry_count"] == retries
 
@@ -267,7 +267,7 @@ def test_sighup_and_the_watch_on_a_running_process(camera_factory, tmp_path):
         wait_for(lambda: client.get("/config").json()["config"]["app"]["watch_config"], 10,
                  message="watch_config on")
         config.write_text(one + "[app]\nwatch_config = true\n")  # b removed, no signal
-        wait_for(lambda: set(_health(client)) == {"a"}, 10, message="b removed by the watch")
+        wait_for(lambda: set(_health(client)) == {"a"}, 20, message="b removed by the watch")
         assert client.get("/config").json()["last_reload"]["trigger"] == "watch"
         assert _health(client)["a"]["retry_count"] == retries
     finally:
