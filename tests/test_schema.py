@@ -140,7 +140,8 @@ CONTRACT = sorted([
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
 ])
 SCHEMAS = {"AuthStatus", "ConfigProblem", "ConfigRefused", "ConfigView", "ConfiguredStream",
-           "ErrorBody", "EventView", "HealthEntry", "InferenceStatus", "RecordRequestBody",
+           "DetectSourceHealth", "ErrorBody", "EventView", "HealthEntry", "InferenceStatus",
+           "RecordRequestBody",
            "Recording", "RecordingState", "ReloadResult", "SourceSettings", "StreamConfig",
            "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView", "UrlToken",
            "UrlTokenRequest"}
@@ -153,5 +154,15 @@ def test_schema_keeps_its_contract(service_factory):
                    for method, op in ops.items())
     assert found == CONTRACT
     assert set(schema["components"]["schemas"]) == SCHEMAS
+    models = schema["components"]["schemas"]
+    # the detection sub-stream: set on add and patch, shown (redacted) with its own health
+    assert {"detect_uri", "detect_fit"} <= set(models["StreamConfig"]["properties"])
+    assert {"detect_uri", "detect_fit"} <= set(models["StreamPatch"]["properties"])
+    assert {"detect_uri", "detect_fit"} <= set(models["StreamView"]["properties"])
+    assert "detect_source" in models["HealthEntry"]["properties"]
+    assert "detect_source" in models["StreamStatistics"]["properties"]
+    assert set(models["DetectSourceHealth"]["required"]) == {
+        "state", "is_healthy", "uri", "fps", "width", "height", "reconnects",
+        "last_frame_age_s", "last_retry_reason", "last_error"}
     stream_id = next(p for p in schema["paths"]["/streams/{stream_id}"]["get"]["parameters"])
     assert stream_id["schema"]["pattern"] == STREAM_ID_PATTERN  # the id's rule is documented

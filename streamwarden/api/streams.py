@@ -55,6 +55,8 @@ def _check_new_stream(stream: StreamConfig, config: Config) -> None:
     except ValidationError as exc:
         raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
     _check_file_source(stream.uri, config.api.allowed_file_dirs)
+    if stream.detect_uri is not None:
+        _check_file_source(stream.detect_uri, config.api.allowed_file_dirs)
 
 
 def _view(stream: Stream, features: Sequence[Feature]) -> StreamView:
@@ -64,6 +66,8 @@ def _view(stream: Stream, features: Sequence[Feature]) -> StreamView:
         id=cfg.id,
         source=stream.origin,
         uri=stream.display_uri.text,
+        detect_uri=stream.detect.display_uri.text if stream.detect is not None else None,
+        detect_fit=cfg.detect_fit,
         enable_inference=cfg.enable_inference,
         enable_recording=cfg.enable_recording,
         recording=health.recording,
@@ -108,12 +112,14 @@ def create_router(service: Service) -> APIRouter:
     @router.patch("/streams/{stream_id}", response_model=StreamView,
                   responses={**STREAM_ERRORS, **_FILE_REFUSED})
     async def patch_stream(patch: StreamPatch, stream_id: StreamIdPath) -> StreamView:
-        """Change a running stream. Recording toggles in place; a new URI or timeouts restart
+        """Change a running stream. Recording, inference and the detection sub-stream
+        (`detect_uri`, null to remove it) change in place; a new URI or timeouts restart
         its source. Changes to streams from the config file last until the next restart."""
         changes = patch.model_dump(exclude_unset=True)
-        current = running_stream(manager, stream_id).config.uri
-        if changes.get("uri") and changes["uri"] != current:  # a path the client chose
-            _check_file_source(changes["uri"], service.config.api.allowed_file_dirs)
+        current = running_stream(manager, stream_id).config
+        for key in ("uri", "detect_uri"):  # a path the client chose
+            if changes.get(key) and changes[key] != getattr(current, key):
+                _check_file_source(changes[key], service.config.api.allowed_file_dirs)
         with _refusals():
             stream = await manager.update(stream_id, changes)
         if stream.origin == "api":

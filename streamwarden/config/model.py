@@ -24,6 +24,7 @@ from pydantic import (
 from streamwarden.config.durations import ByteSize, Duration, format_duration
 from streamwarden.config.filemode import parse_dir_mode, parse_file_mode
 from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id
+from streamwarden.media.activity import ActivitySettings
 from streamwarden.uris import validate_uri
 
 StreamId = Annotated[str, AfterValidator(validate_stream_id),
@@ -159,6 +160,11 @@ class InferenceSection(_Section):
     fps: float = Field(default=5.0, gt=0, le=120)
     frame_width: int = Field(default=640, ge=64, le=3840)  # pixels handed to the model
     motion_gate: bool = False
+    # Decode at `fps` only while the compressed stream shows activity (P-frame sizes against
+    # the camera's baseline, media/activity.py), keyframes only otherwise.
+    activity_gate: bool = True
+    activity_threshold: float = Field(default=4.0, ge=1.0, le=100.0)  # deviations above mean
+    activity_hold: Duration = 5.0  # active for this long after the last moving frame
     record_on: list[str] = []
     pre_roll: Duration | None = None  # None: the stream's buffer_duration
     post_roll: Duration = 10.0
@@ -172,6 +178,18 @@ class InferenceSection(_Section):
             raise ValueError(f"model = {self.model!r} picks a built-in detector: it cannot go "
                              "with model_path or plugin")
         return self
+
+    @model_validator(mode="after")
+    def _hold_in_range(self) -> InferenceSection:
+        if not 0 <= self.activity_hold <= 600:
+            raise ValueError("activity_hold must be between 0 and 10m")
+        return self
+
+    def activity_settings(self) -> ActivitySettings | None:
+        """The activity gate's settings, or None when the gate is off."""
+        if not self.activity_gate:
+            return None
+        return ActivitySettings(threshold=self.activity_threshold, hold=self.activity_hold)
 
 
 _SOURCE_LIMITS = {"timeout": 3600.0, "restart_timeout": 3600.0, "retry_timeout": 30 * 86400.0,
@@ -200,9 +218,18 @@ class SourceSettings(_Section):
         return self
 
 
+DetectFit = Literal["stretch", "crop"]
+
+
 class StreamConfig(_Section):
     id: StreamId
     uri: StreamUri
+    # The camera's low-resolution sub-stream: detection, MJPEG and snapshots decode it, the
+    # rest uses `uri`. A second connection, supervised like the first (ingest/stream.py).
+    detect_uri: StreamUri | None = None
+    # How the sub-stream's picture lies in the main one when their aspect ratios differ:
+    # squashed whole ("stretch", most cameras) or its centre cut out ("crop"); media/geometry.py
+    detect_fit: DetectFit = "stretch"
     enable_inference: bool = False
     enable_recording: bool = False
     restream: bool = True
@@ -213,6 +240,13 @@ class StreamConfig(_Section):
     transport: Transport | None = None
     latency: Duration | None = None
     failed_retry_interval: Duration | None = None
+
+    @model_validator(mode="after")
+    def _distinct_detect_uri(self) -> StreamConfig:
+        if self.detect_uri is not None and self.detect_uri == self.uri:
+            raise ValueError("detect_uri is the same as uri: leave it out to detect on the "
+                             "main stream")
+        return self
 
     def settings(self, defaults: SourceSettings) -> SourceSettings:
         """The effective source settings: this stream's overrides on top of the defaults."""
