@@ -58,3 +58,19 @@ def test_activity_gate_settings():
 def test_bad_activity_settings_are_refused(text):
     issues = issues_of(f"[inference]\n{text}\n")
     assert len(issues) == 1 and issues[0][0].startswith("inference")
+
+
+def test_a_reload_adds_changes_and_removes_detect_uri_in_place():
+    from streamwarden.config.diff import RunningStream, plan_reload
+    from streamwarden.config.model import Config, StreamConfig
+
+    plain = StreamConfig(id="a", uri="rtsp://10.0.0.1/main")
+    sub = plain.model_copy(update={"detect_uri": "rtsp://10.0.0.1/sub"})
+    other = plain.model_copy(update={"detect_uri": "rtsp://10.0.0.1/sub2", "detect_fit": "crop"})
+    changes = ((plain, sub, ("detect_uri",)), (sub, other, ("detect_uri", "detect_fit")),
+               (sub, plain, ("detect_uri",)))
+    for old, new, fields in changes:
+        before = Config(streams=[old])
+        running = {"a": RunningStream("config", old, old.settings(before.stream_defaults))}
+        plan = plan_reload(before, Config(streams=[new]), running)
+        assert [(c.action, c.fields) for c in plan.streams] == [("update", fields)]
