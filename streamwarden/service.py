@@ -227,7 +227,9 @@ class Service:
                 log.error("stream %s stored in the database is not valid any more (%s); "
                           "skipped", stream_id, reasons, extra={"stream_id": stream_id})
                 continue
-            if problem := file_source_problem(stream.uri, self.config.api.allowed_file_dirs):
+            allowed = self.config.api.allowed_file_dirs
+            if problem := next((p for uri in (stream.uri, stream.detect_uri) if uri
+                                and (p := file_source_problem(uri, allowed))), None):
                 log.error("stream %s stored in the database is not started: %s (the stream is "
                           "kept)", stream_id, problem, extra={"stream_id": stream_id})
                 continue

@@ -175,3 +175,31 @@ def _sub_removed_and_added_in_place(client, main, sub) -> None:
     assert client_connection(main.port) == main_socket
     assert health(client)["retry_count"] == retries
     assert len(server_connections(main.port)) == 1
+
+
+def test_bad_detect_uri_is_refused_with_a_clear_error_and_nothing_changes(service_factory,
+                                                                          tmp_path):
+    svc = service_factory(Config(app=AppSection(database=str(tmp_path / "index.db"))))
+    client = svc.client()
+    base = {"id": "cam", "uri": "rtsp://127.0.0.1:9/main"}
+    for body, status, code, words in (
+            ({**base, "detect_uri": "rtsp://127.0.0.1:9/main"}, 422, "invalid_request",
+             "same as uri"),
+            ({**base, "detect_uri": "ftp://127.0.0.1/sub"}, 422, "invalid_request", "detect_uri"),
+            ({**base, "detect_uri": "file:///etc/passwd"}, 403, "file_source_not_allowed",
+             "allowed_file_dirs"),
+            ({**base, "detect_fit": "zoom"}, 422, "invalid_request", "detect_fit")):
+        answer = client.post("/streams", json=body)
+        assert answer.status_code == status, answer.text
+        assert answer.json()["error"] == code and words in answer.json()["detail"]
+    assert client.get("/streams").json() == []
+    assert client.post("/streams", json=base).status_code == 201
+    answer = client.patch("/streams/cam", json={"detect_uri": "file:///etc/passwd"})
+    assert answer.status_code == 403 and answer.json()["error"] == "file_source_not_allowed"
+    answer = client.patch("/streams/cam", json={"detect_uri": "rtsp://127.0.0.1:9/main"})
+    assert answer.status_code == 422 and "same as uri" in answer.json()["detail"]
+    assert state_of(client, "cam")["detect_uri"] is None
+    # the redacted form: a password in the sub-stream's URI is never shown
+    view = client.patch("/streams/cam", json={"detect_uri": "rtsp://u:secret@127.0.0.1:9/s"})
+    assert view.status_code == 200 and "secret" not in view.text
+    assert "secret" not in client.get("/health").text
