@@ -240,7 +240,8 @@ def key_figures(result: dict[str, Any], count: int) -> dict[str, Any]:
     by_pid = result.get("cpu_pct_by_pid", {})
     rss = result.get("rss_mib_by_pid", {})
     pids = list(by_pid)
-    if result.get("client") in ("streamwarden", "sw-no-rec") and len(pids) == 2:
+    if result.get("client") in ("streamwarden", "sw-no-rec", "sw-sub", "sw-still") \
+            and len(pids) == 2:
         out.update(service_cpu_pct=by_pid[pids[0]], worker_cpu_pct=by_pid[pids[1]],
                    service_rss_mib=rss.get(pids[0]), worker_rss_mib=rss.get(pids[1]))
     return out
@@ -448,7 +449,9 @@ def _mode_verdicts(run: dict[str, Any]) -> list[str]:
                      f"{clients['sw-still']['cpu_pct_per_stream']:.2f}% per stream vs ingest + "
                      f"record alone {clients['sw-rec-only']['cpu_pct_per_stream']:.2f}% = "
                      f"{still:.2f}x (target <= 1.5): {'met' if still <= 1.5 else 'NOT met'}; "
-                     f"decoded {clients['sw-still'].get('decoded_fps_per_stream')}/s per stream")
+                     f"decoded {clients['sw-still'].get('decoded_fps_per_stream')}/s per stream "
+                     f"(service {fmt(clients['sw-still'].get('service_cpu_pct'), '{:.2f}')}%, "
+                     f"worker {fmt(clients['sw-still'].get('worker_cpu_pct'), '{:.2f}')}%)")
     return lines
 
 
