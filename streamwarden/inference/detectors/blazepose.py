@@ -69,6 +69,7 @@ def _quiet_native_stderr() -> Iterator[None]:
 class BlazePersonDetector(Detector):
     name = "blazepose-person"
     labels = ["person"]
+    input_size = (INPUT, INPUT)
 
     def __init__(self, model_path: Path, confidence: float = 0.5, iou: float = 0.3):
         try:
