@@ -67,6 +67,15 @@ class OnnxDetector(Detector):
 
     # ---- model inspection ------------------------------------------------------------------
 
+    @property
+    def input_meta(self):
+        """ONNX Runtime's description of the image input (name, shape, type)."""
+        return self._input
+
+    @property
+    def outputs_meta(self) -> list:
+        return list(self._outputs)
+
     def _parse_input(self, model_path: Path, input_size: int) -> None:
         shape = list(self._input.shape)
         if len(shape) != 4:
