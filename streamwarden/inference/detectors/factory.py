@@ -55,6 +55,18 @@ class DetectorSpec:
                    str(model_file), section.model, section.tiles, section.kept_classes())
 
 
+def effective_confidence(spec: DetectorSpec) -> float:
+    """The minimum score the spec's model runs with (its own default unless set); 0 for a
+    plugin, which applies its own."""
+    if spec.confidence:
+        return spec.confidence
+    if spec.plugin:
+        return 0.0
+    if spec.model_path:
+        return ONNX_CONFIDENCE
+    return NANODET_CONFIDENCE if spec.builtin == "nanodet" else BUILTIN_CONFIDENCE
+
+
 def build_detector(spec: DetectorSpec) -> Detector:
     """The model, then tiles around it, then the class filter around those."""
     from streamwarden.inference.detectors.labels import KeepClasses
