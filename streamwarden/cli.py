@@ -1,8 +1,9 @@
-"""The `streamwarden` command: run the service, run the demo, check a config file.
+"""The `streamwarden` command: run the service, run the demo, check a config or a model file.
 
 Exit codes: 0 success, 1 the service could not run (port taken, GStreamer missing, the secret
-key file missing or not matching the database), 2 the configuration is invalid (every problem
-is printed, with key and line).
+key file missing or not matching the database) or `check-model`'s file is unusable as a
+detector, 2 the configuration is invalid (every problem is printed, with key and line) or the
+command was used wrongly.
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file and print every error")
     check.add_argument("file")
+    model = sub.add_parser(
+        "check-model", help="tell whether an ONNX/TFLite file works as a detector, and run it "
+                            "once on a test picture")
+    model.add_argument("file", help="the model file (.onnx, or .tflite)")
+    model.add_argument("--labels", help="labels file, one per line ([inference] labels_path)")
+    model.add_argument("--layout", choices=("auto", "yolov5", "yolov8", "ssd"), default="auto")
+    model.add_argument("--input-size", type=int, default=640,
+                       help="input size for models whose input size is dynamic")
+    model.add_argument("--confidence", type=float, help="minimum score (default: the model's)")
+    model.add_argument("--image", help="run on this picture instead of the astronaut")
     add_client_commands(sub)
     return parser
 
@@ -68,6 +79,37 @@ def _check_config(path: str) -> int:
     for warning in config_warnings(config):
         print(f"{path}: warning: {warning}", file=sys.stderr)
     print(f"{path}: OK ({len(config.streams)} stream(s))")
+    return 0
+
+
+def _check_model(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamwarden.inference.check import UnusableModelError, check_model, format_report
+
+    path = Path(args.file)
+    for given, what in ((path, "FILE"), (args.labels and Path(args.labels), "--labels"),
+                        (args.image and Path(args.image), "--image")):
+        if given and not given.is_file():
+            print(f"streamwarden check-model: {what} {given}: no such file", file=sys.stderr)
+            return 2
+    if args.confidence is not None and not 0 < args.confidence <= 1:
+        print("streamwarden check-model: --confidence is a score in (0, 1]", file=sys.stderr)
+        return 2
+    if not 32 <= args.input_size <= 4096:
+        print("streamwarden check-model: --input-size is from 32 to 4096", file=sys.stderr)
+        return 2
+    try:
+        report = check_model(path, labels=args.labels and Path(args.labels), layout=args.layout,
+                             input_size=args.input_size, confidence=args.confidence,
+                             image=args.image and Path(args.image))
+    except UnusableModelError as exc:
+        print(f"{path}: unusable: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # a picture OpenCV cannot read
+        print(f"streamwarden check-model: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(report))
     return 0
 
 
@@ -111,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.file)
+    if args.command == "check-model":
+        return _check_model(args)
     if args.command in ("streams", "record", "health"):
         return run_client(args)
     return _run(args, demo=args.command == "demo")

@@ -18,12 +18,15 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from streamwarden.config.durations import ByteSize, Duration, format_duration
 from streamwarden.config.filemode import parse_dir_mode, parse_file_mode
 from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id
+from streamwarden.inference.detectors.coco import BUILTIN_LABELS, CCTV_CLASSES
 from streamwarden.uris import validate_uri
 
 StreamId = Annotated[str, AfterValidator(validate_stream_id),
@@ -134,27 +137,53 @@ class RecordingSection(_Section):
     dir_mode: DirMode = 0o700  # every directory the recorder creates
 
 
+def _parse_tiles(value: object) -> int | str:
+    if value in ("auto", "off"):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 16:
+        return value
+    raise ValueError(f'expected "auto", "off" or a number of tiles from 1 to 16, got {value!r}')
+
+
+def _parse_classes(value: object) -> list[str] | str | None:
+    if value is None or value == "all":
+        return value
+    if (isinstance(value, list) and value
+            and all(isinstance(v, str) and v.strip() for v in value)):
+        return [v.strip() for v in value]
+    raise ValueError('expected a list of labels such as ["person", "car"], or "all"')
+
+
+Tiles = Annotated[int | str, BeforeValidator(_parse_tiles),
+                  Field(json_schema_extra={"examples": ["auto", "off", 2, 6]})]
+Classes = Annotated[list[str] | str | None, BeforeValidator(_parse_classes)]
+
+
 class InferenceSection(_Section):
     """Object detection for streams with `enable_inference`; runs in a worker process.
 
-    With no `model_path` a built-in detector runs: `model = "blazepose"` (the default,
-    MediaPipe's BlazePose person detector on LiteRT, or OpenCV's HOG where LiteRT is missing)
-    or `model = "nanodet"` (NanoDet-g, 80 COCO classes, on ONNX Runtime). `model_path` takes
-    any ONNX detector with YOLOv5/YOLOv8/SSD-style outputs; `plugin = "package.module:Class"`
-    a Python detector.
+    With no `model_path` a built-in detector runs: `model = "nanodet"` (the default,
+    NanoDet-g, 80 COCO classes, on ONNX Runtime; events for the CCTV classes unless `classes`
+    says otherwise) or `model = "blazepose"` (MediaPipe's BlazePose person detector on LiteRT,
+    or OpenCV's HOG where LiteRT is missing). `model_path` takes any ONNX detector with
+    YOLOv5/YOLOv8/SSD-style outputs; `plugin = "package.module:Class"` a Python detector.
+    `tiles` cuts wide frames into overlapping tiles so small objects stay visible to a model
+    with a small input (see inference/detectors/tiling.py).
     """
 
     backend: Literal["cpu", "nvidia"] = "cpu"
     config_path: str | None = None  # DeepStream nvinfer config (backend "nvidia")
-    model: Literal["blazepose", "nanodet"] = "blazepose"  # the built-in, without model_path
+    model: Literal["nanodet", "blazepose"] = "nanodet"  # the built-in, without model_path
     model_path: str | None = None
     labels_path: str | None = None
     layout: Literal["auto", "yolov5", "yolov8", "ssd"] = "auto"
     input_size: int = Field(default=640, ge=32, le=4096)  # for models with dynamic input size
     confidence: float | None = Field(default=None, gt=0, le=1)  # None: the model's default
     iou: float = Field(default=0.45, gt=0, le=1)
-    classes: list[str] | None = None  # keep only these labels
     plugin: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    # None: the built-in nanodet's CCTV classes, every label of any other model; "all"; a list
+    classes: Classes = None
+    tiles: Tiles = "auto"
     batch_size: int = Field(default=1, ge=1, le=64)
     fps: float = Field(default=5.0, gt=0, le=120)
     frame_width: int = Field(default=640, ge=64, le=3840)  # pixels handed to the model
@@ -168,10 +197,38 @@ class InferenceSection(_Section):
 
     @model_validator(mode="after")
     def _one_model(self) -> InferenceSection:
-        if self.model != "blazepose" and (self.model_path or self.plugin):
+        if "model" in self.model_fields_set and (self.model_path or self.plugin):
             raise ValueError(f"model = {self.model!r} picks a built-in detector: it cannot go "
                              "with model_path or plugin")
         return self
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, classes: list[str] | str | None,
+                       info: ValidationInfo) -> list[str] | str | None:
+        """A built-in's labels are known here; a file's are checked when the worker loads it."""
+        data = info.data
+        if data.get("model_path") or data.get("plugin") or not isinstance(classes, list):
+            return classes
+        model = data.get("model", "nanodet")
+        known = BUILTIN_LABELS[model]
+        unknown = [c for c in classes if c not in known]
+        if unknown:
+            shown = ", ".join(known) if len(known) < 10 else "the 80 COCO classes, e.g. " \
+                + ", ".join(known[:10])
+            raise ValueError(f"{unknown} are not labels of the built-in model {model!r} "
+                             f"({shown})")
+        return classes
+
+    def kept_classes(self) -> list[str] | None:
+        """The labels events are made for; None: every label the model has."""
+        if self.classes == "all":
+            return None
+        if self.classes is not None:
+            return list(self.classes)
+        if self.model == "nanodet" and not (self.model_path or self.plugin):
+            return list(CCTV_CLASSES)
+        return None
 
 
 _SOURCE_LIMITS = {"timeout": 3600.0, "restart_timeout": 3600.0, "retry_timeout": 30 * 86400.0,
