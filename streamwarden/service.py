@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from functools import partial
 from typing import TYPE_CHECKING
@@ -37,11 +38,14 @@ from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
 from streamwarden.notify import Notifier
 from streamwarden.pixels.shared import SharedPixels
+from streamwarden.recording.camera_periods import CameraPeriods
 from streamwarden.recording.control import RecordingControl
 from streamwarden.recording.gaps import GapStore
+from streamwarden.recording.history import History
 from streamwarden.recording.index import RecordingIndex
 from streamwarden.recording.reconcile import reconcile
 from streamwarden.recording.retention import enforce
+from streamwarden.recording.timeline_keeper import HEARTBEAT_S, TimelineKeeper
 from streamwarden.restream.server import RestreamServer
 from streamwarden.secret_key import SecretKeyError
 from streamwarden.stream_store import StreamStore
@@ -106,10 +110,10 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def enforce_storage_limits(db: Database, rec: RecordingSection) -> None:
+def enforce_storage_limits(db: Database, rec: RecordingSection, gaps: GapStore) -> None:
     """On the database thread, after each closed segment and from the janitor."""
     if rec.retention is not None or rec.max_size is not None:
-        enforce(db, rec.retention, rec.max_size)
+        enforce(db, rec.retention, rec.max_size, gaps=gaps)
 
 
 class Service:
@@ -130,11 +134,15 @@ class Service:
         self.reaper = Reaper()
         self.notifier = Notifier()
         self.gaps = GapStore(self.db)
+        self.history = History(self.db)
+        self.timeline = TimelineKeeper(self.db, self.gaps, self.history)
         # A plain function of the database and the recording section, not a method: what the
         # index (and through it the recording feature) holds must not lead back to the service.
-        self._enforce_storage_limits = partial(enforce_storage_limits, self.db, config.recording)
+        self._enforce_storage_limits = partial(enforce_storage_limits, self.db, config.recording,
+                                               self.gaps)
         self.index = RecordingIndex(self.db, on_change=self._enforce_storage_limits,
-                                    emit=self.notifier.publish_threadsafe, gaps=self.gaps)
+                                    emit=self.notifier.publish_threadsafe, gaps=self.gaps,
+                                    history=self.history)
         self.streams = StreamRegistry()
         features = self._build_features(config)
         self.manager = StreamManager(config, self.loop, self.reaper, self.streams, features,
@@ -162,8 +170,8 @@ class Service:
         self.pixels = SharedPixels(config.inference.frame_width)
         self.inference = InferenceController(config, self.db, publish, self.pixels,
                                              self.recording, self.streams, self.loop)
-        features: list[Feature | None] = [self.recording, self.restream, self.live,
-                                          self.inference, self.pixels]
+        features: list[Feature | None] = [self.recording, CameraPeriods(self.db, self.history),
+                                          self.restream, self.live, self.inference, self.pixels]
         return [feature for feature in features if feature is not None]
 
     async def startup(self) -> None:
@@ -174,6 +182,7 @@ class Service:
         if closed := await self.db.run(self.gaps.close_dangling):
             log.warning("%d recording gap(s) left open by the last run closed", closed,
                         extra={"event": "gaps_closed", "closed": closed})
+        await self.db.run(self.timeline.started, time.time())
         self.loop.start()
         self.manager.start()
         if self.restream is not None:
@@ -190,6 +199,7 @@ class Service:
             self.manager.attach(DEMO_STREAM_ID, FrameCounter())
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="timeline"))
         log.info("streamwarden ready: %d stream(s), API on %s", len(self.manager.all()),
                  self.config.api.listen)
 
@@ -225,6 +235,16 @@ class Service:
             except Exception:  # a janitor failure is logged, never fatal
                 log.exception("storage janitor failed")
 
+    async def _heartbeat(self) -> None:
+        """The run goes on (its stored end moves), and settled lost seconds are counted."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            streams = [(s.id, s.settings.timeout) for s in self.manager.all()]
+            try:
+                await self.db.run(self.timeline.heartbeat, time.time(), streams)
+            except Exception:  # logged, never fatal: the next beat tries again
+                log.exception("timeline heartbeat failed")
+
     def _start_demo_camera(self) -> None:
         from streamwarden.demo.camera import CameraMount, SyntheticCamera
         from streamwarden.demo.clip import ClipSpec
@@ -236,6 +256,7 @@ class Service:
         log.info("demo camera serving %s", camera.url("/demo"))
 
     async def shutdown(self) -> None:
+        stopping_since = time.time()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -255,6 +276,8 @@ class Service:
             self.mqtt.stop()
         self.loop.stop(timeout=1.0)
         self.reaper.close()
+        with contextlib.suppress(Exception):  # the database on a full disk: the run stays open
+            await self.db.run(self.timeline.stopped, time.time(), stopping_since)
         self.db.close()
         log.info("streamwarden stopped")
 

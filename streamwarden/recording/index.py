@@ -4,7 +4,9 @@ The recorder reports each segment as it opens (so a crash leaves a row saying `r
 and as it closes; the database thread does the I/O (file size, probing, SQL). A segment cut
 by an error is settled at once (reconcile.settle_segment): kept with the duration that
 really plays, or removed if nothing in it plays, so no row claims a segment it does not have.
-An outage's gap is stored when it begins and closed when it ends (recording/gaps.py).
+An outage's gap is stored when it begins and closed when it ends (recording/gaps.py); when
+recording is requested and stopped, and the camera's timestamp discontinuities, are stored for
+the recording timeline (history.py, gaps.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from streamwarden.db import Database
 from streamwarden.recording.gaps import GapStore
+from streamwarden.recording.history import RECORDING, History
 from streamwarden.recording.listener import SegmentListener
 from streamwarden.recording.outage import Gap, Outage
 from streamwarden.recording.reconcile import settle_segment
@@ -28,9 +31,11 @@ _SESSION_SLACK_S = 0.5
 
 
 class RecordingIndex(SegmentListener):
-    def __init__(self, db: Database, on_change=None, emit=None, gaps: GapStore | None = None):
+    def __init__(self, db: Database, on_change=None, emit=None, gaps: GapStore | None = None,
+                 history: History | None = None):
         self.db = db
         self.gaps = gaps if gaps is not None else GapStore(db)
+        self.history = history if history is not None else History(db)
         self._on_change = on_change
         self._emit = emit or (lambda event: None)
 
@@ -79,6 +84,17 @@ class RecordingIndex(SegmentListener):
                         "recording_id": row.id, "duration": row.duration, "bytes": row.bytes})
         if self._on_change is not None:
             self._on_change()
+
+    # ---- the timeline's facts --------------------------------------------------------------
+
+    def recording_changed(self, stream_id: str, reason: str | None, wall: float) -> None:
+        if reason is not None:
+            self._submit(self.history.period_started, stream_id, RECORDING, wall)
+        else:
+            self._submit(self.history.period_ended, stream_id, RECORDING, wall)
+
+    def discontinuity(self, stream_id: str, wall: float, jump_seconds: float) -> None:
+        self._submit(self.gaps.moment, stream_id, wall, "discontinuity")
 
     # ---- outages ---------------------------------------------------------------------------
 
