@@ -116,10 +116,13 @@ class RecordingIndex(SegmentListener):
     def _recorded_until(self, stream_id: str, gap: Gap) -> float:
         """Where recording really stopped: the end of what plays in the cut session's segments
         (settled before this runs: the database thread keeps the order), not the last frame
-        handed to it. The segments of the session only, so a gap never reaches further back."""
+        handed to it. The segments of the session only, so a gap never reaches further back,
+        and not those of the session that resumed (indexed already when the ring replayed the
+        whole outage: it starts where the outage ends, which can be the outage's own start)."""
         if gap.session_start is None:
             return gap.start
         since = gap.session_start - _SESSION_SLACK_S
         ends = [r.end_ts for r in self.db.recordings(stream_id, since, gap.start, limit=10**6)
-                if r.start_ts >= since and r.end_ts is not None and r.status != "corrupt"]
+                if since <= r.start_ts < gap.start and r.end_ts is not None
+                and r.status != "corrupt"]
         return min(gap.start, max(ends, default=gap.session_start))
