@@ -16,6 +16,13 @@ import pytest
 
 from streamwarden.config.model import AppSection, Config, RecordingSection, StreamConfig
 from tests.conftest import state_of, wait_for
+from tests.test_dashboard import (  # noqa: F401 (browser: the fixture)
+    ARTIFACTS,
+    CHROMIUM,
+    DRIVER,
+    browser,
+    console_errors,
+)
 from tests.test_recording import FAST
 from tests.test_recording_diskfull import HEADROOM, fill, small_disk  # noqa: F401 (fixture)
 
@@ -224,3 +231,66 @@ def test_timeline_range_and_bad_input(service_factory, tmp_path):
     assert (answer.status_code, answer.json()["error"]) == (404, "not_found")
     answer = client.get("/streams/bad id!/timeline")
     assert (answer.status_code, answer.json()["error"]) == (422, "invalid_id")
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                    reason="chromium/chromedriver not installed (scripts/setup.sh)")
+def test_dashboard_timeline_bar_shows_gaps_and_plays_from_a_click(
+        browser, camera_factory, service_factory, tmp_path):  # noqa: F811
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    camera = camera_factory(["/cam"])
+    svc = service_factory(config(tmp_path, {"cam": camera.url()}))
+    client = svc.client()
+    wait_for(lambda: complete_segments(client, "cam") >= 2, 20, message="two segments")
+    assert client.delete("/streams/cam/record").status_code == 200
+    time.sleep(3)
+    assert client.post("/streams/cam/record").status_code == 200
+    restarted = time.time()
+    wait_for(lambda: complete_segments(client, "cam", after=restarted) >= 1, 20,
+             message="recording again")
+
+    browser.get(svc.base_url + "/")
+    wait_for(lambda: browser.find_elements("css selector", "#card-cam .timeline .tl-span"), 10,
+             message="the timeline bar drawn")
+    Select(browser.find_element("id", "timeline-span")).select_by_visible_text("2 min")
+    shown = """return [...document.querySelectorAll('#card-cam .timeline .tl-recording_off')]
+        .map((el) => [el.dataset.start, el.dataset.end, parseFloat(el.style.left),
+                      el.title]);"""
+    wait_for(lambda: any(ts(end) > restarted for _, end, *_ in browser.execute_script(shown)),
+             10, message="the zoomed bar")
+    body = timeline(client, "cam", time.time() - 120)
+    gap = max((g for g in body["gaps"] if g["reason"] == "recording_off"),
+              key=lambda g: g["seconds"])  # the stop, not the start-up's few milliseconds
+    assert gap["seconds"] > 2.5
+    drawn = [row for row in browser.execute_script(shown) if row[0] == gap["start"]]
+    assert drawn, "the gap the test made is drawn"
+    start, end, left, title = drawn[0]
+    assert ts(end) == pytest.approx(ts(gap["end"]), abs=1e-3)
+    assert left == pytest.approx(100 * (ts(start) - time.time() + 120) / 120, abs=5)
+    assert title.startswith("recording off: ")
+
+    # a click one second into the first span plays its segment from there
+    bar = browser.find_element("css selector", "#card-cam .timeline")
+    range_start, range_end = browser.execute_script(
+        "return [Timeline.bars.get('cam').body.start, Timeline.bars.get('cam').body.end];")
+    span = next(s for s in body["spans"] if ts(s["end"]) < ts(gap["start"]) + 0.01)
+    moment = ts(span["start"]) + 1.0
+    segment = next(s for s in span["segments"] if ts(s["start"]) <= moment < ts(s["end"]))
+    x = (moment - ts(range_start)) / (ts(range_end) - ts(range_start)) * bar.size["width"]
+    ActionChains(browser).move_to_element_with_offset(
+        bar, int(x - bar.size["width"] / 2), 0).click().perform()
+    playing = """const v = document.querySelector('#timeline-player video');
+        return v ? [v.src, v.currentTime, v.readyState, v.videoWidth] : null;"""
+    wait_for(lambda: (browser.execute_script(playing) or [0, 0, 0])[2] >= 2, 10,
+             message="the segment loaded")
+    src, first, _, width = browser.execute_script(playing)
+    assert src.endswith(segment["url"]) and width == 640
+    offset = moment - ts(segment["start"])
+    assert first == pytest.approx(offset, abs=1.0), "seeked to the moment clicked"
+    wait_for(lambda: browser.execute_script(playing)[1] > first + 0.5, 10,
+             message="the video plays on")
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "timeline.png"))
+    assert console_errors(browser) == []
