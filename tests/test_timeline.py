@@ -294,3 +294,33 @@ def test_dashboard_timeline_bar_shows_gaps_and_plays_from_a_click(
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "timeline.png"))
     assert console_errors(browser) == []
+
+
+def test_a_discontinuity_reported_by_the_recorder_explains_its_hole(tmp_path, caplog):
+    """The entry point the recording session uses (reporter.discontinuity) down to the timeline,
+    on a real database: the moment is stored and gives the hole around it its reason."""
+    from streamwarden.db import Database
+    from streamwarden.recording.index import RecordingIndex
+    from streamwarden.recording.outage import OutageTracker
+    from streamwarden.recording.reporter import RecordingReporter
+    from streamwarden.recording.timeline_keeper import TimelineKeeper
+
+    db = Database(tmp_path / "index.db")
+    try:
+        index = RecordingIndex(db)
+        keeper = TimelineKeeper(db, index.gaps, index.history)
+        now = time.time()
+        db.call(keeper.started, now - 100)
+        reporter = RecordingReporter("cam", index, lambda event: None, OutageTracker())
+        index.recording_changed("cam", "continuous", now - 100)  # as reporter.recording does
+        reporter.discontinuity("cam", now - 49.9, 300.0)  # the camera's clock jumped 300 s
+        db.call(db.insert_segment, "cam", "/a.mp4", now - 60, now - 50, 1, "continuous",
+                "complete")
+        db.call(db.insert_segment, "cam", "/b.mp4", now - 48.6, now - 40, 1, "continuous",
+                "complete")
+        result = db.call(keeper.timeline, "cam", now - 60, now - 40, now)
+        assert [(g.reason, round(g.start - now, 3), round(g.end - now, 3))
+                for g in result.gaps] == [("discontinuity", -50.0, -48.6)]
+        assert "camera timestamps jumped by +300.000 s" in caplog.text
+    finally:
+        db.close()
