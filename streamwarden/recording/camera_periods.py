@@ -50,6 +50,8 @@ class CameraPeriods(Feature):
         self._submit(self._history.period_started, stream.id, OFFLINE, time.time())
 
     def state_changed(self, stream: Stream, transition: Transition) -> None:
+        if transition.new is StreamState.STOPPED:  # removed or shut down: not the camera
+            return
         if transition.new is StreamState.STREAMING:
             self._submit(self._history.period_ended, stream.id, OFFLINE, time.time())
         elif transition.old is StreamState.STREAMING:
