@@ -277,7 +277,7 @@ class Service:
         self.loop.stop(timeout=1.0)
         self.reaper.close()
         with contextlib.suppress(Exception):  # the database on a full disk: the run stays open
-            await self.db.run(self.timeline.stopped, time.time(), stopping_since)
+            await self.db.run(self.timeline.stopped, stopping_since)
         self.db.close()
         log.info("streamwarden stopped")
 

@@ -81,14 +81,15 @@ class History:
         self._conn.execute("UPDATE service_runs SET end_ts = MAX(end_ts, ?) WHERE id = ?",
                            (now, run_id))
 
-    def run_stopped(self, run_id: int, now: float, stopping_since: float) -> None:
-        """A clean stop at `now`. Recordings stopped by the shutdown itself (since
-        `stopping_since`) were still wanted: their periods last to the run's end, so the time
-        the service was down follows them directly."""
-        self._conn.execute("UPDATE stream_periods SET end_ts = ? WHERE kind = ? AND "
-                           "(end_ts IS NULL OR end_ts >= ?)", (now, RECORDING, stopping_since))
+    def run_stopped(self, run_id: int, end: float) -> None:
+        """A clean stop that began at `end`: the run ends there (what the streams did while
+        the service shut down is the service not running), and so do the periods still
+        open and the recordings that the shutdown itself stopped (they were still wanted)."""
+        self._conn.execute("UPDATE stream_periods SET end_ts = MAX(start_ts, ?) "
+                           "WHERE end_ts IS NULL OR (kind = ? AND end_ts >= ?)",
+                           (end, RECORDING, end))
         self._conn.execute("UPDATE service_runs SET end_ts = ?, clean = 1 WHERE id = ?",
-                           (now, run_id))
+                           (end, run_id))
 
     def runs(self, start: float, end: float, current: int | None) -> list[Period]:
         """Runs overlapping [start, end]; the current one (`current`) still going on."""

@@ -61,9 +61,10 @@ class TimelineKeeper:
                 timeline = self.timeline(stream_id, start - CONTEXT_S, end, now)
                 self.lost.count(stream_id, timeline, start, end)
 
-    def stopped(self, now: float, stopping_since: float) -> None:
+    def stopped(self, stopping_since: float) -> None:
+        """A clean shutdown, which began at `stopping_since`."""
         if self.run_id is not None:
-            self.history.run_stopped(self.run_id, now, stopping_since)
+            self.history.run_stopped(self.run_id, stopping_since)
 
     def timeline(self, stream_id: str, start: float, end: float, now: float) -> Timeline:
         """The stream's timeline of [start, end) (end at most `now`)."""
