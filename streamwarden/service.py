@@ -15,6 +15,7 @@ import contextlib
 import logging
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -39,11 +40,14 @@ from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
 from streamwarden.notify import Notifier
 from streamwarden.pixels.shared import SharedPixels
+from streamwarden.recording.camera_periods import CameraPeriods
 from streamwarden.recording.control import RecordingControl
 from streamwarden.recording.gaps import GapStore
+from streamwarden.recording.history import History
 from streamwarden.recording.index import RecordingIndex
 from streamwarden.recording.reconcile import reconcile
 from streamwarden.recording.retention import enforce
+from streamwarden.recording.timeline_keeper import HEARTBEAT_S, TimelineKeeper
 from streamwarden.reload import Reloader
 from streamwarden.restream.server import RestreamServer
 from streamwarden.secret_key import SecretKeyError
@@ -121,11 +125,12 @@ class StorageLimits:
 
     db: Database
     section: RecordingSection
+    gaps: GapStore
 
     def __call__(self) -> None:
         rec = self.section
         if rec.retention is not None or rec.max_size is not None:
-            enforce(self.db, rec.retention, rec.max_size)
+            enforce(self.db, rec.retention, rec.max_size, gaps=self.gaps)
 
 
 class Service:
@@ -144,9 +149,12 @@ class Service:
         self.reaper = Reaper()
         self.notifier = Notifier()
         self.gaps = GapStore(self.db)
-        self.storage_limits = StorageLimits(self.db, config.recording)
+        self.history = History(self.db)
+        self.timeline = TimelineKeeper(self.db, self.gaps, self.history)
+        self.storage_limits = StorageLimits(self.db, config.recording, self.gaps)
         self.index = RecordingIndex(self.db, on_change=self.storage_limits,
-                                    emit=self.notifier.publish_threadsafe, gaps=self.gaps)
+                                    emit=self.notifier.publish_threadsafe, gaps=self.gaps,
+                                    history=self.history)
         self.streams = StreamRegistry()
         features = self._build_features(config)
         self.manager = StreamManager(config, self.loop, self.reaper, self.streams, features,
@@ -176,8 +184,8 @@ class Service:
         self.pixels = SharedPixels(config.inference.frame_width)
         self.inference = InferenceController(config, self.db, publish, self.pixels,
                                              self.recording, self.streams, self.loop)
-        features: list[Feature | None] = [self.recording, self.restream, self.live,
-                                          self.inference, self.pixels]
+        features: list[Feature | None] = [self.recording, CameraPeriods(self.db, self.history),
+                                          self.restream, self.live, self.inference, self.pixels]
         return [feature for feature in features if feature is not None]
 
     async def startup(self) -> None:
@@ -188,6 +196,7 @@ class Service:
         if closed := await self.db.run(self.gaps.close_dangling):
             log.warning("%d recording gap(s) left open by the last run closed", closed,
                         extra={"event": "gaps_closed", "closed": closed})
+        await self.db.run(self.timeline.started, time.time())
         self.loop.start()
         self.manager.start()
         if self.restream is not None:
@@ -204,6 +213,7 @@ class Service:
             self.manager.attach(DEMO_STREAM_ID, FrameCounter())
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="timeline"))
         if self.reloader.source is not None:
             self._tasks.append(asyncio.create_task(self.reloader.watch(), name="config-watch"))
         self.reloader.bind(asyncio.get_running_loop())  # SIGHUP before this: ignored, logged
@@ -269,6 +279,16 @@ class Service:
             except Exception:  # a janitor failure is logged, never fatal
                 log.exception("storage janitor failed")
 
+    async def _heartbeat(self) -> None:
+        """The run goes on (its stored end moves), and settled lost seconds are counted."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            streams = [(s.id, s.settings.timeout) for s in self.manager.all()]
+            try:
+                await self.db.run(self.timeline.heartbeat, time.time(), streams)
+            except Exception:  # logged, never fatal: the next beat tries again
+                log.exception("timeline heartbeat failed")
+
     def _start_demo_camera(self) -> None:
         from streamwarden.demo.camera import CameraMount, SyntheticCamera
         from streamwarden.demo.clip import ClipSpec
@@ -280,6 +300,7 @@ class Service:
         log.info("demo camera serving %s", camera.url("/demo"))
 
     async def shutdown(self) -> None:
+        stopping_since = time.time()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -300,6 +321,8 @@ class Service:
             self.mqtt.stop()
         self.loop.stop(timeout=1.0)
         self.reaper.close()
+        with contextlib.suppress(Exception):  # the database on a full disk: the run stays open
+            await self.db.run(self.timeline.stopped, stopping_since)
         self.db.close()
         log.info("streamwarden stopped")
 

@@ -135,14 +135,19 @@ CONTRACT = sorted([
     "start_recording_streams__stream_id__record_post (path stream_id*) "
     "body=RecordRequestBody|null -> 200 application/json:RecordingState; "
     "404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "GET /streams/{stream_id}/timeline ['recording'] timeline_streams__stream_id__timeline_get "
+    "(path stream_id*, query start, query end) body=- -> "
+    "200 application/json:RecordingTimeline; 404 application/json:ErrorBody; "
+    "422 application/json:ErrorBody",
     "GET /streams/{stream_id}/snapshot.jpg ['streams'] "
     "snapshot_streams__stream_id__snapshot_jpg_get (path stream_id*, query width) body=- -> "
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
 ])
 SCHEMAS = {"AuthStatus", "ConfigProblem", "ConfigRefused", "ConfigView", "ConfiguredStream",
            "ErrorBody", "EventView", "HealthEntry", "InferenceStatus", "RecordRequestBody",
-           "Recording", "RecordingState", "ReloadResult", "SourceSettings", "StreamConfig",
-           "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView", "UrlToken",
+           "Recording", "RecordingState", "RecordingTimeline", "ReloadResult", "SourceSettings",
+           "StreamConfig", "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView",
+           "TimelineGap", "TimelineSegment", "TimelineSpan", "UrlToken",
            "UrlTokenRequest"}
 
 

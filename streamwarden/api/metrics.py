@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from streamwarden.api.views import stream_health, stream_statistics
+from streamwarden.recording.timeline import LOSSES
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
@@ -57,13 +58,16 @@ def _stream_families() -> dict[str, Metric]:
                             "Frames a recording session could not take"),
         "lost": _counter("streamwarden_recording_lost_seconds",
                          "Seconds a stream was to be recorded but was not, by reason "
-                         "(disk_full, write_error)", labels=("stream", "reason")),
+                         "(camera_offline, discontinuity, disk_full, write_error, "
+                         "service_not_running)", labels=("stream", "reason")),
         "viewers": _gauge("streamwarden_live_viewers", "Browsers watching the live view"),
     }
 
 
-def _add_stream(families: dict[str, Metric], sid: str, health: dict, stats: dict) -> None:
-    """One stream's samples, from the same health and statistics dicts the API shows."""
+def _add_stream(families: dict[str, Metric], sid: str, health: dict, stats: dict,
+                lost: dict[str, float]) -> None:
+    """One stream's samples, from the same health and statistics dicts the API shows, and
+    the seconds lost that the timeline counts (`lost`: camera_offline, ...)."""
     families["frames"].add_metric([sid], stats["frames"])
     families["keyframes"].add_metric([sid], stats["keyframes"])
     families["bytes"].add_metric([sid], stats["bytes"])
@@ -79,14 +83,18 @@ def _add_stream(families: dict[str, Metric], sid: str, health: dict, stats: dict
     families["viewers"].add_metric([sid], health["live_viewers"])
     recorder = next((c for c in stats["consumers"] if c["kind"] == "recorder"), None)
     if recorder is not None:
-        _add_recorder(families, sid, recorder)
+        _add_recorder(families, sid, recorder, lost)
 
 
-def _add_recorder(families: dict[str, Metric], sid: str, recorder: dict) -> None:
+def _add_recorder(families: dict[str, Metric], sid: str, recorder: dict,
+                  lost: dict[str, float]) -> None:
     families["rec_bytes"].add_metric([sid], recorder["bytes_written"])
     families["segments"].add_metric([sid], recorder["segments"])
     families["dropped"].add_metric([sid], recorder.get("dropped_frames", 0))
-    lost_by_reason = {"disk_full": 0.0, "write_error": 0.0, **recorder.get("lost_seconds", {})}
+    # Each reason from one counter only: the recorder's outages, the timeline's others.
+    lost_by_reason = {reason: 0.0 for reason in LOSSES}
+    lost_by_reason.update(lost)
+    lost_by_reason.update(recorder.get("lost_seconds", {}))
     for reason, seconds in lost_by_reason.items():
         families["lost"].add_metric([sid, reason], seconds)
 
@@ -113,9 +121,10 @@ class StreamCollector(Collector):
     def _streams(self) -> Iterator[Metric]:
         families = _stream_families()
         features = self.service.manager.features
+        lost = self.service.timeline.lost_seconds
         for stream in self.service.manager.all():
             _add_stream(families, stream.id, stream_health(stream, features),
-                        stream_statistics(stream))
+                        stream_statistics(stream), lost(stream.id))
         yield from families.values()
 
     def _service(self) -> Iterator[Metric]:

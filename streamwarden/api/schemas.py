@@ -153,6 +153,47 @@ class Recording(BaseModel):
     url: str
 
 
+GapReason = Literal["deleted", "service_not_running", "recording_off", "disk_full",
+                   "write_error", "camera_offline", "discontinuity", "unknown"]
+
+
+class TimelineSegment(BaseModel):
+    """A segment of a span, with its own bounds (to play a moment: seek to t - start)."""
+
+    id: int
+    start: datetime
+    end: datetime | None  # None: still being written
+    status: Literal["recording", "complete", "repaired", "corrupt"]
+    url: str
+
+
+class TimelineSpan(BaseModel):
+    """Covered by footage, from contiguous segments."""
+
+    start: datetime
+    end: datetime
+    segments: list[TimelineSegment]
+
+
+class TimelineGap(BaseModel):
+    """Not covered, and why."""
+
+    start: datetime
+    end: datetime
+    seconds: float
+    reason: GapReason
+
+
+class RecordingTimeline(BaseModel):
+    """Spans and gaps tiling [start, end) exactly, each in time order."""
+
+    stream_id: str
+    start: datetime
+    end: datetime
+    spans: list[TimelineSpan]
+    gaps: list[TimelineGap]
+
+
 class UrlTokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

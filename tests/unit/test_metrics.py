@@ -74,10 +74,21 @@ class FakeRecording:
 
 
 @dataclass
+class FakeTimeline:
+    """The seconds the timeline counts (recording/timeline_keeper.py), by stream."""
+
+    per_stream: dict[str, dict[str, float]]
+
+    def lost_seconds(self, stream_id: str) -> dict[str, float]:
+        return dict(self.per_stream.get(stream_id, {}))
+
+
+@dataclass
 class FakeService:
     manager: FakeManager
     inference: FakeInference
     recording: FakeRecording
+    timeline: FakeTimeline
     reaper: FakeCounter = field(default_factory=lambda: FakeCounter(stuck=1))
     notifier: FakeCounter = field(default_factory=lambda: FakeCounter(clients_dropped=4))
     mqtt: FakeMqtt | None = None
@@ -106,8 +117,11 @@ def _service(tmp_path: Path, mqtt: FakeMqtt | None) -> FakeService:
                                  "detections": 4, "latency_ms_p95": 25.0}})
     # the recording directory does not exist yet: the free space of its parent is reported
     manager = FakeManager([cam, dead])
+    # "dead" has no recorder: what the timeline says of it is not exported
+    timeline = FakeTimeline({"cam": {"camera_offline": 4.25, "service_not_running": 30.0},
+                             "dead": {"camera_offline": 60.0}})
     return FakeService(manager, FakeInference(runner),
-                       FakeRecording(tmp_path / "not-yet" / "recordings"), mqtt=mqtt)
+                       FakeRecording(tmp_path / "not-yet" / "recordings"), timeline, mqtt=mqtt)
 
 
 @pytest.fixture(autouse=True)
@@ -170,6 +184,13 @@ def _expected() -> dict[tuple, float]:
          (("reason", "disk_full"), ("stream", "cam"))): 0.0,
         ("streamwarden_recording_lost_seconds_total",
          (("reason", "write_error"), ("stream", "cam"))): 1.5,
+        # the timeline's reasons, from the timeline; every reason exported from the start
+        ("streamwarden_recording_lost_seconds_total",
+         (("reason", "camera_offline"), ("stream", "cam"))): 4.25,
+        ("streamwarden_recording_lost_seconds_total",
+         (("reason", "discontinuity"), ("stream", "cam"))): 0.0,
+        ("streamwarden_recording_lost_seconds_total",
+         (("reason", "service_not_running"), ("stream", "cam"))): 30.0,
         ("streamwarden_streams", ()): 2,
         ("streamwarden_stuck_disposals_total", ()): 1,
         ("streamwarden_inference_model_calls_total", cam): 90,

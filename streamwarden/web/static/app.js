@@ -52,6 +52,7 @@ function renderCard(stream) {
     $(".show-rec", card).onclick = () => showRecordings(stream.id);
     $(".remove", card).onclick = () => removeStream(stream.id);
     $("#grid").append(card);
+    if (typeof Timeline !== "undefined") Timeline.attach(card, stream.id);  // timeline.js
   }
   const health = stream.health || stream;
   const badge = $(".state", card);
