@@ -37,6 +37,7 @@ from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
 from streamwarden.notify import Notifier
 from streamwarden.pixels.shared import SharedPixels
+from streamwarden.readiness import Readiness, Verdict
 from streamwarden.recording.control import RecordingControl
 from streamwarden.recording.gaps import GapStore
 from streamwarden.recording.index import RecordingIndex
@@ -112,6 +113,10 @@ def enforce_storage_limits(db: Database, rec: RecordingSection) -> None:
         enforce(db, rec.retention, rec.max_size)
 
 
+def _ping(db: Database) -> None:
+    db.conn.execute("SELECT 1").fetchone()
+
+
 class Service:
     def __init__(self, config: Config, demo: bool = False):
         token = config.api.token or os.environ.get("STREAMWARDEN_API_TOKEN") or None
@@ -145,6 +150,7 @@ class Service:
         self.clients = OpenClients()  # WebSockets and MJPEG streams, ended first on shutdown
         self.demo_camera: SyntheticCamera | None = None
         self._tasks: list[asyncio.Task] = []
+        self.readiness = Readiness()
 
     def _build_features(self, config: Config) -> list[Feature]:
         """Everything a stream can do besides ingesting, in the order the manager calls them.
@@ -188,6 +194,7 @@ class Service:
                 StreamConfig(id=DEMO_STREAM_ID, uri=camera.url("/demo"))
             )
             self.manager.attach(DEMO_STREAM_ID, FrameCounter())
+        self.readiness.starting_with([stream.id for stream in self.manager.all()])
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
         log.info("streamwarden ready: %d stream(s), API on %s", len(self.manager.all()),
@@ -235,7 +242,18 @@ class Service:
         self.demo_camera = camera
         log.info("demo camera serving %s", camera.url("/demo"))
 
+    async def ready(self) -> Verdict:
+        """Readiness (`GET /health/ready`): the start-up facts and a database round trip."""
+        try:
+            await asyncio.wait_for(self.db.run(_ping, self.db), timeout=2.0)
+            database_ok = True
+        except Exception:  # closed, locked past 2 s, broken: not ready, whatever the cause
+            database_ok = False
+        states = {s.id: s.supervisor.state.value for s in self.manager.all()}
+        return self.readiness.check(states, database_ok)
+
     async def shutdown(self) -> None:
+        self.readiness.stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

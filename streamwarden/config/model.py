@@ -97,7 +97,7 @@ class ApiSection(_Listening):
     listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8080"
     token: str | None = Field(default=None, min_length=16)
     allow_unauthenticated: bool = False
-    public_paths: list[str] = ["/health", "/metrics"]
+    public_paths: list[str] = ["/health", "/health/live", "/health/ready", "/metrics"]
     url_token_ttl: Duration = 300.0
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     tls_cert: str | None = None
