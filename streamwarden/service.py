@@ -49,6 +49,7 @@ from streamwarden.stream_store import StreamStore
 
 if TYPE_CHECKING:
     from streamwarden.demo.camera import SyntheticCamera
+    from streamwarden.hass.bridge import HassBridge
 
 log = logging.getLogger("streamwarden")
 
@@ -147,6 +148,7 @@ class Service:
         self.mqtt = MqttBridge(config.mqtt) if config.mqtt else None
         if self.mqtt is not None:
             self.notifier.listeners.append(self.mqtt.handle)
+        self.hass = self._home_assistant(config)
         self.clients = OpenClients()  # WebSockets and MJPEG streams, ended first on shutdown
         self.demo_camera: SyntheticCamera | None = None
         self._tasks: list[asyncio.Task] = []
@@ -172,8 +174,25 @@ class Service:
                                           self.inference, self.pixels]
         return [feature for feature in features if feature is not None]
 
+    def _home_assistant(self, config: Config) -> HassBridge | None:
+        """`[mqtt] home_assistant`: discovery, states, pictures and switches (hass/)."""
+        if self.mqtt is None or config.mqtt is None or not config.mqtt.home_assistant:
+            return None
+        from streamwarden.hass.bridge import HassBridge
+        from streamwarden.hass.control import ServiceControl
+
+        bridge = HassBridge(self.mqtt, ServiceControl(self),
+                            labels=config.mqtt.labels(config.inference.record_on),
+                            off_delay=config.inference.event_gap,
+                            interval=config.mqtt.snapshot_interval,
+                            discovery_prefix=config.mqtt.discovery_prefix)
+        self.notifier.listeners.append(bridge.handle)
+        return bridge
+
     async def startup(self) -> None:
         self.notifier.bind(asyncio.get_running_loop())
+        if self.hass is not None:
+            self.hass.start()  # before connecting: the first connect announces every camera
         if self.mqtt is not None:
             self.mqtt.start()
         await self.db.run(reconcile, self.db, self.recording.path)
@@ -254,6 +273,8 @@ class Service:
 
     async def shutdown(self) -> None:
         self.readiness.stopping = True
+        if self.hass is not None:  # streams stopping now are not deleted from Home Assistant
+            await self.hass.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
