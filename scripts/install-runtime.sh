@@ -9,6 +9,8 @@
 #   --editable     `pip install -e` (a developer's checkout) instead of a plain install (images)
 #   --extras LIST  pip extras to install too, such as "test"
 #   --no-models    skip the built-in models (for builds that bring their own detector)
+#   --gpu          ONNX Runtime's GPU package (onnxruntime-gpu, CUDA 12) instead of the CPU
+#                  one (the NVIDIA image: `[inference] backend = "nvidia"` then runs on CUDA)
 #
 # Environment: STREAMWARDEN_APT_EXTRA (more Debian packages, space-separated),
 # STREAMWARDEN_PIP_EXTRA (more pip requirements, e.g. "onnxruntime-gpu" for the NVIDIA image).
@@ -20,12 +22,14 @@ VENV="$SRC/.venv"
 EDITABLE=0
 EXTRAS=""
 MODELS=1
+GPU=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --venv) VENV="$2"; shift 2 ;;
     --editable) EDITABLE=1; shift ;;
     --extras) EXTRAS="$2"; shift 2 ;;
     --no-models) MODELS=0; shift ;;
+    --gpu) GPU=1; shift ;;
     *) echo "install-runtime: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -75,8 +79,8 @@ fi
 target="."
 [ -n "$EXTRAS" ] && target=".[$EXTRAS]"
 # One stamp per recipe (pyproject, extras, mode), so a second run costs nothing.
-stamp="$VENV/.installed-$( (cat pyproject.toml; echo "$EXTRAS $EDITABLE ${STREAMWARDEN_PIP_EXTRA:-}") \
-  | sha1sum | cut -c1-12)"
+recipe="$EXTRAS $EDITABLE $GPU ${STREAMWARDEN_PIP_EXTRA:-}"
+stamp="$VENV/.installed-$( (cat pyproject.toml; echo "$recipe") | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   pip=("$VENV/bin/pip" install -q --disable-pip-version-check)
   if [ "$EDITABLE" -eq 1 ]; then
@@ -86,6 +90,10 @@ if [ ! -f "$stamp" ]; then
   fi
   # shellcheck disable=SC2086
   [ -n "${STREAMWARDEN_PIP_EXTRA:-}" ] && "${pip[@]}" --no-cache-dir ${STREAMWARDEN_PIP_EXTRA}
+  if [ "$GPU" -eq 1 ]; then  # both install the module `onnxruntime`: one at a time
+    "$VENV/bin/pip" uninstall -q -y onnxruntime
+    "${pip[@]}" --no-cache-dir "onnxruntime-gpu>=1.19"
+  fi
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
