@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", help="TOML config file (default: no streams)")
     service_options(run)
 
-    demo = sub.add_parser("demo", help="run the service on a built-in synthetic camera")
+    demo = sub.add_parser("demo", help="run the service on two built-in synthetic cameras "
+                                        "(one showing a person), recorded, with detection")
     demo.add_argument("--config", "-c", help="optional TOML config file to use as well")
     service_options(demo)
 
@@ -45,8 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str | None) -> Config:
-    return load_config(path) if path else Config()
+def _load(path: str | None, demo: bool = False) -> Config:
+    if path:
+        return load_config(path)
+    if demo:
+        from streamwarden.demo.scene import demo_config
+
+        return demo_config()
+    return Config()
 
 
 def _check_config(path: str) -> int:
@@ -68,7 +75,7 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     from streamwarden.logs import setup_logging
 
     try:
-        config = _load(args.config)
+        config = _load(args.config, demo)
         updates = {}
         if args.listen:
             parse_listen(args.listen)

@@ -26,6 +26,7 @@ from streamwarden.api.clients import OpenClients
 from streamwarden.config.model import Config, RecordingSection, StreamConfig
 from streamwarden.consumers.frame_counter import FrameCounter
 from streamwarden.db import Database
+from streamwarden.demo.scene import DEMO_CAMERA_PORT, DemoCamera, demo_cameras, demo_streams
 from streamwarden.feature import Feature
 from streamwarden.file_sources import file_source_problem
 from streamwarden.gst.loop import GstLoop
@@ -52,10 +53,6 @@ if TYPE_CHECKING:
     from streamwarden.hass.bridge import HassBridge
 
 log = logging.getLogger("streamwarden")
-
-DEMO_STREAM_ID = "demo"
-DEMO_CAMERA_PORT = 8555
-
 
 def _free_port(host: str, preferred: int) -> int:
     for port in (preferred, 0):
@@ -203,16 +200,11 @@ class Service:
         self.manager.start()
         if self.restream is not None:
             self.loop.call(self.restream.start)
-        if self.demo:
-            await asyncio.to_thread(self._start_demo_camera)
+        demo_cameras = await asyncio.to_thread(self._start_demo_camera) if self.demo else []
         for stream, source in await self.db.run(self._streams_to_start):
             await self.manager.add(stream, source)
-        camera = self.demo_camera
-        if camera is not None and DEMO_STREAM_ID not in {s.id for s in self.config.streams}:
-            await self.manager.add(
-                StreamConfig(id=DEMO_STREAM_ID, uri=camera.url("/demo"))
-            )
-            self.manager.attach(DEMO_STREAM_ID, FrameCounter())
+        if self.demo_camera is not None:
+            await self._add_demo_streams(demo_cameras, self.demo_camera.url(""))
         self.readiness.starting_with([stream.id for stream in self.manager.all()])
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
@@ -251,15 +243,32 @@ class Service:
             except Exception:  # a janitor failure is logged, never fatal
                 log.exception("storage janitor failed")
 
-    def _start_demo_camera(self) -> None:
+    def _start_demo_camera(self) -> list[DemoCamera]:
+        """The demo's RTSP server, one mount per scene (demo/scene.py); clips from the cache."""
         from streamwarden.demo.camera import CameraMount, SyntheticCamera
         from streamwarden.demo.clip import ClipSpec
 
-        port = _free_port("127.0.0.1", DEMO_CAMERA_PORT)
-        camera = SyntheticCamera([CameraMount("/demo", ClipSpec(seconds=10))], port)
+        cameras = demo_cameras()
+        if len(cameras) == 1:
+            log.warning("demo: no person scene (it shows scikit-image's astronaut picture: "
+                        "pip install scikit-image)")
+        mounts = [CameraMount(c.path, ClipSpec(width=c.size[0], height=c.size[1], seconds=10,
+                                               image=c.image))
+                  for c in cameras]
+        camera = SyntheticCamera(mounts, _free_port("127.0.0.1", DEMO_CAMERA_PORT))
         self.loop.call(camera.attach, self.loop.context)
         self.demo_camera = camera
-        log.info("demo camera serving %s", camera.url("/demo"))
+        log.info("demo camera serving %s", ", ".join(camera.url(c.path) for c in cameras))
+        return cameras
+
+    async def _add_demo_streams(self, cameras: list[DemoCamera], url: str) -> None:
+        """The demo's streams, recorded (and the person detected), unless the config file or
+        the API already has a stream by that id."""
+        running = {stream.id for stream in self.manager.all()}
+        for stream in demo_streams(cameras, url, self.config):
+            if stream.id not in running:
+                await self.manager.add(stream)
+                self.manager.attach(stream.id, FrameCounter())
 
     async def ready(self) -> Verdict:
         """Readiness (`GET /health/ready`): the start-up facts and a database round trip."""
