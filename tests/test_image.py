@@ -88,13 +88,16 @@ def write_config(directory: Path, api_port: int, camera_url: str) -> Path:
     return config
 
 
-def innermost(pid: int) -> int:
-    """The last descendant of `pid` (buildah run → chroot helper → the service)."""
-    while True:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        if not children:
+def service_pid(root: int) -> int:
+    """The service under `buildah run` (→ chroot helpers → `streamwarden`): by its name."""
+    queue = [root]
+    while queue:
+        pid = queue.pop(0)
+        if Path(f"/proc/{pid}/comm").read_text().strip() == "streamwarden":
             return pid
-        pid = int(children[0])
+        for task in Path(f"/proc/{pid}/task").iterdir():  # Go forks from any of its threads
+            queue += [int(c) for c in (task / "children").read_text().split()]
+    raise AssertionError("no streamwarden process under buildah run")
 
 
 def test_image_builds_and_serves_a_camera(camera_factory, tmp_path):
@@ -137,9 +140,10 @@ def test_image_builds_and_serves_a_camera(camera_factory, tmp_path):
         # the image's own HEALTHCHECK command, run inside it
         run("buildah", "run", "--isolation", "chroot", container, "--",
             "streamwarden", "health", "--ready", "--url", base, timeout=30)
-        os.kill(innermost(service.pid), signal.SIGTERM)
-        assert service.wait(20) == 0
-        assert "streamwarden stopped" in (tmp_path / "service.log").read_text()
+        os.kill(service_pid(service.pid), signal.SIGTERM)
+        exit_code = service.wait(20)
+        output = (tmp_path / "service.log").read_text()
+        assert exit_code == 0 and "streamwarden stopped" in output, output[-3000:]
         print(f"image test: built in {built:.0f} s, total {time.monotonic() - started:.0f} s")
     finally:
         if service is not None and service.poll() is None:
