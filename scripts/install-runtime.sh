@@ -3,9 +3,10 @@
 # for every install: scripts/setup.sh runs it (and adds the test-only packages), and so do
 # the Dockerfiles, so each CI run that builds the image tests this very script.
 #
-#   scripts/install-runtime.sh [--venv DIR] [--editable] [--extras LIST] [--no-models]
+#   scripts/install-runtime.sh [--venv DIR] [--editable] [--extras LIST] [--no-models] [--gpu]
 #
-#   --venv DIR     where the virtual environment goes (default: .venv in the source tree)
+#   --venv DIR     where the virtual environment goes, an absolute path (default: .venv in
+#                  the source tree)
 #   --editable     `pip install -e` (a developer's checkout) instead of a plain install (images)
 #   --extras LIST  pip extras to install too, such as "test"
 #   --no-models    skip the built-in models (for builds that bring their own detector)
@@ -13,7 +14,7 @@
 #                  one (the NVIDIA image: `[inference] backend = "nvidia"` then runs on CUDA)
 #
 # Environment: STREAMWARDEN_APT_EXTRA (more Debian packages, space-separated),
-# STREAMWARDEN_PIP_EXTRA (more pip requirements, e.g. "onnxruntime-gpu" for the NVIDIA image).
+# STREAMWARDEN_PIP_EXTRA (more pip requirements, such as a detector plugin's package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$(pwd)
