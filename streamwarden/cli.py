@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", help="TOML config file (default: no streams)")
     service_options(run)
 
-    demo = sub.add_parser("demo", help="run the service on a built-in synthetic camera")
+    demo = sub.add_parser("demo", help="run the service on two built-in synthetic cameras "
+                                        "(one showing a person), recorded, with detection")
     demo.add_argument("--config", "-c", help="optional TOML config file to use as well")
     service_options(demo)
 
@@ -65,6 +66,15 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     app = {k: v for k, v in (("log_format", args.log_format), ("log_level", args.log_level))
            if v}
     return {"api": {"listen": args.listen} if args.listen else {}, "app": app}
+
+
+def _base_config(demo: bool) -> Config:
+    """The settings when no config file is given: the demo's own, or the defaults."""
+    if demo:
+        from streamwarden.demo.scene import demo_config
+
+        return demo_config()
+    return Config()
 
 
 def _check_config(path: str) -> int:
@@ -119,7 +129,10 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     try:
         overrides = _overrides(args)
         source = ConfigFile(Path(args.config), overrides) if args.config else None
-        config = source.parse(source.read()) if source else apply_overrides(Config(), overrides)
+        if source is not None:
+            config = source.parse(source.read())
+        else:
+            config = apply_overrides(_base_config(demo), overrides)
     except ConfigError as exc:
         for issue in sorted(exc.issues, key=lambda i: i.line or 0):
             print(issue.format(exc.source), file=sys.stderr)

@@ -29,6 +29,7 @@ from streamwarden.config.model import Config, MqttSection, RecordingSection, Str
 from streamwarden.config.source import ConfigFile, with_environment_token
 from streamwarden.consumers.frame_counter import FrameCounter
 from streamwarden.db import Database
+from streamwarden.demo.scene import DEMO_CAMERA_PORT, DemoCamera, demo_cameras, demo_streams
 from streamwarden.feature import Feature
 from streamwarden.file_sources import file_source_problem
 from streamwarden.gst.loop import GstLoop
@@ -40,6 +41,7 @@ from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
 from streamwarden.notify import Notifier
 from streamwarden.pixels.shared import SharedPixels
+from streamwarden.readiness import Readiness, Verdict
 from streamwarden.recording.camera_periods import CameraPeriods
 from streamwarden.recording.control import RecordingControl
 from streamwarden.recording.gaps import GapStore
@@ -55,12 +57,9 @@ from streamwarden.stream_store import StreamStore
 
 if TYPE_CHECKING:
     from streamwarden.demo.camera import SyntheticCamera
+    from streamwarden.hass.bridge import HassBridge
 
 log = logging.getLogger("streamwarden")
-
-DEMO_STREAM_ID = "demo"
-DEMO_CAMERA_PORT = 8555
-
 
 def _free_port(host: str, preferred: int) -> int:
     for port in (preferred, 0):
@@ -133,6 +132,10 @@ class StorageLimits:
             enforce(self.db, rec.retention, rec.max_size, gaps=self.gaps)
 
 
+def _ping(db: Database) -> None:
+    db.conn.execute("SELECT 1").fetchone()
+
+
 class Service:
     def __init__(self, config: Config, demo: bool = False,
                  config_file: ConfigFile | None = None):
@@ -162,11 +165,13 @@ class Service:
         self.mqtt = MqttBridge(config.mqtt) if config.mqtt else None
         if self.mqtt is not None:
             self.notifier.listeners.append(self.mqtt.handle)
+        self.hass = self._home_assistant(config)
         self.clients = OpenClients()  # WebSockets and MJPEG streams, ended first on shutdown
         self.reloader = Reloader(config_file, self.manager, lambda: self.config,
                                  self.adopt_config)
         self.demo_camera: SyntheticCamera | None = None
         self._tasks: list[asyncio.Task] = []
+        self.readiness = Readiness()
 
     def _build_features(self, config: Config) -> list[Feature]:
         """Everything a stream can do besides ingesting, in the order the manager calls them.
@@ -188,8 +193,25 @@ class Service:
                                           self.restream, self.live, self.inference, self.pixels]
         return [feature for feature in features if feature is not None]
 
+    def _home_assistant(self, config: Config) -> HassBridge | None:
+        """`[mqtt] home_assistant`: discovery, states, pictures and switches (hass/)."""
+        if self.mqtt is None or config.mqtt is None or not config.mqtt.home_assistant:
+            return None
+        from streamwarden.hass.bridge import HassBridge
+        from streamwarden.hass.control import ServiceControl
+
+        bridge = HassBridge(self.mqtt, ServiceControl(self),
+                            labels=config.mqtt.labels(config.inference.record_on),
+                            off_delay=config.inference.event_gap,
+                            interval=config.mqtt.snapshot_interval,
+                            discovery_prefix=config.mqtt.discovery_prefix)
+        self.notifier.listeners.append(bridge.handle)
+        return bridge
+
     async def startup(self) -> None:
         self.notifier.bind(asyncio.get_running_loop())
+        if self.hass is not None:
+            self.hass.start()  # before connecting: the first connect announces every camera
         if self.mqtt is not None:
             self.mqtt.start()
         await self.db.run(reconcile, self.db, self.recording.path)
@@ -201,16 +223,12 @@ class Service:
         self.manager.start()
         if self.restream is not None:
             self.loop.call(self.restream.start)
-        if self.demo:
-            await asyncio.to_thread(self._start_demo_camera)
+        demo_cameras = await asyncio.to_thread(self._start_demo_camera) if self.demo else []
         for stream, source in await self.db.run(self._streams_to_start):
             await self.manager.add(stream, source)
-        camera = self.demo_camera
-        if camera is not None and DEMO_STREAM_ID not in {s.id for s in self.config.streams}:
-            await self.manager.add(
-                StreamConfig(id=DEMO_STREAM_ID, uri=camera.url("/demo"))
-            )
-            self.manager.attach(DEMO_STREAM_ID, FrameCounter())
+        if self.demo_camera is not None:
+            await self._add_demo_streams(demo_cameras, self.demo_camera.url(""))
+        self.readiness.starting_with([stream.id for stream in self.manager.all()])
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="timeline"))
@@ -289,18 +307,48 @@ class Service:
             except Exception:  # logged, never fatal: the next beat tries again
                 log.exception("timeline heartbeat failed")
 
-    def _start_demo_camera(self) -> None:
+    def _start_demo_camera(self) -> list[DemoCamera]:
+        """The demo's RTSP server, one mount per scene (demo/scene.py); clips from the cache."""
         from streamwarden.demo.camera import CameraMount, SyntheticCamera
         from streamwarden.demo.clip import ClipSpec
 
-        port = _free_port("127.0.0.1", DEMO_CAMERA_PORT)
-        camera = SyntheticCamera([CameraMount("/demo", ClipSpec(seconds=10))], port)
+        cameras = demo_cameras()
+        if len(cameras) == 1:
+            log.warning("demo: no person scene (it shows scikit-image's astronaut picture: "
+                        "pip install scikit-image)")
+        mounts = [CameraMount(c.path, ClipSpec(width=c.size[0], height=c.size[1], seconds=10,
+                                               image=c.image))
+                  for c in cameras]
+        camera = SyntheticCamera(mounts, _free_port("127.0.0.1", DEMO_CAMERA_PORT))
         self.loop.call(camera.attach, self.loop.context)
         self.demo_camera = camera
-        log.info("demo camera serving %s", camera.url("/demo"))
+        log.info("demo camera serving %s", ", ".join(camera.url(c.path) for c in cameras))
+        return cameras
+
+    async def _add_demo_streams(self, cameras: list[DemoCamera], url: str) -> None:
+        """The demo's streams, recorded (and the person detected), unless the config file or
+        the API already has a stream by that id."""
+        running = {stream.id for stream in self.manager.all()}
+        for stream in demo_streams(cameras, url, self.config):
+            if stream.id not in running:
+                await self.manager.add(stream)
+                self.manager.attach(stream.id, FrameCounter())
+
+    async def ready(self) -> Verdict:
+        """Readiness (`GET /health/ready`): the start-up facts and a database round trip."""
+        try:
+            await asyncio.wait_for(self.db.run(_ping, self.db), timeout=2.0)
+            database_ok = True
+        except Exception:  # closed, locked past 2 s, broken: not ready, whatever the cause
+            database_ok = False
+        states = {s.id: s.supervisor.state.value for s in self.manager.all()}
+        return self.readiness.check(states, database_ok)
 
     async def shutdown(self) -> None:
         stopping_since = time.time()
+        self.readiness.stopping = True
+        if self.hass is not None:  # streams stopping now are not deleted from Home Assistant
+            await self.hass.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -93,6 +93,10 @@ CONTRACT = sorted([
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
     "GET /health ['monitoring'] health_health_get () body=- -> "
     "200 application/json:[HealthEntry]",
+    "GET /health/live ['monitoring'] live_health_live_get () body=- -> "
+    "200 application/json:Liveness",
+    "GET /health/ready ['monitoring'] ready_health_ready_get () body=- -> "
+    "200 application/json:Readiness; 503 application/json:ErrorBody",
     "GET /inference ['inference'] inference_status_inference_get () body=- -> "
     "200 application/json:InferenceStatus",
     "GET /metrics ['monitoring'] metrics_metrics_get () body=- -> "
@@ -144,11 +148,11 @@ CONTRACT = sorted([
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
 ])
 SCHEMAS = {"AuthStatus", "ConfigProblem", "ConfigRefused", "ConfigView", "ConfiguredStream",
-           "ErrorBody", "EventView", "HealthEntry", "InferenceStatus", "RecordRequestBody",
-           "Recording", "RecordingState", "RecordingTimeline", "ReloadResult", "SourceSettings",
-           "StreamConfig", "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView",
-           "TimelineGap", "TimelineSegment", "TimelineSpan", "UrlToken",
-           "UrlTokenRequest"}
+           "ErrorBody", "EventView", "HealthEntry", "InferenceStatus", "Liveness", "Readiness",
+           "RecordRequestBody", "Recording", "RecordingState", "RecordingTimeline",
+           "ReloadResult", "SourceSettings", "StreamConfig", "StreamCreated", "StreamPatch",
+           "StreamStatistics", "StreamView", "TimelineGap", "TimelineSegment", "TimelineSpan",
+           "UrlToken", "UrlTokenRequest"}
 
 
 def test_schema_keeps_its_contract(service_factory):

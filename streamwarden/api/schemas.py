@@ -27,6 +27,19 @@ STREAM_ERRORS: Responses = {
 }
 
 
+class Liveness(BaseModel):
+    """`GET /health/live`: the process answers (its event loop runs)."""
+
+    status: Literal["alive"] = "alive"
+
+
+class Readiness(BaseModel):
+    """`GET /health/ready` when ready; otherwise a 503 `ErrorBody` (`not_ready`)."""
+
+    status: Literal["ready"] = "ready"
+    detail: str
+
+
 class StreamCreated(BaseModel):
     id: str
 

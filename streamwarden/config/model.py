@@ -102,7 +102,7 @@ class ApiSection(_Listening):
     listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8080"
     token: str | None = Field(default=None, min_length=16)
     allow_unauthenticated: bool = False
-    public_paths: list[str] = ["/health", "/metrics"]
+    public_paths: list[str] = ["/health", "/health/live", "/health/ready", "/metrics"]
     url_token_ttl: Duration = 300.0
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     tls_cert: str | None = None
@@ -312,6 +312,25 @@ class MqttSection(_Section):
     topic_prefix: str = Field(default="streamwarden", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
     client_id: str = "streamwarden"
     buffer: int = Field(default=1000, ge=1, le=1_000_000)
+    # Home Assistant MQTT discovery (hass/discovery.py): per camera a camera entity, binary
+    # sensors (online, one per label detected), switches for recording and detection
+    home_assistant: bool = False
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
+    # a "<label> detected" sensor per label; None: [inference] record_on, or else "person"
+    detection_labels: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = None
+    snapshot_interval: Duration = 10.0  # how often each camera entity's picture is published
+
+    @model_validator(mode="after")
+    def _snapshot_interval(self) -> MqttSection:
+        if not 1 <= self.snapshot_interval <= 3600:
+            raise ValueError("snapshot_interval must be between 1s and 1h")
+        return self
+
+    def labels(self, record_on: list[str]) -> list[str]:
+        """The labels that get a "detected" binary sensor in Home Assistant."""
+        if self.detection_labels is not None:
+            return self.detection_labels
+        return record_on or ["person"]
 
 
 class Config(_Section):
