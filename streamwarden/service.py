@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from functools import partial
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ from streamwarden.feature import Feature
 from streamwarden.file_sources import file_source_problem
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
+from streamwarden.hooks.runner import HookRunner
+from streamwarden.hooks.webhooks import Webhooks
 from streamwarden.inference.controller import InferenceController
 from streamwarden.ingest.registry import StreamRegistry
 from streamwarden.live.viewers import LiveViewers
@@ -53,6 +56,7 @@ log = logging.getLogger("streamwarden")
 
 DEMO_STREAM_ID = "demo"
 DEMO_CAMERA_PORT = 8555
+EVENT_EXPIRY_S = 1.0  # how often open detection events are checked for their end
 
 
 def _free_port(host: str, preferred: int) -> int:
@@ -142,6 +146,12 @@ class Service:
         self.mqtt = MqttBridge(config.mqtt) if config.mqtt else None
         if self.mqtt is not None:
             self.notifier.listeners.append(self.mqtt.handle)
+        # Hooks and webhooks listen like the MQTT bridge: they queue, never wait.
+        self.hooks = HookRunner(config.hooks) if config.hooks.configured else None
+        self.webhooks = Webhooks(config.webhooks) if config.webhooks else None
+        for listener in (self.hooks, self.webhooks):
+            if listener is not None:
+                self.notifier.listeners.append(listener.handle)
         self.clients = OpenClients()  # WebSockets and MJPEG streams, ended first on shutdown
         self.demo_camera: SyntheticCamera | None = None
         self._tasks: list[asyncio.Task] = []
@@ -170,6 +180,8 @@ class Service:
         self.notifier.bind(asyncio.get_running_loop())
         if self.mqtt is not None:
             self.mqtt.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
         await self.db.run(reconcile, self.db, self.recording.path)
         if closed := await self.db.run(self.gaps.close_dangling):
             log.warning("%d recording gap(s) left open by the last run closed", closed,
@@ -190,6 +202,7 @@ class Service:
             self.manager.attach(DEMO_STREAM_ID, FrameCounter())
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
+        self._tasks.append(asyncio.create_task(self._end_quiet_events(), name="event-ends"))
         log.info("streamwarden ready: %d stream(s), API on %s", len(self.manager.all()),
                  self.config.api.listen)
 
@@ -225,6 +238,18 @@ class Service:
             except Exception:  # a janitor failure is logged, never fatal
                 log.exception("storage janitor failed")
 
+    async def _end_quiet_events(self) -> None:
+        """Detection events end when no detection extended them for `event_gap`; a camera
+        that went dark sends no result to notice that by, so a clock does (off this loop:
+        the event log's lock may be held while a picture is drawn)."""
+        events = self.inference.events
+        while True:
+            await asyncio.sleep(EVENT_EXPIRY_S)
+            try:
+                await asyncio.to_thread(events.expire, time.time())
+            except Exception:  # never fatal; the next round tries again
+                log.exception("ending quiet detection events failed")
+
     def _start_demo_camera(self) -> None:
         from streamwarden.demo.camera import CameraMount, SyntheticCamera
         from streamwarden.demo.clip import ClipSpec
@@ -245,6 +270,9 @@ class Service:
             await asyncio.wait_for(self.manager.close(), timeout=4.0)
         except TimeoutError:
             log.warning("streams did not stop within 4 s; exiting anyway")
+        # After the streams: their last segments' hooks get a second to run or be sent.
+        closers = [c.close() for c in (self.hooks, self.webhooks) if c is not None]
+        await asyncio.gather(*closers, return_exceptions=True)
         stoppers = [s.stop for s in (self.restream,) if s is not None]
         stoppers += [c.detach for c in (self.demo_camera,) if c is not None]
         for stop in stoppers:
