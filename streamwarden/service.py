@@ -270,9 +270,13 @@ class Service:
             await asyncio.wait_for(self.manager.close(), timeout=4.0)
         except TimeoutError:
             log.warning("streams did not stop within 4 s; exiting anyway")
-        # After the streams: their last segments' hooks get a second to run or be sent.
+        # After the streams: their last segments' hooks get a second to run or be sent. The
+        # segments' rows are written (and announced) on the database thread: wait for it first.
         closers = [c.close() for c in (self.hooks, self.webhooks) if c is not None]
-        await asyncio.gather(*closers, return_exceptions=True)
+        if closers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.db.run(lambda: None), timeout=1.0)
+            await asyncio.gather(*closers, return_exceptions=True)
         stoppers = [s.stop for s in (self.restream,) if s is not None]
         stoppers += [c.detach for c in (self.demo_camera,) if c is not None]
         for stop in stoppers:

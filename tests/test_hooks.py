@@ -178,6 +178,28 @@ def test_detection_event_hooks_start_update_end(camera_factory, service_factory,
     assert row["detections"] == int(end["STREAMWARDEN_DETECTIONS"])
 
 
+def test_the_last_segment_at_shutdown_still_runs_its_hook(camera_factory, service_factory,
+                                                          tmp_path):
+    hooks = HookLog(tmp_path)
+    camera = camera_factory(["/cam"])
+    config = Config(
+        app=AppSection(database=str(tmp_path / "index.db")),
+        recording=RecordingSection(base_path=str(tmp_path / "rec"), segment_duration="10m"),
+        stream_defaults=FAST,
+        streams=[StreamConfig(id="cam", uri=camera.url(), enable_recording=True)],
+        hooks=HooksSection(on_segment_complete=hooks.command),
+    )
+    svc = service_factory(config)
+    client = svc.client()
+    wait_for(lambda: client.get("/recordings").json(), 15, message="a segment opened")
+    time.sleep(1.0)
+    assert hooks.runs("segment_complete") == []
+    svc.stop()  # the open segment is closed on the way out
+    [segment] = hooks.runs("segment_complete", "cam")
+    assert Path(segment["STREAMWARDEN_SEGMENT_PATH"]).is_file()
+    assert float(segment["STREAMWARDEN_SEGMENT_DURATION"]) >= 0.5
+
+
 def test_check_config_names_a_missing_hook_program_and_a_bad_webhook_scheme(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('[hooks]\non_segment_complete = ["/usr/local/bin/no-such-upload", "--fast"]\n'
