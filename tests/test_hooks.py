@@ -27,8 +27,8 @@ from streamwarden.recording.recorder import Recorder
 from tests.conftest import REPO, state_of, wait_for
 from tests.test_inference import plugin_path  # noqa: F401  (fixture)
 
-# failed 2 s after the last frame; a returning camera is picked up within about a second
-FAST = SourceSettings(timeout=1, restart_timeout=0.5, retry_timeout=2, failed_retry_interval=1)
+# failed 3 s after the last frame; a returning camera is picked up within about a second
+FAST = SourceSettings(timeout=2, restart_timeout=0.5, retry_timeout=3, failed_retry_interval=1)
 
 
 class HookLog:
@@ -85,7 +85,7 @@ def test_stream_segment_and_disk_hooks_run_with_their_environment(camera_factory
     svc = service_factory(config)
     client = svc.client()
 
-    [ready] = hooks.wait("stream_ready", "cam")
+    ready = hooks.wait("stream_ready", "cam")[0]
     assert (ready["STREAMWARDEN_STATE"], ready["STREAMWARDEN_PREVIOUS_STATE"]) == (
         "streaming", "starting")
     assert ready["STREAMWARDEN_HOOK"] == "stream_ready"
@@ -103,17 +103,19 @@ def test_stream_segment_and_disk_hooks_run_with_their_environment(camera_factory
 
     disk_full_and_back(svc, client, hooks)
 
+    before = {hook: len(hooks.runs(hook, "cam")) for hook in ("stream_lost", "stream_failed")}
     camera.kill()
-    [lost] = hooks.wait("stream_lost", "cam")
+    lost = hooks.wait("stream_lost", "cam", count=before["stream_lost"] + 1)[-1]
     assert lost["STREAMWARDEN_PREVIOUS_STATE"] == "streaming"
     assert lost["STREAMWARDEN_STATE"] == "retrying" and lost["STREAMWARDEN_REASON"]
-    [failed] = hooks.wait("stream_failed", "cam")
+    failed = hooks.wait("stream_failed", "cam", count=before["stream_failed"] + 1)[-1]
     assert failed["STREAMWARDEN_STATE"] == "failed"
     assert int(failed["STREAMWARDEN_RETRY_COUNT"]) >= 1
     assert hooks.runs("stream_lost", "quiet"), "not overridden for quiet: the global one"
 
+    ready_before = len(hooks.runs("stream_ready", "cam"))
     camera_factory(["/cam", "/quiet"], port=camera.port)
-    again = hooks.wait("stream_ready", "cam", count=2)[-1]
+    again = hooks.wait("stream_ready", "cam", count=ready_before + 1)[-1]
     assert again["STREAMWARDEN_PREVIOUS_STATE"] == "failed"
     wait_for(lambda: state_of(client, "quiet")["health"]["state"] == "streaming", 10,
              message="quiet back")
@@ -121,7 +123,8 @@ def test_stream_segment_and_disk_hooks_run_with_their_environment(camera_factory
     metrics = wait_for(lambda: (text := client.get("/metrics").text) and metric(
         text, "streamwarden_hook_failures_total", hook="stream_failed", reason="timeout") and
         text, 10, message="the hanging hook killed and counted")
-    assert metric(metrics, "streamwarden_hook_runs_total", hook="stream_ready") == 2
+    assert metric(metrics, "streamwarden_hook_runs_total", hook="stream_ready") == len(
+        hooks.runs("stream_ready")), "each run counted (none for quiet)"
     assert metric(metrics, "streamwarden_hook_failures_total", hook="stream_ready",
                   reason="exit") == 0
 
@@ -152,30 +155,37 @@ def test_detection_event_hooks_start_update_end(camera_factory, service_factory,
         app=AppSection(database=str(tmp_path / "index.db")),
         stream_defaults=FAST,
         inference=InferenceSection(plugin="tests.plugins.detectors:RisingDetector",
-                                   event_gap=1.0, fps=5),
+                                   event_gap=2.0, fps=5),
         streams=[StreamConfig(id="cam", uri=camera.url(), enable_inference=True)],
         hooks=HooksSection(on_event_start=hooks.command, on_event_update=hooks.command,
                            on_event_end=hooks.command),
     )
     svc = service_factory(config)
     client = svc.client()
-    [start] = hooks.wait("event_start", "cam", timeout=30)
+    # (on a busy machine results may pause past event_gap and split the run into two events:
+    # the test follows the event that got the update)
+    update = hooks.wait("event_update", "cam", timeout=40)[0]
+    event_id = update["STREAMWARDEN_EVENT_ID"]
+    [start] = [e for e in hooks.runs("event_start", "cam")
+               if e["STREAMWARDEN_EVENT_ID"] == event_id]
     assert start["STREAMWARDEN_LABEL"] == "person"
     assert start["STREAMWARDEN_MODEL"] == "rising-test-model"
-    assert float(start["STREAMWARDEN_CONFIDENCE"]) == 0.5
-    event_id = start["STREAMWARDEN_EVENT_ID"]
-    update = hooks.wait("event_update", "cam", timeout=10)[0]
-    assert update["STREAMWARDEN_EVENT_ID"] == event_id
-    assert float(update["STREAMWARDEN_CONFIDENCE"]) > 0.5
+    assert float(update["STREAMWARDEN_CONFIDENCE"]) > float(start["STREAMWARDEN_CONFIDENCE"])
     assert client.patch("/streams/cam", json={"enable_inference": False}).status_code == 200
     turned_off = time.time()
-    [end] = hooks.wait("event_end", "cam", timeout=10)
-    assert end["STREAMWARDEN_EVENT_ID"] == event_id and end["STREAMWARDEN_END_REASON"] == "gap"
+
+    def ended() -> list[dict[str, str]]:
+        return [e for e in hooks.runs("event_end", "cam")
+                if e["STREAMWARDEN_EVENT_ID"] == event_id]
+
+    [end] = wait_for(ended, 10, message="event_end of the event")
+    assert end["STREAMWARDEN_END_REASON"] == "gap"
     assert float(end["STREAMWARDEN_EVENT_END"]) <= turned_off + 0.5
-    assert time.time() - turned_off < 4, "ended within event_gap and a tick"
+    assert time.time() - turned_off < 5, "ended within event_gap and a tick"
     [row] = [e for e in client.get("/events", params={"stream_id": "cam"}).json()
              if str(e["id"]) == event_id]
     assert row["detections"] == int(end["STREAMWARDEN_DETECTIONS"])
+    assert float(end["STREAMWARDEN_CONFIDENCE"]) == row["confidence"]
 
 
 def test_the_last_segment_at_shutdown_still_runs_its_hook(camera_factory, service_factory,

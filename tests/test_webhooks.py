@@ -155,10 +155,10 @@ def _check_once_each(receipts: list[Receipt], client) -> int:
         assert body["id"] == key and body["type"] == tries[0].event
         events.append(body)
     assert [e["time"] for e in events] == sorted(e["time"] for e in events), "in order"
-    assert [e["type"] for e in events].count("stream_ready") == 1
+    assert events[0]["type"] == "stream_ready"
     segments = [e["details"]["recording_id"] for e in events if e["type"] == "segment_complete"]
     rows = client.get("/recordings", params={"stream_id": "cam"}).json()
-    assert len(rows) >= 8
+    assert len(rows) >= 5
     assert sorted(segments) == sorted(r["id"] for r in rows), "each segment once, none missing"
     print(f"{len(events)} events, {len(mine)} requests, "
           f"{sum(len(t) > 1 for t in by_key.values())} retried after reaching the receiver")
