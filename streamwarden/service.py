@@ -34,6 +34,8 @@ from streamwarden.feature import Feature
 from streamwarden.file_sources import file_source_problem
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
+from streamwarden.hooks.runner import HookRunner
+from streamwarden.hooks.webhooks import Webhooks
 from streamwarden.inference.controller import InferenceController
 from streamwarden.ingest.registry import StreamRegistry
 from streamwarden.live.viewers import LiveViewers
@@ -60,6 +62,9 @@ if TYPE_CHECKING:
     from streamwarden.hass.bridge import HassBridge
 
 log = logging.getLogger("streamwarden")
+
+EVENT_EXPIRY_S = 1.0  # how often open detection events are checked for their end
+
 
 def _free_port(host: str, preferred: int) -> int:
     for port in (preferred, 0):
@@ -166,6 +171,12 @@ class Service:
         if self.mqtt is not None:
             self.notifier.listeners.append(self.mqtt.handle)
         self.hass = self._home_assistant(config)
+        # Hooks and webhooks listen like the MQTT bridge: they queue, never wait.
+        self.hooks = HookRunner(config.hooks) if config.hooks.configured else None
+        self.webhooks = Webhooks(config.webhooks) if config.webhooks else None
+        for listener in (self.hooks, self.webhooks):
+            if listener is not None:
+                self.notifier.listeners.append(listener.handle)
         self.clients = OpenClients()  # WebSockets and MJPEG streams, ended first on shutdown
         self.reloader = Reloader(config_file, self.manager, lambda: self.config,
                                  self.adopt_config)
@@ -214,6 +225,8 @@ class Service:
             self.hass.start()  # before connecting: the first connect announces every camera
         if self.mqtt is not None:
             self.mqtt.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
         await self.db.run(reconcile, self.db, self.recording.path)
         if closed := await self.db.run(self.gaps.close_dangling):
             log.warning("%d recording gap(s) left open by the last run closed", closed,
@@ -235,6 +248,7 @@ class Service:
         if self.reloader.source is not None:
             self._tasks.append(asyncio.create_task(self.reloader.watch(), name="config-watch"))
         self.reloader.bind(asyncio.get_running_loop())  # SIGHUP before this: ignored, logged
+        self._tasks.append(asyncio.create_task(self._end_quiet_events(), name="event-ends"))
         log.info("streamwarden ready: %d stream(s), API on %s", len(self.manager.all()),
                  self.config.api.listen)
 
@@ -307,6 +321,18 @@ class Service:
             except Exception:  # logged, never fatal: the next beat tries again
                 log.exception("timeline heartbeat failed")
 
+    async def _end_quiet_events(self) -> None:
+        """Detection events end when no detection extended them for `event_gap`; a camera
+        that went dark sends no result to notice that by, so a clock does (off this loop:
+        the event log's lock may be held while a picture is drawn)."""
+        events = self.inference.events
+        while True:
+            await asyncio.sleep(EVENT_EXPIRY_S)
+            try:
+                await asyncio.to_thread(events.expire, time.time())
+            except Exception:  # never fatal; the next round tries again
+                log.exception("ending quiet detection events failed")
+
     def _start_demo_camera(self) -> list[DemoCamera]:
         """The demo's RTSP server, one mount per scene (demo/scene.py); clips from the cache."""
         from streamwarden.demo.camera import CameraMount, SyntheticCamera
@@ -359,6 +385,13 @@ class Service:
             await asyncio.wait_for(self.manager.close(), timeout=4.0)
         except TimeoutError:
             log.warning("streams did not stop within 4 s; exiting anyway")
+        # After the streams: their last segments' hooks get a second to run or be sent. The
+        # segments' rows are written (and announced) on the database thread: wait for it first.
+        closers = [c.close() for c in (self.hooks, self.webhooks) if c is not None]
+        if closers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.db.run(lambda: None), timeout=1.0)
+            await asyncio.gather(*closers, return_exceptions=True)
         stoppers = [s.stop for s in (self.restream,) if s is not None]
         stoppers += [c.detach for c in (self.demo_camera,) if c is not None]
         for stop in stoppers:

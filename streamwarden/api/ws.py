@@ -5,12 +5,17 @@ Messages are JSON objects with a `type`:
 - `state`: `{"stream_id", "state", "previous_state", "reason", "retry_count"}`
 - `stream_added` / `stream_removed`: `{"stream_id"}`
 - `recording`: `{"stream_id", "recording": bool, "reason"}`
-- `segment_closed`: `{"stream_id", "recording_id", "duration", "bytes"}`
+- `segment_closed`: `{"stream_id", "recording_id", "duration", "bytes", "path", "start", "end",
+  "status"}` (a segment kept in the index: `complete` or `repaired`)
 - `recording_error`: `{"stream_id", "recording_error", "previous", "since", "lost_seconds"}`
   once when an outage begins (`"disk_full"`/`"write_error"`, `since` its start) and once
   when it ends (`null`, with the seconds it lost), never per retry
 - `detection`: `{"stream_id", "model", "time", "pts", "detections": [{"label", "confidence",
   "box"}]}` for every frame in which the model found something (inference)
+- `event_start` / `event_update` / `event_end`: a detection event's life, `{"stream_id",
+  "event_id", "label", "start", "end", "confidence", "detections", "model"}` (+ `"reason"`,
+  `gap` or `stream_removed`, on `event_end`); update: a more confident detection became its
+  picture
 - `dropped`: the server is closing this connection because it did not keep up (close 1008)
 
 When the service shuts down the connection is closed with 1001 ("going away").

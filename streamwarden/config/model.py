@@ -25,6 +25,7 @@ from pydantic import (
 
 from streamwarden.config.durations import ByteSize, Duration, format_duration
 from streamwarden.config.filemode import parse_dir_mode, parse_file_mode
+from streamwarden.config.hooks import HooksSection, WebhookSection, unique_webhook_labels
 from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id
 from streamwarden.inference.detectors.coco import BUILTIN_LABELS, CCTV_CLASSES
 from streamwarden.uris import validate_uri
@@ -342,6 +343,13 @@ class Config(_Section):
     streams: list[StreamConfig] = []
     restream: RestreamSection = RestreamSection()
     mqtt: MqttSection | None = None
+    hooks: HooksSection = HooksSection()
+    webhooks: list[WebhookSection] = []
+
+    @model_validator(mode="after")
+    def _webhook_labels(self) -> Config:
+        unique_webhook_labels(self.webhooks)
+        return self
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:
