@@ -2,7 +2,7 @@
 
 Exit codes: 0 success, 1 the service could not run (port taken, GStreamer missing, the secret
 key file missing or not matching the database), 2 the configuration is invalid (every problem
-is printed, with key and line).
+is printed, with key and line; a users file entry the service refuses, by user).
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from streamwarden.client import add_client_commands, run_client
 from streamwarden.config.loader import ConfigError, config_warnings, load_config
 from streamwarden.config.model import Config, parse_listen
 from streamwarden.private_files import tighten_umask
+from streamwarden.users.cli import add_user_commands, run_user_command
+from streamwarden.users.passwords import HashParams
+from streamwarden.users.userfile import UsersFileError, read_users
 
 log = logging.getLogger("streamwarden")
 
@@ -42,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and print every error")
     check.add_argument("file")
     add_client_commands(sub)
+    add_user_commands(sub)
     return parser
 
 
@@ -58,6 +62,15 @@ def _check_config(path: str) -> int:
             print(issue.format(exc.source), file=sys.stderr)
         print(f"{path}: {len(issues)} problem(s) found", file=sys.stderr)
         return 2
+    if config.users.file:  # the users file is part of what start-up checks
+        try:
+            users = len(read_users(config.users.file,
+                                   HashParams(**config.users.min_hash.model_dump())))
+        except UsersFileError as exc:
+            for line in exc.lines():
+                print(line, file=sys.stderr)
+            return 2
+        print(f"{config.users.file}: OK ({users} user(s))")
     for warning in config_warnings(config):
         print(f"{path}: warning: {warning}", file=sys.stderr)
     print(f"{path}: OK ({len(config.streams)} stream(s))")
@@ -89,6 +102,11 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     tighten_umask()  # nothing this process creates is for other users unless given a mode
     for warning in config_warnings(config):
         log.warning(warning)
+    return _serve(config, demo)
+
+
+def _serve(config: Config, demo: bool) -> int:
+    """Run the service until it stops; what stopped it as an exit code (see the module)."""
     from streamwarden.inference.detectors.base import ModelError
 
     try:
@@ -97,6 +115,10 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
         Service(config, demo=demo).run()
     except ModelError as exc:
         log.error("inference model: %s", exc)
+        return 2
+    except UsersFileError as exc:
+        for line in exc.lines():
+            log.error("users file: %s", line)
         return 2
     except PermissionError as exc:
         log.error("%s", exc)
@@ -113,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         return _check_config(args.file)
     if args.command in ("streams", "record", "health"):
         return run_client(args)
+    if args.command == "user":
+        return run_user_command(args)
     return _run(args, demo=args.command == "demo")
 
 

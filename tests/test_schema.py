@@ -80,7 +80,14 @@ CONTRACT = sorted([
     "200 application/json:AuthStatus",
     "POST /auth/url-token ['auth'] url_token_auth_url_token_post () body=UrlTokenRequest* -> "
     "200 application/json:UrlToken; 401 application/json:ErrorBody; "
-    "422 application/json:ErrorBody",
+    "403 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "POST /auth/login ['auth'] login_auth_login_post () body=LoginRequest* -> "
+    "200 application/json:LoginSession; 401 application/json:ErrorBody; "
+    "422 application/json:ErrorBody; 429 application/json:ErrorBody",
+    "POST /auth/logout ['auth'] logout_auth_logout_post () body=- -> 204 ; "
+    "401 application/json:ErrorBody; 403 application/json:ErrorBody",
+    "GET /auth/me ['auth'] whoami_auth_me_get () body=- -> 200 application/json:WhoAmI; "
+    "401 application/json:ErrorBody; 403 application/json:ErrorBody",
     "GET /events ['inference'] list_events_events_get (query stream_id, query label, "
     "query since, query until, query limit) body=- -> 200 application/json:[EventView]; "
     "404 application/json:ErrorBody; 422 application/json:ErrorBody",
@@ -136,9 +143,9 @@ CONTRACT = sorted([
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
 ])
 SCHEMAS = {"AuthStatus", "ErrorBody", "EventView", "HealthEntry", "InferenceStatus",
-           "RecordRequestBody", "Recording", "RecordingState", "SourceSettings", "StreamConfig",
-           "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView", "UrlToken",
-           "UrlTokenRequest"}
+           "LoginRequest", "LoginSession", "RecordRequestBody", "Recording", "RecordingState",
+           "SourceSettings", "StreamConfig", "StreamCreated", "StreamPatch", "StreamStatistics",
+           "StreamView", "UrlToken", "UrlTokenRequest", "WhoAmI"}
 
 
 def test_schema_keeps_its_contract(service_factory):

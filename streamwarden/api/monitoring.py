@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
+from streamwarden.api.access import current, requires
 from streamwarden.api.metrics import CONTENT_TYPE, make_registry, render
 from streamwarden.api.schemas import HealthEntry, Responses
 from streamwarden.api.views import stream_health
+from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
@@ -25,12 +27,16 @@ def create_router(service: Service) -> APIRouter:
     manager = service.manager
     registry = make_registry(service)
 
-    @router.get("/health", response_model=list[HealthEntry])
+    @router.get("/health", response_model=list[HealthEntry],
+                dependencies=[requires(Action.VIEW)])
     async def health() -> list[HealthEntry]:
         """One entry per stream: state, retries, last frame age, fps, bitrate."""
-        return [HealthEntry(**stream_health(p, manager.features)) for p in manager.all()]
+        principal = current()
+        return [HealthEntry(**stream_health(p, manager.features)) for p in manager.all()
+                if principal.sees(p.id)]
 
-    @router.get("/metrics", response_class=PlainTextResponse, responses=_PROMETHEUS)
+    @router.get("/metrics", response_class=PlainTextResponse, responses=_PROMETHEUS,
+                dependencies=[requires(Action.METRICS)])
     async def metrics() -> PlainTextResponse:
         """Per-stream frames, bytes, fps, bitrate, retries, state, recording; process CPU/RSS."""
         body = await asyncio.to_thread(render, registry)

@@ -79,18 +79,12 @@ class _Entry(BaseModel):
 def read_users(path: Path | str, minimum: HashParams) -> dict[str, UserRecord]:
     """Every user in the file; UsersFileError (all problems, by user) if any is unusable."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsersFileError(path, ["no such file (create it with `streamwarden user add`)"]
-                             ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsersFileError(path, [f"cannot read it: {exc}"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsersFileError(path, [f"not valid TOML: {exc}"]) from None
+    if not path.is_file():
+        raise UsersFileError(path, ["no such file (create it with `streamwarden user add`)"])
+    tables = read_tables(path)
     if others_can_read(path):
         log.warning("the users file %s is readable by other users: chmod 600 it", path)
-    return parse_users(data, minimum, path)
+    return parse_users({"users": tables}, minimum, path)
 
 
 def parse_users(data: dict[str, Any], minimum: HashParams,
@@ -102,7 +96,7 @@ def parse_users(data: dict[str, Any], minimum: HashParams,
         raise UsersFileError(path, ["'users' must be a table of [users.NAME] tables"])
     users: dict[str, UserRecord] = {}
     for name, table in tables.items():
-        record, found = _parse_user(name, table, minimum)
+        record, found = check_user(name, table, minimum)
         problems += found
         if record is not None:
             users[name] = record
@@ -111,7 +105,7 @@ def parse_users(data: dict[str, Any], minimum: HashParams,
     return users
 
 
-def _parse_user(name: str, table: Any, minimum: HashParams
+def check_user(name: str, table: Any, minimum: HashParams
                 ) -> tuple[UserRecord | None, list[str]]:
     """One user's record, or the problems with it (each naming the user, never the hash)."""
     who = f"user {name!r}"
@@ -144,16 +138,40 @@ def _describe(err: Any) -> str:
     return f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}"
 
 
+def user_table(user: UserRecord) -> dict[str, Any]:
+    table: dict[str, Any] = {"role": user.role, "password_hash": user.password_hash}
+    if user.streams is not None:
+        table["streams"] = list(user.streams)
+    return table
+
+
 def write_users(path: Path | str, users: Iterable[UserRecord]) -> None:
     """Replace the file with `users`, atomically, mode 0600."""
+    write_tables(path, {user.name: user_table(user) for user in users})
+
+
+def read_tables(path: Path | str) -> dict[str, Any]:
+    """The file's user tables as they are, unchecked (for the CLI, which must be able to fix
+    a user whose entry the service refuses); {} if the file does not exist yet."""
     path = Path(path)
-    tables: dict[str, dict[str, Any]] = {}
-    for user in sorted(users, key=lambda u: u.name):
-        table: dict[str, Any] = {"role": user.role, "password_hash": user.password_hash}
-        if user.streams is not None:
-            table["streams"] = list(user.streams)
-        tables[user.name] = table
-    text = _HEADER + tomli_w.dumps({"users": tables})
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsersFileError(path, [f"cannot read it: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsersFileError(path, [f"not valid TOML: {exc}"]) from None
+    tables = data.get("users", {})
+    if not isinstance(tables, dict) or set(data) - {"users"}:
+        raise UsersFileError(path, ["expected only [users.NAME] tables"])
+    return tables
+
+
+def write_tables(path: Path | str, tables: dict[str, Any]) -> None:
+    """Replace the file with these user tables (sorted by name), atomically, mode 0600."""
+    path = Path(path)
+    text = _HEADER + tomli_w.dumps({"users": dict(sorted(tables.items()))})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
