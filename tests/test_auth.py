@@ -21,7 +21,9 @@ PROTECTED = [("GET", "/streams"), ("POST", "/streams"), ("GET", "/streams/x"),
              ("DELETE", "/streams/x"), ("PATCH", "/streams/x"), ("POST", "/streams/x/record"),
              ("DELETE", "/streams/x/record"), ("GET", "/recordings"),
              ("GET", "/recordings/1/file"), ("GET", "/streams/x/clip"), ("GET", "/docs"),
-             ("GET", "/openapi.json"), ("POST", "/auth/url-token")]
+             ("GET", "/openapi.json"), ("POST", "/auth/url-token"), ("GET", "/auth/me"),
+             ("POST", "/auth/logout"), ("GET", "/events"), ("GET", "/inference"),
+             ("GET", "/streams/x/snapshot.jpg")]
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from streamwarden.config.model import (
     ApiSection,
     Argon2Params,
     Config,
+    RestreamSection,
     SourceSettings,
     StreamConfig,
     UsersSection,
@@ -34,6 +35,7 @@ from tests.conftest import free_port, wait_for
 
 TOKEN = "users-admin-token-0123456789abcdef"
 PASSWORD = "correct horse battery"
+READER_PASSWORD = "restream-reader-password"
 CHEAP = Argon2Params(time_cost=1, memory_kib=8, parallelism=1)
 FAST = SourceSettings(timeout=2, restart_timeout=1)
 # Routes open to all: the dashboard's page and files, and what a login page needs first.
@@ -65,9 +67,11 @@ def login(client: httpx.Client, name: str, password: str = PASSWORD) -> dict[str
 @pytest.fixture
 def secured(service_factory, camera_factory, tmp_path):
     camera = camera_factory(["/a", "/b"])
-    svc = service_factory(users_config(
-        tmp_path, [StreamConfig(id="front", uri=camera.url("/a")),
-                   StreamConfig(id="back", uri=camera.url("/b"))], public_paths=["/health"]))
+    config = users_config(tmp_path, [StreamConfig(id="front", uri=camera.url("/a")),
+                                     StreamConfig(id="back", uri=camera.url("/b"))],
+                          public_paths=["/health"])
+    svc = service_factory(config.model_copy(update={"restream": RestreamSection(
+        user="reader", password=READER_PASSWORD)}))  # the single RTSP user works beside them
     client = svc.client()
     admin = {"Authorization": f"Bearer {TOKEN}"}
     wait_for(lambda: all(client.get(f"/streams/{s}", headers=admin).json()["health"]["state"]
@@ -265,6 +269,8 @@ def test_a_stream_list_holds_for_rtsp_readers(secured):
     assert rtsp_answer(f"rtsp://alice:wrong-password@{base}/front") == "401"
     assert rtsp_answer(f"rtsp://nobody:{PASSWORD}@{base}/front") == "401"
     assert rtsp_answer(f"rtsp://{base}/front") == "401"
+    assert rtsp_answer(f"rtsp://reader:{READER_PASSWORD}@{base}/back") == "ok"
+    assert rtsp_answer(f"rtsp://reader:{PASSWORD}@{base}/back") == "401"
 
 
 # ---- brute force and bad input -----------------------------------------------------------------
