@@ -56,6 +56,10 @@ from streamwarden.reload import Reloader
 from streamwarden.restream.server import RestreamServer
 from streamwarden.secret_key import SecretKeyError
 from streamwarden.stream_store import StreamStore
+from streamwarden.users.accounts import Accounts
+from streamwarden.users.gate import Gate
+from streamwarden.users.passwords import HashParams
+from streamwarden.users.sessions import Sessions, UrlSigner
 
 if TYPE_CHECKING:
     from streamwarden.demo.camera import SyntheticCamera
@@ -147,6 +151,12 @@ class Service:
         config = with_environment_token(config)
         self.config = config
         self.demo = demo
+        # before anything else: a users file with a weak or malformed hash stops start-up here
+        users = config.users
+        self.accounts = Accounts.load(users.file, HashParams(**users.hash.model_dump()),
+                                      HashParams(**users.min_hash.model_dump()))
+        self.gate = Gate(config.api.token, Sessions(users.session_ttl), UrlSigner(),
+                         bool(users.file))
         self.db = Database(config.app.database)
         try:  # before anything else starts: a missing key file stops start-up here
             self.stored = self.db.call(StreamStore.open, self.db, config.app.key_path)
@@ -194,7 +204,8 @@ class Service:
         publish = self.notifier.publish_threadsafe
         self.recording = RecordingControl(config.recording, self.streams, self.loop,
                                           self.reaper, self.index, publish)
-        self.restream = (RestreamServer(config.restream, self.streams, self.loop)
+        self.restream = (RestreamServer(config.restream, self.streams, self.loop,
+                                        self.accounts, config.users)
                          if config.restream.enabled else None)
         self.live = LiveViewers(self.streams, self.loop)
         self.pixels = SharedPixels(config.inference.frame_width)
@@ -412,7 +423,9 @@ class Service:
         from streamwarden.api.app import create_app
 
         api = self.config.api
-        problem = api.exposure_problem() or self.config.restream.exposure_problem()
+        users = bool(self.config.users.file)
+        problem = (api.exposure_problem(users)
+                   or self.config.restream.exposure_problem(users))
         if problem:
             raise PermissionError(problem)
         check_listen(api.host, api.port)

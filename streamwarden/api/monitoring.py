@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
+from streamwarden.api.access import current, requires
 from streamwarden.api.errors import ApiError
 from streamwarden.api.metrics import CONTENT_TYPE, make_registry, render
 from streamwarden.api.schemas import ErrorBody, HealthEntry, Liveness, Readiness, Responses
 from streamwarden.api.views import stream_health
+from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
@@ -33,17 +35,21 @@ def create_router(service: Service) -> APIRouter:
     manager = service.manager
     registry = make_registry(service)
 
-    @router.get("/health", response_model=list[HealthEntry])
+    @router.get("/health", response_model=list[HealthEntry],
+                dependencies=[requires(Action.VIEW)])
     async def health() -> list[HealthEntry]:
         """One entry per stream: state, retries, last frame age, fps, bitrate."""
-        return [HealthEntry(**stream_health(p, manager.features)) for p in manager.all()]
+        principal = current()
+        return [HealthEntry(**stream_health(p, manager.features)) for p in manager.all()
+                if principal.sees(p.id)]
 
-    @router.get("/health/live", response_model=Liveness)
+    @router.get("/health/live", response_model=Liveness, dependencies=[requires(Action.VIEW)])
     async def live() -> Liveness:
         """The process answers. Nothing else is checked: restarting it would not help."""
         return Liveness()
 
-    @router.get("/health/ready", response_model=Readiness, responses=_NOT_READY)
+    @router.get("/health/ready", response_model=Readiness, responses=_NOT_READY,
+                dependencies=[requires(Action.VIEW)])
     async def ready() -> Readiness:
         """Config loaded, database open, every stream attempted once; 503 `not_ready` (with
         the reason) before that and while shutting down."""
@@ -52,7 +58,8 @@ def create_router(service: Service) -> APIRouter:
             raise ApiError(503, "not_ready", verdict.reason)
         return Readiness(detail=verdict.reason)
 
-    @router.get("/metrics", response_class=PlainTextResponse, responses=_PROMETHEUS)
+    @router.get("/metrics", response_class=PlainTextResponse, responses=_PROMETHEUS,
+                dependencies=[requires(Action.METRICS)])
     async def metrics() -> PlainTextResponse:
         """Per-stream frames, bytes, fps, bitrate, retries, state, recording; process CPU/RSS."""
         body = await asyncio.to_thread(render, registry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from streamwarden.config.durations import Duration
 from streamwarden.config.model import SourceSettings, StreamUri
@@ -221,4 +221,30 @@ class UrlToken(BaseModel):
 
 
 class AuthStatus(BaseModel):
-    token_required: bool
+    token_required: bool  # credentials needed: an API token or a user's login
+    login: bool = False  # the service has users who log in with a name and password
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class WhoAmI(BaseModel):
+    """The caller: name (`token` for the API token, `anonymous` for an open API), role, the
+    streams it is limited to (null: every stream), and what its role allows."""
+
+    name: str
+    role: Literal["admin", "operator", "viewer"]
+    streams: list[str] | None
+    actions: list[str]
+
+
+class LoginSession(BaseModel):
+    """A login: `token` goes in `Authorization: Bearer`, until it expires or logout."""
+
+    token: str
+    expires_in: float
+    user: WhoAmI
