@@ -55,7 +55,7 @@ def test_still_scene_decodes_keyframes_only_and_a_box_walking_in_is_detected(
     camera = zoo_camera(CameraSpec(media=SCENE))
     config = Config(
         app=AppSection(database=str(tmp_path / "index.db")),
-        stream_defaults=SourceSettings(timeout=3, restart_timeout=1),
+        stream_defaults=SourceSettings(timeout=5, restart_timeout=1),
         inference=InferenceSection(plugin="tests.plugins.boxes:BrightBoxDetector", fps=5,
                                    activity_gate=True, activity_hold=HOLD_S),
         streams=[StreamConfig(id="cam", uri=camera.url, enable_inference=True)])

@@ -22,7 +22,8 @@ from streamwarden.config.model import (
 from tests.conftest import REPO, state_of, wait_for
 from tests.plugins.boxes import FIXED_BOX
 
-FAST = SourceSettings(timeout=2, restart_timeout=1)
+# a 5 s timeout: on a busy machine a 2 s gap between frames must not restart the main stream
+FAST = SourceSettings(timeout=5, restart_timeout=1)
 MAIN = ["--width", "640", "--height", "360"]  # 16:9
 SUB = ["--width", "320", "--height", "240"]  # 4:3: with "crop", the middle 3/4 of the main
 
@@ -89,9 +90,12 @@ def test_sub_stream_two_connections_mapped_boxes_and_independent_failures(
                               detect_uri=sub.url(), detect_fit="crop")])
     svc = service_factory(config)
     client = svc.client()
-    wait_for(lambda: (health(client)["detect_source"] or {}).get("state") == "streaming"
-             and health(client)["state"] == "streaming" and seen(client) >= 3, 30,
-             message="both connections streaming and the model fed")
+    try:  # generous: on a busy machine two cameras and the worker start slowly
+        wait_for(lambda: (health(client)["detect_source"] or {}).get("state") == "streaming"
+                 and health(client)["state"] == "streaming" and seen(client) >= 3, 60,
+                 message="both connections streaming and the model fed")
+    except AssertionError as exc:  # say where it stood
+        raise AssertionError(f"{exc}: {state_of(client, 'cam')}") from None
 
     # one connection at each camera; the decoder runs on the sub-stream only
     assert len(server_connections(main.port)) == 1
@@ -160,7 +164,7 @@ def _sub_removed_and_added_in_place(client, main, sub) -> None:
     wait_for(lambda: not server_connections(sub.port), 10, message="the sub-stream closed")
     assert decoder_on(state_of(client, "cam")) == "main"
     before = seen(client)
-    wait_for(lambda: seen(client) > before + 2, 15, message="the model fed from the main stream")
+    wait_for(lambda: seen(client) > before + 2, 30, message="the model fed from the main stream")
     event_box = client.get("/events", params={"stream_id": "cam"}).json()[0]["box"]
     assert event_box  # the same open event went on
 
@@ -170,7 +174,7 @@ def _sub_removed_and_added_in_place(client, main, sub) -> None:
              and decoder_on(state_of(client, "cam")) == "detect", 15,
              message="the sub-stream back, the decoder on it")
     before = seen(client)
-    wait_for(lambda: seen(client) > before + 2, 15, message="the model fed from the sub-stream")
+    wait_for(lambda: seen(client) > before + 2, 30, message="the model fed from the sub-stream")
     # the main connection was never touched: the same socket, no retry
     assert client_connection(main.port) == main_socket
     assert health(client)["retry_count"] == retries
