@@ -81,6 +81,9 @@ class TrackedObject:
         return (quality(detection) > self.picture_quality * (1 + PICTURE_GAIN)
                 and now - self.picture_at >= PICTURE_EVERY_S)
 
+    def best_detection(self) -> Detection:
+        return Detection(self.label, self.confidence, self.box)
+
     def took_picture(self, detection: Detection, now: float) -> None:
         self.picture_quality, self.picture_at = quality(detection), now
         self.box, self.confidence = detection.box, detection.confidence
@@ -105,6 +108,10 @@ class ObjectBook:
         self._new_id = new_id
         self._by_track: dict[int, TrackedObject] = {}
         self._last_call = float("-inf")
+
+    def object(self, track_id: int) -> TrackedObject:
+        """The object a track id seen in the last `observe` belongs to."""
+        return self._by_track[track_id]
 
     @property
     def active(self) -> list[TrackedObject]:
