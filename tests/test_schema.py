@@ -82,7 +82,8 @@ CONTRACT = sorted([
     "200 application/json:UrlToken; 401 application/json:ErrorBody; "
     "422 application/json:ErrorBody",
     "GET /events ['inference'] list_events_events_get (query stream_id, query label, "
-    "query since, query until, query limit) body=- -> 200 application/json:[EventView]; "
+    "query since, query until, query limit, query zone) body=- -> "
+    "200 application/json:[EventView]; "
     "404 application/json:ErrorBody; 422 application/json:ErrorBody",
     "GET /events/{event_id}/snapshot.jpg ['inference'] "
     "event_snapshot_events__event_id__snapshot_jpg_get (path event_id*) body=- -> "
@@ -131,14 +132,20 @@ CONTRACT = sorted([
     "start_recording_streams__stream_id__record_post (path stream_id*) "
     "body=RecordRequestBody|null -> 200 application/json:RecordingState; "
     "404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "GET /streams/{stream_id}/zones ['streams'] get_zones_streams__stream_id__zones_get "
+    "(path stream_id*) body=- -> 200 application/json:StreamZones; "
+    "404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "PUT /streams/{stream_id}/zones ['streams'] put_zones_streams__stream_id__zones_put "
+    "(path stream_id*) body=StreamZones* -> 200 application/json:StreamZones; "
+    "404 application/json:ErrorBody; 422 application/json:ErrorBody",
     "GET /streams/{stream_id}/snapshot.jpg ['streams'] "
     "snapshot_streams__stream_id__snapshot_jpg_get (path stream_id*, query width) body=- -> "
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
 ])
 SCHEMAS = {"AuthStatus", "ErrorBody", "EventView", "HealthEntry", "InferenceStatus",
-           "RecordRequestBody", "Recording", "RecordingState", "SourceSettings", "StreamConfig",
-           "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView", "UrlToken",
-           "UrlTokenRequest"}
+           "PathPoint", "RecordRequestBody", "Recording", "RecordingState", "SourceSettings",
+           "StreamConfig", "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView",
+           "StreamZones", "UrlToken", "UrlTokenRequest", "ZoneConfig", "ZoneEntry"}
 
 
 def test_schema_keeps_its_contract(service_factory):

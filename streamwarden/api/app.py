@@ -23,6 +23,7 @@ from streamwarden.api import (
     recordings,
     streams,
     ws,
+    zones,
 )
 from streamwarden.api.auth import BodyLimit, TokenAuth
 from streamwarden.api.errors import AssumeJsonBody, install_error_handlers
@@ -56,7 +57,8 @@ def create_app(service: Service) -> FastAPI:
     app.add_middleware(AssumeJsonBody)
     app.add_middleware(BodyLimit, max_bytes=api_config.max_body_bytes)
     app.add_middleware(TokenAuth, token=api_config.token, public_paths=api_config.public_paths)
-    for resource in (streams, live, recordings, events, monitoring, auth, ws, dashboard):
+    for resource in (streams, zones, live, recordings, events, monitoring, auth, ws,
+                     dashboard):
         app.include_router(resource.create_router(service))
     app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="static")
     return app
