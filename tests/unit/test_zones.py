@@ -150,3 +150,24 @@ def test_the_raster_is_cheap_enough_per_mask_change():
     area = Area([SQUARE, RIGHT_HALF])
     raster = area.raster(64, 36)
     assert raster.dtype == np.bool_ and 0 < raster.mean() < 1
+
+
+def test_mqtt_objects_limit_detections_and_events_to_their_zones():
+    from streamwarden.inference.zones import parse_selectors
+    from streamwarden.mqtt import select
+
+    selectors = parse_selectors(["person@driveway", "car"])
+    detection = {"type": "detection", "stream_id": "cam", "detections": [
+        {"label": "person", "zones": []}, {"label": "person", "zones": ["driveway"]},
+        {"label": "car", "zones": []}, {"label": "dog", "zones": ["driveway"]}]}
+    kept = select(detection, selectors)
+    assert kept is not None and [(d["label"], d["zones"]) for d in kept["detections"]] == [
+        ("person", ["driveway"]), ("car", [])]
+    assert select({**detection, "detections": [{"label": "dog", "zones": []}]},
+                  selectors) is None
+    walker = {"type": "event", "label": "person", "zones": []}
+    assert select(walker, selectors) is None, "not (yet) in the driveway"
+    entered = {**walker, "zones": [{"zone": "driveway", "entered": 1.0}]}
+    assert select(entered, selectors) == entered
+    state = {"type": "state", "stream_id": "cam"}
+    assert select(state, selectors) == state and select(walker, None) == walker
