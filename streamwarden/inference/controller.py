@@ -21,6 +21,7 @@ import numpy as np
 from streamwarden.config.model import Config
 from streamwarden.db import Database
 from streamwarden.feature import Feature
+from streamwarden.inference import tracker
 from streamwarden.inference.detection import Detection
 from streamwarden.inference.detectors.factory import DetectorSpec
 from streamwarden.inference.event_log import EventLog
@@ -80,6 +81,7 @@ class InferenceController(Feature):
     def ensure_started(self) -> None:
         """Load the model in the worker (blocking); raises `ModelError` for a bad model."""
         self.runner.ensure_started()
+        tracker.warm_up()
 
     def close(self) -> None:
         self.runner.close()

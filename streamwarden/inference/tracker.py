@@ -34,11 +34,17 @@ class Tracker(Protocol):
         ...
 
 
+def warm_up() -> None:
+    """Import Norfair (about 0.8 s: scipy, rich) before the first result needs it, on the
+    thread that waits for the model anyway, not on the monitor thread while frames queue."""
+    import norfair  # noqa: F401
+
+
 class NorfairTracker:
     """One per stream. `memory` frames without a match and the track is forgotten."""
 
     def __init__(self, memory: int):
-        from norfair import Tracker as Norfair  # imported where used: the service loads it
+        from norfair import Tracker as Norfair  # a service without inference never loads it
 
         self._tracker = Norfair(distance_function="iou", distance_threshold=MAX_DISTANCE,
                                 hit_counter_max=max(2, memory), initialization_delay=0,
