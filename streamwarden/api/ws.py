@@ -10,7 +10,12 @@ Messages are JSON objects with a `type`:
   once when an outage begins (`"disk_full"`/`"write_error"`, `since` its start) and once
   when it ends (`null`, with the seconds it lost), never per retry
 - `detection`: `{"stream_id", "model", "time", "pts", "detections": [{"label", "confidence",
-  "box"}]}` for every frame in which the model found something (inference)
+  "box", "object_id", "zones"}]}` for every frame in which the model found something
+  (inference; masked detections are not reported)
+- `event`: `{"stream_id", "change": "new"|"update"|"end", "event_id", "object_id", "label",
+  "model", "start", "end", "confidence", "box", "detections", "zones": [{"zone", "entered"}],
+  "current_zones", "stationary", "active", "reasons"}` when a tracked object appears, enters
+  a zone (reason `zone:<name>`), becomes `stationary` or `moving` again, and leaves
 - `dropped`: the server is closing this connection because it did not keep up (close 1008)
 
 When the service shuts down the connection is closed with 1001 ("going away").
