@@ -296,10 +296,6 @@ class Database:
              path, int(object_id is not None)))
         return int(cur.lastrowid or 0)
 
-    def event_extended(self, event_id: int, ts: float, count: int) -> None:
-        self.conn.execute("UPDATE events SET end_ts = MAX(end_ts, ?), detections = detections + ?"
-                          " WHERE id = ?", (ts, count, event_id))
-
     def event_tracked(self, event_id: int, last_seen: float, detections: int, zones: str,
                       path: str, stationary: bool, active: bool) -> None:
         """A tracked object's event as it stands now (its counters are the object's own)."""
