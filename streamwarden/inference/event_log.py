@@ -38,6 +38,7 @@ from streamwarden.pixels.draw import draw_detections, encode_jpeg
 log = logging.getLogger("streamwarden.inference")
 
 EXPIRE_EVERY_S = 1.0  # how often other streams' objects are checked for having left
+WRITE_EVERY_S = 1.0  # a tracked object's row is brought up to date at most this often
 
 
 @dataclass
@@ -74,6 +75,7 @@ class _StreamObjects:
         self.tracker = tracker
         self.book = book
         self.rows: dict[str, RowId] = {}  # object id → its event row
+        self.written: dict[str, float] = {}  # object id → when its row was last updated
 
 
 class EventLog:
@@ -186,18 +188,23 @@ class EventLog:
         for sighting, obj in tracked:
             row = stream.rows.get(obj.object_id)
             if row is not None and obj.object_id not in opened:  # else: opened by this sighting
-                self._seen_again(result, row, sighting.detection, obj,
+                self._seen_again(result, stream, row, sighting.detection, obj,
                                  announced.get(obj.object_id), model, picture)
         self._write_ended(result.stream_id, stream, [c for c in changes if c.kind == "end"])
 
-    def _seen_again(self, result: FrameResult, row: RowId, detection: Detection,
-                    obj: TrackedObject, change: Change | None, model: str,
-                    picture: _Picture) -> None:
-        state = EventState.of(result.stream_id, model, obj)
-        if change is None:
-            self.store.tracked(row, state)
-        else:
-            self.store.tracked(row, state, "update", change.reasons)
+    def _seen_again(self, result: FrameResult, stream: _StreamObjects, row: RowId,
+                    detection: Detection, obj: TrackedObject, change: Change | None,
+                    model: str, picture: _Picture) -> None:
+        """The row follows the object (changes at once, else about once a second: the last
+        state is written when it ends anyway); a better sighting becomes its picture."""
+        if change is not None or (result.wall - stream.written.get(obj.object_id, -1e18)
+                                  >= WRITE_EVERY_S):
+            stream.written[obj.object_id] = result.wall
+            state = EventState.of(result.stream_id, model, obj)
+            if change is None:
+                self.store.tracked(row, state)
+            else:
+                self.store.tracked(row, state, "update", change.reasons)
         if obj.wants_picture(detection, result.wall):
             drawn = picture.get()
             if drawn is not None:  # never replace a picture with none
@@ -213,6 +220,7 @@ class EventLog:
             obj.took_picture(obj.best_detection(), result.wall)
         state = EventState.of(result.stream_id, model, obj)
         stream.rows[obj.object_id] = self.store.opened(state, result.pts, drawn)
+        stream.written[obj.object_id] = result.wall
         self.events_opened += 1
         log.info("stream %s: %s detected (%.2f), object %s", result.stream_id, obj.label,
                  obj.confidence, obj.object_id,
@@ -222,6 +230,7 @@ class EventLog:
     def _write_ended(self, stream_id: str, stream: _StreamObjects, ended: list[Change]) -> None:
         model = self.model_name()
         for change in ended:
+            stream.written.pop(change.obj.object_id, None)
             row = stream.rows.pop(change.obj.object_id, None)
             if row is not None:
                 self.store.tracked(row, EventState.of(stream_id, model, change.obj), "end")

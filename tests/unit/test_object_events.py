@@ -59,19 +59,21 @@ def test_an_object_crossing_into_a_zone_is_one_event_that_says_when(tmp_path):
         for i in range(30):  # feet from x = 0.1 to 0.68, below the mask
             h.see(100 + i * 0.2, person(0.05 + 0.02 * i))
         [row] = h.rows()
-        assert row.active and row.object_id and row.detections == 30
+        # an active object's row is brought up to date about once a second
+        assert row.active and row.object_id and 25 <= row.detections < 30
         zones = json.loads(row.zones)
         assert [z["zone"] for z in zones] == ["driveway"]
         entered = 100 + 0.2 * 20  # feet at 0.05 + 0.4 + 0.05 = 0.5
         assert abs(zones[0]["entered"] - entered) < 0.21
         path = json.loads(row.path)
-        assert path[0][0] == 100 and path[-1][1] > 0.6 and len(path) >= 10
+        assert path[0][0] == 100 and path[-1][1] >= 0.55 and len(path) >= 10
         # recordings only once the person stands in the driveway
         assert len(h.recorded) == 10, "record_on person@driveway: only while in the zone"
         h.see(106.0)  # the model looked, nobody there
         h.see(107.5)  # 1.5 s after the last sighting (event_gap 1 s): gone
         [row] = h.rows()
-        assert not row.active and row.end_ts == 100 + 29 * 0.2
+        assert not row.active and row.end_ts == 100 + 29 * 0.2 and row.detections == 30
+        assert json.loads(row.path)[-1][1] > 0.65, "its final state is written when it ends"
         changes = [(m["change"], tuple(m["reasons"])) for m in h.of_type("event")]
         assert changes == [("new", ()), ("update", ("zone:driveway",)), ("end", ())]
         assert {m["object_id"] for m in h.of_type("event")} == {row.object_id}
