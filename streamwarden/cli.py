@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from streamwarden.client import add_client_commands, run_client
 from streamwarden.config.loader import ConfigError, config_warnings, load_config
 from streamwarden.config.model import Config, parse_listen
+from streamwarden.config.source import ConfigFile, Overrides, apply_overrides
 from streamwarden.private_files import tighten_umask
 
 log = logging.getLogger("streamwarden")
@@ -45,8 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str | None) -> Config:
-    return load_config(path) if path else Config()
+def _overrides(args: argparse.Namespace) -> Overrides:
+    """What the command line sets over the file; a reload applies it again."""
+    if args.listen:
+        parse_listen(args.listen)
+    app = {k: v for k, v in (("log_format", args.log_format), ("log_level", args.log_level))
+           if v}
+    return {"api": {"listen": args.listen} if args.listen else {}, "app": app}
 
 
 def _check_config(path: str) -> int:
@@ -68,16 +75,9 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     from streamwarden.logs import setup_logging
 
     try:
-        config = _load(args.config)
-        updates = {}
-        if args.listen:
-            parse_listen(args.listen)
-            updates["api"] = config.api.model_copy(update={"listen": args.listen})
-        app = config.app.model_copy(
-            update={k: v for k, v in (("log_format", args.log_format),
-                                      ("log_level", args.log_level)) if v}
-        )
-        config = config.model_copy(update={**updates, "app": app})
+        overrides = _overrides(args)
+        source = ConfigFile(Path(args.config), overrides) if args.config else None
+        config = source.parse(source.read()) if source else apply_overrides(Config(), overrides)
     except ConfigError as exc:
         for issue in sorted(exc.issues, key=lambda i: i.line or 0):
             print(issue.format(exc.source), file=sys.stderr)
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     try:
         from streamwarden.service import Service
 
-        Service(config, demo=demo).run()
+        Service(config, demo=demo, config_file=source).run()
     except ModelError as exc:
         log.error("inference model: %s", exc)
         return 2

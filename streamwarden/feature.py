@@ -22,7 +22,8 @@ there, inside the manager's own change, with nothing else interleaved:
   consumers (`stream.attach(...)`), mount things. Must not block: every camera's
   supervision tick waits meanwhile.
 - `stream_changed(stream, previous)`: GStreamer thread, after `stream.config` became the new
-  config (only in-place changes: recording or inference toggled). Compare with `previous`.
+  config (only in-place changes: recording, inference or restream toggled by a PATCH or a
+  config reload). Compare with `previous`.
 - `stream_removed(stream)`: GStreamer thread, after the stream's source stopped and its
   consumers were detached (EOS sent to those that write files): drop per-stream state
   (mounts, claims, worker slots). Not called at shutdown, when the service closes each

@@ -1,6 +1,7 @@
 """The service: GStreamer thread, streams, optional demo camera and the HTTP API, in one process.
 
 Start-up order: GStreamer thread → (demo camera) → streams from the config → API accepting.
+SIGHUP reloads the config file (see reload.py): only what changed is applied.
 Shutdown (SIGINT/SIGTERM, handled by uvicorn) runs in reverse: the API stops accepting, open
 WebSockets are closed with 1001 and MJPEG streams ended, every stream sends EOS to its
 consumers and is stopped, the GStreamer thread ends. The whole shutdown is bounded so the
@@ -12,18 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
-from collections.abc import Iterator
-from functools import partial
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import uvicorn
 from pydantic import ValidationError
 
 from streamwarden.api.clients import OpenClients
-from streamwarden.config.model import Config, RecordingSection, StreamConfig
+from streamwarden.config.diff import ReloadPlan
+from streamwarden.config.model import Config, MqttSection, RecordingSection, StreamConfig
+from streamwarden.config.source import ConfigFile, with_environment_token
 from streamwarden.consumers.frame_counter import FrameCounter
 from streamwarden.db import Database
 from streamwarden.feature import Feature
@@ -42,6 +44,7 @@ from streamwarden.recording.gaps import GapStore
 from streamwarden.recording.index import RecordingIndex
 from streamwarden.recording.reconcile import reconcile
 from streamwarden.recording.retention import enforce
+from streamwarden.reload import Reloader
 from streamwarden.restream.server import RestreamServer
 from streamwarden.secret_key import SecretKeyError
 from streamwarden.stream_store import StreamStore
@@ -82,9 +85,11 @@ class _Server(uvicorn.Server):
     before uvicorn drains the connections, the long-lived clients are told goodbye (see
     api/clients.py), so none is left for uvicorn to cancel with a traceback."""
 
-    def __init__(self, config: uvicorn.Config, clients: OpenClients):
+    def __init__(self, config: uvicorn.Config, clients: OpenClients,
+                 on_hangup: Callable[[], None]):
         super().__init__(config)
         self.clients = clients
+        self.on_hangup = on_hangup  # SIGHUP: reload the config (schedules it, never blocks)
 
     async def shutdown(self, sockets=None) -> None:
         for server in getattr(self, "servers", []):
@@ -99,6 +104,7 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         previous = {sig: signal.signal(sig, self.handle_exit)
                     for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: self.on_hangup())
         try:
             yield
         finally:
@@ -106,18 +112,26 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def enforce_storage_limits(db: Database, rec: RecordingSection) -> None:
-    """On the database thread, after each closed segment and from the janitor."""
-    if rec.retention is not None or rec.max_size is not None:
-        enforce(db, rec.retention, rec.max_size)
+@dataclass
+class StorageLimits:
+    """Retention by age and total size, run on the database thread after each closed segment
+    and from the janitor. A plain object, not a method of the service: what the index (and
+    through it the recording feature) holds must not lead back to the service. A config
+    reload replaces `section`, so new retention values apply from the next run."""
+
+    db: Database
+    section: RecordingSection
+
+    def __call__(self) -> None:
+        rec = self.section
+        if rec.retention is not None or rec.max_size is not None:
+            enforce(self.db, rec.retention, rec.max_size)
 
 
 class Service:
-    def __init__(self, config: Config, demo: bool = False):
-        token = config.api.token or os.environ.get("STREAMWARDEN_API_TOKEN") or None
-        if token != config.api.token:
-            config = config.model_copy(update={"api": config.api.model_copy(
-                update={"token": token})})
+    def __init__(self, config: Config, demo: bool = False,
+                 config_file: ConfigFile | None = None):
+        config = with_environment_token(config)
         self.config = config
         self.demo = demo
         self.db = Database(config.app.database)
@@ -130,10 +144,8 @@ class Service:
         self.reaper = Reaper()
         self.notifier = Notifier()
         self.gaps = GapStore(self.db)
-        # A plain function of the database and the recording section, not a method: what the
-        # index (and through it the recording feature) holds must not lead back to the service.
-        self._enforce_storage_limits = partial(enforce_storage_limits, self.db, config.recording)
-        self.index = RecordingIndex(self.db, on_change=self._enforce_storage_limits,
+        self.storage_limits = StorageLimits(self.db, config.recording)
+        self.index = RecordingIndex(self.db, on_change=self.storage_limits,
                                     emit=self.notifier.publish_threadsafe, gaps=self.gaps)
         self.streams = StreamRegistry()
         features = self._build_features(config)
@@ -143,6 +155,8 @@ class Service:
         if self.mqtt is not None:
             self.notifier.listeners.append(self.mqtt.handle)
         self.clients = OpenClients()  # WebSockets and MJPEG streams, ended first on shutdown
+        self.reloader = Reloader(config_file, self.manager, lambda: self.config,
+                                 self.adopt_config)
         self.demo_camera: SyntheticCamera | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -190,6 +204,9 @@ class Service:
             self.manager.attach(DEMO_STREAM_ID, FrameCounter())
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
+        if self.reloader.source is not None:
+            self._tasks.append(asyncio.create_task(self.reloader.watch(), name="config-watch"))
+        self.reloader.bind(asyncio.get_running_loop())  # SIGHUP before this: ignored, logged
         log.info("streamwarden ready: %d stream(s), API on %s", len(self.manager.all()),
                  self.config.api.listen)
 
@@ -217,11 +234,38 @@ class Service:
             streams.append((stream, "api"))
         return streams
 
+    async def adopt_config(self, config: Config, plan: ReloadPlan) -> None:
+        """A config reload: take the new config's global keys that apply in place
+        (`config.diff.APPLIED_IN_PLACE`); the reloader then changes the streams. Everything
+        that reads the config per use (the janitor, the health supervisor, the API's checks
+        of file sources, new streams' defaults) follows `self.config` / `manager.config`."""
+        self.config = config
+        self.manager.config = config
+        self.storage_limits.section = config.recording
+        if "app.log_level" in plan.applied:
+            logging.getLogger().setLevel(config.app.log_level.upper())
+        if "mqtt" in plan.applied:
+            await self._reconnect_mqtt(config.mqtt)
+
+    async def _reconnect_mqtt(self, section: MqttSection | None) -> None:
+        """A changed `[mqtt]`: the old connection ends, a new one starts (counters kept)."""
+        old, self.mqtt = self.mqtt, None
+        if old is not None:
+            self.notifier.listeners.remove(old.handle)
+            await asyncio.to_thread(old.stop)
+        if section is not None:
+            bridge = MqttBridge(section)
+            if old is not None:
+                bridge.published, bridge.dropped = old.published, old.dropped
+            self.notifier.listeners.append(bridge.handle)
+            self.mqtt = bridge
+            bridge.start()
+
     async def _janitor(self) -> None:
         while True:
             await asyncio.sleep(self.config.recording.janitor_interval)
             try:
-                await self.db.run(self._enforce_storage_limits)
+                await self.db.run(self.storage_limits)
             except Exception:  # a janitor failure is logged, never fatal
                 log.exception("storage janitor failed")
 
@@ -241,6 +285,7 @@ class Service:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.reloader.stop()
         try:
             await asyncio.wait_for(self.manager.close(), timeout=4.0)
         except TimeoutError:
@@ -259,7 +304,7 @@ class Service:
         log.info("streamwarden stopped")
 
     def run(self) -> None:
-        """Serve until SIGINT/SIGTERM."""
+        """Serve until SIGINT/SIGTERM; SIGHUP reloads the config file."""
         from streamwarden.api.app import create_app
 
         api = self.config.api
@@ -284,6 +329,7 @@ class Service:
                 ssl_keyfile=api.tls_key,
             ),
             self.clients,
+            lambda: self.reloader.request("signal"),
         )
         server.run()
         if getattr(server, "started", True) is False:

@@ -115,12 +115,16 @@ def test_hooks_run_in_order_on_the_threads_the_protocol_names(manager_parts):
             await manager.add(StreamConfig(id="cam", uri=dead))
         assert not _taken(calls)
 
+        with pytest.raises(RefusedError):  # a restart refused in prepare: the stream stays
+            await manager.update("cam", {"timeout": 7, "enable_inference": True})
+        assert manager.get("cam") is stream and [c[:2] for c in _taken(calls)] == [("a", "prepare")]
+
         await manager.update("cam", {"timeout": 7})  # a source setting: removed, added again
         restarted = manager.get("cam")
         assert restarted is not stream and restarted.origin == "api"
-        assert [c[:3] for c in _taken(calls)] == [
-            ("a", "removed", "gst-main"), ("b", "removed", "gst-main"),
+        assert [c[:3] for c in _taken(calls)] == [  # prepared before anything stops
             ("a", "prepare", worker), ("b", "prepare", worker),
+            ("a", "removed", "gst-main"), ("b", "removed", "gst-main"),
             ("a", "added", "gst-main"), ("b", "added", "gst-main")]
 
         await manager.remove("cam")

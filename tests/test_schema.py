@@ -81,6 +81,10 @@ CONTRACT = sorted([
     "POST /auth/url-token ['auth'] url_token_auth_url_token_post () body=UrlTokenRequest* -> "
     "200 application/json:UrlToken; 401 application/json:ErrorBody; "
     "422 application/json:ErrorBody",
+    "GET /config ['config'] get_config_config_get () body=- -> 200 application/json:ConfigView",
+    "POST /config/reload ['config'] reload_config_config_reload_post () body=- -> "
+    "200 application/json:ReloadResult; 409 application/json:ErrorBody; "
+    "422 application/json:ConfigRefused",
     "GET /events ['inference'] list_events_events_get (query stream_id, query label, "
     "query since, query until, query limit, query zone) body=- -> "
     "200 application/json:[EventView]; "
@@ -142,8 +146,9 @@ CONTRACT = sorted([
     "snapshot_streams__stream_id__snapshot_jpg_get (path stream_id*, query width) body=- -> "
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
 ])
-SCHEMAS = {"AuthStatus", "ErrorBody", "EventView", "HealthEntry", "InferenceStatus",
-           "PathPoint", "RecordRequestBody", "Recording", "RecordingState", "SourceSettings",
+SCHEMAS = {"AuthStatus", "ConfigProblem", "ConfigRefused", "ConfigView", "ConfiguredStream",
+           "ErrorBody", "EventView", "HealthEntry", "InferenceStatus", "PathPoint",
+           "RecordRequestBody", "Recording", "RecordingState", "ReloadResult", "SourceSettings",
            "StreamConfig", "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView",
            "StreamZones", "UrlToken", "UrlTokenRequest", "ZoneConfig", "ZoneEntry"}
 

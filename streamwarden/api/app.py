@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from streamwarden.api import (
     auth,
+    config,
     dashboard,
     events,
     live,
@@ -57,7 +58,7 @@ def create_app(service: Service) -> FastAPI:
     app.add_middleware(AssumeJsonBody)
     app.add_middleware(BodyLimit, max_bytes=api_config.max_body_bytes)
     app.add_middleware(TokenAuth, token=api_config.token, public_paths=api_config.public_paths)
-    for resource in (streams, zones, live, recordings, events, monitoring, auth, ws,
+    for resource in (streams, zones, live, recordings, events, monitoring, config, auth, ws,
                      dashboard):
         app.include_router(resource.create_router(service))
     app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="static")

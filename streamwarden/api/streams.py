@@ -88,7 +88,6 @@ def _refusals() -> Iterator[None]:
 def create_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["streams"])
     manager = service.manager
-    api_config = service.config.api
 
     @router.get("/streams", response_model=list[StreamView])
     async def list_streams() -> list[StreamView]:
@@ -115,7 +114,7 @@ def create_router(service: Service) -> APIRouter:
         changes = patch.model_dump(exclude_unset=True)
         current = running_stream(manager, stream_id).config.uri
         if changes.get("uri") and changes["uri"] != current:  # a path the client chose
-            _check_file_source(changes["uri"], api_config.allowed_file_dirs)
+            _check_file_source(changes["uri"], service.config.api.allowed_file_dirs)
         with _refusals():
             stream = await manager.update(stream_id, changes)
         if stream.origin == "api":

@@ -6,7 +6,8 @@ lists at once and applies them in place: the camera keeps streaming, the event l
 worker's motion gate use them from the next frame. Bad polygons (fewer than 3 points, a
 coordinate outside 0-1, crossing edges), duplicate names, and removing a zone the stream's
 own `record_on` names are 422s that say which and why. Like PATCH, a change to a stream from
-the config file lasts until the service restarts; an API-added stream stores it.
+the config file lasts until the service restarts (or a reload changes that stream's entry in
+the file, config/diff.py); an API-added stream stores it.
 """
 
 from __future__ import annotations

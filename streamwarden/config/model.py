@@ -79,6 +79,8 @@ class AppSection(_Section):
     database: str = "streamwarden.db"
     # the key that encrypts API-added streams in the database; default: <database>.key
     secret_key_file: str | None = Field(default=None, min_length=1)
+    # reload the config file when its content changes (checked every second)
+    watch_config: bool = False
 
     @property
     def key_path(self) -> Path:

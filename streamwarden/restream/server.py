@@ -6,8 +6,9 @@ stream's RelayConsumer, which is attached when the first reader's media is confi
 detached when the last one goes. Optional basic-auth credentials protect every mount.
 
 As a feature, the server mounts a stream with `restream = true` when it is added and unmounts
-it when it is removed (GStreamer thread, where the RTSP server also runs). Readers' requests
-find the stream through the registry.
+it when it is removed (GStreamer thread, where the RTSP server also runs); turning `restream`
+on or off in place (a config reload) mounts or unmounts it, and ends the sessions reading it.
+Readers' requests find the stream through the registry.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from streamwarden.gst.weak import weak_method
 from streamwarden.restream.relay import RelayConsumer, RelayTarget
 
 if TYPE_CHECKING:
-    from streamwarden.config.model import RestreamSection
+    from streamwarden.config.model import RestreamSection, StreamConfig
     from streamwarden.gst.loop import GstLoop
     from streamwarden.ingest.registry import StreamRegistry
     from streamwarden.ingest.stream import Stream
@@ -108,6 +109,13 @@ class RestreamServer(Feature):
         if stream.config.restream:
             self.mount(stream.id)
 
+    def stream_changed(self, stream: Stream, previous: StreamConfig) -> None:
+        if stream.config.restream and not previous.restream:
+            self.mount(stream.id)
+        elif previous.restream and not stream.config.restream:
+            self.unmount(stream.id)
+            self._drop_readers(stream.id)
+
     def stream_removed(self, stream: Stream) -> None:
         self.unmount(stream.id)
 
@@ -119,6 +127,31 @@ class RestreamServer(Feature):
 
     def unmount(self, stream_id: str) -> None:
         self._server.get_mount_points().remove_factory(f"/{stream_id}")
+
+    def _drop_readers(self, stream_id: str) -> None:
+        """End the sessions reading `stream_id` and close their readers' connections
+        (re-serving it was turned off): a reader sees the end at once instead of a silence."""
+        path = f"/{stream_id}"
+        result = GstRtspServer.RTSPFilterResult
+
+        def reads_path(session: GstRtspServer.RTSPSession) -> bool:
+            return session.get_media(path)[0] is not None
+
+        def reader(_server, client) -> GstRtspServer.RTSPFilterResult:
+            found: list[bool] = []
+
+            def look(_client, session: GstRtspServer.RTSPSession) -> int:
+                found.append(reads_path(session))
+                return result.KEEP
+
+            client.session_filter(look)
+            return result.REF if any(found) else result.KEEP
+
+        readers = self._server.client_filter(reader)  # found before their sessions go
+        self._server.get_session_pool().filter(
+            lambda _pool, session: result.REMOVE if reads_path(session) else result.KEEP)
+        for client in readers:
+            client.close()
 
     # ---- called from the RTSP server's context ------------------------------------------
 
