@@ -36,11 +36,18 @@ TICK_MS = 250
 __all__ = ["StreamExistsError", "StreamManager", "StreamNotFoundError"]
 
 
-def _transition_reporter(notify: Notify) -> Callable[[Stream, Transition], None]:
+def _transition_reporter(notify: Notify,
+                         features: Sequence[Feature]) -> Callable[[Stream, Transition], None]:
     def report(stream: Stream, transition: Transition) -> None:
         notify({"type": "state", "stream_id": stream.id, "state": transition.new.value,
                 "previous_state": transition.old.value, "reason": transition.reason,
                 "retry_count": stream.supervisor.retry_count})
+        for feature in features:
+            try:
+                feature.state_changed(stream, transition)
+            except Exception:  # one feature's bug must not stop supervision
+                log.exception("stream %s: %s failed on a state change", stream.id,
+                              type(feature).__name__)
 
     return report
 
@@ -54,9 +61,10 @@ class StreamManager:
         self.streams = streams
         self.features = tuple(features)  # hooks run in this order
         self._notify = notify  # thread-safe: stream_added / stream_removed / state
-        # Each stream reports its state changes through this; it holds `notify` only, so a
-        # stream (which features can reach through the registry) never leads to the manager.
-        self._report_transition = _transition_reporter(notify)
+        # Each stream reports its state changes through this; it holds `notify` and the
+        # features only, so a stream (which features can reach through the registry) never
+        # leads to the manager.
+        self._report_transition = _transition_reporter(notify, self.features)
         self._tick_source: int | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------

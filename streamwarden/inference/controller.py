@@ -25,7 +25,6 @@ from streamwarden.inference import tracker
 from streamwarden.inference.detection import Detection
 from streamwarden.inference.detectors.factory import DetectorSpec
 from streamwarden.inference.event_log import EventLog
-from streamwarden.inference.models import BUILTIN_MODELS
 from streamwarden.inference.runner import FrameResult, InferenceRunner
 from streamwarden.inference.zones import Scene
 from streamwarden.pixels.decoder import PixelConsumer, slot_capacity
@@ -64,14 +63,13 @@ class InferenceController(Feature):
         for warning in self.warnings:
             log.warning("inference: %s", warning)
         self.runner = InferenceRunner(
-            DetectorSpec.from_config(section, BUILTIN_MODELS[section.model]),
+            DetectorSpec.from_config(section),
             batch_size=section.batch_size,
             deadline=section.worker_deadline, memory_limit=section.worker_memory_limit,
-            motion_gate=section.motion_gate, on_result=self._on_result,
-            on_idle=self._on_idle)
+            motion_gate=section.motion_gate, on_result=self._on_result)
         self.events = EventLog(
             db, model_name=lambda: self.runner.model.get("model") or "?",
-            event_gap=section.event_gap, classes=section.classes,
+            event_gap=section.event_gap, classes=section.kept_classes(),
             record_on=section.record_on, frame_lookup=self._frame, publish=publish,
             record=self._record, fps=section.fps, stationary_after=section.stationary_after,
             stationary_timeout=section.stationary_timeout)
@@ -135,7 +133,8 @@ class InferenceController(Feature):
             consumer.feed(None, None)
         self.pixels.release(stream, "inference")
         self.runner.close_stream(stream.id)
-        # Open events stay open: turned back on within `event_gap`, the same event goes on.
+        # Open events stay open: turned back on within `event_gap`, the same event goes on;
+        # otherwise `EventLog.expire` ends them `event_gap` after the stream's last result.
         self.events.clear_latest(stream.id)
 
     def forget(self, stream_id: str) -> None:
@@ -146,9 +145,6 @@ class InferenceController(Feature):
 
     def _on_result(self, result: FrameResult) -> None:
         self.events.handle(result)
-
-    def _on_idle(self) -> None:
-        self.events.tick()  # objects of streams that send no results still leave
 
     def _record(self, stream_id: str) -> None:
         """A `record_on` label was seen: start or extend the stream's event recording."""

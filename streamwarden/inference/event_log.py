@@ -9,9 +9,16 @@ its row is opened when the object appears, updated while it is tracked (last see
 zones entered, stationary) and closed when it has left; its picture (JPEG, boxes drawn) is
 its best sighting's. Every frame with detections is pushed on the WebSocket (`detection`,
 with each box's object id and zones); each event's new/update/end is an `event` message
-(event_store.py). An object matching `record_on` (`label` or `label@zone`) starts or extends
-an event recording with pre- and post-roll, unless it is stationary: a parked car is one
-event, not hours of footage.
+(event_store.py), which hooks and webhooks know as `event_start`, `event_update` (a zone
+entered, stationary or moving again, a better picture) and `event_end`. An object matching
+`record_on` (`label` or `label@zone`) starts or extends an event recording with pre- and
+post-roll, unless it is stationary: a parked car is one event, not hours of footage.
+
+An object ends when it was not seen for `event_gap` (`stationary_timeout` while stationary),
+or when its stream sent no result for `event_gap` (a camera gone dark, inference turned off:
+nothing can say a parked car is still there), or when its stream is removed. A stream that
+sends no results cannot notice that itself, so `expire` is called every second by the
+service, from another thread: the trackers and object books are guarded by one lock.
 """
 
 from __future__ import annotations
@@ -19,7 +26,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +43,6 @@ from streamwarden.pixels.draw import draw_detections, encode_jpeg
 
 log = logging.getLogger("streamwarden.inference")
 
-EXPIRE_EVERY_S = 1.0  # how often other streams' objects are checked for having left
 WRITE_EVERY_S = 1.0  # a tracked object's row is brought up to date at most this often
 
 
@@ -98,11 +103,12 @@ class EventLog:
         self.store = EventStore(db, publish)
         self._streams: dict[str, _StreamObjects] = {}
         self._rules: dict[str, StreamRules] = {}
-        self._forgotten: deque[str] = deque()
         self._latest: dict[str, LatestDetections] = {}
         self._tracking: dict[str, int] = {}  # objects tracked per stream, for stats
         self._lock = threading.Lock()
-        self._expired_at = float("-inf")
+        # trackers, books and rows: changed by results (monitor thread), `expire` and
+        # `forget` (other threads)
+        self._events_lock = threading.Lock()
         self.events_opened = 0
 
     # ---- configuration (any thread) --------------------------------------------------------
@@ -118,7 +124,10 @@ class EventLog:
     # ---- results (monitor thread) ----------------------------------------------------------
 
     def handle(self, result: FrameResult) -> None:
-        self._settle_forgotten()
+        with self._events_lock:
+            self._handle(result)
+
+    def _handle(self, result: FrameResult) -> None:
         stream = self._stream(result.stream_id)
         if not result.called:  # the motion gate skipped it: nothing moved
             stream.book.unchanged(result.wall)
@@ -141,21 +150,18 @@ class EventLog:
         self._write(result, stream, changes, tracked)
         self._record(result.stream_id, rules, tracked)
         self._tracking[result.stream_id] = len(stream.book.active)
-        self.tick(result.wall, every=EXPIRE_EVERY_S)
 
-    def tick(self, now: float | None = None, every: float = 0.0) -> None:
-        """End the objects of every stream that have left (also of streams whose inference is
-        off, which send no results); the runner calls this while the worker is idle."""
+    def expire(self, now: float | None = None) -> None:
+        """End the objects of every stream that have left, or whose stream sent nothing for
+        `event_gap` (a camera gone dark, inference off: no result would ever tell). The
+        service calls this every second (any thread)."""
         now = time.time() if now is None else now
-        if now - self._expired_at < every:
-            return
-        self._expired_at = now
-        self._settle_forgotten()
-        for stream_id, stream in list(self._streams.items()):
-            ended = stream.book.expire(now)
-            if ended:
-                self._write_ended(stream_id, stream, ended)
-                self._tracking[stream_id] = len(stream.book.active)
+        with self._events_lock:
+            for stream_id, stream in list(self._streams.items()):
+                ended = stream.book.expire(now)
+                if ended:
+                    self._write_ended(stream_id, stream, ended)
+                    self._tracking[stream_id] = len(stream.book.active)
 
     def _stream(self, stream_id: str) -> _StreamObjects:
         stream = self._streams.get(stream_id)
@@ -177,7 +183,9 @@ class EventLog:
 
     def _write(self, result: FrameResult, stream: _StreamObjects, changes: list[Change],
                tracked: list[tuple[Sighting, TrackedObject]]) -> None:
-        """Rows and messages for this frame: opened, seen again (with any change), ended."""
+        """Rows and messages for this frame: ended (first: an object that left ends before
+        one that replaces it starts), opened, seen again (with any change)."""
+        self._write_ended(result.stream_id, stream, [c for c in changes if c.kind == "end"])
         model = self.model_name()
         picture = _Picture(lambda: self._picture(result, [s.detection for s, _ in tracked]))
         announced = {c.obj.object_id: c for c in changes if c.kind == "update"}
@@ -190,26 +198,25 @@ class EventLog:
             if row is not None and obj.object_id not in opened:  # else: opened by this sighting
                 self._seen_again(result, stream, row, sighting.detection, obj,
                                  announced.get(obj.object_id), model, picture)
-        self._write_ended(result.stream_id, stream, [c for c in changes if c.kind == "end"])
 
     def _seen_again(self, result: FrameResult, stream: _StreamObjects, row: RowId,
                     detection: Detection, obj: TrackedObject, change: Change | None,
                     model: str, picture: _Picture) -> None:
-        """The row follows the object (changes at once, else about once a second: the last
-        state is written when it ends anyway); a better sighting becomes its picture."""
-        if change is not None or (result.wall - stream.written.get(obj.object_id, -1e18)
-                                  >= WRITE_EVERY_S):
-            stream.written[obj.object_id] = result.wall
-            state = EventState.of(result.stream_id, model, obj)
-            if change is None:
-                self.store.tracked(row, state)
-            else:
-                self.store.tracked(row, state, "update", change.reasons)
+        """A better sighting becomes its picture; the row follows the object (at once on a
+        change or a new picture, each announced as an update; else about once a second: the
+        last state is written when it ends anyway)."""
+        reasons = change.reasons if change is not None else ()
         if obj.wants_picture(detection, result.wall):
             drawn = picture.get()
             if drawn is not None:  # never replace a picture with none
                 obj.took_picture(detection, result.wall)
                 self.store.improved(row, detection, result.pts, drawn)
+                reasons += ("picture",)
+        if reasons or (result.wall - stream.written.get(obj.object_id, -1e18)
+                       >= WRITE_EVERY_S):
+            stream.written[obj.object_id] = result.wall
+            state = EventState.of(result.stream_id, model, obj)
+            self.store.tracked(row, state, "update" if reasons else None, reasons)
 
     def _open(self, result: FrameResult, stream: _StreamObjects, obj: TrackedObject,
               model: str, picture: _Picture) -> None:
@@ -227,13 +234,22 @@ class EventLog:
                  extra={"stream_id": result.stream_id, "event": "detection",
                         "label": obj.label, "object_id": obj.object_id})
 
-    def _write_ended(self, stream_id: str, stream: _StreamObjects, ended: list[Change]) -> None:
+    def _write_ended(self, stream_id: str, stream: _StreamObjects, ended: list[Change],
+                     reason: str = "gap") -> None:
+        """Under `_events_lock`: the objects' rows get their final state, their end told."""
         model = self.model_name()
         for change in ended:
-            stream.written.pop(change.obj.object_id, None)
-            row = stream.rows.pop(change.obj.object_id, None)
+            obj = change.obj
+            stream.written.pop(obj.object_id, None)
+            row = stream.rows.pop(obj.object_id, None)
             if row is not None:
-                self.store.tracked(row, EventState.of(stream_id, model, change.obj), "end")
+                self.store.ended(row, EventState.of(stream_id, model, obj), reason)
+                log.info("stream %s: %s object %s ended after %.1f s (%d detections, %s)",
+                         stream_id, obj.label, obj.object_id, obj.last_seen - obj.first_seen,
+                         obj.detections, reason,
+                         extra={"stream_id": stream_id, "event": "detection_event_end",
+                                "label": obj.label, "object_id": obj.object_id,
+                                "reason": reason})
 
     def _record(self, stream_id: str, rules: StreamRules,
                 tracked: list[tuple[Sighting, TrackedObject]]) -> None:
@@ -254,20 +270,15 @@ class EventLog:
 
     # ---- streams coming and going ----------------------------------------------------------
 
-    def _settle_forgotten(self) -> None:
-        while self._forgotten:
-            stream_id = self._forgotten.popleft()
-            stream = self._streams.pop(stream_id, None)
-            if stream is not None:
-                self._write_ended(stream_id, stream, stream.book.end_all())
-            self._tracking.pop(stream_id, None)
-
     def forget(self, stream_id: str) -> None:
-        """The stream is gone (any thread): its objects end, on the monitor thread, before its
-        next result if the same id comes back."""
+        """The stream is gone (any thread): its objects end where they were last seen."""
         self.clear_latest(stream_id)
         self._rules.pop(stream_id, None)
-        self._forgotten.append(stream_id)
+        with self._events_lock:
+            stream = self._streams.pop(stream_id, None)
+            if stream is not None:
+                self._write_ended(stream_id, stream, stream.book.end_all(), "stream_removed")
+            self._tracking.pop(stream_id, None)
 
     # ---- reads (any thread) ----------------------------------------------------------------
 

@@ -51,9 +51,11 @@ class EventState:
     def path_json(self) -> str:
         return json.dumps([[round(t, 3), round(x, 4), round(y, 4)] for t, x, y in self.path])
 
-    def message(self, change: ChangeKind, event_id: int,
-                reasons: tuple[str, ...]) -> dict[str, Any]:
-        """The `event` notification (WebSocket and MQTT): the event as it stands."""
+    def message(self, change: ChangeKind, event_id: int, reasons: tuple[str, ...],
+                end_reason: str | None = None) -> dict[str, Any]:
+        """The `event` notification (WebSocket, MQTT, hooks and webhooks): the event as it
+        stands; an end says why (`reason`: `gap` or `stream_removed`)."""
+        extra = {} if end_reason is None else {"reason": end_reason}
         return {"type": "event", "change": change, "stream_id": self.stream_id,
                 "event_id": event_id, "object_id": self.object_id, "label": self.label,
                 "model": self.model, "start": self.first_seen, "end": self.last_seen,
@@ -61,7 +63,7 @@ class EventState:
                 "box": [round(v, 4) for v in self.box], "detections": self.detections,
                 "zones": [{"zone": zone, "entered": ts} for zone, ts in self.zones],
                 "current_zones": list(self.current_zones), "stationary": self.stationary,
-                "active": self.active, "reasons": list(reasons)}
+                "active": self.active, "reasons": list(reasons), **extra}
 
 
 class EventStore:
@@ -74,8 +76,12 @@ class EventStore:
 
     def tracked(self, row: RowId, state: EventState, change: ChangeKind | None = None,
                 reasons: tuple[str, ...] = ()) -> None:
-        """The object was seen again (or ended: `change` "end"); a change is announced."""
+        """The object was seen again; a change ("update") is announced."""
         self.db.submit(self._track, row, state, change, reasons)
+
+    def ended(self, row: RowId, state: EventState, reason: str) -> None:
+        """The object is gone (`reason`: `gap` or `stream_removed`): its final state."""
+        self.db.submit(self._track, row, state, "end", (), reason)
 
     def improved(self, row: RowId, best: Detection, pts: int | None, picture: bytes) -> None:
         self.db.submit(self._improve, row, best, pts, picture)
@@ -91,12 +97,12 @@ class EventStore:
         return event_id
 
     def _track(self, row: RowId, state: EventState, change: ChangeKind | None,
-               reasons: tuple[str, ...]) -> None:
+               reasons: tuple[str, ...], end_reason: str | None = None) -> None:
         event_id = row.result()  # its insert ran earlier on this same thread
         self.db.event_tracked(event_id, state.last_seen, state.detections, state.zones_json(),
                               state.path_json(), state.stationary, state.active)
         if change is not None:
-            self.publish(state.message(change, event_id, reasons))
+            self.publish(state.message(change, event_id, reasons, end_reason))
 
     def _improve(self, row: RowId, best: Detection, pts: int | None, picture: bytes) -> None:
         self.db.event_improved(row.result(), best.confidence,

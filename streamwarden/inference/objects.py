@@ -10,7 +10,8 @@ into event rows and messages.
 - updated: each sighting moves `last_seen`, adds to the path (bounded), records the first
   entry into each zone; entering a zone, becoming stationary or moving again is a change.
 - stationary: the box's centre stayed within a small radius for `stationary_after`.
-- ended: not seen for `lost_after` (`stationary_timeout` while stationary).
+- ended: not seen for `lost_after` (`stationary_timeout` while stationary), or the stream
+  sent no result at all for `lost_after` (a camera gone dark, inference off).
 
 Frames the motion gate skipped (nothing moved) say nothing new, but the objects seen in the
 last model call are still there: `unchanged` keeps them, so a still scene closes nothing.
@@ -143,10 +144,12 @@ class ObjectBook:
         self._last_call = now
 
     def expire(self, now: float) -> list[Change]:
-        """End the objects not seen for their timeout."""
+        """End the objects not seen for their timeout; all of them once the stream has sent
+        no model result for `lost_after` (a dark camera cannot vouch for a parked car)."""
         ended = []
+        dark = now - self._last_call > self.lost_after
         for obj in self.active:
-            timeout = self.stationary_timeout if obj.stationary else self.lost_after
+            timeout = self.stationary_timeout if obj.stationary and not dark else self.lost_after
             if now - obj.last_seen > timeout:
                 obj.active = False
                 ended.append(Change("end", obj))

@@ -108,15 +108,13 @@ class _Slot:
 class InferenceRunner:
     def __init__(self, spec: DetectorSpec, *, batch_size: int, deadline: float,
                  memory_limit: int, motion_gate: bool,
-                 on_result: Callable[[FrameResult], None],
-                 on_idle: Callable[[], None] | None = None):
+                 on_result: Callable[[FrameResult], None]):
         self.spec = spec
         self.batch_size = batch_size
         self.deadline = deadline
         self.memory_limit = memory_limit
         self.motion_gate = motion_gate
         self.on_result = on_result
-        self.on_idle = on_idle  # about once a second while the worker has nothing to do
         self.state = "stopped"  # stopped | starting | running | restarting | failed
         self.restarts = 0
         self.last_restart_reason: str | None = None
@@ -288,11 +286,6 @@ class InferenceRunner:
                                   f"{self.memory_limit >> 20} MiB")
 
     def _handle(self, message: dict) -> None:
-        if message.get("op") == "alive" and self.on_idle is not None:
-            try:
-                self.on_idle()
-            except Exception:
-                log.exception("inference: idle housekeeping failed")
         if message.get("op") != "result":
             return
         slot = self._slots.get(message["stream"])

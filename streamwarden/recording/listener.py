@@ -32,3 +32,9 @@ class SegmentListener:
     def outage_ended(self, stream_id: str, gap: Gap,
                      began_earlier: Callable[[float], None]) -> None:
         """The outage is over; `began_earlier(seconds)` if the gap proves longer than `gap`."""
+
+    def recording_changed(self, stream_id: str, reason: str | None, wall: float) -> None:
+        """Recording was requested for `reason` at `wall`, or no longer (`reason` None)."""
+
+    def discontinuity(self, stream_id: str, wall: float, jump_seconds: float) -> None:
+        """The camera's timestamps jumped by `jump_seconds` at `wall`."""

@@ -1,5 +1,6 @@
 """What a recorder tells people: log lines, events for the WebSocket/MQTT bus, and the
-outage calls to the index (which stores the gaps).
+calls to the index that store what the recording timeline shows (recording requested or not,
+outages as gaps, timestamp discontinuities).
 
 One place for the wording and the event shapes, so the recorder only decides when. Each
 outage is reported twice, when it begins and when it ends, never per retry (outage.py).
@@ -8,6 +9,7 @@ outage is reported twice, when it begins and when it ends, never per retry (outa
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from streamwarden.recording.listener import SegmentListener
@@ -27,6 +29,7 @@ class RecordingReporter:
     def recording(self, reason: str | None, pre_roll: float = 0.0) -> None:
         """Recording started for `reason` (with `pre_roll`), or stopped (`reason` None)."""
         sid = self.stream_id
+        self._listener.recording_changed(sid, reason, time.time())
         if reason is not None:
             log.info("stream %s: recording started (%s, pre-roll %gs)", sid, reason, pre_roll,
                      extra={"stream_id": sid, "event": "recording_started", "reason": reason})
@@ -68,3 +71,11 @@ class RecordingReporter:
 
     def outage_ongoing(self, wall: float) -> None:
         self._listener.outage_ongoing(self.stream_id, wall)
+
+    def discontinuity(self, stream_id: str, wall_ts: float, jump_seconds: float) -> None:
+        """The camera's timestamps jumped by `jump_seconds` at `wall_ts` (wall clock): logged
+        once and stored, so the timeline can say why footage is missing there, if it is."""
+        log.warning("stream %s: camera timestamps jumped by %+.3f s", stream_id, jump_seconds,
+                    extra={"stream_id": stream_id, "event": "discontinuity",
+                           "jump_seconds": jump_seconds})
+        self._listener.discontinuity(stream_id, wall_ts, jump_seconds)

@@ -87,3 +87,20 @@ def _box_at(item: dict, t: float) -> tuple[float, float, float, float]:
     share = 0.0 if end == float("inf") else (t - start) / (end - start)
     x0, y0, x1, y1 = (a + (b - a) * share for a, b in zip(item["from"], to, strict=True))
     return (x0, y0, x1, y1)
+
+
+class RisingDetector(Detector):
+    """Always sees a person, a little more surely each call (0.5, 0.6, ... up to 0.95): an
+    event that opens, then gets a better picture (event_update)."""
+
+    name = "rising-test-model"
+    labels = ["person"]
+    runtime = "python"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, frames):
+        confidence = min(0.95, 0.5 + 0.1 * self.calls)
+        self.calls += 1
+        return [[Detection("person", confidence, (0.2, 0.1, 0.6, 0.9))] for _ in frames]

@@ -122,7 +122,7 @@ def test_two_objects_two_events_and_a_parked_one_records_only_while_it_moves(tmp
         reasons = [m["reasons"] for m in h.of_type("event") if m["label"] == "car"]
         assert ["stationary"] in reasons
         h.log.forget("cam")  # the stream is removed: its objects end
-        h.log.tick(t)
+        h.log.expire(t)
         assert not any(r.active for r in h.rows())
     finally:
         h.db.close()
@@ -133,7 +133,7 @@ def test_a_stream_with_no_results_still_closes_its_events(tmp_path):
     try:
         h.see(time.time() - 10, person(0.6))
         assert h.rows()[0].active
-        h.log.tick()  # what the runner calls while the worker is idle
+        h.log.expire()  # what the service calls every second
         assert not h.rows()[0].active
     finally:
         h.db.close()

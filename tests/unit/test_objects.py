@@ -125,9 +125,14 @@ def test_a_stationary_object_found_again_under_a_new_track_id_is_the_same_object
     for i in range(20):
         objects.observe(now + i * 0.2, [Sighting(1, car)])
     assert objects.active[0].stationary
-    # missed for 30 s (the tracker forgot it), then seen again as track 7
+    # missed for 30 s (the model looked and did not see it; the tracker forgot it), then
+    # seen again as track 7
+    for second in range(4, 34):
+        assert objects.observe(float(second), []) == []
     changes = objects.observe(34.0, [Sighting(7, car)])
     assert changes == [] and objects.active[0].detections == 21
+    # a stream that sent nothing for 5 s cannot vouch for it: it ends
+    assert [c.kind for c in objects.expire(39.1)] == ["end"]
     # a moving object is not adopted that way: lost past 5 s, a new object
     walker = book()
     walker.observe(0.0, [Sighting(1, Detection("person", 0.9, box_at(0.3)))])
