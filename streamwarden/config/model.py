@@ -389,7 +389,8 @@ class MqttSection(_Section):
     # sensors (online, one per label detected), switches for recording and detection
     home_assistant: bool = False
     discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
-    # a "<label> detected" sensor per label; None: [inference] record_on, or else "person"
+    # a "<label> detected" sensor per label; None: the labels [inference] record_on names
+    # (its `label@zone` entries by their label), or else "person"
     detection_labels: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = None
     snapshot_interval: Duration = 10.0  # how often each camera entity's picture is published
 
@@ -403,7 +404,9 @@ class MqttSection(_Section):
         """The labels that get a "detected" binary sensor in Home Assistant."""
         if self.detection_labels is not None:
             return self.detection_labels
-        return record_on or ["person"]
+        named = (text.partition("@")[0].strip() for text in record_on)
+        labels = list(dict.fromkeys(label for label in named if label != "*"))
+        return labels or ["person"]
 
 
 class Config(_Section):
