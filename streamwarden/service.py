@@ -333,9 +333,10 @@ class Service:
                 log.exception("timeline heartbeat failed")
 
     async def _end_quiet_events(self) -> None:
-        """Detection events end when no detection extended them for `event_gap`; a camera
-        that went dark sends no result to notice that by, so a clock does (off this loop:
-        the event log's lock may be held while a picture is drawn)."""
+        """A tracked object's event ends when it was not seen for its timeout, or its stream
+        sent nothing for `event_gap`; a camera that went dark sends no result to notice that
+        by, so a clock does (off this loop: the event log's lock may be held while a picture
+        is drawn)."""
         events = self.inference.events
         while True:
             await asyncio.sleep(EVENT_EXPIRY_S)

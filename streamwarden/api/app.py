@@ -25,6 +25,7 @@ from streamwarden.api import (
     streams,
     timeline,
     ws,
+    zones,
 )
 from streamwarden.api.auth import AuthGate, BodyLimit
 from streamwarden.api.errors import AssumeJsonBody, install_error_handlers
@@ -58,8 +59,8 @@ def create_app(service: Service) -> FastAPI:
     app.add_middleware(AssumeJsonBody)
     app.add_middleware(BodyLimit, max_bytes=api_config.max_body_bytes)
     app.add_middleware(AuthGate, gate=service.gate, public_paths=api_config.public_paths)
-    for resource in (streams, live, recordings, timeline, events, monitoring, config, auth, ws,
-                     dashboard):
+    for resource in (streams, zones, live, recordings, timeline, events, monitoring, config,
+                     auth, ws, dashboard):
         app.include_router(resource.create_router(service))
     app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="static")
     return app

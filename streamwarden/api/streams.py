@@ -69,6 +69,7 @@ def _view(stream: Stream, features: Sequence[Feature]) -> StreamView:
         enable_inference=cfg.enable_inference,
         enable_recording=cfg.enable_recording,
         recording=health.recording,
+        record_on=cfg.record_on,
         settings=stream.settings,
         health=health,
         statistics=stream_statistics(stream),

@@ -26,6 +26,15 @@ from pydantic import (
 from streamwarden.config.durations import ByteSize, Duration, format_duration
 from streamwarden.config.filemode import parse_dir_mode, parse_file_mode
 from streamwarden.config.hooks import HooksSection, WebhookSection, unique_webhook_labels
+from streamwarden.config.zones import (
+    MAX_MASKS,
+    MAX_ZONES,
+    ObjectSelector,
+    PolygonPoints,
+    ZoneConfig,
+    duplicate_zone_problem,
+    unknown_zone_problem,
+)
 from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id
 from streamwarden.inference.detectors.coco import BUILTIN_LABELS, CCTV_CLASSES
 from streamwarden.uris import validate_uri
@@ -190,10 +199,17 @@ class InferenceSection(_Section):
     fps: float = Field(default=5.0, gt=0, le=120)
     frame_width: int = Field(default=640, ge=64, le=3840)  # pixels handed to the model
     motion_gate: bool = False
-    record_on: list[str] = []
+    # labels ("person") or labels in a zone ("person@driveway", "*@driveway") that start an
+    # event recording; a stream's own `record_on` replaces this list for that stream
+    record_on: list[ObjectSelector] = []
     pre_roll: Duration | None = None  # None: the stream's buffer_duration
     post_roll: Duration = 10.0
-    event_gap: Duration = 5.0  # detections of a label closer than this extend one event
+    # a tracked object not detected for this long has left: its event closes
+    event_gap: Duration = Field(default=5.0, gt=0)
+    # an object whose box stays put this long is stationary (a parked car): it no longer
+    # extends event recordings, and survives detection gaps up to `stationary_timeout`
+    stationary_after: Duration = Field(default=10.0, gt=0)
+    stationary_timeout: Duration = Field(default=300.0, gt=0)
     worker_deadline: Duration = 10.0  # a model call (or start-up) longer than this: restart
     worker_memory_limit: ByteSize = 2 * 1024**3
 
@@ -272,6 +288,18 @@ class StreamConfig(_Section):
     transport: Transport | None = None
     latency: Duration | None = None
     failed_retry_interval: Duration | None = None
+    # named polygons events report, and areas ignored by motion and detection (config/zones.py)
+    zones: list[ZoneConfig] = Field(default=[], max_length=MAX_ZONES)
+    masks: list[PolygonPoints] = Field(default=[], max_length=MAX_MASKS)
+    record_on: list[ObjectSelector] | None = None  # None: [inference] record_on
+
+    @model_validator(mode="after")
+    def _zones_known(self) -> StreamConfig:
+        problem = duplicate_zone_problem(self.zones) or unknown_zone_problem(
+            "record_on", self.record_on or [], (z.name for z in self.zones), "on this stream")
+        if problem:
+            raise ValueError(problem)
+        return self
 
     def settings(self, defaults: SourceSettings) -> SourceSettings:
         """The effective source settings: this stream's overrides on top of the defaults."""
@@ -355,11 +383,14 @@ class MqttSection(_Section):
     topic_prefix: str = Field(default="streamwarden", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
     client_id: str = "streamwarden"
     buffer: int = Field(default=1000, ge=1, le=1_000_000)
+    # which detections and events are published (same syntax as record_on); None: all
+    objects: list[ObjectSelector] | None = None
     # Home Assistant MQTT discovery (hass/discovery.py): per camera a camera entity, binary
     # sensors (online, one per label detected), switches for recording and detection
     home_assistant: bool = False
     discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
-    # a "<label> detected" sensor per label; None: [inference] record_on, or else "person"
+    # a "<label> detected" sensor per label; None: the labels [inference] record_on names
+    # (its `label@zone` entries by their label), or else "person"
     detection_labels: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = None
     snapshot_interval: Duration = 10.0  # how often each camera entity's picture is published
 
@@ -373,7 +404,9 @@ class MqttSection(_Section):
         """The labels that get a "detected" binary sensor in Home Assistant."""
         if self.detection_labels is not None:
             return self.detection_labels
-        return record_on or ["person"]
+        named = (text.partition("@")[0].strip() for text in record_on)
+        labels = list(dict.fromkeys(label for label in named if label != "*"))
+        return labels or ["person"]
 
 
 class Config(_Section):
@@ -401,6 +434,19 @@ class Config(_Section):
             if stream.id in seen:
                 raise ValueError(f"duplicate stream id {stream.id!r}")
             seen.add(stream.id)
+        return self
+
+    @model_validator(mode="after")
+    def _selector_zones(self) -> Config:
+        """A zone named in [inference] record_on or [mqtt] objects exists on some stream."""
+        known = {zone.name for stream in self.streams for zone in stream.zones}
+        problem = unknown_zone_problem("[inference] record_on", self.inference.record_on,
+                                       known, "on any stream")
+        if problem is None and self.mqtt is not None:
+            problem = unknown_zone_problem("[mqtt] objects", self.mqtt.objects or [], known,
+                                           "on any stream")
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
