@@ -44,6 +44,7 @@ class HealthEntry(BaseModel):
     last_error: str | None
     recording: bool
     recording_error: Literal["disk_full", "write_error"] | None
+    recording_warning: str | None = None  # what the files leave out of what the camera sends
     inference_state: Literal["stopped", "starting", "running", "restarting", "failed"] | None = None
     inference: dict[str, Any] | None = None
     live_viewers: int = 0  # browsers watching the live view (WS /streams/{id}/live.mp4)

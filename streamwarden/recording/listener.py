@@ -32,3 +32,7 @@ class SegmentListener:
     def outage_ended(self, stream_id: str, gap: Gap,
                      began_earlier: Callable[[float], None]) -> None:
         """The outage is over; `began_earlier(seconds)` if the gap proves longer than `gap`."""
+
+    def discontinuity(self, stream_id: str, wall: float, jump_seconds: float) -> None:
+        """The camera's clock jumped by `jump_seconds` (signed) at `wall`; recording went on
+        across it (the files' timeline is bridged, no frame lost)."""

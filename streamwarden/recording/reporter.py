@@ -66,5 +66,22 @@ class RecordingReporter:
                     "since": outage.start if outage else None,
                     "lost_seconds": round(gap.seconds, 3) if gap else None})
 
+    def discontinuity(self, wall: float, jump_seconds: float, recording: bool) -> None:
+        """The camera's timestamps jumped by `jump_seconds` (signed: forwards or back, beyond
+        the time that really passed) at `wall`. Sessions carry their files across it, so
+        nothing is lost; the index stores it for the timeline, the bus tells clients. The
+        stream logs it (once, whether or not it is recorded)."""
+        sid = self.stream_id
+        self._listener.discontinuity(sid, wall, jump_seconds)
+        self._emit({"type": "discontinuity", "stream_id": sid, "time": wall,
+                    "jump_seconds": round(jump_seconds, 3), "recording": recording})
+
+    def audio(self, note: str, warning: bool) -> None:
+        """How the camera's audio goes into the files, when not as it was sent: said once
+        when it starts (a WARNING when the audio is left out: never a silent loss)."""
+        level = logging.WARNING if warning else logging.INFO
+        log.log(level, "stream %s: %s", self.stream_id, note,
+                extra={"stream_id": self.stream_id, "event": "recording_audio"})
+
     def outage_ongoing(self, wall: float) -> None:
         self._listener.outage_ongoing(self.stream_id, wall)
