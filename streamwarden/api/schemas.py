@@ -92,6 +92,9 @@ class StreamStatistics(BaseModel):
     height: int | None
     framerate: float | None
     audio_codec: str | None
+    damaged_frames: int = 0  # video frames after lost data (they decode with errors)
+    lost_packets: int = 0  # RTP packets that never arrived (RTSP)
+    discontinuities: int = 0  # jumps of the camera's clock, carried across
     consumers: list[dict[str, Any]]
 
 
