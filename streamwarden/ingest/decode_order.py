@@ -26,7 +26,6 @@ audio and video, fixed, and large enough that no rebuilt decode time is ever neg
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 from streamwarden.gst.init import Gst
 from streamwarden.gst.weak import weak_method
@@ -43,24 +42,14 @@ _SEGMENT = Gst.EventType.SEGMENT
 
 
 class RtpTimes:
-    """Gives each RTP video packet leaving rtspsrc the time `media.timeline.RtpClock` makes
-    of its RTP timestamp (exact frame spacing, in step with the jitter buffer's clock), so
-    the timestamper after the parser sorts true presentation times.
-
-    Only once the stream is seen to reorder frames (`enable`): a probe per packet is Python
-    for every packet, and the jitter buffer's own times are good enough for a stream whose
-    frames come in presentation order (most cameras). Audio keeps the jitter buffer's times,
-    which the video's offset follows."""
+    """Gives each RTP packet leaving rtspsrc the time `media.timeline.RtpClock` makes of its
+    RTP timestamp (exact frame spacing, in step with the jitter buffer's clock), so the
+    timestamper after the video parser sorts true presentation times (audio gets the same,
+    so it stays in step with the video)."""
 
     def __init__(self, pad: Gst.Pad, clock_rate: int):
         self.clock = RtpClock(clock_rate)
-        self._pad: Gst.Pad | None = pad
-
-    def enable(self) -> None:
-        """Any thread; once."""
-        pad, self._pad = self._pad, None
-        if pad is not None:
-            pad.add_probe(_BUFFER | _LIST, weak_method(self._on_packets, _OK))
+        pad.add_probe(_BUFFER | _LIST, weak_method(self._on_packets, _OK))
 
     def _retime(self, packet: Gst.Buffer) -> None:
         reference = packet.pts
@@ -97,16 +86,12 @@ class CameraTime:
     leaves its src pad was shifted by its own amount); without one, `src`'s own segments are
     the camera's. Each segment seen on `src` is replaced by the camera's segment moved by
     TIME_BASE, and every buffer after it is moved by what makes the two agree.
-    `on_reorder` is called (once) when a frame's PTS is below the one before: B-frames.
     """
 
-    def __init__(self, src: Gst.Pad, measured: Gst.Pad | None = None,
-                 on_reorder: Callable[[], None] | None = None):
+    def __init__(self, src: Gst.Pad, measured: Gst.Pad | None = None):
         self._camera: Gst.Segment | None = None
         self._delta = TIME_BASE
         self._replacing = threading.local()
-        self._on_reorder = on_reorder  # called once, when a frame's PTS goes back
-        self._last_pts = 0
         kinds = Gst.PadProbeType.EVENT_DOWNSTREAM | _BUFFER | _LIST
         src.add_probe(kinds, weak_method(self._on_src, _OK))
         if measured is not None:
@@ -115,13 +100,8 @@ class CameraTime:
 
     def _move(self, buffer: Gst.Buffer) -> None:
         delta = self._delta
-        pts = buffer.pts
-        if pts != _NONE:
-            if pts < self._last_pts and self._on_reorder is not None:
-                self._on_reorder()
-                self._on_reorder = None
-            self._last_pts = pts
-            buffer.pts = pts + delta
+        if buffer.pts != _NONE:
+            buffer.pts += delta
         if buffer.dts != _NONE:
             buffer.dts += delta
 

@@ -74,7 +74,7 @@ class SourceBin:
         self.exposed: dict[str, Gst.Pad] = {}
         self._times: list[CameraTime] = []  # their probes hold them weakly
         self._jitterbuffers: list[Gst.Element] = []  # RTP: where lost packets are counted
-        self._rtp_times: list[RtpTimes] = []  # RTP video: presentation times from RTP's
+        self._rtp_times: list[RtpTimes] = []  # RTP: presentation times from RTP's own
         self.bin = Gst.Bin.new(name)
         source = _make("urisourcebin")
         source.set_property("uri", uri)
@@ -136,8 +136,7 @@ class SourceBin:
     def _on_source_pad(self, _element: Gst.Element, pad: Gst.Pad) -> None:
         caps = pad.get_current_caps() or pad.query_caps(None)
         structure = caps.get_structure(0) if caps is not None and caps.get_size() else None
-        if structure is not None and structure.get_name() == "application/x-rtp" and (
-                structure.get_string("media") == "video"):
+        if structure is not None and structure.get_name() == "application/x-rtp":
             ok, rate = structure.get_int("clock-rate")
             with self._lock:
                 self._rtp_times.append(RtpTimes(pad, rate if ok and rate > 0 else 90000))
@@ -174,17 +173,8 @@ class SourceBin:
             self._times.append(CameraTime(pad))
             return pad
         src = self._chain(pad, timestamper)
-        self._times.append(CameraTime(src, timestamper.get_static_pad("sink"),
-                                      weak_method(self._on_reorder)))
+        self._times.append(CameraTime(src, timestamper.get_static_pad("sink")))
         return src
-
-    def _on_reorder(self) -> None:
-        """Streaming thread: the video reorders frames (B-frames): its times need the RTP
-        timestamps themselves (decode_order.RtpTimes)."""
-        with self._lock:
-            times = list(self._rtp_times)
-        for rtp in times:
-            rtp.enable()
 
     def _on_parsed_pad(self, _parsebin: Gst.Element, pad: Gst.Pad) -> None:
         caps = pad.get_current_caps() or pad.query_caps(None)

@@ -251,8 +251,8 @@ class RtpClock:
     more than 4 ms off their true spacing, and never swap). A drift is followed (1 % is
     0.4 ms per frame at 25 fps: the offset lags it by ~25 ms), the estimate's noise is not,
     and the jitter buffer's own swings in its first seconds are followed slowly (measured:
-    15 % of real time for a moment; audio, which keeps the jitter buffer's times, is then
-    that much out of step for a moment). An offset more than
+    15 % of real time for a moment). Audio gets the same treatment, so both tracks follow
+    their jitter buffers alike and stay in sync. An offset more than
     `snap_ns` away is a jump of the camera's clock (which the jitter buffer has already
     resynchronised to): it is taken at once and counted.
     """
