@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from streamwarden.media.timeline import (
     SECOND,
     Bridge,
@@ -185,7 +187,7 @@ def test_rtp_clock_keeps_the_rtp_spacing_and_follows_the_reference_slowly() -> N
         rtp = (1_000_000 + frame * 3600) & 0xFFFFFFFF
         reference = frame * FRAME * 1001 // 1000 + wobble[index % 8] * MS  # 0.1 % fast
         times.append((frame, clock.pts(rtp, reference), clock.pts(rtp, reference + MS)))
-    for (frame_a, a, again), (frame_b, b, _) in zip(times, times[1:]):
+    for (frame_a, a, again), (frame_b, b, _) in itertools.pairwise(times):
         assert a == again, "packets of one frame share its time"
         if abs(frame_b - frame_a) <= 4:
             assert abs((b - a) - (frame_b - frame_a) * FRAME) <= 4 * MS
@@ -199,4 +201,4 @@ def test_rtp_clock_unwraps_the_32_bit_timestamp() -> None:
     clock = RtpClock(90_000)
     start = (1 << 32) - 2 * 3600
     got = [clock.pts((start + i * 3600) & 0xFFFFFFFF, 10 * SECOND + i * FRAME) for i in range(5)]
-    assert [b - a for a, b in zip(got, got[1:])] == [FRAME] * 4
+    assert [b - a for a, b in itertools.pairwise(got)] == [FRAME] * 4
