@@ -163,6 +163,9 @@ class ContinuousTimeline:
         return out
 
 
+MIN_STEP_NS = 1_000_000  # no camera sends 1000 frames a second
+
+
 class Bridge:
     """One track's decode times, carried forward through jumps of the camera's clock.
 
@@ -192,6 +195,13 @@ class Bridge:
             self.shift = last + self.step - decode_ns
             self.jumps += 1
         shifted = decode_ns + self.shift
+        if last is not None and shifted - last < MIN_STEP_NS:
+            # a decode time repeated or nearly (the codec timestamper, just after a jump with
+            # B-frames, can give a P-frame the next B-frame's time): not a new jump, but a
+            # muxer's timescale would make them equal. Moved on by a millisecond, not a frame,
+            # so presentation order is kept.
+            self.shift += last + MIN_STEP_NS - shifted
+            shifted = last + MIN_STEP_NS
         if last is not None and 0 < shifted - last < SECOND:
             self.step = shifted - last
         self.last = shifted

@@ -149,6 +149,19 @@ def test_bridge_carries_a_track_across_jumps_without_losing_or_reordering_frames
     assert bridge.jumps == 2
 
 
+def test_bridge_never_repeats_a_decode_time() -> None:
+    """Around a jump with B-frames the codec timestamper can hand two frames the same decode
+    time (or one a fraction of a millisecond on): it is moved a millisecond on, and so is
+    everything after (not counted as a jump)."""
+    bridge = Bridge()
+    out = []
+    for index, dts in enumerate([0, FRAME, 2 * FRAME, 2 * FRAME, 2 * FRAME + 100, 3 * FRAME]):
+        out.append(dts + bridge.adjust(dts, index * FRAME))
+    assert out == [0, FRAME, 2 * FRAME, 2 * FRAME + MS, 2 * FRAME + 2 * MS,
+                   3 * FRAME + 2 * MS - 100]
+    assert bridge.jumps == 0
+
+
 def test_bridge_ignores_stalls_and_drift() -> None:
     bridge = Bridge()
     decode = arrival = 0
