@@ -367,8 +367,9 @@ def verdicts(runs: list[dict[str, Any]]) -> str:
 
 def report(runs: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, Any]) -> None:
     print(f"\ninference: {WIDTH}x{HEIGHT}@{FPS} H.264 (a person, GOP {GOP}) over RTSP/TCP, "
-          f"detection at {DETECT_FPS} fps per stream with the built-in detector (BlazePose "
-          f"person, LiteRT, 1 thread), {args.duration:g}s window after {args.warmup:g}s "
+          f"detection at {DETECT_FPS} fps per stream with the default detector (NanoDet-g on "
+          f"ONNX Runtime, 1 thread, tiles \"auto\"), {args.duration:g}s window after "
+          f"{args.warmup:g}s "
           f"warm-up, {os.cpu_count()} cores; every % is of one core")
     print("streamwarden: one service (svc%) + one worker process (wkr%), every stream also "
           f"recording ({args.segment_duration:g}s MP4 segments), files checked after a clean "

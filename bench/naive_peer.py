@@ -7,11 +7,16 @@ with `ffmpeg -c copy` recording each camera beside it (`naive+rec`), as an opera
 footage today.
 
     .venv/bin/python bench/naive_peer.py URL CALLS   # one camera (the benchmark starts these)
+    .venv/bin/python bench/naive_peer.py URL CALLS --detections FILE --spec JSON
+
+`--spec` is the worker's DetectorSpec as JSON (default: what `[inference]` with nothing set
+builds, as the service does); `--detections` logs every call's boxes, for detect_quality.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -26,21 +31,32 @@ from record import FfmpegRecorder, stop_and_check
 DETECT_FPS = 5  # the issue's rate; the naive client calls the model on every (FPS/5)th frame
 
 
-def run_naive(url: str, calls_path: Path) -> int:
+def _detector(spec_json: str | None):
+    """The detector the service's worker builds: from `spec_json`, else `[inference]` defaults."""
+    from streamwarden.config.model import InferenceSection
+    from streamwarden.inference.detectors.factory import DetectorSpec, build_detector
+
+    spec = (DetectorSpec(**json.loads(spec_json)) if spec_json
+            else DetectorSpec.from_config(InferenceSection()))
+    return build_detector(spec)
+
+
+def run_naive(url: str, calls_path: Path, detections_path: Path | None = None,
+              spec_json: str | None = None) -> int:
     """Read every frame of `url` with OpenCV, call the detector on every (FPS/5)th one.
 
     This is the loop found in most tutorials and home-grown NVR scripts. Each model call
     appends one line to `calls_path`: monotonic time (the same clock as the benchmark's,
-    system-wide), frames read so far, model latency in s, people found. One short line five
-    times a second costs nothing next to decoding 25 frames.
+    system-wide), frames read so far, model latency in s, objects found. One short line five
+    times a second costs nothing next to decoding 25 frames. With `detections_path`, each call
+    also appends a JSON line: wall time the frame was read and the call done, frames read,
+    and the detections (label, score, box 0-1).
     """
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
     import cv2
 
-    from streamwarden.inference.detectors.factory import DetectorSpec, build_detector
-    from streamwarden.inference.models import BUILTIN_MODEL
-
-    detector = build_detector(DetectorSpec(builtin_model=str(BUILTIN_MODEL)))
+    detector = _detector(spec_json)
+    boxes = open(detections_path, "a", buffering=1) if detections_path else None  # noqa: SIM115
     capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
     if not capture.isOpened():
         print(f"naive: cannot open {url}", file=sys.stderr)
@@ -56,10 +72,14 @@ def run_naive(url: str, calls_path: Path) -> int:
             frames += 1
             if frames % every:
                 continue
+            read_at = time.time()
             started = time.perf_counter()
             found = detector.detect([frame])[0]
             latency = time.perf_counter() - started
             calls.write(f"{time.monotonic():.6f} {frames} {latency:.6f} {len(found)}\n")
+            if boxes is not None:
+                boxes.write(json.dumps({"read": read_at, "done": time.time(), "frames": frames,
+                                        "detections": [d.to_wire() for d in found]}) + "\n")
 
 
 # ---- clients --------------------------------------------------------------------------------
@@ -165,6 +185,10 @@ def naive_inference(calls: dict[str, list[tuple[float, int, float, int]]], t0: f
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(f"usage: {sys.argv[0]} URL CALLS")
-    sys.exit(run_naive(sys.argv[1], Path(sys.argv[2])))
+    parser = argparse.ArgumentParser(description="one naive OpenCV detection loop")
+    parser.add_argument("url")
+    parser.add_argument("calls", type=Path)
+    parser.add_argument("--detections", type=Path)
+    parser.add_argument("--spec", help="DetectorSpec as JSON (default: [inference] defaults)")
+    args = parser.parse_args()
+    sys.exit(run_naive(args.url, args.calls, args.detections, args.spec))

@@ -4,7 +4,7 @@ A `Stream` owns one camera's pipeline and nothing else. Everything a stream can 
 ingesting (record, re-serve over RTSP, feed browsers, decode for a model) is a feature: an
 object built once by the service and handed to `StreamManager(..., features=[...])` at
 construction. The manager knows no feature by name; as streams come, change and go it calls
-the same five hooks on every feature, in the order the service listed them. A feature
+the same hooks on every feature, in the order the service listed them. A feature
 reaches a stream only through what the hooks give it (or the read-only `StreamRegistry`, if
 it needs to find a stream by id later), never through the manager, so nothing points back
 at the manager and the references form a tree: service → manager → features → registry.
@@ -22,11 +22,15 @@ there, inside the manager's own change, with nothing else interleaved:
   consumers (`stream.attach(...)`), mount things. Must not block: every camera's
   supervision tick waits meanwhile.
 - `stream_changed(stream, previous)`: GStreamer thread, after `stream.config` became the new
-  config (only in-place changes: recording or inference toggled). Compare with `previous`.
+  config (only in-place changes: recording, inference or restream toggled by a PATCH or a
+  config reload). Compare with `previous`.
 - `stream_removed(stream)`: GStreamer thread, after the stream's source stopped and its
   consumers were detached (EOS sent to those that write files): drop per-stream state
   (mounts, claims, worker slots). Not called at shutdown, when the service closes each
   feature itself.
+- `state_changed(stream, transition)`: GStreamer thread, when supervision moves the stream
+  from one state to another (`streaming` → `retrying`, ...), after it was logged and
+  published. Must not block.
 - `health(stream)`: any thread (the API on asyncio, the metrics scrape on a worker thread).
   Returns the feature's fields of the stream's health entry (`api/views.py` merges them into
   the stream's own numbers). Reads plain values only: no GStreamer calls, no locks held for
@@ -45,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from streamwarden.config.model import StreamConfig
     from streamwarden.ingest.stream import Stream
+    from streamwarden.ingest.supervisor import Transition
 
 
 class Feature(Protocol):
@@ -64,6 +69,10 @@ class Feature(Protocol):
 
     def stream_removed(self, stream: Stream) -> None:
         """GStreamer thread: the stream stopped and its consumers are detached."""
+        return None
+
+    def state_changed(self, stream: Stream, transition: Transition) -> None:
+        """GStreamer thread: the stream's supervision state changed; must not block."""
         return None
 
     def health(self, stream: Stream) -> dict[str, Any]:

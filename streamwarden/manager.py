@@ -18,7 +18,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from streamwarden.config.model import Config, SourceSettings, StreamConfig
+from streamwarden.config.diff import RESTART_KEYS
+from streamwarden.config.model import Config, StreamConfig
 from streamwarden.consumers.base import Consumer
 from streamwarden.feature import Feature
 from streamwarden.gst.loop import GstLoop
@@ -31,17 +32,22 @@ from streamwarden.notify import Notify
 log = logging.getLogger("streamwarden.manager")
 
 TICK_MS = 250
-# A change to any of these rebuilds the stream's source: the stream is removed and added again.
-RESTART_KEYS = frozenset(SourceSettings.model_fields) | {"uri"}
 
 __all__ = ["StreamExistsError", "StreamManager", "StreamNotFoundError"]
 
 
-def _transition_reporter(notify: Notify) -> Callable[[Stream, Transition], None]:
+def _transition_reporter(notify: Notify,
+                         features: Sequence[Feature]) -> Callable[[Stream, Transition], None]:
     def report(stream: Stream, transition: Transition) -> None:
         notify({"type": "state", "stream_id": stream.id, "state": transition.new.value,
                 "previous_state": transition.old.value, "reason": transition.reason,
                 "retry_count": stream.supervisor.retry_count})
+        for feature in features:
+            try:
+                feature.state_changed(stream, transition)
+            except Exception:  # one feature's bug must not stop supervision
+                log.exception("stream %s: %s failed on a state change", stream.id,
+                              type(feature).__name__)
 
     return report
 
@@ -55,9 +61,10 @@ class StreamManager:
         self.streams = streams
         self.features = tuple(features)  # hooks run in this order
         self._notify = notify  # thread-safe: stream_added / stream_removed / state
-        # Each stream reports its state changes through this; it holds `notify` only, so a
-        # stream (which features can reach through the registry) never leads to the manager.
-        self._report_transition = _transition_reporter(notify)
+        # Each stream reports its state changes through this; it holds `notify` and the
+        # features only, so a stream (which features can reach through the registry) never
+        # leads to the manager.
+        self._report_transition = _transition_reporter(notify, self.features)
         self._tick_source: int | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -134,17 +141,30 @@ class StreamManager:
         merged = StreamConfig.model_validate({**stream.config.model_dump(), **changes})
         if any(getattr(merged, k, None) != getattr(stream.config, k, None)
                for k in RESTART_KEYS):
-            await self.remove(stream_id)
-            return await self.add(merged, stream.origin)
-        await asyncio.to_thread(self._prepare, merged, stream.config)
+            return await self.replace(merged, stream.origin)
+        return await self.change(stream_id, merged)
+
+    async def change(self, stream_id: str, config: StreamConfig) -> Stream:
+        """Give a running stream a new config in place (its source is not touched): the
+        features' `stream_changed` turn recording, inference, restream on or off."""
+        stream = self.get(stream_id)
+        await asyncio.to_thread(self._prepare, config, stream.config)
 
         def in_place() -> Stream:
-            previous = stream.reconfigure(merged)
+            previous = stream.reconfigure(config)
             for feature in self.features:
                 feature.stream_changed(stream, previous)
             return stream
 
         return await self.loop.run(in_place)
+
+    async def replace(self, config: StreamConfig, origin: str) -> Stream:
+        """Rebuild the stream running under `config.id` from `config` (a restart: removed,
+        then added). The features' `prepare` runs first, so a refusal changes nothing."""
+        self.get(config.id)  # StreamNotFoundError before anything is prepared
+        await asyncio.to_thread(self._prepare, config, None)
+        await self.remove(config.id)
+        return await self.loop.run(self._add_now, config, origin)
 
     async def remove(self, stream_id: str) -> None:
         if stream_id not in self.streams:
@@ -178,9 +198,9 @@ class StreamManager:
 
     async def supervise(self) -> None:
         """Every `health_check_interval`: remove streams unhealthy past the threshold if asked."""
-        app = self.config.app
         while True:
-            await asyncio.sleep(app.health_check_interval)
+            await asyncio.sleep(self.config.app.health_check_interval)
+            app = self.config.app  # read each time: a config reload may change it
             if not app.auto_remove_unhealthy:
                 continue
             now = time.monotonic()

@@ -105,31 +105,34 @@ def camera_factory() -> Iterator[Callable[..., CameraProcess]]:
 
 
 class RunningService:
-    """A Service with its API served by uvicorn on a background thread."""
+    """A Service with its API served by uvicorn on a background thread.
 
-    def __init__(self, config: Config, workdir: Path, demo: bool = False):
+    With `config_file` the service can reload it (`POST /config/reload`); the test's own
+    settings (ports, database, recordings) are applied to every reload as overrides, the way
+    the command line's are."""
+
+    def __init__(self, config: Config, workdir: Path, demo: bool = False,
+                 config_file: Path | None = None):
         import uvicorn
 
         from streamwarden.api.app import create_app
+        from streamwarden.config.source import ConfigFile, apply_overrides
         from streamwarden.service import Service
 
         self.port = free_port()
-        api = config.api.model_copy(update={"listen": f"127.0.0.1:{self.port}"})
-        updates: dict = {"api": api}
+        overrides: dict[str, dict] = {"api": {"listen": f"127.0.0.1:{self.port}"}}
         if config.app.database == "streamwarden.db":  # keep tests out of the working tree
-            updates["app"] = config.app.model_copy(
-                update={"database": str(workdir / "streamwarden.db")})
+            overrides["app"] = {"database": str(workdir / "streamwarden.db")}
         if config.restream.listen == "127.0.0.1:8554":  # one port per test service
             self.rtsp_port = free_port()
-            updates["restream"] = config.restream.model_copy(
-                update={"listen": f"127.0.0.1:{self.rtsp_port}"})
+            overrides["restream"] = {"listen": f"127.0.0.1:{self.rtsp_port}"}
         else:
             self.rtsp_port = config.restream.port
         if config.recording.base_path == "recordings":
-            updates["recording"] = config.recording.model_copy(
-                update={"base_path": str(workdir / "recordings")})
-        self.config = config.model_copy(update=updates)
-        self.service = Service(self.config, demo=demo)
+            overrides["recording"] = {"base_path": str(workdir / "recordings")}
+        self.config = apply_overrides(config, overrides)
+        source = ConfigFile(config_file, overrides) if config_file else None
+        self.service = Service(self.config, demo=demo, config_file=source)
         self.server = uvicorn.Server(
             uvicorn.Config(create_app(self.service), host="127.0.0.1", port=self.port,
                            log_config=None, access_log=False, lifespan="on")
@@ -163,8 +166,14 @@ class RunningService:
 def service_factory(tmp_path) -> Iterator[Callable[..., RunningService]]:
     running: list[RunningService] = []
 
-    def make(config: Config | None = None, demo: bool = False) -> RunningService:
-        svc = RunningService(config or Config(), tmp_path, demo=demo).start()
+    def make(config: Config | None = None, demo: bool = False,
+             config_file: Path | None = None) -> RunningService:
+        if config is None and config_file is not None:
+            from streamwarden.config.loader import load_config
+
+            config = load_config(config_file)
+        svc = RunningService(config or Config(), tmp_path, demo=demo,
+                             config_file=config_file).start()
         running.append(svc)
         return svc
 

@@ -14,7 +14,7 @@ INPUT = 64
 
 
 def _graph_outputs(answers: dict[str, np.ndarray], path: Path, input_shape=(1, 3, INPUT, INPUT),
-                   input_type=None) -> Path:
+                   input_type=None, metadata: dict[str, str] | None = None) -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -35,18 +35,24 @@ def _graph_outputs(answers: dict[str, np.ndarray], path: Path, input_shape=(1, 3
                                        list(input_shape))], outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return path
 
 
-def yolov8_model(path: Path) -> Path:
-    """(1, 4 + 2 classes, 8 candidates): one strong 'class 1' box, a weaker duplicate, noise."""
+def yolov8_model(path: Path, metadata: dict[str, str] | None = None) -> Path:
+    """(1, 4 + 2 classes, 8 candidates): one strong 'class 1' box, a weaker duplicate, noise.
+
+    `metadata`: the model's metadata_props, as exporters write them (Ultralytics: `names`).
+    """
     pred = np.zeros((1, 6, 8), np.float32)
     pred[0, :, 0] = [32, 32, 32, 16, 0.0, 0.9]   # kept
     pred[0, :, 1] = [33, 32, 32, 16, 0.0, 0.8]   # same object, suppressed by NMS
     pred[0, :, 2] = [10, 10, 4, 4, 0.1, 0.05]    # below confidence
-    return _graph_outputs({"output0": pred}, path)
+    return _graph_outputs({"output0": pred}, path, metadata=metadata)
 
 
 def yolov5_model(path: Path) -> Path:

@@ -115,12 +115,16 @@ def test_hooks_run_in_order_on_the_threads_the_protocol_names(manager_parts):
             await manager.add(StreamConfig(id="cam", uri=dead))
         assert not _taken(calls)
 
+        with pytest.raises(RefusedError):  # a restart refused in prepare: the stream stays
+            await manager.update("cam", {"timeout": 7, "enable_inference": True})
+        assert manager.get("cam") is stream and [c[:2] for c in _taken(calls)] == [("a", "prepare")]
+
         await manager.update("cam", {"timeout": 7})  # a source setting: removed, added again
         restarted = manager.get("cam")
         assert restarted is not stream and restarted.origin == "api"
-        assert [c[:3] for c in _taken(calls)] == [
-            ("a", "removed", "gst-main"), ("b", "removed", "gst-main"),
+        assert [c[:3] for c in _taken(calls)] == [  # prepared before anything stops
             ("a", "prepare", worker), ("b", "prepare", worker),
+            ("a", "removed", "gst-main"), ("b", "removed", "gst-main"),
             ("a", "added", "gst-main"), ("b", "added", "gst-main")]
 
         await manager.remove("cam")
@@ -130,6 +134,43 @@ def test_hooks_run_in_order_on_the_threads_the_protocol_names(manager_parts):
         await manager.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+class StateProbe(Feature):
+    """Records the state changes it is told of; raises on each if `fail`."""
+
+    def __init__(self, calls: list[tuple], fail: bool = False):
+        self.calls, self.fail = calls, fail
+
+    def state_changed(self, stream: Stream, transition) -> None:
+        self.calls.append((threading.current_thread().name, stream.id, transition.old.value,
+                           transition.new.value, self.fail))
+        if self.fail:
+            raise RuntimeError("a feature's bug")
+
+
+def test_state_changes_reach_every_feature_on_the_gstreamer_thread(manager_parts):
+    loop, reaper = manager_parts
+    calls: list[tuple] = []
+    features = [StateProbe(calls, fail=True), StateProbe(calls)]
+    manager = StreamManager(Config(), loop, reaper, StreamRegistry(), features)
+    dead = f"rtsp://127.0.0.1:{free_port()}/x"
+
+    async def scenario() -> None:
+        await manager.add(StreamConfig(id="cam", uri=dead, timeout=1, restart_timeout=1))
+        for _ in range(100):
+            if len(calls) >= 4:
+                break
+            await asyncio.sleep(0.1)
+        await manager.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+    # "added", then the refused connection; the first feature's exception is logged, the
+    # second is still told, and supervision goes on
+    assert calls[:4] == [("gst-main", "cam", "starting", "starting", True),
+                         ("gst-main", "cam", "starting", "starting", False),
+                         ("gst-main", "cam", "starting", "retrying", True),
+                         ("gst-main", "cam", "starting", "retrying", False)]
 
 
 def _leads_to(root: object, targets: dict[int, str], limit: int = 50_000) -> str | None:
@@ -178,8 +219,8 @@ def test_nothing_a_feature_holds_leads_back_to_the_manager_or_the_service(servic
     service = svc.service
     features = service.manager.features
     assert {type(f).__name__ for f in features} == {
-        "RecordingControl", "RestreamServer", "LiveViewers", "InferenceController",
-        "SharedPixels"}
+        "RecordingControl", "CameraPeriods", "RestreamServer", "LiveViewers",
+        "InferenceController", "SharedPixels"}
     assert service.manager.get("cam").consumer(Recorder) is not None  # walked through too
     targets = {id(service.manager): "the manager", id(service): "the service"}
     for feature in features:

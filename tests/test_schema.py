@@ -80,7 +80,18 @@ CONTRACT = sorted([
     "200 application/json:AuthStatus",
     "POST /auth/url-token ['auth'] url_token_auth_url_token_post () body=UrlTokenRequest* -> "
     "200 application/json:UrlToken; 401 application/json:ErrorBody; "
-    "422 application/json:ErrorBody",
+    "403 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "POST /auth/login ['auth'] login_auth_login_post () body=LoginRequest* -> "
+    "200 application/json:LoginSession; 401 application/json:ErrorBody; "
+    "422 application/json:ErrorBody; 429 application/json:ErrorBody",
+    "POST /auth/logout ['auth'] logout_auth_logout_post () body=- -> 204 ; "
+    "401 application/json:ErrorBody; 403 application/json:ErrorBody",
+    "GET /auth/me ['auth'] whoami_auth_me_get () body=- -> 200 application/json:WhoAmI; "
+    "401 application/json:ErrorBody; 403 application/json:ErrorBody",
+    "GET /config ['config'] get_config_config_get () body=- -> 200 application/json:ConfigView",
+    "POST /config/reload ['config'] reload_config_config_reload_post () body=- -> "
+    "200 application/json:ReloadResult; 409 application/json:ErrorBody; "
+    "422 application/json:ConfigRefused",
     "GET /events ['inference'] list_events_events_get (query stream_id, query label, "
     "query since, query until, query limit) body=- -> 200 application/json:[EventView]; "
     "404 application/json:ErrorBody; 422 application/json:ErrorBody",
@@ -89,6 +100,10 @@ CONTRACT = sorted([
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
     "GET /health ['monitoring'] health_health_get () body=- -> "
     "200 application/json:[HealthEntry]",
+    "GET /health/live ['monitoring'] live_health_live_get () body=- -> "
+    "200 application/json:Liveness",
+    "GET /health/ready ['monitoring'] ready_health_ready_get () body=- -> "
+    "200 application/json:Readiness; 503 application/json:ErrorBody",
     "GET /inference ['inference'] inference_status_inference_get () body=- -> "
     "200 application/json:InferenceStatus",
     "GET /metrics ['monitoring'] metrics_metrics_get () body=- -> "
@@ -131,14 +146,20 @@ CONTRACT = sorted([
     "start_recording_streams__stream_id__record_post (path stream_id*) "
     "body=RecordRequestBody|null -> 200 application/json:RecordingState; "
     "404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "GET /streams/{stream_id}/timeline ['recording'] timeline_streams__stream_id__timeline_get "
+    "(path stream_id*, query start, query end) body=- -> "
+    "200 application/json:RecordingTimeline; 404 application/json:ErrorBody; "
+    "422 application/json:ErrorBody",
     "GET /streams/{stream_id}/snapshot.jpg ['streams'] "
     "snapshot_streams__stream_id__snapshot_jpg_get (path stream_id*, query width) body=- -> "
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
 ])
-SCHEMAS = {"AuthStatus", "ErrorBody", "EventView", "HealthEntry", "InferenceStatus",
-           "RecordRequestBody", "Recording", "RecordingState", "SourceSettings", "StreamConfig",
-           "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView", "UrlToken",
-           "UrlTokenRequest"}
+SCHEMAS = {"AuthStatus", "ConfigProblem", "ConfigRefused", "ConfigView", "ConfiguredStream",
+           "ErrorBody", "EventView", "HealthEntry", "InferenceStatus", "Liveness", "LoginRequest",
+           "LoginSession", "Readiness", "RecordRequestBody", "Recording", "RecordingState",
+           "RecordingTimeline", "ReloadResult", "SourceSettings", "StreamConfig",
+           "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView", "TimelineGap",
+           "TimelineSegment", "TimelineSpan", "UrlToken", "UrlTokenRequest", "WhoAmI"}
 
 
 def test_schema_keeps_its_contract(service_factory):

@@ -2,7 +2,7 @@
 start and stop as the app's lifespan.
 
 Each resource module builds its `APIRouter` the same way, `create_router(service)`; what a
-route does is read there. Middleware runs outermost first: the token guard, the body limit,
+route does is read there. Middleware runs outermost first: the gate (who is asking), the body limit,
 then JSON bodies whatever their content type (see auth.py, errors.py).
 """
 
@@ -16,15 +16,17 @@ from fastapi import FastAPI
 
 from streamwarden.api import (
     auth,
+    config,
     dashboard,
     events,
     live,
     monitoring,
     recordings,
     streams,
+    timeline,
     ws,
 )
-from streamwarden.api.auth import BodyLimit, TokenAuth
+from streamwarden.api.auth import AuthGate, BodyLimit
 from streamwarden.api.errors import AssumeJsonBody, install_error_handlers
 from streamwarden.api.params import install_stream_errors
 
@@ -55,8 +57,9 @@ def create_app(service: Service) -> FastAPI:
     api_config = service.config.api
     app.add_middleware(AssumeJsonBody)
     app.add_middleware(BodyLimit, max_bytes=api_config.max_body_bytes)
-    app.add_middleware(TokenAuth, token=api_config.token, public_paths=api_config.public_paths)
-    for resource in (streams, live, recordings, events, monitoring, auth, ws, dashboard):
+    app.add_middleware(AuthGate, gate=service.gate, public_paths=api_config.public_paths)
+    for resource in (streams, live, recordings, timeline, events, monitoring, config, auth, ws,
+                     dashboard):
         app.include_router(resource.create_router(service))
     app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="static")
     return app

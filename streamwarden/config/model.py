@@ -18,12 +18,16 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from streamwarden.config.durations import ByteSize, Duration, format_duration
 from streamwarden.config.filemode import parse_dir_mode, parse_file_mode
+from streamwarden.config.hooks import HooksSection, WebhookSection, unique_webhook_labels
 from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id
+from streamwarden.inference.detectors.coco import BUILTIN_LABELS, CCTV_CLASSES
 from streamwarden.uris import validate_uri
 
 StreamId = Annotated[str, AfterValidator(validate_stream_id),
@@ -70,6 +74,8 @@ class AppSection(_Section):
     database: str = "streamwarden.db"
     # the key that encrypts API-added streams in the database; default: <database>.key
     secret_key_file: str | None = Field(default=None, min_length=1)
+    # reload the config file when its content changes (checked every second)
+    watch_config: bool = False
 
     @property
     def key_path(self) -> Path:
@@ -97,7 +103,7 @@ class ApiSection(_Listening):
     listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8080"
     token: str | None = Field(default=None, min_length=16)
     allow_unauthenticated: bool = False
-    public_paths: list[str] = ["/health", "/metrics"]
+    public_paths: list[str] = ["/health", "/health/live", "/health/ready", "/metrics"]
     url_token_ttl: Duration = 300.0
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     tls_cert: str | None = None
@@ -111,12 +117,13 @@ class ApiSection(_Listening):
             raise ValueError("tls_cert and tls_key go together: set both or neither")
         return self
 
-    def exposure_problem(self) -> str | None:
-        """Why this API must not start as configured (None if it may)."""
-        if self.host in LOOPBACK_HOSTS or self.token or self.allow_unauthenticated:
+    def exposure_problem(self, users: bool = False) -> str | None:
+        """Why this API must not start as configured (None if it may); `users`: a users file
+        is configured, so every request is authenticated."""
+        if self.host in LOOPBACK_HOSTS or self.token or users or self.allow_unauthenticated:
             return None
         return (f"refusing to listen on {self.listen} without a token: set [api] token (or "
-                "STREAMWARDEN_API_TOKEN), or [api] allow_unauthenticated = true")
+                "STREAMWARDEN_API_TOKEN) or [users] file, or [api] allow_unauthenticated = true")
 
 
 class RecordingSection(_Section):
@@ -132,27 +139,53 @@ class RecordingSection(_Section):
     dir_mode: DirMode = 0o700  # every directory the recorder creates
 
 
+def _parse_tiles(value: object) -> int | str:
+    if value in ("auto", "off"):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 16:
+        return value
+    raise ValueError(f'expected "auto", "off" or a number of tiles from 1 to 16, got {value!r}')
+
+
+def _parse_classes(value: object) -> list[str] | str | None:
+    if value is None or value == "all":
+        return value
+    if (isinstance(value, list) and value
+            and all(isinstance(v, str) and v.strip() for v in value)):
+        return [v.strip() for v in value]
+    raise ValueError('expected a list of labels such as ["person", "car"], or "all"')
+
+
+Tiles = Annotated[int | str, BeforeValidator(_parse_tiles),
+                  Field(json_schema_extra={"examples": ["auto", "off", 2, 6]})]
+Classes = Annotated[list[str] | str | None, BeforeValidator(_parse_classes)]
+
+
 class InferenceSection(_Section):
     """Object detection for streams with `enable_inference`; runs in a worker process.
 
-    With no `model_path` a built-in detector runs: `model = "blazepose"` (the default,
-    MediaPipe's BlazePose person detector on LiteRT, or OpenCV's HOG where LiteRT is missing)
-    or `model = "nanodet"` (NanoDet-g, 80 COCO classes, on ONNX Runtime). `model_path` takes
-    any ONNX detector with YOLOv5/YOLOv8/SSD-style outputs; `plugin = "package.module:Class"`
-    a Python detector.
+    With no `model_path` a built-in detector runs: `model = "nanodet"` (the default,
+    NanoDet-g, 80 COCO classes, on ONNX Runtime; events for the CCTV classes unless `classes`
+    says otherwise) or `model = "blazepose"` (MediaPipe's BlazePose person detector on LiteRT,
+    or OpenCV's HOG where LiteRT is missing). `model_path` takes any ONNX detector with
+    YOLOv5/YOLOv8/SSD-style outputs; `plugin = "package.module:Class"` a Python detector.
+    `tiles` cuts wide frames into overlapping tiles so small objects stay visible to a model
+    with a small input (see inference/detectors/tiling.py).
     """
 
     backend: Literal["cpu", "nvidia"] = "cpu"
     config_path: str | None = None  # DeepStream nvinfer config (backend "nvidia")
-    model: Literal["blazepose", "nanodet"] = "blazepose"  # the built-in, without model_path
+    model: Literal["nanodet", "blazepose"] = "nanodet"  # the built-in, without model_path
     model_path: str | None = None
     labels_path: str | None = None
     layout: Literal["auto", "yolov5", "yolov8", "ssd"] = "auto"
     input_size: int = Field(default=640, ge=32, le=4096)  # for models with dynamic input size
     confidence: float | None = Field(default=None, gt=0, le=1)  # None: the model's default
     iou: float = Field(default=0.45, gt=0, le=1)
-    classes: list[str] | None = None  # keep only these labels
     plugin: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    # None: the built-in nanodet's CCTV classes, every label of any other model; "all"; a list
+    classes: Classes = None
+    tiles: Tiles = "auto"
     batch_size: int = Field(default=1, ge=1, le=64)
     fps: float = Field(default=5.0, gt=0, le=120)
     frame_width: int = Field(default=640, ge=64, le=3840)  # pixels handed to the model
@@ -166,10 +199,38 @@ class InferenceSection(_Section):
 
     @model_validator(mode="after")
     def _one_model(self) -> InferenceSection:
-        if self.model != "blazepose" and (self.model_path or self.plugin):
+        if "model" in self.model_fields_set and (self.model_path or self.plugin):
             raise ValueError(f"model = {self.model!r} picks a built-in detector: it cannot go "
                              "with model_path or plugin")
         return self
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, classes: list[str] | str | None,
+                       info: ValidationInfo) -> list[str] | str | None:
+        """A built-in's labels are known here; a file's are checked when the worker loads it."""
+        data = info.data
+        if data.get("model_path") or data.get("plugin") or not isinstance(classes, list):
+            return classes
+        model = data.get("model", "nanodet")
+        known = BUILTIN_LABELS[model]
+        unknown = [c for c in classes if c not in known]
+        if unknown:
+            shown = ", ".join(known) if len(known) < 10 else "the 80 COCO classes, e.g. " \
+                + ", ".join(known[:10])
+            raise ValueError(f"{unknown} are not labels of the built-in model {model!r} "
+                             f"({shown})")
+        return classes
+
+    def kept_classes(self) -> list[str] | None:
+        """The labels events are made for; None: every label the model has."""
+        if self.classes == "all":
+            return None
+        if self.classes is not None:
+            return list(self.classes)
+        if self.model == "nanodet" and not (self.model_path or self.plugin):
+            return list(CCTV_CLASSES)
+        return None
 
 
 _SOURCE_LIMITS = {"timeout": 3600.0, "restart_timeout": 3600.0, "retry_timeout": 30 * 86400.0,
@@ -237,12 +298,53 @@ class RestreamSection(_Listening):
             raise ValueError("user and password go together: set both or neither")
         return self
 
-    def exposure_problem(self) -> str | None:
-        if (not self.enabled or self.host in LOOPBACK_HOSTS or self.user
+    def exposure_problem(self, users: bool = False) -> str | None:
+        if (not self.enabled or self.host in LOOPBACK_HOSTS or self.user or users
                 or self.allow_unauthenticated):
             return None
         return (f"refusing to re-serve cameras on {self.listen} without credentials: set "
-                "[restream] user and password, or [restream] allow_unauthenticated = true")
+                "[restream] user and password or [users] file, or [restream] "
+                "allow_unauthenticated = true")
+
+
+class Argon2Params(_Section):
+    """argon2id's cost: iterations, memory (KiB), lanes."""
+
+    time_cost: int = Field(default=3, ge=1, le=100)
+    memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
+    parallelism: int = Field(default=4, ge=1, le=64)
+
+    def weaker_than(self, other: Argon2Params) -> bool:
+        return (self.time_cost < other.time_cost or self.memory_kib < other.memory_kib
+                or self.parallelism < other.parallelism)
+
+
+class UsersSection(_Section):
+    """Users with passwords and roles, besides `[api] token` (which acts as an admin)."""
+
+    file: str | None = Field(default=None, min_length=1)  # see streamwarden/users/userfile.py
+    session_ttl: Duration = 12 * 3600.0
+    # new hashes (`streamwarden user add|passwd`): argon2-cffi's defaults, RFC 9106 low-memory
+    hash: Argon2Params = Argon2Params()
+    # the weakest hash the users file may hold: OWASP's argon2id minimum
+    min_hash: Argon2Params = Argon2Params(time_cost=2, memory_kib=19456, parallelism=1)
+    login_free_attempts: int = Field(default=3, ge=1, le=1000)
+    login_backoff_max: Duration = 300.0
+    # how long an RTSP reader's verified credentials are remembered (no argon2 per request)
+    restream_credentials_ttl: Duration = 600.0
+
+    @model_validator(mode="after")
+    def _sensible(self) -> UsersSection:
+        if not 60 <= self.session_ttl <= 30 * 86400:
+            raise ValueError("session_ttl must be between 1m and 30d")
+        if not 1 <= self.login_backoff_max <= 86400:
+            raise ValueError("login_backoff_max must be between 1s and 1d")
+        if self.restream_credentials_ttl > 86400:
+            raise ValueError("restream_credentials_ttl can be at most 1d")
+        if self.hash.weaker_than(self.min_hash):
+            raise ValueError("hash is weaker than min_hash: new passwords would be refused at "
+                             "start-up; raise hash or lower min_hash")
+        return self
 
 
 class MqttSection(_Section):
@@ -253,6 +355,25 @@ class MqttSection(_Section):
     topic_prefix: str = Field(default="streamwarden", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
     client_id: str = "streamwarden"
     buffer: int = Field(default=1000, ge=1, le=1_000_000)
+    # Home Assistant MQTT discovery (hass/discovery.py): per camera a camera entity, binary
+    # sensors (online, one per label detected), switches for recording and detection
+    home_assistant: bool = False
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
+    # a "<label> detected" sensor per label; None: [inference] record_on, or else "person"
+    detection_labels: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = None
+    snapshot_interval: Duration = 10.0  # how often each camera entity's picture is published
+
+    @model_validator(mode="after")
+    def _snapshot_interval(self) -> MqttSection:
+        if not 1 <= self.snapshot_interval <= 3600:
+            raise ValueError("snapshot_interval must be between 1s and 1h")
+        return self
+
+    def labels(self, record_on: list[str]) -> list[str]:
+        """The labels that get a "detected" binary sensor in Home Assistant."""
+        if self.detection_labels is not None:
+            return self.detection_labels
+        return record_on or ["person"]
 
 
 class Config(_Section):
@@ -264,6 +385,14 @@ class Config(_Section):
     streams: list[StreamConfig] = []
     restream: RestreamSection = RestreamSection()
     mqtt: MqttSection | None = None
+    hooks: HooksSection = HooksSection()
+    webhooks: list[WebhookSection] = []
+    users: UsersSection = UsersSection()
+
+    @model_validator(mode="after")
+    def _webhook_labels(self) -> Config:
+        unique_webhook_labels(self.webhooks)
+        return self
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from streamwarden.demo.clip import ClipSpec, LoadedClip, load_clip
 from streamwarden.demo.stamp import stamp_access_unit
@@ -23,13 +24,32 @@ from streamwarden.gst.init import GLib, Gst, GstRtspServer
 log = logging.getLogger(__name__)
 
 
+class SentLog:
+    """One line per video unit sent, `MOUNT SEQUENCE WALL_TIME`: the stamp it carries.
+
+    Lets a benchmark know when each frame of the clip left the camera (frame = sequence
+    modulo the clip's length), e.g. to tell how long after an object appeared it was detected.
+    """
+
+    def __init__(self, handle: TextIO):
+        self._handle = handle
+        self._lock = threading.Lock()
+
+    def write(self, mount: str, sequence: int, wall: float) -> None:
+        with self._lock:
+            self._handle.write(f"{mount} {sequence} {wall:.6f}\n")
+            self._handle.flush()
+
+
 class _Feeder:
     """Pushes a clip's units into a media's appsrc elements in a loop, paced by wall time."""
 
-    def __init__(self, clip: LoadedClip, video_src: Gst.Element, audio_src: Gst.Element | None):
+    def __init__(self, clip: LoadedClip, video_src: Gst.Element, audio_src: Gst.Element | None,
+                 sent: tuple[SentLog, str] | None = None):
         self._clip = clip
         self._video_src = video_src
         self._audio_src = audio_src
+        self._sent = sent
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="camera-feeder", daemon=True)
 
@@ -87,7 +107,10 @@ class _Feeder:
                 return
             data = unit.data
             if src is self._video_src:
-                data = stamp_access_unit(self._clip.spec.codec, data, sequence)
+                wall = time.time()
+                data = stamp_access_unit(self._clip.spec.codec, data, sequence, wall)
+                if self._sent is not None:
+                    self._sent[0].write(self._sent[1], sequence, wall)
                 sequence += 1
             buf = Gst.Buffer.new_wrapped(data)
             buf.pts = max(0, due + offset)
@@ -103,9 +126,10 @@ class _Feeder:
 class _ClipFactory(GstRtspServer.RTSPMediaFactory):
     """Media factory whose pipeline is fed from memory; one shared pipeline for all clients."""
 
-    def __init__(self, clip: LoadedClip):
+    def __init__(self, clip: LoadedClip, sent: tuple[SentLog, str] | None = None):
         super().__init__()
         self._clip = clip
+        self._sent = sent
         self.set_shared(True)
         self.connect("media-configure", self._on_media_configure)
 
@@ -127,7 +151,8 @@ class _ClipFactory(GstRtspServer.RTSPMediaFactory):
 
     def _on_media_configure(self, _factory, media) -> None:
         element = media.get_element()
-        feeder = _Feeder(self._clip, element.get_by_name("vsrc"), element.get_by_name("asrc"))
+        feeder = _Feeder(self._clip, element.get_by_name("vsrc"), element.get_by_name("asrc"),
+                         self._sent)
         media.connect("unprepared", lambda *_: feeder.stop())
         feeder.start()
 
@@ -141,7 +166,8 @@ class CameraMount:
 class SyntheticCamera:
     """An RTSP server on `host:port` with one mount per clip; attach to a GLib main context."""
 
-    def __init__(self, mounts: list[CameraMount], port: int, host: str = "127.0.0.1"):
+    def __init__(self, mounts: list[CameraMount], port: int, host: str = "127.0.0.1",
+                 sent: SentLog | None = None):
         self.port = port
         self.host = host
         self._server = GstRtspServer.RTSPServer()
@@ -149,7 +175,8 @@ class SyntheticCamera:
         self._server.set_service(str(port))
         points = self._server.get_mount_points()
         for mount in mounts:
-            points.add_factory(mount.path, _ClipFactory(load_clip(mount.spec)))
+            factory = _ClipFactory(load_clip(mount.spec), (sent, mount.path) if sent else None)
+            points.add_factory(mount.path, factory)
         self._source_id: int | None = None
 
     def url(self, path: str) -> str:
@@ -183,14 +210,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image", help="a still picture to show instead of the test pattern")
     parser.add_argument("--bitrate", type=int, default=800, help="kbit/s")
     parser.add_argument("--pattern", default="ball", help="videotestsrc pattern (snow: costly)")
+    parser.add_argument("--clip", help="serve this encoded elementary stream (--codec, --width, "
+                                       "--height, --fps say what it is) as it is")
+    parser.add_argument("--log", help="append a line per video frame sent: MOUNT SEQ WALL")
     args = parser.parse_args(argv)
     spec = ClipSpec(
         width=args.width, height=args.height, fps=args.fps, seconds=args.seconds,
         codec=args.codec, gop=args.gop, audio=args.audio, bitrate_kbps=args.bitrate,
         pattern=args.pattern, image=str(Path(args.image).resolve()) if args.image else None,
+        encoded=str(Path(args.clip).resolve()) if args.clip else None,
     )
     paths = args.path or ["/stream"]
-    camera = SyntheticCamera([CameraMount(p, spec) for p in paths], args.port, args.host)
+    sent = SentLog(open(args.log, "a")) if args.log else None  # noqa: SIM115 (process-long)
+    camera = SyntheticCamera([CameraMount(p, spec) for p in paths], args.port, args.host, sent)
     loop = GLib.MainLoop()
     camera.attach(None)
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -33,6 +33,9 @@ class ClipSpec:
     pattern: str = "ball"
     bitrate_kbps: int = 800
     image: str | None = None  # a still picture (PNG/JPEG) instead of the test pattern
+    # an elementary stream (Annex B, `codec`, width x height at fps) already encoded, served
+    # as it is: a scene made elsewhere (bench/detect_quality.py), with no encoding here
+    encoded: str | None = None
 
     def key(self) -> str:
         text = repr(self)
@@ -106,6 +109,8 @@ def _run_to_eos(description: str) -> None:
 
 def ensure_clip(spec: ClipSpec, cache_dir: Path | None = None) -> tuple[Path, Path | None]:
     """Encode the clip once and return (video file, audio file or None) from the cache."""
+    if spec.encoded:
+        return Path(spec.encoded), None
     cache = cache_dir or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     video_path = cache / f"{spec.key()}.{spec.codec}"

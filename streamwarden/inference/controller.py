@@ -22,7 +22,6 @@ from streamwarden.feature import Feature
 from streamwarden.inference.detection import Detection
 from streamwarden.inference.detectors.factory import DetectorSpec
 from streamwarden.inference.event_log import EventLog
-from streamwarden.inference.models import BUILTIN_MODELS
 from streamwarden.inference.runner import FrameResult, InferenceRunner
 from streamwarden.pixels.decoder import PixelConsumer, slot_capacity
 from streamwarden.pixels.shared import SharedPixels
@@ -60,13 +59,13 @@ class InferenceController(Feature):
         for warning in self.warnings:
             log.warning("inference: %s", warning)
         self.runner = InferenceRunner(
-            DetectorSpec.from_config(section, BUILTIN_MODELS[section.model]),
+            DetectorSpec.from_config(section),
             batch_size=section.batch_size,
             deadline=section.worker_deadline, memory_limit=section.worker_memory_limit,
             motion_gate=section.motion_gate, on_result=self._on_result)
         self.events = EventLog(
             db, model_name=lambda: self.runner.model.get("model") or "?",
-            event_gap=section.event_gap, classes=section.classes,
+            event_gap=section.event_gap, classes=section.kept_classes(),
             record_on=section.record_on, frame_lookup=self._frame, publish=publish,
             record=self._record)
 

@@ -1,7 +1,11 @@
 """Recording gaps: stored intervals in which a stream was to be recorded but was not, and why.
 
 A gap is (stream, start, end, reason), wall-clock seconds, with reasons such as `disk_full`
-and `write_error`. A recording timeline shows them next to the segments. A gap is stored
+and `write_error`. The recording timeline (timeline.py) shows them next to the segments.
+Two more reasons are stored here as they happen: `deleted` (footage retention removed;
+adjacent deletions extend one row, so a stream keeps one row per deleted stretch, not one
+per segment) and `discontinuity` (a moment, start = end: where the camera's timestamps
+jumped; the timeline gives it the hole it made, if any). An outage's gap is stored
 when its outage begins (open, its end the last time it was known to go on, moved on every
 heartbeat) and closed when it ends, so a service that dies during an outage leaves an open
 gap with an honest end; `close_dangling` closes those at start-up.
@@ -23,11 +27,16 @@ CREATE TABLE IF NOT EXISTS recording_gaps (
     stream_id TEXT NOT NULL,
     start_ts REAL NOT NULL,
     end_ts REAL NOT NULL,       -- while open: the last time the outage was known to go on
-    reason TEXT NOT NULL,       -- disk_full | write_error
+    reason TEXT NOT NULL,       -- disk_full | write_error | deleted | discontinuity
     open INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS recording_gaps_stream_start ON recording_gaps (stream_id, start_ts);
 """
+
+# A deletion this close to a stored deleted stretch extends it: the segments of one session
+# touch, so a stream keeps one row per recording run deleted; what lay between two runs (an
+# outage, recording off) keeps its own reason.
+DELETED_JOIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,30 @@ class GapStore:
             self._conn.execute("UPDATE recording_gaps SET start_ts = ?, end_ts = ?, open = 0 "
                                "WHERE id = ?", (start_ts, end_ts, gap_id))
         return GapRow(gap_id, stream_id, start_ts, end_ts, reason, False)
+
+    def moment(self, stream_id: str, wall: float, reason: str) -> int:
+        """Something happened at `wall` (a discontinuity): a closed gap of no length."""
+        cur = self._conn.execute(
+            "INSERT INTO recording_gaps (stream_id, start_ts, end_ts, reason, open) "
+            "VALUES (?, ?, ?, ?, 0)", (stream_id, wall, wall, reason))
+        return int(cur.lastrowid or 0)
+
+    def deleted(self, stream_id: str, start_ts: float, end_ts: float,
+                tolerance: float = DELETED_JOIN_S) -> None:
+        """Footage from `start_ts` to `end_ts` was deleted: extend the stream's deleted gap
+        that reaches it (within `tolerance`), else store a new one."""
+        row = self._conn.execute(
+            "SELECT id FROM recording_gaps WHERE stream_id = ? AND reason = 'deleted' "
+            "AND end_ts >= ? AND start_ts <= ? ORDER BY end_ts DESC LIMIT 1",
+            (stream_id, start_ts - tolerance, end_ts + tolerance)).fetchone()
+        if row is None:
+            self._conn.execute(
+                "INSERT INTO recording_gaps (stream_id, start_ts, end_ts, reason, open) "
+                "VALUES (?, ?, ?, 'deleted', 0)", (stream_id, start_ts, end_ts))
+        else:
+            self._conn.execute(
+                "UPDATE recording_gaps SET start_ts = MIN(start_ts, ?), end_ts = MAX(end_ts, ?) "
+                "WHERE id = ?", (start_ts, end_ts, row["id"]))
 
     def close_dangling(self) -> int:
         """At start-up: gaps left open by a service that died end where they were last seen

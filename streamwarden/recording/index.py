@@ -4,7 +4,9 @@ The recorder reports each segment as it opens (so a crash leaves a row saying `r
 and as it closes; the database thread does the I/O (file size, probing, SQL). A segment cut
 by an error is settled at once (reconcile.settle_segment): kept with the duration that
 really plays, or removed if nothing in it plays, so no row claims a segment it does not have.
-An outage's gap is stored when it begins and closed when it ends (recording/gaps.py).
+An outage's gap is stored when it begins and closed when it ends (recording/gaps.py); when
+recording is requested and stopped, and the camera's timestamp discontinuities, are stored for
+the recording timeline (history.py, gaps.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from streamwarden.db import Database
 from streamwarden.recording.gaps import GapStore
+from streamwarden.recording.history import RECORDING, History
 from streamwarden.recording.listener import SegmentListener
 from streamwarden.recording.outage import Gap, Outage
 from streamwarden.recording.reconcile import settle_segment
@@ -28,9 +31,11 @@ _SESSION_SLACK_S = 0.5
 
 
 class RecordingIndex(SegmentListener):
-    def __init__(self, db: Database, on_change=None, emit=None, gaps: GapStore | None = None):
+    def __init__(self, db: Database, on_change=None, emit=None, gaps: GapStore | None = None,
+                 history: History | None = None):
         self.db = db
         self.gaps = gaps if gaps is not None else GapStore(db)
+        self.history = history if history is not None else History(db)
         self._on_change = on_change
         self._emit = emit or (lambda event: None)
 
@@ -76,9 +81,22 @@ class RecordingIndex(SegmentListener):
             row = self.db.recording_by_path(str(path))
         if row is not None:
             self._emit({"type": "segment_closed", "stream_id": stream_id,
-                        "recording_id": row.id, "duration": row.duration, "bytes": row.bytes})
+                        "recording_id": row.id, "duration": row.duration, "bytes": row.bytes,
+                        "path": row.path, "start": row.start_ts, "end": row.end_ts,
+                        "status": row.status})
         if self._on_change is not None:
             self._on_change()
+
+    # ---- the timeline's facts --------------------------------------------------------------
+
+    def recording_changed(self, stream_id: str, reason: str | None, wall: float) -> None:
+        if reason is not None:
+            self._submit(self.history.period_started, stream_id, RECORDING, wall)
+        else:
+            self._submit(self.history.period_ended, stream_id, RECORDING, wall)
+
+    def discontinuity(self, stream_id: str, wall: float, jump_seconds: float) -> None:
+        self._submit(self.gaps.moment, stream_id, wall, "discontinuity")
 
     # ---- outages ---------------------------------------------------------------------------
 
@@ -100,10 +118,13 @@ class RecordingIndex(SegmentListener):
     def _recorded_until(self, stream_id: str, gap: Gap) -> float:
         """Where recording really stopped: the end of what plays in the cut session's segments
         (settled before this runs: the database thread keeps the order), not the last frame
-        handed to it. The segments of the session only, so a gap never reaches further back."""
+        handed to it. The segments of the session only, so a gap never reaches further back,
+        and not those of the session that resumed (indexed already when the ring replayed the
+        whole outage: it starts where the outage ends, which can be the outage's own start)."""
         if gap.session_start is None:
             return gap.start
         since = gap.session_start - _SESSION_SLACK_S
         ends = [r.end_ts for r in self.db.recordings(stream_id, since, gap.start, limit=10**6)
-                if r.start_ts >= since and r.end_ts is not None and r.status != "corrupt"]
+                if since <= r.start_ts < gap.start and r.end_ts is not None
+                and r.status != "corrupt"]
         return min(gap.start, max(ends, default=gap.session_start))

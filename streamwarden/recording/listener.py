@@ -33,6 +33,9 @@ class SegmentListener:
                      began_earlier: Callable[[float], None]) -> None:
         """The outage is over; `began_earlier(seconds)` if the gap proves longer than `gap`."""
 
+    def recording_changed(self, stream_id: str, reason: str | None, wall: float) -> None:
+        """Recording was requested for `reason` at `wall`, or no longer (`reason` None)."""
+
     def discontinuity(self, stream_id: str, wall: float, jump_seconds: float) -> None:
-        """The camera's clock jumped by `jump_seconds` (signed) at `wall`; recording went on
-        across it (the files' timeline is bridged, no frame lost)."""
+        """The camera's timestamps jumped by `jump_seconds` (signed) at `wall`; recording
+        went on across it (the files' timeline is bridged, no frame lost)."""

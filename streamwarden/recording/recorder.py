@@ -178,7 +178,7 @@ class Recorder(Consumer):
         sessions carry the files across it (media.timeline.Bridge); the index and the bus
         are told."""
         self.discontinuities += 1
-        self._tell.discontinuity(wall, seconds, self.policy.recording)
+        self._tell.discontinuity(self.stream_id, wall, seconds, self.policy.recording)
 
     def latest_keyframe(self) -> tuple[Gst.Buffer, Gst.Caps] | None:
         """The newest keyframe in the pre-event buffer (any thread), for snapshots."""

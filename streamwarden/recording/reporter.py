@@ -1,5 +1,6 @@
 """What a recorder tells people: log lines, events for the WebSocket/MQTT bus, and the
-outage calls to the index (which stores the gaps).
+calls to the index that store what the recording timeline shows (recording requested or not,
+outages as gaps, timestamp discontinuities).
 
 One place for the wording and the event shapes, so the recorder only decides when. Each
 outage is reported twice, when it begins and when it ends, never per retry (outage.py).
@@ -8,6 +9,7 @@ outage is reported twice, when it begins and when it ends, never per retry (outa
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from streamwarden.recording.listener import SegmentListener
@@ -27,6 +29,7 @@ class RecordingReporter:
     def recording(self, reason: str | None, pre_roll: float = 0.0) -> None:
         """Recording started for `reason` (with `pre_roll`), or stopped (`reason` None)."""
         sid = self.stream_id
+        self._listener.recording_changed(sid, reason, time.time())
         if reason is not None:
             log.info("stream %s: recording started (%s, pre-roll %gs)", sid, reason, pre_roll,
                      extra={"stream_id": sid, "event": "recording_started", "reason": reason})
@@ -66,16 +69,6 @@ class RecordingReporter:
                     "since": outage.start if outage else None,
                     "lost_seconds": round(gap.seconds, 3) if gap else None})
 
-    def discontinuity(self, wall: float, jump_seconds: float, recording: bool) -> None:
-        """The camera's timestamps jumped by `jump_seconds` (signed: forwards or back, beyond
-        the time that really passed) at `wall`. Sessions carry their files across it, so
-        nothing is lost; the index stores it for the timeline, the bus tells clients. The
-        stream logs it (once, whether or not it is recorded)."""
-        sid = self.stream_id
-        self._listener.discontinuity(sid, wall, jump_seconds)
-        self._emit({"type": "discontinuity", "stream_id": sid, "time": wall,
-                    "jump_seconds": round(jump_seconds, 3), "recording": recording})
-
     def audio(self, note: str, warning: bool) -> None:
         """How the camera's audio goes into the files, when not as it was sent: said once
         when it starts (a WARNING when the audio is left out: never a silent loss)."""
@@ -85,3 +78,16 @@ class RecordingReporter:
 
     def outage_ongoing(self, wall: float) -> None:
         self._listener.outage_ongoing(self.stream_id, wall)
+
+    def discontinuity(self, stream_id: str, wall_ts: float, jump_seconds: float,
+                      recording: bool = True) -> None:
+        """The camera's timestamps jumped by `jump_seconds` (signed: forwards or back, beyond
+        the time that really passed) at `wall_ts` (wall clock): logged once and stored, so
+        the timeline can say why footage is missing there, if it is; the bus tells clients.
+        Sessions carry their files across it (bridged), so nothing is lost."""
+        log.warning("stream %s: camera timestamps jumped by %+.3f s", stream_id, jump_seconds,
+                    extra={"stream_id": stream_id, "event": "discontinuity",
+                           "jump_seconds": jump_seconds})
+        self._listener.discontinuity(stream_id, wall_ts, jump_seconds)
+        self._emit({"type": "discontinuity", "stream_id": stream_id, "time": wall_ts,
+                    "jump_seconds": round(jump_seconds, 3), "recording": recording})

@@ -2,7 +2,8 @@
 
 Runs on the database thread, so a file and its index row go in the same step: the file is
 removed first, then the row (a crash in between leaves a row whose file is gone, which the
-next reconciliation drops). Segments still being written are never touched.
+next reconciliation drops). Segments still being written are never touched. What it deletes
+is stored as a `deleted` gap (gaps.py), so the recording timeline says where footage went.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import logging
 import time
 from pathlib import Path
 
-from streamwarden.db import Database
+from streamwarden.db import Database, RecordingRow
+from streamwarden.recording.gaps import GapStore
 
 log = logging.getLogger("streamwarden.recording")
 
@@ -36,8 +38,17 @@ def _remove_empty_dirs(directory: Path) -> None:
             return
 
 
+def _expire(db: Database, row: RecordingRow, gaps: GapStore | None) -> int:
+    """Delete a segment for a storage limit, and say so in the timeline."""
+    if not delete_segment(db, row):
+        return 0
+    if gaps is not None:
+        gaps.deleted(row.stream_id, row.start_ts, row.end_ts or row.start_ts)
+    return 1
+
+
 def enforce(db: Database, retention: float | None, max_size: int | None,
-            now: float | None = None) -> int:
+            now: float | None = None, gaps: GapStore | None = None) -> int:
     """Delete what is over the limits; returns how many segments were deleted."""
     now = time.time() if now is None else now
     deleted = 0
@@ -45,14 +56,14 @@ def enforce(db: Database, retention: float | None, max_size: int | None,
     if retention is not None:
         for row in finished:
             if (row.end_ts or row.start_ts) < now - retention:
-                deleted += delete_segment(db, row)
+                deleted += _expire(db, row, gaps)
         finished = [r for r in db.recordings(limit=10**9) if r.status != "recording"]
     if max_size is not None:
         total = db.total_bytes()
         for row in finished:  # oldest first, across streams
             if total <= max_size:
                 break
-            if delete_segment(db, row):
+            if _expire(db, row, gaps):
                 total -= row.bytes or 0
                 deleted += 1
     if deleted:

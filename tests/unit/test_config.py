@@ -66,7 +66,7 @@ def test_nvidia_backend_without_gpu_is_a_warning(monkeypatch):
         ('[recording]\nformat = "avi"\n', "recording.format", 2, "'mp4', 'mkv' or 'ts'"),
         ('[stream_defaults]\ntransport = "quic"\n', "stream_defaults.transport", 2, "tcp"),
         ('[restream]\nfallback = "black"\n', "restream.fallback", 2, "'none' or 'slate'"),
-        ('[inference]\nmodel = "yolo"\n', "inference.model", 2, "'blazepose' or 'nanodet'"),
+        ('[inference]\nmodel = "yolo"\n', "inference.model", 2, "'nanodet' or 'blazepose'"),
         ('[inference]\nmodel = "nanodet"\nmodel_path = "/m.onnx"\n', "inference", 1,
          "cannot go with model_path"),
     ],

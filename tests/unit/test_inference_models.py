@@ -83,6 +83,32 @@ def test_labels_count_mismatch_names_both_files(tmp_path):
         OnnxDetector(model, labels)
 
 
+@pytest.mark.parametrize("names", ["{0: 'cat', 1: 'dog'}", '["cat", "dog"]', "cat\ndog"])
+def test_labels_from_the_models_metadata(tmp_path, names):
+    model = onnx_models.yolov8_model(tmp_path / "m.onnx", metadata={"names": names})
+    detector = OnnxDetector(model)
+    assert detector.labels == ["cat", "dog"] and "metadata" in detector.label_source
+    assert [d.label for d in detector.detect([FRAME])[0]] == ["dog"]
+
+
+def test_labels_file_beside_the_model_and_its_precedence(tmp_path, labels):
+    model = onnx_models.yolov8_model(tmp_path / "m.onnx")
+    (tmp_path / "m.names").write_text("bike\nbus\n")
+    detector = OnnxDetector(model)
+    assert detector.labels == ["bike", "bus"]
+    assert detector.label_source == f"labels file {tmp_path / 'm.names'} (beside the model)"
+    assert OnnxDetector(model, labels).labels == ["person", "car"]  # labels_path wins
+    (tmp_path / "m.names").write_text("only-one\n")
+    with pytest.raises(ModelError, match=r"m.names \(beside the model\) has 1 labels but model"):
+        OnnxDetector(model)
+
+
+def test_metadata_labels_of_the_wrong_length_are_an_error(tmp_path):
+    model = onnx_models.yolov8_model(tmp_path / "m.onnx", metadata={"names": "{0: 'cat'}"})
+    with pytest.raises(ModelError, match=r"metadata \('names'\) has 1 labels but model"):
+        OnnxDetector(model)
+
+
 def test_forced_layout_that_does_not_fit(tmp_path):
     model = onnx_models.ssd_model(tmp_path / "ssd.onnx")
     with pytest.raises(ModelError, match=r"fit no supported"):
@@ -105,10 +131,12 @@ def test_builtin_person_detector_finds_the_astronaut_and_not_the_coffee():
         assert detector.detect([sample_picture(name)]) == [[]], name
 
 
-def test_default_spec_builds_the_builtin_and_falls_back_to_hog(tmp_path):
-    detector = build_detector(DetectorSpec(builtin_model=str(BUILTIN_MODEL)))
+def test_blazepose_spec_builds_the_builtin_and_falls_back_to_hog(tmp_path):
+    detector = build_detector(DetectorSpec(builtin="blazepose", builtin_model=str(BUILTIN_MODEL),
+                                           tiles="off"))
     assert detector.name == "blazepose-person" and detector.warning is None
-    fallback = build_detector(DetectorSpec(builtin_model=str(tmp_path / "missing.tflite")))
+    fallback = build_detector(DetectorSpec(builtin="blazepose", tiles="off",
+                                           builtin_model=str(tmp_path / "missing.tflite")))
     assert isinstance(fallback, HogPersonDetector)
     assert "missing.tflite" in fallback.warning
     assert fallback.detect([sample_picture("coffee")]) == [[]]

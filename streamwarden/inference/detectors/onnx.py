@@ -23,21 +23,10 @@ import numpy as np
 
 from streamwarden.inference.detection import Detection
 from streamwarden.inference.detectors.base import Detector, ModelError, letterbox, nms, unletterbox
-from streamwarden.inference.detectors.coco import COCO_LABELS
+from streamwarden.inference.detectors.labels import resolve_labels
 
 LAYOUTS = ("auto", "yolov5", "yolov8", "ssd")
 NVIDIA_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-
-
-def read_labels(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"labels file {path} cannot be read: {exc}") from None
-    labels = [line.strip() for line in text.splitlines() if line.strip()]
-    if not labels:
-        raise ModelError(f"labels file {path} has no labels")
-    return labels
 
 
 class OnnxDetector(Detector):
@@ -71,18 +60,21 @@ class OnnxDetector(Detector):
         self._input = self._session.get_inputs()[0]
         self._parse_input(model_path, input_size)
         self._outputs = self._session.get_outputs()
-        self.layout, classes = self._parse_outputs(model_path, layout)
-        if labels_path is not None:
-            self.labels = read_labels(labels_path)
-            if classes is not None and len(self.labels) != classes:
-                raise ModelError(f"labels file {labels_path} has {len(self.labels)} labels but "
-                                 f"model {model_path} predicts {classes} classes")
-        elif classes == len(COCO_LABELS) or classes is None:
-            self.labels = list(COCO_LABELS)
-        else:
-            self.labels = [f"class_{i}" for i in range(classes)]
+        self.layout, self.classes = self._parse_outputs(model_path, layout)
+        metadata = dict(self._session.get_modelmeta().custom_metadata_map or {})
+        labels = resolve_labels(model_path, labels_path, metadata, self.classes)
+        self.labels, self.label_source = labels.names, labels.source
 
     # ---- model inspection ------------------------------------------------------------------
+
+    @property
+    def input_meta(self):
+        """ONNX Runtime's description of the image input (name, shape, type)."""
+        return self._input
+
+    @property
+    def outputs_meta(self) -> list:
+        return list(self._outputs)
 
     def _parse_input(self, model_path: Path, input_size: int) -> None:
         shape = list(self._input.shape)
@@ -92,8 +84,12 @@ class OnnxDetector(Detector):
         h, w = (shape[2], shape[3]) if self._nchw else (shape[1], shape[2])
         self._height = h if isinstance(h, int) and h > 0 else input_size
         self._width = w if isinstance(w, int) and w > 0 else input_size
+        self.input_size = (self._width, self._height)
+        self.input_layout = "NCHW" if self._nchw else "NHWC"
+        self.input_dynamic = not all(isinstance(v, int) and v > 0 for v in (h, w))
         self._batch_dynamic = not (isinstance(shape[0], int) and shape[0] > 0)
         self._float = "float" in self._input.type
+        self.input_type = self._input.type  # e.g. tensor(float)
 
     def _parse_outputs(self, model_path: Path, layout: str) -> tuple[str, int | None]:
         shapes = {o.name: list(o.shape) for o in self._outputs}

@@ -18,8 +18,8 @@ async function api(method, path, body) {
   const response = await fetch(path, { method, headers,
     body: body === undefined ? undefined : JSON.stringify(body) });
   if (response.status === 401) {
-    $("#login").hidden = false;
-    throw new Error("the API needs a token");
+    Auth.showLogin(await (await fetch("/auth/status")).json());
+    throw new Error("please sign in");
   }
   const payload = response.status === 204 ? null : await response.json();
   if (!response.ok) throw new Error(`${payload.error}: ${payload.detail}`);
@@ -52,6 +52,7 @@ function renderCard(stream) {
     $(".show-rec", card).onclick = () => showRecordings(stream.id);
     $(".remove", card).onclick = () => removeStream(stream.id);
     $("#grid").append(card);
+    if (typeof Timeline !== "undefined") Timeline.attach(card, stream.id);  // timeline.js
   }
   const health = stream.health || stream;
   const badge = $(".state", card);
@@ -273,19 +274,19 @@ async function start() {
   $("#add-form").onsubmit = addStream;
   $("#clip-form").onsubmit = downloadClip;
   $("#rec-close").onclick = () => { $("#recordings").hidden = true; };
-  $("#login-form").onsubmit = (event) => {
-    event.preventDefault();
-    state.token = event.target.token.value;
+  Auth.bind((token) => {
+    state.token = token;
     localStorage.setItem("streamwarden-token", state.token);
     $("#login").hidden = true;
     start();
-  };
+  });
   try {
     const auth = await (await fetch("/auth/status")).json();
     if (auth.token_required && !state.token) {
-      $("#login").hidden = false;
+      Auth.showLogin(auth);
       return;
     }
+    await Auth.apply(api, () => { localStorage.removeItem("streamwarden-token"); location.reload(); });
     await loadStreams();
     showError("");
     connectEvents();

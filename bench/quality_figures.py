@@ -1,0 +1,271 @@
+"""The arithmetic of bench/detect_quality.py: which frame a result is about, what it matched,
+recall and precision per size band, events per object, latency. Plain data in, no I/O.
+
+Frames: the camera logs when it sent each frame (`seq`, wall time; the clip's frame is
+`seq % clip_frames`, the loop `seq // clip_frames`). A result is placed on that timeline by a
+relative frame count (the service: its frame's PTS, 40 ms a frame; the naive peer: frames
+read since it connected) plus one anchor for the whole run: each result proposes
+`sent_before(when it was decoded) - relative count`, and the anchor is the most common
+proposal (the service, whose jitter buffer holds frames back by the stream's `latency`,
+subtracted first) or the smallest (the naive reader, which cannot read a frame before it was
+sent). `mapping_within_1` says how many results agree with the anchor to a frame.
+
+Matching: a detection matches an object on screen in that frame if the labels agree, the
+detection's centre lies inside the object's box and its height is 0.5-2x the object's. Each
+object is matched at most once per frame (most confident first); a further match is a
+duplicate, counted with the false positives. Size bands are by the object's box height.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+BANDS = (("<80", 0, 80), ("80-120", 80, 120), ("120-200", 120, 200), (">=200", 200, math.inf))
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class TruthObject:
+    id: int
+    label: str
+    start: int
+    frames: int
+    boxes: tuple[Box, ...]  # frame pixels, one per frame from `start`
+
+    @property
+    def height(self) -> float:
+        return self.boxes[0][3] - self.boxes[0][1]
+
+    def box_at(self, frame: int) -> Box | None:
+        i = frame - self.start
+        return self.boxes[i] if 0 <= i < self.frames else None
+
+
+@dataclass(frozen=True)
+class Truth:
+    width: int
+    height: int
+    fps: int
+    frames: int
+    objects: tuple[TruthObject, ...]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Truth:
+        return cls(data["width"], data["height"], data["fps"], data["frames"], tuple(
+            TruthObject(o["id"], o["label"], o["start"], o["frames"],
+                        tuple(tuple(b) for b in o["boxes"]))  # type: ignore[misc]
+            for o in data["objects"]))
+
+
+def band_of(height: float) -> str:
+    return next(name for name, low, high in BANDS if low <= height < high)
+
+
+# ---- when frames were sent ---------------------------------------------------------------------
+
+
+@dataclass
+class SentFrames:
+    """The camera's log: frame `seq` left at `wall[i]` (seqs increase; a new media restarts)."""
+
+    seqs: list[int]
+    walls: list[float]
+
+    def sent_before(self, when: float) -> int | None:
+        i = bisect.bisect_right(self.walls, when) - 1
+        return self.seqs[i] if i >= 0 else None
+
+    def wall_of(self, seq: int) -> float | None:
+        i = bisect.bisect_left(self.seqs, seq)
+        return self.walls[i] if i < len(self.seqs) and self.seqs[i] == seq else None
+
+
+@dataclass
+class Result:
+    """One model result: when its frame was decoded, a relative frame count, what it found."""
+
+    decoded: float  # wall time the client had the frame
+    relative: int  # frames since an arbitrary start, in camera frames
+    known: float  # wall time the result was known to the consumer (latency)
+    detections: list[tuple[str, float, Box]]  # label, score, box normalised 0-1
+    seq: int | None = None  # set by `place`
+
+
+def place(results: list[Result], sent: SentFrames, delay: float, method: str) -> float:
+    """Give each result its camera `seq`; returns the share within one frame of the anchor."""
+    proposals = []
+    for r in results:
+        before = sent.sent_before(r.decoded - delay)
+        if before is not None:
+            proposals.append((before - r.relative, r))
+    if not proposals:
+        return 0.0
+    offsets = [p for p, _ in proposals]
+    anchor = min(offsets) if method == "min" else Counter(offsets).most_common(1)[0][0]
+    for r in results:
+        r.seq = anchor + r.relative
+    return sum(abs(p - anchor) <= 1 for p in offsets) / len(offsets)
+
+
+# ---- matching -----------------------------------------------------------------------------------
+
+
+def matches(box: Box, truth: Box) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    height, truth_height = box[3] - box[1], truth[3] - truth[1]
+    return (truth[0] <= cx <= truth[2] and truth[1] <= cy <= truth[3]
+            and 0.5 <= height / truth_height <= 2.0)
+
+
+@dataclass
+class FrameScore:
+    found: set[int] = field(default_factory=set)  # object ids matched
+    false_positives: int = 0
+    duplicates: int = 0
+
+
+def score_frame(truth: Truth, frame: int, detections: list[tuple[str, float, Box]],
+                min_score: float) -> FrameScore:
+    on_screen = {o.id: (o, box) for o in truth.objects if (box := o.box_at(frame)) is not None}
+    out = FrameScore()
+    for label, score, (x0, y0, x1, y1) in sorted(detections, key=lambda d: -d[1]):
+        if score < min_score:
+            continue
+        pixels = (x0 * truth.width, y0 * truth.height, x1 * truth.width, y1 * truth.height)
+        hit = [oid for oid, (o, box) in on_screen.items()
+               if o.label == label and matches(pixels, box)]
+        fresh = [oid for oid in hit if oid not in out.found]
+        if fresh:
+            out.found.add(fresh[0])
+        elif hit:
+            out.duplicates += 1
+        else:
+            out.false_positives += 1
+    return out
+
+
+# ---- a client's figures -------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """What was measured: camera seqs [first, last] and, if known, which the model saw."""
+
+    first: int
+    last: int
+    seen_per_second: float | None = None  # the service: model calls per second (measured)
+
+
+def appearances(truth: Truth, window: Window) -> list[tuple[TruthObject, int]]:
+    """(object, loop) for each object whose whole appearance lies inside the window."""
+    out = []
+    for loop in range(window.first // truth.frames, window.last // truth.frames + 1):
+        base = loop * truth.frames
+        out += [(o, loop) for o in truth.objects
+                if base + o.start >= window.first and base + o.start + o.frames - 1 <= window.last]
+    return out
+
+
+def client_figures(truth: Truth, results: list[Result], window: Window, sent: SentFrames,
+                   min_score: float, *, exact_samples: bool) -> dict[str, Any]:
+    """Recall and precision per label and size band, false positives, first-detection latency.
+
+    `exact_samples`: every frame the model looked at is a result (the naive peer logs empty
+    calls too). Otherwise (the service reports only frames with detections) an object's
+    chances are its time on screen times the model's measured call rate.
+    """
+    inside = [r for r in results if r.seq is not None and window.first <= r.seq <= window.last]
+    found: dict[tuple[int, int], int] = Counter()
+    first_found: dict[tuple[int, int], float] = {}
+    false_positives = duplicates = 0
+    for r in inside:
+        assert r.seq is not None
+        loop, frame = divmod(r.seq, truth.frames)
+        scored = score_frame(truth, frame, r.detections, min_score)
+        false_positives += scored.false_positives
+        duplicates += scored.duplicates
+        for oid in scored.found:
+            found[(oid, loop)] += 1
+            first_found.setdefault((oid, loop), r.known)
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    latencies = []
+    for obj, loop in appearances(truth, window):
+        base = loop * truth.frames
+        if exact_samples:
+            chances = sum(1 for r in inside if r.seq is not None
+                          and base + obj.start <= r.seq < base + obj.start + obj.frames)
+        else:
+            chances = obj.frames / truth.fps * (window.seen_per_second or 0.0)
+        row = rows.setdefault((obj.label, band_of(obj.height)),
+                              {"objects": 0, "chances": 0.0, "found": 0, "missed_entirely": 0})
+        row["objects"] += 1
+        row["chances"] += chances
+        row["found"] += min(found[(obj.id, loop)], chances) if chances else 0
+        row["missed_entirely"] += found[(obj.id, loop)] == 0
+        appeared = sent.wall_of(base + obj.start)
+        if (obj.id, loop) in first_found and appeared is not None:
+            latencies.append(first_found[(obj.id, loop)] - appeared)
+    true_positives = sum(found.values())
+    return {
+        "bands": [{"label": label, "band": band, **{k: round(v, 1) for k, v in row.items()},
+                   "recall": round(row["found"] / row["chances"], 3) if row["chances"] else None}
+                  for (label, band), row in sorted(rows.items(), key=_band_order)],
+        "results": len(inside),
+        "true_positives": true_positives,
+        "false_positives": false_positives,
+        "duplicates": duplicates,
+        "precision": round(true_positives / (true_positives + false_positives + duplicates), 3)
+        if true_positives + false_positives + duplicates else None,
+        "first_detection_latency_s": _spread(latencies),
+    }
+
+
+def _band_order(item: tuple[tuple[str, str], Any]) -> tuple[str, int]:
+    (label, band), _ = item
+    return (label != "person", [b[0] for b in BANDS].index(band))
+
+
+def _spread(values: list[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"count": 0, "p50": None, "p95": None, "max": None}
+    ordered = sorted(values)
+    return {"count": len(values), "p50": round(statistics.median(ordered), 2),
+            "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
+            "max": round(ordered[-1], 2)}
+
+
+# ---- events (the service) -----------------------------------------------------------------------
+
+
+def event_figures(truth: Truth, events: list[tuple[str, float, float]], window: Window,
+                  sent: SentFrames, slack: float = 1.0) -> dict[str, Any]:
+    """Events (label, start, end wall times) against the objects shown in the window.
+
+    An event covers an object when their labels agree and its time span meets the object's
+    (widened by `slack` for the pipeline's delay). Ideal: one event per object, each event
+    about one object.
+    """
+    shown = appearances(truth, window)
+    per_object = []
+    for obj, loop in shown:
+        base = loop * truth.frames
+        begin = sent.wall_of(base + obj.start)
+        end = sent.wall_of(base + obj.start + obj.frames - 1)
+        if begin is None or end is None:
+            continue
+        per_object.append(sum(1 for label, start, stop in events if label == obj.label
+                              and start <= end + slack and stop >= begin - slack))
+    first = sent.wall_of(window.first)
+    last = sent.wall_of(window.last)
+    in_window = [e for e in events
+                 if first is not None and last is not None and first <= e[1] <= last]
+    return {"objects": len(shown), "events": len(in_window),
+            "events_per_object": round(len(in_window) / len(shown), 2) if shown else None,
+            "events_covering_each_object": round(statistics.mean(per_object), 2)
+            if per_object else None,
+            "objects_without_event": sum(1 for n in per_object if n == 0)}
