@@ -65,6 +65,7 @@ class HealthEntry(BaseModel):
     last_error: str | None
     recording: bool
     recording_error: Literal["disk_full", "write_error"] | None
+    recording_warning: str | None = None  # what the files leave out of what the camera sends
     inference_state: Literal["stopped", "starting", "running", "restarting", "failed"] | None = None
     inference: dict[str, Any] | None = None
     live_viewers: int = 0  # browsers watching the live view (WS /streams/{id}/live.mp4)
@@ -147,6 +148,9 @@ class StreamStatistics(BaseModel):
     height: int | None
     framerate: float | None
     audio_codec: str | None
+    damaged_frames: int = 0  # video frames after lost data (they decode with errors)
+    lost_packets: int = 0  # RTP packets that never arrived (RTSP)
+    discontinuities: int = 0  # jumps of the camera's clock, carried across
     consumers: list[dict[str, Any]]
 
 

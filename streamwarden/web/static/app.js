@@ -73,18 +73,21 @@ function renderCard(stream) {
   card.dataset.recording = recording ? "1" : "0";
 }
 
-// Live video where the browser can play it (H.264 through MSE); MJPEG from the server's
-// decoder for other codecs (H.265); snapshots whenever either fails (retried later).
+// Live video where the browser can play it (H.264, and H.265 where MSE says it can); MJPEG
+// from the server's decoder otherwise; snapshots whenever either fails (retried later).
 function startLive(stream) {
   const card = document.getElementById(`card-${stream.id}`);
   const codec = stream.statistics && stream.statistics.video_codec;
   if (!card || state.players.has(stream.id)) return;
-  if (!LivePlayer.supported() || codec === "h265") {
+  if (!LivePlayer.supported()) {
     if (codec) startMjpeg(card, stream.id);
     return;
   }
   const player = new LivePlayer($(".live", card), `/streams/${stream.id}/live.mp4`,
-    (playing) => { card.classList.toggle("is-live", playing); });
+    (playing, reason) => {
+      card.classList.toggle("is-live", playing);
+      if (reason === "unsupported_codec") startMjpeg(card, stream.id);
+    });
   state.players.set(stream.id, player);
   player.start(signed).catch(() => player.fail("no url token"));
 }
