@@ -32,7 +32,7 @@ from tests.conftest import state_of, wait_for
 from tests.test_live import LiveReader, ws_url
 from tests.zoo.media import ensure_media
 from tests.zoo.probe import file_packets, probe
-from tests.zoo.recorded import FileReport, analyse
+from tests.zoo.recorded import FileReport, analyse, decoded_in_sequence
 from tests.zoo.spec import CameraSpec, MediaSpec, RtspBehaviour, Stall
 
 M, R = MediaSpec, RtspBehaviour
@@ -121,17 +121,6 @@ def check_recorded(sid: str, trait: Trait, paths: list[Path], view: dict) -> lis
         assert all(report.reordered > report.stamps // 3 for report in files[:-1]), \
             f"{sid}: B-frames kept as such (PTS ≠ DTS)"
     return files
-
-
-def decoded_in_sequence(paths: list[Path]) -> int:
-    """Frames ffmpeg decodes from the files played one after the other (concat demuxer)."""
-    listing = paths[0].parent / "concat.txt"
-    listing.write_text("".join(f"file '{path}'\n" for path in paths))
-    result = subprocess.run(["ffprobe", "-v", "error", "-f", "concat", "-safe", "0",
-                             "-select_streams", "v:0", "-count_frames", "-show_entries",
-                             "stream=nb_read_frames", "-of", "csv=p=0", str(listing)],
-                            capture_output=True, text=True, timeout=60)
-    return int(result.stdout.strip().strip(","))
 
 
 def metric(text: str, name: str, stream: str) -> float:
