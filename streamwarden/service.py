@@ -54,6 +54,7 @@ from streamwarden.secret_key import SecretKeyError
 from streamwarden.stream_store import StreamStore
 
 if TYPE_CHECKING:
+    from streamwarden.cluster.node import ClusterNode
     from streamwarden.demo.camera import SyntheticCamera
 
 log = logging.getLogger("streamwarden")
@@ -167,6 +168,30 @@ class Service:
                                  self.adopt_config)
         self.demo_camera: SyntheticCamera | None = None
         self._tasks: list[asyncio.Task] = []
+        self.cluster: ClusterNode | None = self._build_cluster(config) if config.cluster else None
+
+    def _build_cluster(self, config: Config) -> ClusterNode:
+        """With `[cluster]`: the node runtime decides which streams run here (imported only
+        then, so a single node never loads psycopg)."""
+        from streamwarden.api.streams import stream_view
+        from streamwarden.cluster.node import ClusterNode
+
+        assert config.cluster is not None
+        api = config.api
+        url = config.cluster.advertise_url or (
+            f"{'https' if api.tls_cert else 'http'}://{api.listen}")
+        features = self.manager.features
+
+        def views(ids: list[str]) -> dict:
+            out = {}
+            for stream_id in ids:
+                with contextlib.suppress(Exception):  # removed meanwhile
+                    out[stream_id] = stream_view(self.streams.get(stream_id),
+                                                 features).model_dump(mode="json")
+            return out
+
+        return ClusterNode(config.cluster, url, self.manager, self.db, config.app.key_path,
+                           views, list(config.streams))
 
     def _build_features(self, config: Config) -> list[Feature]:
         """Everything a stream can do besides ingesting, in the order the manager calls them.
@@ -203,10 +228,14 @@ class Service:
             self.loop.call(self.restream.start)
         if self.demo:
             await asyncio.to_thread(self._start_demo_camera)
-        for stream, source in await self.db.run(self._streams_to_start):
-            await self.manager.add(stream, source)
+        if self.cluster is not None:  # the cluster's camera list says what runs here
+            self.cluster.start(asyncio.get_running_loop())
+        else:
+            for stream, source in await self.db.run(self._streams_to_start):
+                await self.manager.add(stream, source)
         camera = self.demo_camera
-        if camera is not None and DEMO_STREAM_ID not in {s.id for s in self.config.streams}:
+        if camera is not None and self.cluster is None \
+                and DEMO_STREAM_ID not in {s.id for s in self.config.streams}:
             await self.manager.add(
                 StreamConfig(id=DEMO_STREAM_ID, uri=camera.url("/demo"))
             )
