@@ -8,6 +8,7 @@ commands run through `runuser`. Each test gets a database of its own (`fresh_dat
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -90,9 +91,7 @@ def start_postgres(port: int) -> Postgres:
 
 def remove_postgres(server: Postgres) -> None:
     if server.running():
-        try:
+        with contextlib.suppress(subprocess.SubprocessError):
             server.stop("immediate")
-        except subprocess.SubprocessError:
-            pass
         time.sleep(0.2)
     shutil.rmtree(server.root, ignore_errors=True)
