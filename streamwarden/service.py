@@ -329,6 +329,8 @@ class Service:
         log.info("demo camera serving %s", camera.url("/demo"))
 
     async def shutdown(self) -> None:
+        if self.cluster is not None:  # hand the cameras over while they still run here
+            await self.cluster.drain()
         stopping_since = time.time()
         for task in self._tasks:
             task.cancel()

@@ -109,6 +109,7 @@ def create_router(service: Service) -> APIRouter:
         return ClusterView(node_id=node.node_id, database=node.status.database,
                            lease_s=node.section.lease, nodes=[node_view(r) for r in rows],
                            held=dict(node.held),
+                           running=sorted(s.id for s in service.manager.all()),
                            index_rows_accepted=node.replicator.accepted,
                            index_rows_rejected=node.replicator.rejected)
 

@@ -33,6 +33,7 @@ class ClusterView(BaseModel):
     lease_s: float
     nodes: list[ClusterNodeView]
     held: dict[str, int]        # this node's cameras and the fence it holds each under
+    running: list[str]          # streams running here (owned, or warming for a handoff)
     index_rows_accepted: int
     index_rows_rejected: int    # refused by the cluster for a stale fence
 

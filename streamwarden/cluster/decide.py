@@ -55,6 +55,7 @@ class Local:
     fit: frozenset[str] = frozenset()      # ...of which streaming (and recording if asked)
     capacity: int | None = None
     draining: bool = False
+    settling: bool = False                 # just started: claims nothing yet (see node.py)
     moves_allowed: int = 0                 # from the move budget (draining: unlimited)
     handoff_timeout: float = 30.0          # a target that is never ready gets it anyway
 
@@ -94,7 +95,8 @@ def decide(snapshot: Snapshot, local: Local) -> Steps:
             continue
         if lease.handoff_to == me and not lease.expired and not local.draining:
             _target(lease, local, steps)
-        elif (not local.draining and _claimable(lease, snapshot.claims_open)
+        elif (not local.draining and not local.settling
+              and _claimable(lease, snapshot.claims_open)
               and (wanted.get(lease.stream_id) == me or lease.stale)
               and (local.capacity is None or load < local.capacity)):
             steps.claim.append(lease.stream_id)

@@ -42,6 +42,8 @@ from streamwarden.manager import StreamExistsError, StreamManager, StreamNotFoun
 
 log = logging.getLogger("streamwarden.cluster")
 
+SETTLE_LEASES = 1.5  # after start-up, claims wait this many leases
+
 
 @dataclass
 class NodeStatus:
@@ -93,6 +95,7 @@ class ClusterNode:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._cpu = (time.monotonic(), time.process_time())
+        self._settled_at = float("inf")
 
     @property
     def node_id(self) -> str:
@@ -191,6 +194,9 @@ class ClusterNode:
                 log.info("stream %s from the config file written to the cluster's camera list",
                          stream.id, extra={"stream_id": stream.id})
         self._set_up = True
+        # Nodes started together see each other's heartbeats before anyone claims, so a
+        # cluster's cold start places every camera once instead of moving most of them.
+        self._settled_at = time.monotonic() + SETTLE_LEASES * self.section.lease
 
     def _database_down(self, why: str) -> None:
         if self.status.database != "down":
@@ -244,6 +250,7 @@ class ClusterNode:
         running = frozenset(s.id for s in self.manager.all()) | frozenset(self._busy)
         return Local(running=running, fit=frozenset(self._fit()),
                      capacity=self.section.capacity, draining=self.draining,
+                     settling=time.monotonic() < self._settled_at,
                      moves_allowed=self.budget.available(time.monotonic()),
                      handoff_timeout=max(30.0, 4 * self.section.lease))
 

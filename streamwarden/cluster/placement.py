@@ -48,12 +48,19 @@ def ranking(stream_id: str, nodes: Iterable[Candidate]) -> list[str]:
 
 
 def fair_shares(count: int, nodes: Sequence[Candidate]) -> dict[str, int]:
-    """Each node's share of `count` cameras by weight, rounded up, never over its capacity."""
+    """Each node's share of `count` cameras by weight, adding up to `count` (largest
+    remainders get the odd ones, ties by node id), never over its capacity."""
     total = sum(n.weight for n in nodes)
-    shares = {}
+    if not total:
+        return {n.node_id: 0 for n in nodes}
+    exact = {n.node_id: count * n.weight / total for n in nodes}
+    shares = {node_id: math.floor(value) for node_id, value in exact.items()}
+    odd = sorted(exact, key=lambda node_id: (shares[node_id] - exact[node_id], node_id))
+    for node_id in odd[:count - sum(shares.values())]:
+        shares[node_id] += 1
     for node in nodes:
-        share = math.ceil(count * node.weight / total) if total else 0
-        shares[node.node_id] = share if node.capacity is None else min(share, node.capacity)
+        if node.capacity is not None:
+            shares[node.node_id] = min(shares[node.node_id], node.capacity)
     return shares
 
 

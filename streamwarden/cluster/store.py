@@ -24,6 +24,9 @@ from streamwarden.cluster.decide import LeaseRow, NodeRow, Snapshot
 from streamwarden.cluster.schema import LOCK_KEY, STATEMENTS
 
 CONNECT_TIMEOUT_S = 3
+# An orphan whose wanted node has not claimed it this many leases after its lease ended is
+# taken by any node with room (longer than a node's settling after start-up, node.py).
+STALE_LEASES = 3
 
 
 class StoreUnavailableError(RuntimeError):
@@ -170,7 +173,7 @@ class ClusterStore:
             "SELECT stream_id, owner, fence, owner IS NULL OR expires < now(), "
             "expires < now() - %s * interval '1 second', handoff_to, ready, "
             "extract(epoch FROM now() - handoff_at)::float8 FROM ownership ORDER BY stream_id",
-            (self.lease,))
+            (STALE_LEASES * self.lease,))
         leases = [LeaseRow(*row) for row in cur.fetchall()]
         return Snapshot(self.node_id, nodes, leases, bool(meta[1])), int(meta[0])
 

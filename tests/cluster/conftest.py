@@ -161,3 +161,55 @@ def wait_until(predicate: Callable[[], object], timeout: float, message: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def recording_on_owner(cluster, stream_ids) -> bool:
+    """Every camera is streaming and writing a segment on the node that owns it."""
+    owners = cluster.live_owners()
+    by_id = {n.node_id: n for n in cluster.nodes}
+    for sid in stream_ids:
+        owner = owners.get(sid)
+        if owner is None or not by_id[owner].alive():
+            return False
+        view = by_id[owner].get(f"/streams/{sid}").json()
+        segments = sum(c.get("segments") or 0 for c in view["statistics"]["consumers"])
+        if view["owner"] != owner or view["health"]["state"] != "streaming" or not segments:
+            return False
+    return True
+
+
+def spread_over(cluster, nodes: int) -> dict[str, int] | None:
+    counts: dict[str, int] = {}
+    for owner in cluster.live_owners().values():
+        if owner is not None:
+            counts[owner] = counts.get(owner, 0) + 1
+    return counts if len(counts) == nodes else None
+
+
+def settled(c: Cluster, nodes: int, timeout: float = 60.0) -> dict[str, str | None]:
+    """Wait until the cameras are spread over `nodes` nodes and all record; the owners."""
+    ids = [sid for sid, _ in c.setup.cameras]
+    wait_until(lambda: spread_over(c, nodes) and recording_on_owner(c, ids), timeout,
+               f"cameras spread over {nodes} nodes, all recording")
+    return c.live_owners()
+
+
+def coverage_holes(c: Cluster, stream_id: str, start: float, end: float,
+                   tolerance: float = 1.5) -> list[tuple[float, float]]:
+    """Stretches of [start, end] no indexed segment of the cluster covers (open segments
+    count up to now), longer than `tolerance` (a keyframe interval and the clock's slack)."""
+    rows = c.sql("SELECT start_ts, COALESCE(end_ts, extract(epoch FROM now())::float8) "
+                 "FROM cluster_recordings WHERE stream_id = %s AND status <> 'corrupt' "
+                 "ORDER BY start_ts", (stream_id,))
+    holes, covered = [], start
+    for seg_start, seg_end in rows:
+        if seg_end < covered:
+            continue
+        if seg_start - covered > tolerance:
+            holes.append((covered, seg_start))
+        covered = max(covered, seg_end)
+        if covered >= end:
+            break
+    if end - covered > tolerance:
+        holes.append((covered, end))
+    return holes

@@ -25,6 +25,7 @@ class ClusterSetup:
     segment: str = "4s"
     cameras: list[tuple[str, str]] = field(default_factory=list)  # (id, rtsp url)
     record: bool = True
+    moves_per_minute: int = 6
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Node:
             f'segment_duration = "{setup.segment}"', "",
             "[cluster]", f'database = "{setup.database}"', f'node_id = "{self.node_id}"',
             f'lease = "{setup.lease}"', "drain_timeout = \"12s\"",
+            f"moves_per_minute = {setup.moves_per_minute}",
             *([f"capacity = {self.capacity}"] if self.capacity else []), "",
         ]
         for stream_id, uri in setup.cameras:

@@ -7,32 +7,9 @@ import time
 
 import pytest
 
-from tests.cluster.conftest import InvariantChecker, wait_until
+from tests.cluster.conftest import InvariantChecker, recording_on_owner, spread_over, wait_until
 
 pytestmark = pytest.mark.cluster
-
-
-def recording_on_owner(cluster, stream_ids) -> bool:
-    """Every camera is streaming and writing a segment on the node that owns it."""
-    owners = cluster.live_owners()
-    by_id = {n.node_id: n for n in cluster.nodes}
-    for sid in stream_ids:
-        owner = owners.get(sid)
-        if owner is None or not by_id[owner].alive():
-            return False
-        view = by_id[owner].get(f"/streams/{sid}").json()
-        segments = sum(c.get("segments") or 0 for c in view["statistics"]["consumers"])
-        if view["owner"] != owner or view["health"]["state"] != "streaming" or not segments:
-            return False
-    return True
-
-
-def spread_over(cluster, nodes: int) -> dict[str, int] | None:
-    counts: dict[str, int] = {}
-    for owner in cluster.live_owners().values():
-        if owner is not None:
-            counts[owner] = counts.get(owner, 0) + 1
-    return counts if len(counts) == nodes else None
 
 
 def test_spread_and_kill(cluster):

@@ -50,28 +50,36 @@ def test_owned_streams_start_and_lost_ones_stop():
 
 
 def test_planned_move_is_make_before_break():
-    sid = next(s for s in (f"c{i}" for i in range(20))
-               if wanted_owners(Snapshot("a", NODES, [lease(s)]))[s] == "b")
-    running = frozenset({sid})
-    owned = [lease(sid, "a", 5, expired=False)]
-    # the owner offers it within its budget, and only within it
-    assert decide(Snapshot("a", NODES, owned), Local(running, moves_allowed=1)).offer == [
+    both = [lease("c0", "a", 5, expired=False), lease("c1", "a", 5, expired=False)]
+    wanted = wanted_owners(Snapshot("a", NODES, both))
+    sid = next(s for s, o in wanted.items() if o == "b")
+    other = next(s for s, o in wanted.items() if o == "a")
+    running = frozenset({"c0", "c1"})
+    # the owner offers the camera placed on b, within its budget, and only within it
+    assert decide(Snapshot("a", NODES, both), Local(running, moves_allowed=1)).offer == [
         (sid, "b")]
-    assert decide(Snapshot("a", NODES, owned), Local(running, moves_allowed=0)).offer == []
-    offered = [lease(sid, "a", 5, expired=False, handoff_to="b", handoff_age=1.0)]
+    assert decide(Snapshot("a", NODES, both), Local(running, moves_allowed=0)).offer == []
+
+    def offered(**kw) -> list[LeaseRow]:
+        return [lease(other, "a", 5, expired=False),
+                lease(sid, "a", 5, expired=False, handoff_to="b", **kw)]
+
+    mine = frozenset({sid})
     # the target starts it beside the owner, then says it is ready once it records
-    assert decide(Snapshot("b", NODES, offered), Local()).warm == [sid]
-    assert decide(Snapshot("b", NODES, offered), Local(running, fit=running)).ready == [sid]
-    steps = decide(Snapshot("b", NODES, offered), Local(running))
+    assert decide(Snapshot("b", NODES, offered(handoff_age=1.0)), Local()).warm == [sid]
+    assert decide(Snapshot("b", NODES, offered(handoff_age=1.0)),
+                  Local(mine, fit=mine)).ready == [sid]
+    steps = decide(Snapshot("b", NODES, offered(handoff_age=1.0)), Local(mine))
     assert steps.ready == [] and steps.stop == []  # warming: kept, not ready yet
     # the owner keeps it until then, and gives it over once the target is ready
-    assert decide(Snapshot("a", NODES, offered), Local(running)).transfer == []
-    ready = [lease(sid, "a", 5, expired=False, handoff_to="b", ready=True, handoff_age=3.0)]
-    assert decide(Snapshot("a", NODES, ready), Local(running)).transfer == [(sid, "b")]
-    late = [lease(sid, "a", 5, expired=False, handoff_to="b", handoff_age=99.0)]
-    assert decide(Snapshot("a", NODES, late), Local(running)).transfer == [(sid, "b")]
+    assert decide(Snapshot("a", NODES, offered(handoff_age=1.0)), Local(running)).transfer \
+        == []
+    assert decide(Snapshot("a", NODES, offered(ready=True, handoff_age=3.0)),
+                  Local(running)).transfer == [(sid, "b")]
+    assert decide(Snapshot("a", NODES, offered(handoff_age=99.0)),
+                  Local(running)).transfer == [(sid, "b")]
     gone = [NodeRow("a", None, True, False), NodeRow("b", None, False, False)]
-    assert decide(Snapshot("a", gone, offered), Local(running)).cancel == [sid]
+    assert decide(Snapshot("a", gone, offered()), Local(running)).cancel == [sid]
 
 
 def test_draining_offers_everything_and_takes_nothing():
@@ -82,3 +90,7 @@ def test_draining_offers_everything_and_takes_nothing():
                    Local(running, draining=True, moves_allowed=0))
     assert steps.offer == [(m.stream_id, "b") for m in mine]
     assert steps.claim == []
+
+
+def test_a_node_just_started_claims_nothing_yet():
+    assert decide(Snapshot("a", NODES, orphans()), Local(settling=True)).claim == []
