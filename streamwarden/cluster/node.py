@@ -198,6 +198,25 @@ class ClusterNode:
         # cluster's cold start places every camera once instead of moving most of them.
         self._settled_at = time.monotonic() + SETTLE_LEASES * self.section.lease
 
+    async def load_file_streams(self, streams: list[StreamConfig]) -> tuple[str, ...]:
+        """A config reload in a cluster: the file's streams written to the camera list (the
+        owners apply them); streams the file named before and no longer does are removed."""
+        def write() -> tuple[str, ...]:
+            done = []
+            for stream in streams:
+                if self.store.put_stream(stream.id, *self.codec.seal(stream), "config"):
+                    done.append(f"{stream.id}: written to the cluster's camera list")
+            named = {s.id for s in streams}
+            for old in self.file_streams:
+                if old.id not in named and self.store.delete_stream(old.id):
+                    done.append(f"{old.id}: removed from the cluster's camera list")
+            self.file_streams = list(streams)
+            return tuple(done)
+
+        changes = await asyncio.to_thread(write)
+        self.wake()
+        return changes
+
     def _database_down(self, why: str) -> None:
         if self.status.database != "down":
             log.warning("cluster database unavailable (%s); cameras keep recording here",
