@@ -76,5 +76,8 @@ def test_camera_list_changes_from_any_node(cluster):
     wait_until(lambda: "extra" not in owner.get("/cluster").json()["running"], 10,
                "the owner stopping the deleted camera")
     assert n1.get("/streams/extra").status_code == 404
+    # the dashboard, from any node, loads the owner column's script
+    assert '/static/cluster.js' in n2.get("/").text
+    assert n2.get("/static/cluster.js").status_code == 200
     bad = httpx.post(f"{n1.url}/streams", json={"id": "x y", "uri": uri}, timeout=10)
     assert bad.status_code == 422 and set(bad.json()) == {"error", "detail"}
