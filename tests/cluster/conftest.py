@@ -196,11 +196,14 @@ def settled(c: Cluster, nodes: int, timeout: float = 60.0) -> dict[str, str | No
 
 def coverage_holes(c: Cluster, stream_id: str, start: float, end: float,
                    tolerance: float = 1.5) -> list[tuple[float, float]]:
-    """Stretches of [start, end] no indexed segment of the cluster covers (open segments
-    count up to now), longer than `tolerance` (a keyframe interval and the clock's slack)."""
-    rows = c.sql("SELECT start_ts, COALESCE(end_ts, extract(epoch FROM now())::float8) "
-                 "FROM cluster_recordings WHERE stream_id = %s AND status <> 'corrupt' "
-                 "ORDER BY start_ts", (stream_id,))
+    """Stretches of [start, end] no indexed segment of the cluster covers (an open
+    segment counts up to now on a live node, up to its last heartbeat on a dead one), longer
+    than `tolerance` (a keyframe interval and the clock's slack)."""
+    rows = c.sql("SELECT r.start_ts, COALESCE(r.end_ts, extract(epoch FROM CASE WHEN n.expires > "
+                 "now() THEN now() ELSE n.heartbeat END)::float8) "
+                 "FROM cluster_recordings r JOIN cluster_nodes n USING (node_id) "
+                 "WHERE r.stream_id = %s AND r.status <> 'corrupt' ORDER BY r.start_ts",
+                 (stream_id,))
     holes, covered = [], start
     for seg_start, seg_end in rows:
         if seg_end < covered:

@@ -26,6 +26,7 @@ class ClusterSetup:
     cameras: list[tuple[str, str]] = field(default_factory=list)  # (id, rtsp url)
     record: bool = True
     moves_per_minute: int = 6
+    clustered: bool = True  # False: the same node without [cluster] (the benchmark's baseline)
 
 
 @dataclass
@@ -53,11 +54,13 @@ class Node:
             "[restream]", "enabled = false", "",
             "[recording]", f'base_path = "{self.dir / "recordings"}"',
             f'segment_duration = "{setup.segment}"', "",
-            "[cluster]", f'database = "{setup.database}"', f'node_id = "{self.node_id}"',
-            f'lease = "{setup.lease}"', "drain_timeout = \"12s\"",
-            f"moves_per_minute = {setup.moves_per_minute}",
-            *([f"capacity = {self.capacity}"] if self.capacity else []), "",
         ]
+        if setup.clustered:
+            lines += [
+                "[cluster]", f'database = "{setup.database}"', f'node_id = "{self.node_id}"',
+                f'lease = "{setup.lease}"', "drain_timeout = \"12s\"",
+                f"moves_per_minute = {setup.moves_per_minute}",
+                *([f"capacity = {self.capacity}"] if self.capacity else []), ""]
         for stream_id, uri in setup.cameras:
             lines += ["[[streams]]", f'id = "{stream_id}"', f'uri = "{uri}"',
                       f"enable_recording = {json.dumps(setup.record)}", 'timeout = "3s"',
@@ -81,7 +84,8 @@ class Node:
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"node {self.node_id} exited: {self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/cluster", timeout=2).status_code == 200:
+                path = "/cluster" if self.setup.clustered else "/health"
+                if httpx.get(f"{self.url}{path}", timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
