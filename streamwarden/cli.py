@@ -2,8 +2,8 @@
 
 Exit codes: 0 success, 1 the service could not run (port taken, GStreamer missing, the secret
 key file missing or not matching the database) or `check-model`'s file is unusable as a
-detector, 2 the configuration is invalid (every problem is printed, with key and line) or the
-command was used wrongly.
+detector, 2 the configuration is invalid (every problem is printed, with key and line; a users
+file entry the service refuses, by user) or the command was used wrongly.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from streamwarden.config.loader import ConfigError, config_warnings, load_config
 from streamwarden.config.model import Config, parse_listen
 from streamwarden.config.source import ConfigFile, Overrides, apply_overrides
 from streamwarden.private_files import tighten_umask
+from streamwarden.users.cli import add_user_commands, run_user_command
+from streamwarden.users.passwords import HashParams
+from streamwarden.users.userfile import UsersFileError, read_users
 
 log = logging.getLogger("streamwarden")
 
@@ -38,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", help="TOML config file (default: no streams)")
     service_options(run)
 
-    demo = sub.add_parser("demo", help="run the service on a built-in synthetic camera")
+    demo = sub.add_parser("demo", help="run the service on two built-in synthetic cameras "
+                                        "(one showing a person), recorded, with detection")
     demo.add_argument("--config", "-c", help="optional TOML config file to use as well")
     service_options(demo)
 
@@ -55,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--confidence", type=float, help="minimum score (default: the model's)")
     model.add_argument("--image", help="run on this picture instead of the astronaut")
     add_client_commands(sub)
+    add_user_commands(sub)
     return parser
 
 
@@ -67,6 +72,15 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     return {"api": {"listen": args.listen} if args.listen else {}, "app": app}
 
 
+def _base_config(demo: bool) -> Config:
+    """The settings when no config file is given: the demo's own, or the defaults."""
+    if demo:
+        from streamwarden.demo.scene import demo_config
+
+        return demo_config()
+    return Config()
+
+
 def _check_config(path: str) -> int:
     try:
         config = load_config(path)
@@ -76,6 +90,15 @@ def _check_config(path: str) -> int:
             print(issue.format(exc.source), file=sys.stderr)
         print(f"{path}: {len(issues)} problem(s) found", file=sys.stderr)
         return 2
+    if config.users.file:  # the users file is part of what start-up checks
+        try:
+            users = len(read_users(config.users.file,
+                                   HashParams(**config.users.min_hash.model_dump())))
+        except UsersFileError as exc:
+            for line in exc.lines():
+                print(line, file=sys.stderr)
+            return 2
+        print(f"{config.users.file}: OK ({users} user(s))")
     for warning in config_warnings(config):
         print(f"{path}: warning: {warning}", file=sys.stderr)
     print(f"{path}: OK ({len(config.streams)} stream(s))")
@@ -119,7 +142,10 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     try:
         overrides = _overrides(args)
         source = ConfigFile(Path(args.config), overrides) if args.config else None
-        config = source.parse(source.read()) if source else apply_overrides(Config(), overrides)
+        if source is not None:
+            config = source.parse(source.read())
+        else:
+            config = apply_overrides(_base_config(demo), overrides)
     except ConfigError as exc:
         for issue in sorted(exc.issues, key=lambda i: i.line or 0):
             print(issue.format(exc.source), file=sys.stderr)
@@ -131,6 +157,11 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     tighten_umask()  # nothing this process creates is for other users unless given a mode
     for warning in config_warnings(config):
         log.warning(warning)
+    return _serve(config, demo, source)
+
+
+def _serve(config: Config, demo: bool, source: ConfigFile | None) -> int:
+    """Run the service until it stops; what stopped it as an exit code (see the module)."""
     from streamwarden.inference.detectors.base import ModelError
 
     try:
@@ -139,6 +170,10 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
         Service(config, demo=demo, config_file=source).run()
     except ModelError as exc:
         log.error("inference model: %s", exc)
+        return 2
+    except UsersFileError as exc:
+        for line in exc.lines():
+            log.error("users file: %s", line)
         return 2
     except PermissionError as exc:
         log.error("%s", exc)
@@ -157,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         return _check_model(args)
     if args.command in ("streams", "record", "health"):
         return run_client(args)
+    if args.command == "user":
+        return run_user_command(args)
     return _run(args, demo=args.command == "demo")
 
 

@@ -50,7 +50,11 @@ def add_client_commands(sub: argparse._SubParsersAction) -> None:
     stop.add_argument("id")
     common(stop)
 
-    common(sub.add_parser("health", help="health of every stream (exit 1 if one is unhealthy)"))
+    health = sub.add_parser("health", help="health of every stream (exit 1 if one is unhealthy)")
+    health.add_argument("--ready", action="store_true",
+                        help="only ask whether the service is ready (GET /health/ready): "
+                             "exit 0 if so, 1 if not (the container's HEALTHCHECK)")
+    common(health)
 
 
 def _request(args: argparse.Namespace, method: str, path: str,
@@ -86,18 +90,26 @@ def run_client(args: argparse.Namespace) -> int:
         return int(exit_.code or 0)
 
 
+def _health(args: argparse.Namespace) -> int:
+    if args.ready:
+        _, verdict = _request(args, "GET", "/health/ready")  # not ready: a 503, exit 1
+        print(json.dumps(verdict) if args.json else f"ready: {verdict['detail']}")
+        return OK
+    _, entries = _request(args, "GET", "/health")
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    else:
+        for e in entries:
+            mark = "ok" if e["is_healthy"] else "UNHEALTHY"
+            print(f"{e['id']:<20} {mark:<10} {e['state']:<10} retries={e['retry_count']} "
+                  f"last_frame_age={e['last_frame_age_s']}")
+    return OK if all(e["is_healthy"] for e in entries) else REFUSED
+
+
 def _run(args: argparse.Namespace) -> int:
     command, verb = args.command, getattr(args, "verb", None)
     if command == "health":
-        _, entries = _request(args, "GET", "/health")
-        if args.json:
-            print(json.dumps(entries, indent=2))
-        else:
-            for e in entries:
-                mark = "ok" if e["is_healthy"] else "UNHEALTHY"
-                print(f"{e['id']:<20} {mark:<10} {e['state']:<10} retries={e['retry_count']} "
-                      f"last_frame_age={e['last_frame_age_s']}")
-        return OK if all(e["is_healthy"] for e in entries) else REFUSED
+        return _health(args)
     if command == "streams" and verb == "list":
         _, items = _request(args, "GET", "/streams")
         print(json.dumps(items, indent=2)) if args.json else _print_streams(items)

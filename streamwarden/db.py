@@ -19,7 +19,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,6 +91,11 @@ class RecordingRow:
     bytes: int | None
     reason: str
     status: str
+
+
+def _in_list(column: str, values: Sequence[str]) -> str:
+    """`column IN (?, ...)` for `values` (never empty SQL: an empty list matches nothing)."""
+    return f"{column} IN ({', '.join('?' * len(values))})" if values else "0"
 
 
 class Database:
@@ -177,13 +182,18 @@ class Database:
 
     def recordings(self, stream_id: str | None = None, start: float | None = None,
                    end: float | None = None, limit: int = 1000,
-                   status: str | None = None) -> list[RecordingRow]:
-        """Segments overlapping [start, end], oldest first."""
+                   status: str | None = None,
+                   streams: Sequence[str] | None = None) -> list[RecordingRow]:
+        """Segments overlapping [start, end], oldest first; `streams`: of these streams only
+        (a user limited to some streams)."""
         where: list[str] = []
         args: list[str | float] = []
         if stream_id is not None:
             where.append("stream_id = ?")
             args.append(stream_id)
+        if streams is not None:
+            where.append(_in_list("stream_id", streams))
+            args.extend(streams)
         if start is not None:
             where.append("COALESCE(end_ts, start_ts) >= ?")
             args.append(start)
@@ -273,11 +283,14 @@ class Database:
 
     def events(self, stream_id: str | None = None, label: str | None = None,
                since: float | None = None, until: float | None = None,
-               limit: int = 100) -> list[EventRow]:
-        """Events overlapping [since, until], newest first."""
+               limit: int = 100, streams: Sequence[str] | None = None) -> list[EventRow]:
+        """Events overlapping [since, until], newest first; `streams`: of these only."""
         sql = ("SELECT id, stream_id, label, start_ts, end_ts, confidence, box, detections, "
                "model, pts, snapshot IS NOT NULL AS has_snapshot FROM events WHERE 1=1")
         args: list[Any] = []
+        if streams is not None:
+            sql += " AND " + _in_list("stream_id", streams)
+            args.extend(streams)
         for clause, value in (("stream_id = ?", stream_id), ("label = ?", label),
                               ("end_ts >= ?", since), ("start_ts <= ?", until)):
             if value is not None:
@@ -288,7 +301,12 @@ class Database:
         return [EventRow(**{**dict(row), "has_snapshot": bool(row["has_snapshot"])})
                 for row in self.conn.execute(sql, args)]
 
-    def event_snapshot(self, event_id: int) -> bytes | None:
-        row = self.conn.execute("SELECT snapshot FROM events WHERE id = ?",
-                                (event_id,)).fetchone()
+    def event_snapshot(self, event_id: int,
+                       streams: Sequence[str] | None = None) -> bytes | None:
+        sql = "SELECT snapshot FROM events WHERE id = ?"
+        args: list[int | str] = [event_id]
+        if streams is not None:
+            sql += " AND " + _in_list("stream_id", streams)
+            args.extend(streams)
+        row = self.conn.execute(sql, args).fetchone()
         return bytes(row["snapshot"]) if row is not None and row["snapshot"] else None

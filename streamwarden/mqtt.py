@@ -6,12 +6,18 @@ the service only ever calls the non-blocking `publish`. While the broker is away
 wait in paho's queue up to `[mqtt] buffer`; past that they are dropped and counted, so a
 broker outage costs bounded memory and never slows streams, recording or the API.
 `<prefix>/status` is `online` (retained) while connected and `offline` by last will.
+
+Others build on the connection (the Home Assistant bridge, hass/bridge.py): `subscribe` adds
+a topic filter and its handler, subscribed again on every (re)connect since sessions are
+clean; `on_connected` callbacks run after each connect, on paho's thread; `send` publishes
+any payload through the same bounded queue.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -40,7 +46,11 @@ class MqttBridge:
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
         self.client = client
+        # topic filter -> handler(topic, payload), on paho's thread; subscribed on each connect
+        self._handlers: dict[str, Callable[[str, bytes], None]] = {}
+        self.on_connected: list[Callable[[], None]] = []  # after each connect, paho's thread
 
     def start(self) -> None:
         self.client.connect_async(self.config.host, self.config.port, keepalive=30)
@@ -57,8 +67,29 @@ class MqttBridge:
             log.warning("MQTT broker refused the connection: %s", reason_code)
             return
         self.connected = True
+        for topic_filter in list(self._handlers):
+            client.subscribe(topic_filter, qos=1)
         client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
         log.info("MQTT connected to %s:%d", self.config.host, self.config.port)
+        for callback in list(self.on_connected):
+            try:
+                callback()
+            except Exception:  # one listener's bug must not cost the connection
+                log.exception("MQTT on-connect callback failed")
+
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+        """Call `handler(topic, payload)` (on paho's thread) for messages matching the filter."""
+        self._handlers[topic_filter] = handler
+        if self.connected:
+            self.client.subscribe(topic_filter, qos=1)
+
+    def _on_message(self, _client, _userdata, message) -> None:
+        for topic_filter, handler in list(self._handlers.items()):
+            if mqtt.topic_matches_sub(topic_filter, message.topic):
+                try:
+                    handler(message.topic, message.payload)
+                except Exception:
+                    log.exception("MQTT message on %s: handler failed", message.topic)
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         if self.connected:
@@ -72,8 +103,11 @@ class MqttBridge:
         if kind is None or not stream_id:
             return
         retain = kind in ("state", "recording") and message["type"] != "segment_closed"
-        info = self.client.publish(f"{self.prefix}/{stream_id}/{kind}", json.dumps(message),
-                                   qos=1, retain=retain)
+        self.send(f"{self.prefix}/{stream_id}/{kind}", json.dumps(message), retain=retain)
+
+    def send(self, topic: str, payload: str | bytes, retain: bool = False, qos: int = 1) -> None:
+        """Queue one message (any thread, never blocks); past `[mqtt] buffer` it is dropped."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             self.dropped += 1
         else:

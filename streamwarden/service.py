@@ -29,10 +29,13 @@ from streamwarden.config.model import Config, MqttSection, RecordingSection, Str
 from streamwarden.config.source import ConfigFile, with_environment_token
 from streamwarden.consumers.frame_counter import FrameCounter
 from streamwarden.db import Database
+from streamwarden.demo.scene import DEMO_CAMERA_PORT, DemoCamera, demo_cameras, demo_streams
 from streamwarden.feature import Feature
 from streamwarden.file_sources import file_source_problem
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
+from streamwarden.hooks.runner import HookRunner
+from streamwarden.hooks.webhooks import Webhooks
 from streamwarden.inference.controller import InferenceController
 from streamwarden.ingest.registry import StreamRegistry
 from streamwarden.live.viewers import LiveViewers
@@ -40,6 +43,7 @@ from streamwarden.manager import StreamManager
 from streamwarden.mqtt import MqttBridge
 from streamwarden.notify import Notifier
 from streamwarden.pixels.shared import SharedPixels
+from streamwarden.readiness import Readiness, Verdict
 from streamwarden.recording.camera_periods import CameraPeriods
 from streamwarden.recording.control import RecordingControl
 from streamwarden.recording.gaps import GapStore
@@ -52,15 +56,19 @@ from streamwarden.reload import Reloader
 from streamwarden.restream.server import RestreamServer
 from streamwarden.secret_key import SecretKeyError
 from streamwarden.stream_store import StreamStore
+from streamwarden.users.accounts import Accounts
+from streamwarden.users.gate import Gate
+from streamwarden.users.passwords import HashParams
+from streamwarden.users.sessions import Sessions, UrlSigner
 
 if TYPE_CHECKING:
     from streamwarden.cluster.node import ClusterNode
     from streamwarden.demo.camera import SyntheticCamera
+    from streamwarden.hass.bridge import HassBridge
 
 log = logging.getLogger("streamwarden")
 
-DEMO_STREAM_ID = "demo"
-DEMO_CAMERA_PORT = 8555
+EVENT_EXPIRY_S = 1.0  # how often open detection events are checked for their end
 
 
 def _free_port(host: str, preferred: int) -> int:
@@ -134,12 +142,22 @@ class StorageLimits:
             enforce(self.db, rec.retention, rec.max_size, gaps=self.gaps)
 
 
+def _ping(db: Database) -> None:
+    db.conn.execute("SELECT 1").fetchone()
+
+
 class Service:
     def __init__(self, config: Config, demo: bool = False,
                  config_file: ConfigFile | None = None):
         config = with_environment_token(config)
         self.config = config
         self.demo = demo
+        # before anything else: a users file with a weak or malformed hash stops start-up here
+        users = config.users
+        self.accounts = Accounts.load(users.file, HashParams(**users.hash.model_dump()),
+                                      HashParams(**users.min_hash.model_dump()))
+        self.gate = Gate(config.api.token, Sessions(users.session_ttl), UrlSigner(),
+                         bool(users.file))
         self.db = Database(config.app.database)
         try:  # before anything else starts: a missing key file stops start-up here
             self.stored = self.db.call(StreamStore.open, self.db, config.app.key_path)
@@ -163,11 +181,19 @@ class Service:
         self.mqtt = MqttBridge(config.mqtt) if config.mqtt else None
         if self.mqtt is not None:
             self.notifier.listeners.append(self.mqtt.handle)
+        self.hass = self._home_assistant(config)
+        # Hooks and webhooks listen like the MQTT bridge: they queue, never wait.
+        self.hooks = HookRunner(config.hooks) if config.hooks.configured else None
+        self.webhooks = Webhooks(config.webhooks) if config.webhooks else None
+        for listener in (self.hooks, self.webhooks):
+            if listener is not None:
+                self.notifier.listeners.append(listener.handle)
         self.clients = OpenClients()  # WebSockets and MJPEG streams, ended first on shutdown
         self.reloader = Reloader(config_file, self.manager, lambda: self.config,
                                  self.adopt_config)
         self.demo_camera: SyntheticCamera | None = None
         self._tasks: list[asyncio.Task] = []
+        self.readiness = Readiness()
         self.cluster: ClusterNode | None = self._build_cluster(config) if config.cluster else None
         if self.cluster is not None:
             self.reloader.cluster_streams = self.cluster.load_file_streams
@@ -205,7 +231,8 @@ class Service:
         publish = self.notifier.publish_threadsafe
         self.recording = RecordingControl(config.recording, self.streams, self.loop,
                                           self.reaper, self.index, publish)
-        self.restream = (RestreamServer(config.restream, self.streams, self.loop)
+        self.restream = (RestreamServer(config.restream, self.streams, self.loop,
+                                        self.accounts, config.users)
                          if config.restream.enabled else None)
         self.live = LiveViewers(self.streams, self.loop)
         self.pixels = SharedPixels(config.inference.frame_width)
@@ -215,10 +242,29 @@ class Service:
                                           self.restream, self.live, self.inference, self.pixels]
         return [feature for feature in features if feature is not None]
 
+    def _home_assistant(self, config: Config) -> HassBridge | None:
+        """`[mqtt] home_assistant`: discovery, states, pictures and switches (hass/)."""
+        if self.mqtt is None or config.mqtt is None or not config.mqtt.home_assistant:
+            return None
+        from streamwarden.hass.bridge import HassBridge
+        from streamwarden.hass.control import ServiceControl
+
+        bridge = HassBridge(self.mqtt, ServiceControl(self),
+                            labels=config.mqtt.labels(config.inference.record_on),
+                            off_delay=config.inference.event_gap,
+                            interval=config.mqtt.snapshot_interval,
+                            discovery_prefix=config.mqtt.discovery_prefix)
+        self.notifier.listeners.append(bridge.handle)
+        return bridge
+
     async def startup(self) -> None:
         self.notifier.bind(asyncio.get_running_loop())
+        if self.hass is not None:
+            self.hass.start()  # before connecting: the first connect announces every camera
         if self.mqtt is not None:
             self.mqtt.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
         await self.db.run(reconcile, self.db, self.recording.path)
         if closed := await self.db.run(self.gaps.close_dangling):
             log.warning("%d recording gap(s) left open by the last run closed", closed,
@@ -228,26 +274,22 @@ class Service:
         self.manager.start()
         if self.restream is not None:
             self.loop.call(self.restream.start)
-        if self.demo:
-            await asyncio.to_thread(self._start_demo_camera)
+        demo_cameras = await asyncio.to_thread(self._start_demo_camera) if self.demo else []
         if self.cluster is not None:  # the cluster's camera list says what runs here
             self.cluster.start(asyncio.get_running_loop())
         else:
             for stream, source in await self.db.run(self._streams_to_start):
                 await self.manager.add(stream, source)
-        camera = self.demo_camera
-        if camera is not None and self.cluster is None \
-                and DEMO_STREAM_ID not in {s.id for s in self.config.streams}:
-            await self.manager.add(
-                StreamConfig(id=DEMO_STREAM_ID, uri=camera.url("/demo"))
-            )
-            self.manager.attach(DEMO_STREAM_ID, FrameCounter())
+            if self.demo_camera is not None:
+                await self._add_demo_streams(demo_cameras, self.demo_camera.url(""))
+        self.readiness.starting_with([stream.id for stream in self.manager.all()])
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="timeline"))
         if self.reloader.source is not None:
             self._tasks.append(asyncio.create_task(self.reloader.watch(), name="config-watch"))
         self.reloader.bind(asyncio.get_running_loop())  # SIGHUP before this: ignored, logged
+        self._tasks.append(asyncio.create_task(self._end_quiet_events(), name="event-ends"))
         log.info("streamwarden ready: %d stream(s), API on %s", len(self.manager.all()),
                  self.config.api.listen)
 
@@ -320,20 +362,62 @@ class Service:
             except Exception:  # logged, never fatal: the next beat tries again
                 log.exception("timeline heartbeat failed")
 
-    def _start_demo_camera(self) -> None:
+    async def _end_quiet_events(self) -> None:
+        """Detection events end when no detection extended them for `event_gap`; a camera
+        that went dark sends no result to notice that by, so a clock does (off this loop:
+        the event log's lock may be held while a picture is drawn)."""
+        events = self.inference.events
+        while True:
+            await asyncio.sleep(EVENT_EXPIRY_S)
+            try:
+                await asyncio.to_thread(events.expire, time.time())
+            except Exception:  # never fatal; the next round tries again
+                log.exception("ending quiet detection events failed")
+
+    def _start_demo_camera(self) -> list[DemoCamera]:
+        """The demo's RTSP server, one mount per scene (demo/scene.py); clips from the cache."""
         from streamwarden.demo.camera import CameraMount, SyntheticCamera
         from streamwarden.demo.clip import ClipSpec
 
-        port = _free_port("127.0.0.1", DEMO_CAMERA_PORT)
-        camera = SyntheticCamera([CameraMount("/demo", ClipSpec(seconds=10))], port)
+        cameras = demo_cameras()
+        if len(cameras) == 1:
+            log.warning("demo: no person scene (it shows scikit-image's astronaut picture: "
+                        "pip install scikit-image)")
+        mounts = [CameraMount(c.path, ClipSpec(width=c.size[0], height=c.size[1], seconds=10,
+                                               image=c.image))
+                  for c in cameras]
+        camera = SyntheticCamera(mounts, _free_port("127.0.0.1", DEMO_CAMERA_PORT))
         self.loop.call(camera.attach, self.loop.context)
         self.demo_camera = camera
-        log.info("demo camera serving %s", camera.url("/demo"))
+        log.info("demo camera serving %s", ", ".join(camera.url(c.path) for c in cameras))
+        return cameras
+
+    async def _add_demo_streams(self, cameras: list[DemoCamera], url: str) -> None:
+        """The demo's streams, recorded (and the person detected), unless the config file or
+        the API already has a stream by that id."""
+        running = {stream.id for stream in self.manager.all()}
+        for stream in demo_streams(cameras, url, self.config):
+            if stream.id not in running:
+                await self.manager.add(stream)
+                self.manager.attach(stream.id, FrameCounter())
+
+    async def ready(self) -> Verdict:
+        """Readiness (`GET /health/ready`): the start-up facts and a database round trip."""
+        try:
+            await asyncio.wait_for(self.db.run(_ping, self.db), timeout=2.0)
+            database_ok = True
+        except Exception:  # closed, locked past 2 s, broken: not ready, whatever the cause
+            database_ok = False
+        states = {s.id: s.supervisor.state.value for s in self.manager.all()}
+        return self.readiness.check(states, database_ok)
 
     async def shutdown(self) -> None:
         if self.cluster is not None:  # hand the cameras over while they still run here
             await self.cluster.drain()
         stopping_since = time.time()
+        self.readiness.stopping = True
+        if self.hass is not None:  # streams stopping now are not deleted from Home Assistant
+            await self.hass.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -344,6 +428,13 @@ class Service:
             await asyncio.wait_for(self.manager.close(), timeout=4.0)
         except TimeoutError:
             log.warning("streams did not stop within 4 s; exiting anyway")
+        # After the streams: their last segments' hooks get a second to run or be sent. The
+        # segments' rows are written (and announced) on the database thread: wait for it first.
+        closers = [c.close() for c in (self.hooks, self.webhooks) if c is not None]
+        if closers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.db.run(lambda: None), timeout=1.0)
+            await asyncio.gather(*closers, return_exceptions=True)
         stoppers = [s.stop for s in (self.restream,) if s is not None]
         stoppers += [c.detach for c in (self.demo_camera,) if c is not None]
         for stop in stoppers:
@@ -364,7 +455,9 @@ class Service:
         from streamwarden.api.app import create_app
 
         api = self.config.api
-        problem = api.exposure_problem() or self.config.restream.exposure_problem()
+        users = bool(self.config.users.file)
+        problem = (api.exposure_problem(users)
+                   or self.config.restream.exposure_problem(users))
         if problem:
             raise PermissionError(problem)
         check_listen(api.host, api.port)

@@ -64,6 +64,40 @@ def test_demo_streams_and_stops_cleanly(sig, tmp_path):
     assert "Traceback" not in err
 
 
+def test_demo_shows_both_cameras_recordings_and_a_detected_person(tmp_path):
+    """`streamwarden demo`, as a newcomer starts it: within a minute both cameras stream, both
+    are being recorded and the person scene has person events; no camera, GPU or network."""
+    port = free_port()
+    config = tmp_path / "c.toml"  # a free restream port: the default one may be taken
+    config.write_text(f'[restream]\nlisten = "127.0.0.1:{free_port()}"\n')
+    started = time.monotonic()
+    process = start("demo", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+                    cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def both_streaming():
+            response = get(f"{base}/health")
+            states = {e["id"]: e["state"] for e in response.json()} if response else {}
+            return states == {"demo": "streaming", "person": "streaming"}
+
+        wait_for(both_streaming, 45, interval=0.5, message="both demo cameras streaming")
+        wait_for(lambda: {r["stream_id"] for r in httpx.get(f"{base}/recordings").json()}
+                 == {"demo", "person"}, 15, interval=0.5, message="both recorded")
+        people = wait_for(lambda: httpx.get(f"{base}/events", params={
+            "stream_id": "person", "label": "person"}).json(), 45, interval=0.5,
+            message="a person detected in the demo")
+        assert time.monotonic() - started < 60, "the demo's first minute shows everything"
+        assert people[0]["confidence"] >= 0.5
+        streams = {s["id"]: s for s in httpx.get(f"{base}/streams").json()}
+        assert streams["person"]["enable_inference"] and streams["person"]["recording"]
+        assert streams["demo"]["recording"] and not streams["demo"]["enable_inference"]
+        assert httpx.get(f"{base}/streams/person/snapshot.jpg").content[:2] == b"\xff\xd8"
+    finally:
+        _, err = stop(process)
+    assert process.returncode == 0, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+
+
 def test_sigterm_with_viewers_connected_closes_them_and_exits_cleanly(tmp_path):
     """A /ws client, a live viewer and an MJPEG viewer are told goodbye (1001, end of stream)
     and the process exits 0 within seconds, without uvicorn cancelling a handler."""

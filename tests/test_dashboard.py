@@ -57,8 +57,8 @@ def test_dashboard_end_to_end(browser, service_factory, camera_factory):
     browser.get(svc.base_url + "/")
     wait_for(lambda: browser.find_element("id", "login").is_displayed(), 10,
              message="the page asks for the token")
-    browser.find_element("css selector", "#login-form input").send_keys(TOKEN)
-    browser.find_element("css selector", "#login-form button").click()
+    browser.find_element("css selector", "#token-form input").send_keys(TOKEN)
+    browser.find_element("css selector", "#token-form button").click()
     wait_for(lambda: len(browser.find_elements("css selector", ".card")) == 2, 10,
              message="both streams listed")
     wait_for(lambda: browser.execute_script(
@@ -216,3 +216,63 @@ def test_detection_toggle_and_latest_detections(browser, service_factory, camera
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "dashboard-detections.png"))
     assert console_errors(browser) == []
+
+
+def test_login_hides_what_a_role_cannot_do(browser, service_factory, camera_factory, tmp_path):
+    from tests.test_users import PASSWORD, users_config
+    from tests.test_users import TOKEN as ADMIN_TOKEN
+
+    camera = camera_factory(["/a", "/b"])
+    svc = service_factory(users_config(tmp_path, [
+        StreamConfig(id="front", uri=camera.url("/a")),
+        StreamConfig(id="back", uri=camera.url("/b"))]))
+    client = svc.client()
+    client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+
+    def shown(selector: str) -> bool:
+        return any(e.is_displayed() for e in browser.find_elements("css selector", selector))
+
+    def sign_in(name: str, password: str = PASSWORD) -> None:
+        wait_for(lambda: shown("#login-form"), 10, message="the login form")
+        form = browser.find_element("id", "login-form")
+        form.find_element("name", "username").send_keys(name)
+        form.find_element("name", "password").send_keys(password)
+        form.find_element("css selector", "button").click()
+
+    browser.get(svc.base_url + "/")
+    assert not shown("#add-form")  # nothing to do before signing in
+    sign_in("alice", "not her password")
+    wait_for(lambda: browser.find_element("id", "login-error").text ==
+             "wrong user name or password", 10, message="the refusal shown")
+
+    # a viewer limited to one stream: that stream only, and no control that changes anything
+    browser.find_element("id", "login-form").find_element("name", "username").clear()
+    sign_in("alice")
+    wait_for(lambda: shown("#card-front"), 10, message="alice's stream")
+    assert browser.find_element("id", "who").text == "alice (viewer)"
+    assert not browser.find_elements("css selector", "#card-back")
+    assert shown("#card-front .show-rec")
+    for control in ("#add-form", "#card-front .toggle-rec", "#card-front .toggle-det",
+                    "#card-front .remove"):
+        assert not shown(control), control
+    session = browser.execute_script("return localStorage.getItem('streamwarden-token')")
+    assert client.get("/auth/me", headers={"Authorization": f"Bearer {session}"}).json()[
+        "name"] == "alice"
+
+    # logging out ends the session on the server too
+    browser.find_element("id", "logout").click()
+    wait_for(lambda: shown("#login-form"), 10, message="back to the login page")
+    assert client.get("/streams", headers={"Authorization": f"Bearer {session}"}
+                      ).status_code == 401
+
+    # an operator records, but adds and removes nothing
+    sign_in("olga")
+    wait_for(lambda: shown("#card-front") and shown("#card-back"), 10, message="all streams")
+    assert shown("#card-front .toggle-rec") and shown("#card-front .toggle-det")
+    assert not shown("#add-form") and not shown("#card-front .remove")
+    browser.find_element("css selector", "#card-front .toggle-rec").click()
+    wait_for(lambda: state_of(client, "front")["recording"], 5, message="recording via UI")
+    client.delete("/streams/front/record")
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-operator.png"))
+    assert [e for e in console_errors(browser) if "/auth/login" not in e] == []

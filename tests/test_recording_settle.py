@@ -123,6 +123,10 @@ def test_cut_and_empty_segments_are_settled_at_once(index, emitted, tmp_path):
     assert repaired.duration == pytest.approx(frames_in(truncated) / CLIP.fps, abs=0.1)
     assert repaired.end_ts == pytest.approx(repaired.start_ts + repaired.duration)
     assert [e["recording_id"] for e in emitted] == [rows[complete].id, repaired.id]
+    # what a segment_complete hook is told: where the segment is, its times and status
+    assert [(e["path"], e["status"], e["start"], e["end"]) for e in emitted] == [
+        (str(complete), "complete", T0, T0 + 4.0),
+        (str(truncated), "repaired", repaired.start_ts, repaired.end_ts)]
 
 
 def test_a_gap_begins_where_the_cut_session_really_stopped(index, tmp_path):

@@ -80,7 +80,14 @@ CONTRACT = sorted([
     "200 application/json:AuthStatus",
     "POST /auth/url-token ['auth'] url_token_auth_url_token_post () body=UrlTokenRequest* -> "
     "200 application/json:UrlToken; 401 application/json:ErrorBody; "
-    "422 application/json:ErrorBody",
+    "403 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "POST /auth/login ['auth'] login_auth_login_post () body=LoginRequest* -> "
+    "200 application/json:LoginSession; 401 application/json:ErrorBody; "
+    "422 application/json:ErrorBody; 429 application/json:ErrorBody",
+    "POST /auth/logout ['auth'] logout_auth_logout_post () body=- -> 204 ; "
+    "401 application/json:ErrorBody; 403 application/json:ErrorBody",
+    "GET /auth/me ['auth'] whoami_auth_me_get () body=- -> 200 application/json:WhoAmI; "
+    "401 application/json:ErrorBody; 403 application/json:ErrorBody",
     "GET /config ['config'] get_config_config_get () body=- -> 200 application/json:ConfigView",
     "POST /config/reload ['config'] reload_config_config_reload_post () body=- -> "
     "200 application/json:ReloadResult; 409 application/json:ErrorBody; "
@@ -93,6 +100,10 @@ CONTRACT = sorted([
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
     "GET /health ['monitoring'] health_health_get () body=- -> "
     "200 application/json:[HealthEntry]",
+    "GET /health/live ['monitoring'] live_health_live_get () body=- -> "
+    "200 application/json:Liveness",
+    "GET /health/ready ['monitoring'] ready_health_ready_get () body=- -> "
+    "200 application/json:Readiness; 503 application/json:ErrorBody",
     "GET /inference ['inference'] inference_status_inference_get () body=- -> "
     "200 application/json:InferenceStatus",
     "GET /metrics ['monitoring'] metrics_metrics_get () body=- -> "
@@ -144,11 +155,11 @@ CONTRACT = sorted([
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
 ])
 SCHEMAS = {"AuthStatus", "ConfigProblem", "ConfigRefused", "ConfigView", "ConfiguredStream",
-           "ErrorBody", "EventView", "HealthEntry", "InferenceStatus", "RecordRequestBody",
-           "Recording", "RecordingState", "RecordingTimeline", "ReloadResult", "SourceSettings",
-           "StreamConfig", "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView",
-           "TimelineGap", "TimelineSegment", "TimelineSpan", "UrlToken",
-           "UrlTokenRequest"}
+           "ErrorBody", "EventView", "HealthEntry", "InferenceStatus", "Liveness", "LoginRequest",
+           "LoginSession", "Readiness", "RecordRequestBody", "Recording", "RecordingState",
+           "RecordingTimeline", "ReloadResult", "SourceSettings", "StreamConfig",
+           "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView", "TimelineGap",
+           "TimelineSegment", "TimelineSpan", "UrlToken", "UrlTokenRequest", "WhoAmI"}
 
 
 def test_schema_keeps_its_contract(service_factory):

@@ -2,7 +2,7 @@
 start and stop as the app's lifespan.
 
 Each resource module builds its `APIRouter` the same way, `create_router(service)`; what a
-route does is read there. Middleware runs outermost first: the token guard, the body limit,
+route does is read there. Middleware runs outermost first: the gate (who is asking), the body limit,
 then JSON bodies whatever their content type (see auth.py, errors.py).
 """
 
@@ -26,7 +26,7 @@ from streamwarden.api import (
     timeline,
     ws,
 )
-from streamwarden.api.auth import BodyLimit, TokenAuth
+from streamwarden.api.auth import AuthGate, BodyLimit
 from streamwarden.api.errors import AssumeJsonBody, install_error_handlers
 from streamwarden.api.params import install_stream_errors
 
@@ -73,13 +73,13 @@ def create_app(service: Service) -> FastAPI:
 
         cluster.install(app)
     api_config = service.config.api
-    if service.cluster is not None:  # innermost: after the token guard
+    if service.cluster is not None:  # innermost: after the auth gate
         from streamwarden.api.owner_routing import OwnerRouting
 
         app.add_middleware(OwnerRouting, node=service.cluster)
     app.add_middleware(AssumeJsonBody)
     app.add_middleware(BodyLimit, max_bytes=api_config.max_body_bytes)
-    app.add_middleware(TokenAuth, token=api_config.token, public_paths=api_config.public_paths)
+    app.add_middleware(AuthGate, gate=service.gate, public_paths=api_config.public_paths)
     for router in _routers(service):
         app.include_router(router)
     app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="static")

@@ -19,6 +19,13 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from streamwarden.api.access import (
+    FORBIDDEN_DETAIL,
+    current,
+    requires,
+    requires_any,
+    visible_streams,
+)
 from streamwarden.api.cluster_views import (
     EVENT_COLUMNS,
     RECORDING_COLUMNS,
@@ -44,6 +51,7 @@ from streamwarden.api.streams import check_file_source, check_new_stream, stream
 from streamwarden.cluster.store import StoreUnavailableError
 from streamwarden.config.model import StreamConfig
 from streamwarden.manager import StreamNotFoundError
+from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
@@ -88,7 +96,9 @@ class _Reads:
 
     async def all(self) -> list[StreamView]:
         entries, owners = await self.catalog(), await self.call(self.store.owners)
-        return [self.view(config, source, owners) for config, source in entries.values()]
+        principal = current()
+        return [self.view(config, source, owners) for config, source in entries.values()
+                if principal.sees(config.id)]
 
     async def one(self, stream_id: str) -> StreamView:
         entries, owners = await self.catalog(), await self.call(self.store.owners)
@@ -102,7 +112,7 @@ def create_router(service: Service) -> APIRouter:
     node, call = reads.node, reads.call
     router = APIRouter(tags=["cluster"])
 
-    @router.get("/cluster", response_model=ClusterView)
+    @router.get("/cluster", response_model=ClusterView, dependencies=[requires(Action.VIEW)])
     async def cluster() -> ClusterView:
         """The nodes (status, lease age, cameras, CPU and load) and this node's leases. While
         the database is away: this node's own part only (no node list)."""
@@ -117,16 +127,19 @@ def create_router(service: Service) -> APIRouter:
                            index_rows_accepted=node.replicator.accepted,
                            index_rows_rejected=node.replicator.rejected)
 
-    @router.get("/streams", response_model=list[StreamView])
+    @router.get("/streams", response_model=list[StreamView],
+                dependencies=[requires(Action.VIEW)])
     async def list_streams() -> list[StreamView]:
         """Every camera of the cluster, with its `owner`."""
         return await reads.all()
 
-    @router.get("/streams/{stream_id}", response_model=StreamView, responses=STREAM_ERRORS)
+    @router.get("/streams/{stream_id}", response_model=StreamView, responses=STREAM_ERRORS,
+                dependencies=[requires(Action.VIEW)])
     async def get_stream(stream_id: StreamIdPath) -> StreamView:
         return await reads.one(checked_id(stream_id))
 
-    @router.get("/health", response_model=list[HealthEntry])
+    @router.get("/health", response_model=list[HealthEntry],
+                dependencies=[requires(Action.VIEW)])
     async def health() -> list[HealthEntry]:
         """Every camera of the cluster, from its owner (stopped: no live owner)."""
         return [v.health for v in await reads.all()]
@@ -136,12 +149,25 @@ def create_router(service: Service) -> APIRouter:
     return router
 
 
+def _merged(stored: StreamConfig, changes: dict[str, Any], service: Service) -> StreamConfig:
+    """A PATCH on the stored camera: allowed for this caller, valid, a file it may name."""
+    if not current().may_change(changes):
+        raise ApiError(403, "forbidden", FORBIDDEN_DETAIL)
+    try:
+        merged = StreamConfig.model_validate({**stored.model_dump(), **changes})
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
+    if merged.uri != stored.uri:
+        check_file_source(merged.uri, service.config.api.allowed_file_dirs)
+    return merged
+
+
 def _change_routes(router: APIRouter, reads: _Reads) -> None:
     service, node, call, store = reads.service, reads.node, reads.call, reads.store
     codec = node.codec
 
     @router.post("/streams", status_code=201, response_model=StreamCreated,
-                 responses=STREAM_ERRORS)
+                 responses=STREAM_ERRORS, dependencies=[requires(Action.CONFIGURE)])
     async def add_stream(stream: StreamConfig) -> StreamCreated:
         """Add a camera to the cluster's list; a node takes it within one renewal."""
         check_new_stream(stream, service.config)
@@ -151,27 +177,24 @@ def _change_routes(router: APIRouter, reads: _Reads) -> None:
         node.wake()
         return StreamCreated(id=stream.id)
 
-    @router.patch("/streams/{stream_id}", response_model=StreamView, responses=STREAM_ERRORS)
+    @router.patch("/streams/{stream_id}", response_model=StreamView, responses=STREAM_ERRORS,
+                  dependencies=[requires_any(Action.RECORD, Action.DETECT, Action.CONFIGURE)])
     async def patch_stream(patch: StreamPatch, stream_id: StreamIdPath) -> StreamView:
         """Change a camera for the whole cluster; its owner applies it."""
         entries = await reads.catalog()
         if checked_id(stream_id) not in entries:
             raise StreamNotFoundError(stream_id)
-        current, source = entries[stream_id]
+        stored, source = entries[stream_id]
         changes = patch.model_dump(exclude_unset=True)
-        try:
-            merged = StreamConfig.model_validate({**current.model_dump(), **changes})
-        except ValidationError as exc:
-            raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
-        if merged.uri != current.uri:
-            check_file_source(merged.uri, service.config.api.allowed_file_dirs)
+        merged = _merged(stored, changes, service)
         await call(store.put_stream, stream_id, *codec.seal(merged), source)
         if stream_id in node.held and stream_id in service.streams:
             await service.manager.update(stream_id, changes)
         node.wake()
         return await reads.one(stream_id)
 
-    @router.delete("/streams/{stream_id}", status_code=204, responses=STREAM_ERRORS)
+    @router.delete("/streams/{stream_id}", status_code=204, responses=STREAM_ERRORS,
+                   dependencies=[requires(Action.CONFIGURE)])
     async def delete_stream(stream_id: StreamIdPath) -> Response:
         """Remove a camera from the cluster; its owner stops it."""
         if not await call(store.delete_stream, checked_id(stream_id)):
@@ -181,7 +204,8 @@ def _change_routes(router: APIRouter, reads: _Reads) -> None:
 
 
 def _index_routes(router: APIRouter, call: Callable, store: Any) -> None:
-    @router.get("/recordings", response_model=list[Recording], responses=ERRORS)
+    @router.get("/recordings", response_model=list[Recording], responses=ERRORS,
+                dependencies=[requires(Action.RECORDINGS)])
     async def list_recordings(
         stream_id: StreamIdQuery = None,
         start: Annotated[datetime | None, Query(description=_UTC)] = None,
@@ -195,14 +219,16 @@ def _index_routes(router: APIRouter, call: Callable, store: Any) -> None:
         sql = (f"SELECT {RECORDING_COLUMNS} FROM cluster_recordings WHERE "
                "(%(sid)s::text IS NULL OR stream_id = %(sid)s) AND "
                "(%(start)s::float8 IS NULL OR COALESCE(end_ts, start_ts) >= %(start)s) AND "
-               "(%(end)s::float8 IS NULL OR start_ts <= %(end)s) "
+               "(%(end)s::float8 IS NULL OR start_ts <= %(end)s) AND "
+               "(%(seen)s::text[] IS NULL OR stream_id = ANY(%(seen)s)) "
                "ORDER BY start_ts, id LIMIT %(limit)s")
         rows = await call(store.execute, sql, {
             "sid": checked_id(stream_id) if stream_id else None, "start": start_ts,
-            "end": end_ts, "limit": limit})
+            "end": end_ts, "limit": limit, "seen": visible_streams()})
         return [recording_view(row) for row in rows]
 
-    @router.get("/events", response_model=list[EventView], responses=ERRORS)
+    @router.get("/events", response_model=list[EventView], responses=ERRORS,
+                dependencies=[requires(Action.EVENTS)])
     async def list_events(
         stream_id: StreamIdQuery = None,
         label: Annotated[str | None, Query(max_length=100)] = None,
@@ -218,9 +244,10 @@ def _index_routes(router: APIRouter, call: Callable, store: Any) -> None:
                "ON n.node_id = e.node_id WHERE (%(sid)s::text IS NULL OR e.stream_id = %(sid)s)"
                " AND (%(label)s::text IS NULL OR e.label = %(label)s) AND "
                "(%(since)s::float8 IS NULL OR e.end_ts >= %(since)s) AND "
-               "(%(until)s::float8 IS NULL OR e.start_ts <= %(until)s) "
+               "(%(until)s::float8 IS NULL OR e.start_ts <= %(until)s) AND "
+               "(%(seen)s::text[] IS NULL OR e.stream_id = ANY(%(seen)s)) "
                "ORDER BY e.start_ts DESC, e.id DESC LIMIT %(limit)s")
         rows = await call(store.execute, sql, {
             "sid": checked_id(stream_id) if stream_id else None, "label": label,
-            "since": since_ts, "until": until_ts, "limit": limit})
+            "since": since_ts, "until": until_ts, "limit": limit, "seen": visible_streams()})
         return [event_view(row) for row in rows]

@@ -16,11 +16,13 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from streamwarden.api.access import requires
 from streamwarden.api.errors import ApiError
 from streamwarden.api.schemas import ErrorBody, Responses
 from streamwarden.config.model import SourceSettings
 from streamwarden.config.redact import redact
 from streamwarden.reload import NoConfigFileError, ReloadRefusedError, ReloadReport
+from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.ingest.stream import Stream
@@ -98,7 +100,7 @@ def create_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["config"])
     reloader = service.reloader
 
-    @router.get("/config", response_model=ConfigView)
+    @router.get("/config", response_model=ConfigView, dependencies=[requires(Action.CONFIGURE)])
     async def get_config() -> ConfigView:
         """The effective config, secrets redacted, and the last reload's outcome."""
         sections = service.config.model_dump(mode="json", exclude={"streams"})
@@ -109,7 +111,8 @@ def create_router(service: Service) -> APIRouter:
             streams=[_stream(s) for s in service.manager.all()],
             last_reload=result_of(last) if last else None)
 
-    @router.post("/config/reload", response_model=ReloadResult, responses=_RELOAD_ANSWERS)
+    @router.post("/config/reload", response_model=ReloadResult, responses=_RELOAD_ANSWERS,
+                 dependencies=[requires(Action.CONFIGURE)])
     async def reload_config() -> ReloadResult | JSONResponse:
         """Read the config file again and apply only what changed (as SIGHUP does)."""
         try:

@@ -15,16 +15,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("streamwarden.api")
 
-_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-          416: "range_not_satisfiable", 422: "invalid_request"}
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 409: "conflict", 413: "too_large",
+          415: "unsupported_media_type", 416: "range_not_satisfiable", 422: "invalid_request"}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: str):
+    def __init__(self, status: int, error: str, detail: str,
+                 headers: Mapping[str, str] | None = None):
         self.status = status
         self.error = error
         self.detail = detail
+        self.headers = headers
 
 
 def error_response(status: int, error: str, detail: str,
@@ -87,7 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.error, exc.detail)
+        return error_response(exc.status, exc.error, exc.detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from streamwarden.api.access import requires, visible_streams
 from streamwarden.api.errors import ApiError
 from streamwarden.api.params import (
     StreamIdQuery,
@@ -17,6 +18,7 @@ from streamwarden.api.params import (
 )
 from streamwarden.api.schemas import ERRORS, EventView, InferenceStatus
 from streamwarden.db import EventRow
+from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
@@ -34,7 +36,8 @@ def create_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["inference"])
     db = service.db
 
-    @router.get("/events", response_model=list[EventView], responses=ERRORS)
+    @router.get("/events", response_model=list[EventView], responses=ERRORS,
+                dependencies=[requires(Action.EVENTS)])
     async def list_events(
         stream_id: StreamIdQuery = None,
         label: Annotated[str | None, Query(max_length=100)] = None,
@@ -48,20 +51,23 @@ def create_router(service: Service) -> APIRouter:
         since_ts, until_ts = to_timestamp_or_none(since), to_timestamp_or_none(until)
         if since_ts is not None and until_ts is not None and until_ts < since_ts:
             raise ApiError(422, "invalid_range", "until is before since")
-        rows = await db.run(db.events, stream_id, label, since_ts, until_ts, limit)
+        rows = await db.run(db.events, stream_id, label, since_ts, until_ts, limit,
+                            visible_streams())
         return [_event(row) for row in rows]
 
     @router.get("/events/{event_id}/snapshot.jpg", response_class=Response,
-                responses={200: {"content": {"image/jpeg": {}}}, **ERRORS})
+                responses={200: {"content": {"image/jpeg": {}}}, **ERRORS},
+                dependencies=[requires(Action.EVENTS)])
     async def event_snapshot(event_id: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
         """The picture of the event's most confident detection, boxes drawn."""
-        jpeg = await db.run(db.event_snapshot, event_id)
+        jpeg = await db.run(db.event_snapshot, event_id, visible_streams())
         if jpeg is None:
             raise ApiError(404, "not_found", f"no picture for event {event_id}")
         return Response(jpeg, media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=86400"})
 
-    @router.get("/inference", response_model=InferenceStatus)
+    @router.get("/inference", response_model=InferenceStatus,
+                dependencies=[requires(Action.VIEW)])
     async def inference_status() -> InferenceStatus:
         """The worker: state, restarts, model, runtime, warnings (e.g. a CPU fallback)."""
         return InferenceStatus(**service.inference.status())

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
+from streamwarden.api.access import requires, stream_visible
 from streamwarden.api.clients import GOING_AWAY, GOING_AWAY_REASON, OpenClients
 from streamwarden.api.errors import ApiError
 from streamwarden.api.mjpeg import MEDIA_TYPE, mjpeg_response
@@ -39,6 +40,7 @@ from streamwarden.manager import StreamNotFoundError
 from streamwarden.pixels.draw import render_jpeg
 from streamwarden.pixels.snapshot import SnapshotCache, SnapshotError
 from streamwarden.recording.recorder import Recorder
+from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.ingest.stream import Stream
@@ -77,7 +79,7 @@ def create_router(service: Service) -> APIRouter:
     snapshots = SnapshotCache()
 
     @router.get("/streams/{stream_id}/snapshot.jpg", response_class=Response,
-                responses={200: _JPEG, **STREAM_ERRORS})
+                responses={200: _JPEG, **STREAM_ERRORS}, dependencies=[requires(Action.VIEW)])
     async def snapshot(stream_id: StreamIdPath,
                        width: Annotated[int | None, Query(ge=32, le=3840)] = None) -> Response:
         """The newest picture as JPEG: with inference on, the newest decoded frame with the
@@ -87,7 +89,8 @@ def create_router(service: Service) -> APIRouter:
         return Response(jpeg, media_type="image/jpeg", headers=_NO_STORE)
 
     @router.get("/streams/{stream_id}/mjpeg", response_class=StreamingResponse,
-                responses={200: {"content": {MEDIA_TYPE: {}}}, **ERRORS})
+                responses={200: {"content": {MEDIA_TYPE: {}}}, **ERRORS},
+                dependencies=[requires(Action.VIEW)])
     async def mjpeg(request: Request, stream_id: StreamIdPath,
                     fps: Annotated[float, Query(gt=0, le=15)] = 5.0,
                     width: Annotated[int | None, Query(ge=32, le=3840)] = None
@@ -96,7 +99,7 @@ def create_router(service: Service) -> APIRouter:
         stream = running_stream(manager, stream_id)
         return await mjpeg_response(service, request, stream, fps, width)
 
-    @router.websocket("/streams/{stream_id}/live.mp4")
+    @router.websocket("/streams/{stream_id}/live.mp4", dependencies=[requires(Action.VIEW)])
     async def live(socket: WebSocket, stream_id: str) -> None:
         await serve_viewer(socket, stream_id, service.live, service.clients)
 
@@ -126,6 +129,8 @@ async def serve_viewer(socket: WebSocket, stream_id: str, hub: LiveViewers,
         await _refuse(socket, 4422, "invalid_id", "not a valid stream id")
         return
     try:
+        if not stream_visible(stream_id):  # another user's stream: as if it did not exist
+            raise StreamNotFoundError(stream_id)
         viewer = await hub.join(stream_id)
     except StreamNotFoundError:
         await _refuse(socket, 4404, "not_found", f"no stream with id {stream_id!r}")

@@ -17,9 +17,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from streamwarden.api.views import stream_health, stream_statistics
+from streamwarden.hooks.runner import FAILURE_REASONS
+from streamwarden.hooks.triggers import HOOK_NAMES
 from streamwarden.recording.timeline import LOSSES
 
 if TYPE_CHECKING:
+    from streamwarden.hooks.runner import HookRunner
+    from streamwarden.hooks.webhooks import Webhooks
     from streamwarden.service import Service
 
 STATES = ("starting", "streaming", "retrying", "failed")
@@ -117,6 +121,8 @@ class StreamCollector(Collector):
         yield from self._service()
         yield from self._inference()
         yield from self._clients()
+        yield from _hook_families(self.service.hooks)
+        yield from _webhook_families(self.service.webhooks)
 
     def _streams(self) -> Iterator[Metric]:
         families = _stream_families()
@@ -190,6 +196,50 @@ class StreamCollector(Collector):
                                     "1 while the inference worker is running")
         running.add_metric([], 1 if inference.runner.state == "running" else 0)
         yield from (calls, seen, dropped, found, latency, restarts, running)
+
+
+def _hook_families(hooks: HookRunner | None) -> Iterator[Metric]:
+    """Hook runs, failures by reason and drops, per hook (only when a command is set)."""
+    if hooks is None:
+        return
+    stats = hooks.stats()
+    runs = _counter("streamwarden_hook_runs", "Hook commands started", ("hook",))
+    failures = _counter("streamwarden_hook_failures", "Hook runs that failed, by reason "
+                        "(exit, timeout, not_found, error)", ("hook", "reason"))
+    dropped = _counter("streamwarden_hook_dropped", "Hook runs dropped: too many waiting",
+                       ("hook",))
+    for hook in HOOK_NAMES:
+        runs.add_metric([hook], stats["runs"].get(hook, 0))
+        dropped.add_metric([hook], stats["dropped"].get(hook, 0))
+        for reason in FAILURE_REASONS:
+            failures.add_metric([hook, reason], stats["failures"].get((hook, reason), 0))
+    running = _gauge("streamwarden_hooks_running", "Hook commands running", ())
+    running.add_metric([], stats["running"])
+    waiting = _gauge("streamwarden_hooks_waiting", "Hook runs waiting for a free slot", ())
+    waiting.add_metric([], stats["waiting"])
+    yield from (runs, failures, dropped, running, waiting)
+
+
+def _webhook_families(webhooks: Webhooks | None) -> Iterator[Metric]:
+    """Per webhook: deliveries, failed attempts, given up, dropped, queued."""
+    if webhooks is None:
+        return
+    label = ("webhook",)
+    families: dict[str, Metric] = {
+        "delivered": _counter("streamwarden_webhook_delivered", "Webhook deliveries the "
+                              "receiver accepted (2xx)", label),
+        "failed_attempts": _counter("streamwarden_webhook_failed_attempts", "Webhook requests "
+                                    "that failed (no answer, or not 2xx)", label),
+        "given_up": _counter("streamwarden_webhook_given_up", "Webhook deliveries abandoned: "
+                             "refused (4xx) or out of attempts", label),
+        "dropped": _counter("streamwarden_webhook_dropped", "Webhook deliveries dropped: the "
+                            "queue was full", label),
+        "queued": _gauge("streamwarden_webhook_queued", "Webhook deliveries waiting", label),
+    }
+    for stats in webhooks.stats():
+        for key, family in families.items():
+            family.add_metric([stats["webhook"]], stats[key])
+    yield from families.values()
 
 
 def make_registry(service: Service) -> CollectorRegistry:

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from streamwarden.api.access import CALLER
 from streamwarden.api.errors import error_response, refuse_websocket
+from streamwarden.users.gate import Caller
 
 if TYPE_CHECKING:
     from streamwarden.cluster.node import ClusterNode
@@ -39,7 +41,7 @@ class OwnerRouting:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        if match := _OWNER_ONLY.match(path):
+        if (match := _OWNER_ONLY.match(path)) and _sees(scope, match.group(1)):
             target = self._stream_target(match.group(1))
         elif match := _FILE.match(path):
             target = await self._file_target(scope, int(match.group(1)))
@@ -66,18 +68,28 @@ class OwnerRouting:
     async def _file_target(self, scope: Scope, rec_id: int) -> tuple[int, str, str] | None:
         rows = await asyncio.to_thread(
             self.node.api_store.execute,
-            "SELECT r.node_id, r.local_id, n.url, n.expires > now() FROM cluster_recordings r "
+            "SELECT r.node_id, r.local_id, n.url, n.expires > now(), r.stream_id "
+            "FROM cluster_recordings r "
             "LEFT JOIN cluster_nodes n ON n.node_id = r.node_id WHERE r.id = %s", (rec_id,))
         if not rows:
             scope["path"] = "/recordings/0/file"  # the route's own 404
             return None
-        holder, local_id, url, alive = rows[0]
+        holder, local_id, url, alive, stream_id = rows[0]
+        if not _sees(scope, stream_id):
+            scope["path"] = "/recordings/0/file"  # the route's own 404
+            return None
         if holder == self.node.node_id:
             scope["path"] = f"/recordings/{local_id}/file"
             return None
         if alive and url:
             return 307, url, f"recording {rec_id} is on node {holder}"
         return 503, "", f"recording {rec_id} is on node {holder}, which is down"
+
+
+def _sees(scope: Scope, stream_id: str) -> bool:
+    """A caller who may not see the stream gets the route's 404, not its owner's address."""
+    caller = scope.get(CALLER)
+    return isinstance(caller, Caller) and caller.principal.sees(stream_id)
 
 
 async def _answer(scope: Scope, receive: Receive, send: Send, status: int, base: str,

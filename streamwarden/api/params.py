@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 
+from streamwarden.api.access import stream_visible
 from streamwarden.api.errors import ApiError, error_response
 from streamwarden.ids import STREAM_ID_HELP, STREAM_ID_PATTERN, is_valid_stream_id
 from streamwarden.manager import StreamNotFoundError
@@ -50,9 +51,12 @@ def from_timestamp(ts: float | None) -> datetime | None:
 
 
 def checked_id(stream_id: str) -> str:
-    """The id, or a 422 that says what an id may be (before the id touches anything)."""
+    """The id, or a 422 that says what an id may be (before the id touches anything); a
+    stream the caller may not see is, to it, a stream that does not exist (the same 404)."""
     if not is_valid_stream_id(stream_id):
         raise ApiError(422, "invalid_id", f"not a valid stream id: use {STREAM_ID_HELP}")
+    if not stream_visible(stream_id):
+        raise StreamNotFoundError(stream_id)
     return stream_id
 
 

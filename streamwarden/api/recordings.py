@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Path, Query
 from starlette.background import BackgroundTask
 
+from streamwarden.api.access import requires, stream_visible, visible_streams
 from streamwarden.api.errors import ApiError
 from streamwarden.api.files import ApiFileResponse
 from streamwarden.api.params import (
@@ -31,6 +32,7 @@ from streamwarden.api.schemas import (
 from streamwarden.db import RecordingRow
 from streamwarden.recording.clip import ClipError, build_clip
 from streamwarden.recording.layout import is_inside
+from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.recording.recorder import Recorder
@@ -61,7 +63,8 @@ def create_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["recording"])
     db = service.db
 
-    @router.post("/streams/{stream_id}/record", response_model=RecordingState, responses=ERRORS)
+    @router.post("/streams/{stream_id}/record", response_model=RecordingState, responses=ERRORS,
+                 dependencies=[requires(Action.RECORD)])
     async def start_recording(stream_id: StreamIdPath,
                               body: RecordRequestBody | None = None) -> RecordingState:
         """Start recording (idempotent). Pre-roll comes from the pre-event buffer; with
@@ -72,12 +75,13 @@ def create_router(service: Service) -> APIRouter:
         return _state(stream_id, recorder)
 
     @router.delete("/streams/{stream_id}/record", response_model=RecordingState,
-                   responses=ERRORS)
+                   responses=ERRORS, dependencies=[requires(Action.RECORD)])
     async def stop_recording(stream_id: StreamIdPath) -> RecordingState:
         """Stop recording at once; the open file is finalised. Idempotent."""
         return _state(stream_id, await service.recording.stop(checked_id(stream_id)))
 
-    @router.get("/recordings", response_model=list[Recording], responses=ERRORS)
+    @router.get("/recordings", response_model=list[Recording], responses=ERRORS,
+                dependencies=[requires(Action.RECORDINGS)])
     async def list_recordings(
         stream_id: StreamIdQuery = None,
         start: Annotated[datetime | None, Query(description=_UTC_IF_NO_ZONE)] = None,
@@ -89,15 +93,20 @@ def create_router(service: Service) -> APIRouter:
         start_ts, end_ts = to_timestamp_or_none(start), to_timestamp_or_none(end)
         if start_ts is not None and end_ts is not None and end_ts < start_ts:
             raise ApiError(422, "invalid_range", "end is before start")
-        rows = await db.run(db.recordings, stream_id, start_ts, end_ts, limit)
+        rows = await db.run(db.recordings, stream_id, start_ts, end_ts, limit, None,
+                            visible_streams())
         return [_recording(row) for row in rows]
 
-    @router.get("/recordings/{rec_id}/file", responses=_SEGMENT)
+    @router.get("/recordings/{rec_id}/file", responses=_SEGMENT,
+                dependencies=[requires(Action.RECORDINGS)])
     async def download(rec_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> ApiFileResponse:
         row = await db.run(db.recording, rec_id)
+        if row is not None and not stream_visible(row.stream_id):
+            row = None  # another user's stream: as if there were no such recording
         return _segment_file(rec_id, row, service.recording.path)
 
-    @router.get("/streams/{stream_id}/clip", responses=_CLIP)
+    @router.get("/streams/{stream_id}/clip", responses=_CLIP,
+                dependencies=[requires(Action.RECORDINGS)])
     async def clip(stream_id: StreamIdPath, start: datetime, end: datetime) -> ApiFileResponse:
         """One MP4 of [start, end], cut at keyframes, remuxed from the segments (no re-encode)."""
         checked_id(stream_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from streamwarden.config.durations import Duration
 from streamwarden.config.model import SourceSettings, StreamUri
@@ -25,6 +25,19 @@ STREAM_ERRORS: Responses = {
     404: {"model": ErrorBody, "description": "No such stream (or, for a snapshot, no picture)"},
     422: {"model": ErrorBody, "description": "Malformed request, id or URI"},
 }
+
+
+class Liveness(BaseModel):
+    """`GET /health/live`: the process answers (its event loop runs)."""
+
+    status: Literal["alive"] = "alive"
+
+
+class Readiness(BaseModel):
+    """`GET /health/ready` when ready; otherwise a 503 `ErrorBody` (`not_ready`)."""
+
+    status: Literal["ready"] = "ready"
+    detail: str
 
 
 class StreamCreated(BaseModel):
@@ -210,4 +223,30 @@ class UrlToken(BaseModel):
 
 
 class AuthStatus(BaseModel):
-    token_required: bool
+    token_required: bool  # credentials needed: an API token or a user's login
+    login: bool = False  # the service has users who log in with a name and password
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class WhoAmI(BaseModel):
+    """The caller: name (`token` for the API token, `anonymous` for an open API), role, the
+    streams it is limited to (null: every stream), and what its role allows."""
+
+    name: str
+    role: Literal["admin", "operator", "viewer"]
+    streams: list[str] | None
+    actions: list[str]
+
+
+class LoginSession(BaseModel):
+    """A login: `token` goes in `Authorization: Bearer`, until it expires or logout."""
+
+    token: str
+    expires_in: float
+    user: WhoAmI

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Response
 from pydantic import ValidationError
 
+from streamwarden.api.access import FORBIDDEN_DETAIL, current, requires, requires_any
 from streamwarden.api.errors import ApiError, describe_errors
 from streamwarden.api.params import StreamIdPath, checked_id, running_stream
 from streamwarden.api.schemas import (
@@ -30,6 +31,7 @@ from streamwarden.config.model import Config, StreamConfig
 from streamwarden.file_sources import file_source_problem
 from streamwarden.inference.detectors.base import ModelError
 from streamwarden.manager import StreamExistsError
+from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.feature import Feature
@@ -88,12 +90,16 @@ def create_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["streams"])
     manager = service.manager
 
-    @router.get("/streams", response_model=list[StreamView])
+    @router.get("/streams", response_model=list[StreamView],
+                dependencies=[requires(Action.VIEW)])
     async def list_streams() -> list[StreamView]:
-        return [stream_view(p, manager.features) for p in manager.all()]
+        principal = current()
+        return [stream_view(p, manager.features) for p in manager.all()
+                if principal.sees(p.id)]
 
     @router.post("/streams", status_code=201, response_model=StreamCreated,
-                 responses={**_DUPLICATE, **STREAM_ERRORS, **_FILE_REFUSED})
+                 responses={**_DUPLICATE, **STREAM_ERRORS, **_FILE_REFUSED},
+                 dependencies=[requires(Action.CONFIGURE)])
     async def add_stream(stream: StreamConfig) -> StreamCreated:
         """Start ingesting a camera; the others are not touched."""
         check_new_stream(stream, service.config)
@@ -106,13 +112,17 @@ def create_router(service: Service) -> APIRouter:
         return StreamCreated(id=stream.id)
 
     @router.patch("/streams/{stream_id}", response_model=StreamView,
-                  responses={**STREAM_ERRORS, **_FILE_REFUSED})
+                  responses={**STREAM_ERRORS, **_FILE_REFUSED},
+                  dependencies=[requires_any(Action.RECORD, Action.DETECT, Action.CONFIGURE)])
     async def patch_stream(patch: StreamPatch, stream_id: StreamIdPath) -> StreamView:
         """Change a running stream. Recording toggles in place; a new URI or timeouts restart
-        its source. Changes to streams from the config file last until the next restart."""
+        its source. Changes to streams from the config file last until the next restart.
+        An operator may toggle recording and detection; anything else is an admin's."""
         changes = patch.model_dump(exclude_unset=True)
-        current = running_stream(manager, stream_id).config.uri
-        if changes.get("uri") and changes["uri"] != current:  # a path the client chose
+        if not current().may_change(changes):
+            raise ApiError(403, "forbidden", FORBIDDEN_DETAIL)
+        uri_now = running_stream(manager, stream_id).config.uri
+        if changes.get("uri") and changes["uri"] != uri_now:  # a path the client chose
             check_file_source(changes["uri"], service.config.api.allowed_file_dirs)
         with _refusals():
             stream = await manager.update(stream_id, changes)
@@ -121,11 +131,13 @@ def create_router(service: Service) -> APIRouter:
                                  stream.config.model_dump_json())
         return stream_view(stream, manager.features)
 
-    @router.get("/streams/{stream_id}", response_model=StreamView, responses=STREAM_ERRORS)
+    @router.get("/streams/{stream_id}", response_model=StreamView, responses=STREAM_ERRORS,
+                dependencies=[requires(Action.VIEW)])
     async def get_stream(stream_id: StreamIdPath) -> StreamView:
         return stream_view(running_stream(manager, stream_id), manager.features)
 
-    @router.delete("/streams/{stream_id}", status_code=204, responses=STREAM_ERRORS)
+    @router.delete("/streams/{stream_id}", status_code=204, responses=STREAM_ERRORS,
+                   dependencies=[requires(Action.CONFIGURE)])
     async def delete_stream(stream_id: StreamIdPath) -> Response:
         """Stop a stream and release everything it held."""
         await manager.remove(checked_id(stream_id))

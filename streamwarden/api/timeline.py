@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Query
 
+from streamwarden.api.access import requires
 from streamwarden.api.errors import ApiError
 from streamwarden.api.params import (
     StreamIdPath,
@@ -28,6 +29,7 @@ from streamwarden.api.schemas import (
     TimelineSpan,
 )
 from streamwarden.recording.timeline import Segment, Timeline
+from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
@@ -74,7 +76,7 @@ def create_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["recording"])
 
     @router.get("/streams/{stream_id}/timeline", response_model=RecordingTimeline,
-                responses=ERRORS)
+                responses=ERRORS, dependencies=[requires(Action.RECORDINGS)])
     async def timeline(
         stream_id: StreamIdPath,
         start: Annotated[datetime | None, Query(description=f"{_WHEN}; default end - 24 h")]

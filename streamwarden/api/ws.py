@@ -5,12 +5,17 @@ Messages are JSON objects with a `type`:
 - `state`: `{"stream_id", "state", "previous_state", "reason", "retry_count"}`
 - `stream_added` / `stream_removed`: `{"stream_id"}`
 - `recording`: `{"stream_id", "recording": bool, "reason"}`
-- `segment_closed`: `{"stream_id", "recording_id", "duration", "bytes"}`
+- `segment_closed`: `{"stream_id", "recording_id", "duration", "bytes", "path", "start", "end",
+  "status"}` (a segment kept in the index: `complete` or `repaired`)
 - `recording_error`: `{"stream_id", "recording_error", "previous", "since", "lost_seconds"}`
   once when an outage begins (`"disk_full"`/`"write_error"`, `since` its start) and once
   when it ends (`null`, with the seconds it lost), never per retry
 - `detection`: `{"stream_id", "model", "time", "pts", "detections": [{"label", "confidence",
   "box"}]}` for every frame in which the model found something (inference)
+- `event_start` / `event_update` / `event_end`: a detection event's life, `{"stream_id",
+  "event_id", "label", "start", "end", "confidence", "detections", "model"}` (+ `"reason"`,
+  `gap` or `stream_removed`, on `event_end`); update: a more confident detection became its
+  picture
 - `dropped`: the server is closing this connection because it did not keep up (close 1008)
 
 When the service shuts down the connection is closed with 1001 ("going away").
@@ -29,10 +34,12 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from streamwarden.api.access import caller_of, requires
 from streamwarden.api.clients import GOING_AWAY, GOING_AWAY_REASON
 from streamwarden.api.schemas import HealthEntry
 from streamwarden.api.views import stream_health
 from streamwarden.notify import GOODBYE, Subscriber
+from streamwarden.users.permissions import Action, Principal, filter_message
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
@@ -47,8 +54,9 @@ def create_router(service: Service) -> APIRouter:
         return [HealthEntry(**stream_health(p, manager.features)).model_dump(mode="json")
                 for p in manager.all()]
 
-    @router.websocket("/ws")
+    @router.websocket("/ws", dependencies=[requires(Action.VIEW)])
     async def websocket(socket: WebSocket) -> None:
+        principal = caller_of(socket).principal
         await socket.accept()
         subscriber = hub.subscribe()
         hub.offer(subscriber, {"type": "snapshot", "streams": streams()})
@@ -57,7 +65,7 @@ def create_router(service: Service) -> APIRouter:
         tasks = [asyncio.create_task(stats.tick()), asyncio.create_task(stats.listen(socket))]
         try:
             with service.clients.open(lambda: hub.say_goodbye(subscriber)):
-                await _forward(socket, subscriber)
+                await _forward(socket, subscriber, principal)
         except (WebSocketDisconnect, RuntimeError, TimeoutError, OSError):
             pass
         finally:
@@ -95,14 +103,18 @@ class _Stats:
                         self._changed.set()
 
 
-async def _forward(socket: WebSocket, subscriber: Subscriber) -> None:
-    """Send the subscriber's events until it is dropped (1008) or the service stops (1001)."""
+async def _forward(socket: WebSocket, subscriber: Subscriber, principal: Principal) -> None:
+    """Send the subscriber's events until it is dropped (1008) or the service stops (1001);
+    a user limited to some streams gets only theirs."""
     while True:
         event = await subscriber.queue.get()
         if event is GOODBYE:
             await socket.close(code=GOING_AWAY, reason=GOING_AWAY_REASON)
             return
-        await asyncio.wait_for(socket.send_json(event), timeout=10)
+        visible = filter_message(event, principal)
+        if visible is None:
+            continue
+        await asyncio.wait_for(socket.send_json(visible), timeout=10)
         if event.get("type") == "dropped":
             await socket.close(code=1008)
             return

@@ -202,4 +202,7 @@ def config_warnings(config: Config) -> list[str]:
                         "their directories (use 0750)")
     if config.inference.config_path and not os.path.exists(config.inference.config_path):
         warnings.append(f"inference.config_path {config.inference.config_path!r} does not exist")
+    in_file = {s.id for s in config.streams}
+    warnings += [f"hooks.streams.{sid}: no stream {sid!r} in this file (its hooks apply if one "
+                 "is added through the API)" for sid in config.hooks.streams if sid not in in_file]
     return warnings

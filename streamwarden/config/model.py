@@ -26,6 +26,7 @@ from pydantic import (
 
 from streamwarden.config.durations import ByteSize, Duration, format_duration
 from streamwarden.config.filemode import parse_dir_mode, parse_file_mode
+from streamwarden.config.hooks import HooksSection, WebhookSection, unique_webhook_labels
 from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id
 from streamwarden.inference.detectors.coco import BUILTIN_LABELS, CCTV_CLASSES
 from streamwarden.uris import validate_uri
@@ -103,7 +104,7 @@ class ApiSection(_Listening):
     listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8080"
     token: str | None = Field(default=None, min_length=16)
     allow_unauthenticated: bool = False
-    public_paths: list[str] = ["/health", "/metrics"]
+    public_paths: list[str] = ["/health", "/health/live", "/health/ready", "/metrics"]
     url_token_ttl: Duration = 300.0
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     tls_cert: str | None = None
@@ -117,12 +118,13 @@ class ApiSection(_Listening):
             raise ValueError("tls_cert and tls_key go together: set both or neither")
         return self
 
-    def exposure_problem(self) -> str | None:
-        """Why this API must not start as configured (None if it may)."""
-        if self.host in LOOPBACK_HOSTS or self.token or self.allow_unauthenticated:
+    def exposure_problem(self, users: bool = False) -> str | None:
+        """Why this API must not start as configured (None if it may); `users`: a users file
+        is configured, so every request is authenticated."""
+        if self.host in LOOPBACK_HOSTS or self.token or users or self.allow_unauthenticated:
             return None
         return (f"refusing to listen on {self.listen} without a token: set [api] token (or "
-                "STREAMWARDEN_API_TOKEN), or [api] allow_unauthenticated = true")
+                "STREAMWARDEN_API_TOKEN) or [users] file, or [api] allow_unauthenticated = true")
 
 
 class RecordingSection(_Section):
@@ -297,12 +299,53 @@ class RestreamSection(_Listening):
             raise ValueError("user and password go together: set both or neither")
         return self
 
-    def exposure_problem(self) -> str | None:
-        if (not self.enabled or self.host in LOOPBACK_HOSTS or self.user
+    def exposure_problem(self, users: bool = False) -> str | None:
+        if (not self.enabled or self.host in LOOPBACK_HOSTS or self.user or users
                 or self.allow_unauthenticated):
             return None
         return (f"refusing to re-serve cameras on {self.listen} without credentials: set "
-                "[restream] user and password, or [restream] allow_unauthenticated = true")
+                "[restream] user and password or [users] file, or [restream] "
+                "allow_unauthenticated = true")
+
+
+class Argon2Params(_Section):
+    """argon2id's cost: iterations, memory (KiB), lanes."""
+
+    time_cost: int = Field(default=3, ge=1, le=100)
+    memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
+    parallelism: int = Field(default=4, ge=1, le=64)
+
+    def weaker_than(self, other: Argon2Params) -> bool:
+        return (self.time_cost < other.time_cost or self.memory_kib < other.memory_kib
+                or self.parallelism < other.parallelism)
+
+
+class UsersSection(_Section):
+    """Users with passwords and roles, besides `[api] token` (which acts as an admin)."""
+
+    file: str | None = Field(default=None, min_length=1)  # see streamwarden/users/userfile.py
+    session_ttl: Duration = 12 * 3600.0
+    # new hashes (`streamwarden user add|passwd`): argon2-cffi's defaults, RFC 9106 low-memory
+    hash: Argon2Params = Argon2Params()
+    # the weakest hash the users file may hold: OWASP's argon2id minimum
+    min_hash: Argon2Params = Argon2Params(time_cost=2, memory_kib=19456, parallelism=1)
+    login_free_attempts: int = Field(default=3, ge=1, le=1000)
+    login_backoff_max: Duration = 300.0
+    # how long an RTSP reader's verified credentials are remembered (no argon2 per request)
+    restream_credentials_ttl: Duration = 600.0
+
+    @model_validator(mode="after")
+    def _sensible(self) -> UsersSection:
+        if not 60 <= self.session_ttl <= 30 * 86400:
+            raise ValueError("session_ttl must be between 1m and 30d")
+        if not 1 <= self.login_backoff_max <= 86400:
+            raise ValueError("login_backoff_max must be between 1s and 1d")
+        if self.restream_credentials_ttl > 86400:
+            raise ValueError("restream_credentials_ttl can be at most 1d")
+        if self.hash.weaker_than(self.min_hash):
+            raise ValueError("hash is weaker than min_hash: new passwords would be refused at "
+                             "start-up; raise hash or lower min_hash")
+        return self
 
 
 class MqttSection(_Section):
@@ -313,6 +356,25 @@ class MqttSection(_Section):
     topic_prefix: str = Field(default="streamwarden", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
     client_id: str = "streamwarden"
     buffer: int = Field(default=1000, ge=1, le=1_000_000)
+    # Home Assistant MQTT discovery (hass/discovery.py): per camera a camera entity, binary
+    # sensors (online, one per label detected), switches for recording and detection
+    home_assistant: bool = False
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
+    # a "<label> detected" sensor per label; None: [inference] record_on, or else "person"
+    detection_labels: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = None
+    snapshot_interval: Duration = 10.0  # how often each camera entity's picture is published
+
+    @model_validator(mode="after")
+    def _snapshot_interval(self) -> MqttSection:
+        if not 1 <= self.snapshot_interval <= 3600:
+            raise ValueError("snapshot_interval must be between 1s and 1h")
+        return self
+
+    def labels(self, record_on: list[str]) -> list[str]:
+        """The labels that get a "detected" binary sensor in Home Assistant."""
+        if self.detection_labels is not None:
+            return self.detection_labels
+        return record_on or ["person"]
 
 
 def _postgres_url(value: str) -> str:
@@ -371,7 +433,15 @@ class Config(_Section):
     streams: list[StreamConfig] = []
     restream: RestreamSection = RestreamSection()
     mqtt: MqttSection | None = None
+    hooks: HooksSection = HooksSection()
+    webhooks: list[WebhookSection] = []
+    users: UsersSection = UsersSection()
     cluster: ClusterSection | None = None
+
+    @model_validator(mode="after")
+    def _webhook_labels(self) -> Config:
+        unique_webhook_labels(self.webhooks)
+        return self
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:

@@ -10,11 +10,12 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
+gi.require_version("GstRtsp", "1.0")  # RTSP messages: the restream's Authorization header
 # GstApp: appsink/appsrc wrap as their own classes, so try_pull_sample/push_buffer are direct
 # calls instead of signal emissions (the recorder makes them for every frame).
 gi.require_version("GstApp", "1.0")
 
-from gi.repository import GLib, GObject, Gst, GstApp, GstRtspServer  # noqa: E402
+from gi.repository import GLib, GObject, Gst, GstApp, GstRtsp, GstRtspServer  # noqa: E402
 
 if not Gst.is_initialized():
     Gst.init(None)
@@ -26,4 +27,4 @@ def has_element(factory: str) -> bool:
     return Gst.ElementFactory.find(factory) is not None
 
 
-__all__ = ["GLib", "GObject", "Gst", "GstApp", "GstRtspServer", "has_element"]
+__all__ = ["GLib", "GObject", "Gst", "GstApp", "GstRtsp", "GstRtspServer", "has_element"]

@@ -6,6 +6,12 @@ row, its end time and count updated) instead of filling the database at the mode
 Frigate groups detections into events. The event keeps the picture (JPEG, boxes drawn) of its
 most confident detection. Every frame with detections is pushed on the WebSocket; a label in
 `record_on` starts, or extends, an event recording with pre- and post-roll.
+
+An event's life is told too (for WebSocket clients, hooks and webhooks): `event_start` once its
+row exists (so it carries the row's id), `event_update` when a more confident detection
+becomes its picture (at most every PICTURE_EVERY_S), `event_end` once no detection extended it
+for `event_gap` (checked by `expire`, which the service calls every second, since a camera
+that went dark sends no result to notice it by) or when its stream is removed.
 """
 
 from __future__ import annotations
@@ -35,10 +41,15 @@ PICTURE_GAIN = 0.05  # ... and only if it is this much more confident
 @dataclass
 class _OpenEvent:
     row: concurrent.futures.Future
+    stream_id: str
+    label: str
+    model: str
+    start: float
     last_ts: float
     confidence: float
     picture_at: float
     has_picture: bool
+    detections: int = 1
 
 
 @dataclass
@@ -79,6 +90,8 @@ class EventLog:
         self._open: dict[tuple[str, str], _OpenEvent] = {}
         self._latest: dict[str, LatestDetections] = {}
         self._lock = threading.Lock()
+        # `_open` is changed by results (monitor thread), `expire` and `forget` (other threads)
+        self._events_lock = threading.Lock()
         self.events_opened = 0
 
     def handle(self, result: FrameResult) -> None:
@@ -100,11 +113,15 @@ class EventLog:
         picture = _Picture(lambda: self._picture(result, detections))
         for label, group in by_label.items():
             best = max(group, key=lambda d: d.confidence)
-            event = self._open.get((result.stream_id, label))
-            if event is None or result.wall - event.last_ts > self.event_gap:
-                self._open_event(result, label, best, model, picture.get())
-            else:
-                self._extend_event(event, result, best, len(group), picture)
+            with self._events_lock:
+                event = self._open.get((result.stream_id, label))
+                if event is not None and result.wall - event.last_ts > self.event_gap:
+                    self._end(event, "gap")  # `expire` had not run since it went quiet
+                    event = None
+                if event is None:
+                    self._open_event(result, label, best, model, picture.get())
+                else:
+                    self._extend_event(event, result, best, len(group), picture)
             if label in self.record_on:
                 self.record(result.stream_id)
 
@@ -114,8 +131,10 @@ class EventLog:
         row = self.db.submit(self.db.event_opened, result.stream_id, label, ts,
                              best.confidence, json.dumps(list(best.box)), model, result.pts,
                              picture)
-        self._open[(result.stream_id, label)] = _OpenEvent(row, ts, best.confidence, ts,
-                                                           picture is not None)
+        event = _OpenEvent(row, result.stream_id, label, model, ts, ts, best.confidence, ts,
+                           picture is not None)
+        self._open[(result.stream_id, label)] = event
+        self._announce(event, "event_start")
         self.events_opened += 1
         log.info("stream %s: %s detected (%.2f)", result.stream_id, label, best.confidence,
                  extra={"stream_id": result.stream_id, "event": "detection", "label": label})
@@ -124,6 +143,7 @@ class EventLog:
                       count: int, picture: _Picture) -> None:
         ts = result.wall
         event.last_ts = ts
+        event.detections += count
         self.db.submit(self._extend, event.row, ts, count)
         # An event opened without a picture (its frame had already left the decoder's few
         # recent ones: a busy machine) takes the next one it can get.
@@ -135,6 +155,35 @@ class EventLog:
             event.confidence, event.picture_at = best.confidence, ts
             event.has_picture = True
             self.db.submit(self._improve, event.row, best, result.pts, drawn)
+            self._announce(event, "event_update")
+
+    def _announce(self, event: _OpenEvent, kind: str, **extra: Any) -> None:
+        """Publish `kind` about `event` as it is now, once its row's id is known (at once if
+        the row is written, else on the database thread right after; never waiting)."""
+        message = {"type": kind, "stream_id": event.stream_id, "label": event.label,
+                   "start": event.start, "end": event.last_ts, "confidence": event.confidence,
+                   "detections": event.detections, "model": event.model, **extra}
+
+        def send(row: concurrent.futures.Future) -> None:
+            if not row.cancelled() and row.exception() is None:
+                self.publish({**message, "event_id": row.result()})
+
+        event.row.add_done_callback(send)
+
+    def _end(self, event: _OpenEvent, reason: str) -> None:
+        """Under `_events_lock`: the event is over; it is forgotten and its end told."""
+        self._open.pop((event.stream_id, event.label), None)
+        log.info("stream %s: %s event ended after %.1f s (%d detections)", event.stream_id,
+                 event.label, event.last_ts - event.start, event.detections,
+                 extra={"stream_id": event.stream_id, "event": "detection_event_end",
+                        "label": event.label, "reason": reason})
+        self._announce(event, "event_end", reason=reason)
+
+    def expire(self, now: float) -> None:
+        """End every event that no detection extended for `event_gap` (any thread)."""
+        with self._events_lock:
+            for event in [e for e in self._open.values() if now - e.last_ts > self.event_gap]:
+                self._end(event, "gap")
 
     def _extend(self, row: concurrent.futures.Future, ts: float, count: int) -> None:
         self.db.event_extended(row.result(), ts, count)  # row ran earlier on this same thread
@@ -168,10 +217,11 @@ class EventLog:
             self._latest.pop(stream_id, None)
 
     def forget(self, stream_id: str) -> None:
-        """The stream is gone: drop its open events too."""
+        """The stream is gone: its open events end too."""
         self.clear_latest(stream_id)
-        for key in [k for k in list(self._open) if k[0] == stream_id]:
-            self._open.pop(key, None)
+        with self._events_lock:
+            for event in [e for e in self._open.values() if e.stream_id == stream_id]:
+                self._end(event, "stream_removed")
 
     def stats(self) -> dict[str, Any]:
         return {"events_opened": self.events_opened}

@@ -81,7 +81,9 @@ class RecordingIndex(SegmentListener):
             row = self.db.recording_by_path(str(path))
         if row is not None:
             self._emit({"type": "segment_closed", "stream_id": stream_id,
-                        "recording_id": row.id, "duration": row.duration, "bytes": row.bytes})
+                        "recording_id": row.id, "duration": row.duration, "bytes": row.bytes,
+                        "path": row.path, "start": row.start_ts, "end": row.end_ts,
+                        "status": row.status})
         if self._on_change is not None:
             self._on_change()
 

@@ -3,7 +3,8 @@
 One GstRtspServer; one shared media factory per stream. A media's pipeline is
 `appsrc ! parser ! payloader` per track, built from the camera's current caps, and fed by the
 stream's RelayConsumer, which is attached when the first reader's media is configured and
-detached when the last one goes. Optional basic-auth credentials protect every mount.
+detached when the last one goes. With a users file or a `[restream] user`, readers
+authenticate (restream/auth.py) and each mount admits those who may see its stream.
 
 As a feature, the server mounts a stream with `restream = true` when it is added and unmounts
 it when it is removed (GStreamer thread, where the RTSP server also runs); turning `restream`
@@ -19,13 +20,16 @@ from typing import TYPE_CHECKING
 from streamwarden.feature import Feature
 from streamwarden.gst.init import Gst, GstRtspServer
 from streamwarden.gst.weak import weak_method
+from streamwarden.restream.auth import ReaderAuth
 from streamwarden.restream.relay import RelayConsumer, RelayTarget
+from streamwarden.users.backoff import BackoffPolicy
 
 if TYPE_CHECKING:
-    from streamwarden.config.model import RestreamSection, StreamConfig
+    from streamwarden.config.model import RestreamSection, StreamConfig, UsersSection
     from streamwarden.gst.loop import GstLoop
     from streamwarden.ingest.registry import StreamRegistry
     from streamwarden.ingest.stream import Stream
+    from streamwarden.users.accounts import Accounts
 
 log = logging.getLogger("streamwarden.restream")
 
@@ -34,7 +38,6 @@ _VIDEO = {"video/x-h264": ("h264parse config-interval=-1", "rtph264pay"),
 _AUDIO = {"audio/mpeg": ("aacparse", "rtpmp4gpay"), "audio/x-opus": ("opusparse", "rtpopuspay"),
           "audio/x-alaw": ("identity", "rtppcmapay"), "audio/x-mulaw": ("identity",
                                                                          "rtppcmupay")}
-ROLE = "reader"
 
 
 class _StreamFactory(GstRtspServer.RTSPMediaFactory):
@@ -66,25 +69,21 @@ class _StreamFactory(GstRtspServer.RTSPMediaFactory):
 
 
 class RestreamServer(Feature):
-    def __init__(self, config: RestreamSection, streams: StreamRegistry, loop: GstLoop):
+    def __init__(self, config: RestreamSection, streams: StreamRegistry, loop: GstLoop,
+                 accounts: Accounts, users: UsersSection):
         self.config = config
         self.streams = streams
         self.loop = loop
         self._server = GstRtspServer.RTSPServer()
         self._server.set_address(config.host)
         self._server.set_service(str(config.port))
-        self._permissions: GstRtspServer.RTSPPermissions | None = None
-        if config.user and config.password:
-            auth = GstRtspServer.RTSPAuth()
-            token = GstRtspServer.RTSPToken()
-            token.set_string("media.factory.role", ROLE)
-            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(config.user, config.password),
-                           token)
-            self._server.set_auth(auth)
-            permissions = GstRtspServer.RTSPPermissions()
-            permissions.add_permission_for_role(ROLE, "media.factory.access", True)
-            permissions.add_permission_for_role(ROLE, "media.factory.construct", True)
-            self._permissions = permissions
+        self.auth: ReaderAuth | None = None
+        legacy = (config.user, config.password) if config.user and config.password else None
+        if legacy is not None or users.file:
+            self.auth = ReaderAuth(accounts, legacy, users.restream_credentials_ttl,
+                                   BackoffPolicy(free_failures=users.login_free_attempts,
+                                                 max_delay=users.login_backoff_max))
+            self._server.set_auth(self.auth)
         self._source_id = 0
 
     def start(self) -> None:
@@ -121,8 +120,8 @@ class RestreamServer(Feature):
 
     def mount(self, stream_id: str) -> None:
         factory = _StreamFactory(self, stream_id)
-        if self._permissions is not None:
-            factory.set_permissions(self._permissions)
+        if self.auth is not None:
+            factory.set_permissions(self.auth.permissions_for(stream_id))
         self._server.get_mount_points().add_factory(f"/{stream_id}", factory)
 
     def unmount(self, stream_id: str) -> None:

@@ -49,3 +49,20 @@ class LeakingDetector(Detector):
         block[::4096] = b"\x01" * len(block[::4096])  # touch every page: resident, not virtual
         self._kept.append(block)
         return [[] for _ in frames]
+
+
+class RisingDetector(Detector):
+    """Always sees a person, a little more surely each call (0.5, 0.6, ... up to 0.95): an
+    event that opens, then gets a better picture (event_update)."""
+
+    name = "rising-test-model"
+    labels = ["person"]
+    runtime = "python"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, frames):
+        confidence = min(0.95, 0.5 + 0.1 * self.calls)
+        self.calls += 1
+        return [[Detection("person", confidence, (0.2, 0.1, 0.6, 0.9))] for _ in frames]

@@ -69,6 +69,28 @@ class FakeMqtt:
 
 
 @dataclass
+class FakeHooks:
+    """What HookRunner.stats() returns."""
+
+    def stats(self) -> dict:
+        return {"runs": {"segment_complete": 9, "stream_ready": 2},
+                "failures": {("segment_complete", "timeout"): 1,
+                             ("segment_complete", "exit"): 2},
+                "dropped": {"segment_complete": 4}, "running": 3, "waiting": 5}
+
+
+@dataclass
+class FakeWebhooks:
+    """What Webhooks.stats() returns."""
+
+    def stats(self) -> list[dict]:
+        return [{"webhook": "ops", "delivered": 10, "failed_attempts": 6, "given_up": 1,
+                 "dropped": 2, "queued": 7},
+                {"webhook": "example.com", "delivered": 0, "failed_attempts": 0, "given_up": 0,
+                 "dropped": 0, "queued": 0}]
+
+
+@dataclass
 class FakeRecording:
     path: Path
 
@@ -92,6 +114,8 @@ class FakeService:
     reaper: FakeCounter = field(default_factory=lambda: FakeCounter(stuck=1))
     notifier: FakeCounter = field(default_factory=lambda: FakeCounter(clients_dropped=4))
     mqtt: FakeMqtt | None = None
+    hooks: FakeHooks | None = None
+    webhooks: FakeWebhooks | None = None
 
 
 def _health(**overrides) -> dict:
@@ -223,3 +247,40 @@ def test_mqtt_counters_only_with_a_bridge(tmp_path):
     assert samples[("streamwarden_mqtt_published_total", ())] == 12
     assert samples[("streamwarden_mqtt_dropped_total", ())] == 2
     assert samples[("streamwarden_mqtt_connected", ())] == 1
+
+
+HOOK_FAMILIES = ["streamwarden_hook_runs", "streamwarden_hook_failures",
+                 "streamwarden_hook_dropped", "streamwarden_hooks_running",
+                 "streamwarden_hooks_waiting"]
+WEBHOOK_FAMILIES = ["streamwarden_webhook_delivered", "streamwarden_webhook_failed_attempts",
+                    "streamwarden_webhook_given_up", "streamwarden_webhook_dropped",
+                    "streamwarden_webhook_queued"]
+
+
+def test_hook_and_webhook_counters_only_when_configured(tmp_path):
+    service = _service(tmp_path, mqtt=None)
+    service.hooks, service.webhooks = FakeHooks(), FakeWebhooks()
+    names, samples = _scrape(service)
+    assert names == FAMILIES + HOOK_FAMILIES + WEBHOOK_FAMILIES
+    runs = {dict(k[1])["hook"]: v for k, v in samples.items()
+            if k[0] == "streamwarden_hook_runs_total"}
+    assert len(runs) == 9, "every hook is listed, run or not"
+    assert runs["segment_complete"] == 9 and runs["stream_ready"] == 2 and runs["disk_full"] == 0
+
+    def failures(hook: str, reason: str) -> float:
+        return samples[("streamwarden_hook_failures_total",
+                        (("hook", hook), ("reason", reason)))]
+
+    assert failures("segment_complete", "timeout") == 1
+    assert failures("segment_complete", "exit") == 2
+    assert failures("segment_complete", "not_found") == 0 and failures("event_end", "error") == 0
+    assert samples[("streamwarden_hook_dropped_total", (("hook", "segment_complete"),))] == 4
+    assert samples[("streamwarden_hooks_running", ())] == 3
+    assert samples[("streamwarden_hooks_waiting", ())] == 5
+    ops = (("webhook", "ops"),)
+    assert samples[("streamwarden_webhook_delivered_total", ops)] == 10
+    assert samples[("streamwarden_webhook_failed_attempts_total", ops)] == 6
+    assert samples[("streamwarden_webhook_given_up_total", ops)] == 1
+    assert samples[("streamwarden_webhook_dropped_total", ops)] == 2
+    assert samples[("streamwarden_webhook_queued", ops)] == 7
+    assert samples[("streamwarden_webhook_queued", (("webhook", "example.com"),))] == 0

@@ -18,8 +18,8 @@ async function api(method, path, body) {
   const response = await fetch(path, { method, headers,
     body: body === undefined ? undefined : JSON.stringify(body) });
   if (response.status === 401) {
-    $("#login").hidden = false;
-    throw new Error("the API needs a token");
+    Auth.showLogin(await (await fetch("/auth/status")).json());
+    throw new Error("please sign in");
   }
   const payload = response.status === 204 ? null : await response.json();
   if (!response.ok) throw new Error(`${payload.error}: ${payload.detail}`);
@@ -272,19 +272,19 @@ async function start() {
   $("#add-form").onsubmit = addStream;
   $("#clip-form").onsubmit = downloadClip;
   $("#rec-close").onclick = () => { $("#recordings").hidden = true; };
-  $("#login-form").onsubmit = (event) => {
-    event.preventDefault();
-    state.token = event.target.token.value;
+  Auth.bind((token) => {
+    state.token = token;
     localStorage.setItem("streamwarden-token", state.token);
     $("#login").hidden = true;
     start();
-  };
+  });
   try {
     const auth = await (await fetch("/auth/status")).json();
     if (auth.token_required && !state.token) {
-      $("#login").hidden = false;
+      Auth.showLogin(auth);
       return;
     }
+    await Auth.apply(api, () => { localStorage.removeItem("streamwarden-token"); location.reload(); });
     await loadStreams();
     showError("");
     connectEvents();
