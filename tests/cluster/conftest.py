@@ -189,9 +189,21 @@ def spread_over(cluster, nodes: int) -> dict[str, int] | None:
 def settled(c: Cluster, nodes: int, timeout: float = 60.0) -> dict[str, str | None]:
     """Wait until the cameras are spread over `nodes` nodes and all record; the owners."""
     ids = [sid for sid, _ in c.setup.cameras]
-    wait_until(lambda: spread_over(c, nodes) and recording_on_owner(c, ids), timeout,
-               f"cameras spread over {nodes} nodes, all recording")
+    wait_until(lambda: spread_over(c, nodes) and recording_on_owner(c, ids) and quiet(c),
+               timeout, f"cameras spread over {nodes} nodes, all recording, no move pending")
     return c.live_owners()
+
+
+def quiet(c: Cluster) -> bool:
+    """No planned move in progress, and every live node runs exactly what it holds."""
+    if c.sql("SELECT 1 FROM ownership WHERE handoff_to IS NOT NULL"):
+        return False
+    for node in c.nodes:
+        if node.alive():
+            state = node.get("/cluster").json()
+            if sorted(state["held"]) != state["running"]:
+                return False
+    return True
 
 
 def coverage_holes(c: Cluster, stream_id: str, start: float, end: float,
