@@ -62,6 +62,7 @@ from streamwarden.users.passwords import HashParams
 from streamwarden.users.sessions import Sessions, UrlSigner
 
 if TYPE_CHECKING:
+    from streamwarden.cluster.node import ClusterNode
     from streamwarden.demo.camera import SyntheticCamera
     from streamwarden.hass.bridge import HassBridge
 
@@ -193,6 +194,32 @@ class Service:
         self.demo_camera: SyntheticCamera | None = None
         self._tasks: list[asyncio.Task] = []
         self.readiness = Readiness()
+        self.cluster: ClusterNode | None = self._build_cluster(config) if config.cluster else None
+        if self.cluster is not None:
+            self.reloader.cluster_streams = self.cluster.load_file_streams
+
+    def _build_cluster(self, config: Config) -> ClusterNode:
+        """With `[cluster]`: the node runtime decides which streams run here (imported only
+        then, so a single node never loads psycopg)."""
+        from streamwarden.api.streams import stream_view
+        from streamwarden.cluster.node import ClusterNode
+
+        assert config.cluster is not None
+        api = config.api
+        url = config.cluster.advertise_url or (
+            f"{'https' if api.tls_cert else 'http'}://{api.listen}")
+        features = self.manager.features
+
+        def views(ids: list[str]) -> dict:
+            out = {}
+            for stream_id in ids:
+                with contextlib.suppress(Exception):  # removed meanwhile
+                    out[stream_id] = stream_view(self.streams.get(stream_id),
+                                                 features).model_dump(mode="json")
+            return out
+
+        return ClusterNode(config.cluster, url, self.manager, self.db, config.app.key_path,
+                           views, list(config.streams))
 
     def _build_features(self, config: Config) -> list[Feature]:
         """Everything a stream can do besides ingesting, in the order the manager calls them.
@@ -248,10 +275,13 @@ class Service:
         if self.restream is not None:
             self.loop.call(self.restream.start)
         demo_cameras = await asyncio.to_thread(self._start_demo_camera) if self.demo else []
-        for stream, source in await self.db.run(self._streams_to_start):
-            await self.manager.add(stream, source)
-        if self.demo_camera is not None:
-            await self._add_demo_streams(demo_cameras, self.demo_camera.url(""))
+        if self.cluster is not None:  # the cluster's camera list says what runs here
+            self.cluster.start(asyncio.get_running_loop())
+        else:
+            for stream, source in await self.db.run(self._streams_to_start):
+                await self.manager.add(stream, source)
+            if self.demo_camera is not None:
+                await self._add_demo_streams(demo_cameras, self.demo_camera.url(""))
         self.readiness.starting_with([stream.id for stream in self.manager.all()])
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
@@ -383,6 +413,8 @@ class Service:
         return self.readiness.check(states, database_ok)
 
     async def shutdown(self) -> None:
+        if self.cluster is not None:  # hand the cameras over while they still run here
+            await self.cluster.drain()
         stopping_since = time.time()
         self.readiness.stopping = True
         if self.hass is not None:  # streams stopping now are not deleted from Home Assistant

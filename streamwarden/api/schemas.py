@@ -184,6 +184,7 @@ class StreamView(BaseModel):
     settings: SourceSettings
     health: HealthEntry
     statistics: StreamStatistics
+    owner: str | None = None  # the node running the stream; null outside a cluster
 
 
 class RecordRequestBody(BaseModel):
@@ -214,6 +215,7 @@ class Recording(BaseModel):
     reason: str
     status: Literal["recording", "complete", "repaired", "corrupt"]
     url: str
+    node: str | None = None  # the node holding the file; null outside a cluster
 
 
 GapReason = Literal["deleted", "service_not_running", "recording_off", "disk_full",

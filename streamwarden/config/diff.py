@@ -44,7 +44,7 @@ APPLIED_IN_PLACE = frozenset({
     "mqtt",
 })
 # Sections compared as a whole (a change anywhere in them is one change).
-WHOLE_SECTIONS = frozenset({"mqtt"})
+WHOLE_SECTIONS = frozenset({"mqtt", "cluster"})
 # Handled per stream, never as global keys.
 _PER_STREAM = frozenset({"streams", "stream_defaults"})
 

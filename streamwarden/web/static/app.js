@@ -54,6 +54,7 @@ function renderCard(stream) {
     $("#grid").append(card);
     if (typeof Timeline !== "undefined") Timeline.attach(card, stream.id);  // timeline.js
   }
+  if (typeof Cluster !== "undefined") Cluster.show(card, stream);  // cluster.js
   const health = stream.health || stream;
   const badge = $(".state", card);
   badge.textContent = health.state;
