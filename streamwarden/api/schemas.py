@@ -101,6 +101,10 @@ class EventView(BaseModel):
     path: list[PathPoint] = []
     stationary: bool = False
     active: bool = False  # still tracked: the event may still change
+    # the event's footage: from its pre-roll before `start` to its post-roll after `end`
+    # (what [recording] event_retention keeps and the dashboard plays)
+    footage_start: datetime | None = None
+    footage_end: datetime | None = None
 
 
 class StreamZones(BaseModel):

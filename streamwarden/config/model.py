@@ -142,11 +142,29 @@ class RecordingSection(_Section):
     format: Literal["mp4", "mkv", "ts"] = "mp4"
     fragment_duration: Duration = 1.0
     janitor_interval: Duration = 60.0
-    retention: Duration | None = None
+    retention: Duration | None = None  # continuous footage
+    # footage overlapping a detection event (with its pre/post-roll), and the event rows;
+    # None: such footage follows `retention` and event rows are kept (recording/retention_rule)
+    event_retention: Duration | None = None
     max_size: ByteSize | None = None
     min_free: ByteSize | None = None
     file_mode: FileMode = 0o600  # segments; "0640" lets the directories' group read them
     dir_mode: DirMode = 0o700  # every directory the recorder creates
+
+    @model_validator(mode="after")
+    def _tiers(self) -> RecordingSection:
+        """Event footage is what mattered: it is kept at least as long as the rest."""
+        if self.event_retention is None:
+            return self
+        if self.retention is None:
+            raise ValueError("event_retention needs retention: without it continuous footage "
+                             "is kept forever, longer than event footage")
+        if self.event_retention < self.retention:
+            raise ValueError(f"event_retention ({format_duration(self.event_retention)}) is "
+                             "shorter than retention "
+                             f"({format_duration(self.retention)}): footage of events is "
+                             "kept at least as long as continuous footage")
+        return self
 
 
 def _parse_tiles(value: object) -> int | str:
