@@ -19,13 +19,14 @@ from streamwarden.api.params import (
 from streamwarden.api.schemas import ERRORS, EventView, InferenceStatus, PathPoint, ZoneEntry
 from streamwarden.db import EventRow
 from streamwarden.inference.zones import ZONE_NAME_PATTERN
+from streamwarden.recording.retention_rule import Padding
 from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
 
 
-def _event(row: EventRow) -> EventView:
+def _event(row: EventRow, padding: Padding) -> EventView:
     return EventView(id=row.id, stream_id=row.stream_id, label=row.label,
                      start=from_timestamp(row.start_ts), end=from_timestamp(row.end_ts),
                      confidence=round(row.confidence, 4), box=json.loads(row.box),
@@ -36,7 +37,9 @@ def _event(row: EventRow) -> EventView:
                             for z in json.loads(row.zones)],
                      path=[PathPoint(time=from_timestamp(t), x=x, y=y)
                            for t, x, y in json.loads(row.path)],
-                     stationary=row.stationary, active=row.active)
+                     stationary=row.stationary, active=row.active,
+                     footage_start=from_timestamp(row.start_ts - padding.pre),
+                     footage_end=from_timestamp(row.end_ts + padding.post))
 
 
 def create_router(service: Service) -> APIRouter:
@@ -63,7 +66,8 @@ def create_router(service: Service) -> APIRouter:
             raise ApiError(422, "invalid_range", "until is before since")
         rows = await db.run(db.events, stream_id, label, since_ts, until_ts, limit, zone,
                             visible_streams())
-        return [_event(row) for row in rows]
+        padding = service.storage_limits.padding
+        return [_event(row, padding(row.stream_id)) for row in rows]
 
     @router.get("/events/{event_id}/snapshot.jpg", response_class=Response,
                 responses={200: {"content": {"image/jpeg": {}}}, **ERRORS},

@@ -101,6 +101,10 @@ class EventView(BaseModel):
     path: list[PathPoint] = []
     stationary: bool = False
     active: bool = False  # still tracked: the event may still change
+    # the event's footage: from its pre-roll before `start` to its post-roll after `end`
+    # (what [recording] event_retention keeps and the dashboard plays)
+    footage_start: datetime | None = None
+    footage_end: datetime | None = None
 
 
 class StreamZones(BaseModel):
@@ -184,6 +188,7 @@ class StreamView(BaseModel):
     settings: SourceSettings
     health: HealthEntry
     statistics: StreamStatistics
+    owner: str | None = None  # the node running the stream; null outside a cluster
 
 
 class RecordRequestBody(BaseModel):
@@ -214,6 +219,7 @@ class Recording(BaseModel):
     reason: str
     status: Literal["recording", "complete", "repaired", "corrupt"]
     url: str
+    node: str | None = None  # the node holding the file; null outside a cluster
 
 
 GapReason = Literal["deleted", "service_not_running", "recording_off", "disk_full",

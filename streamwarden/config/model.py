@@ -8,6 +8,7 @@ may be overridden are `None` on the stream and resolved against `[stream_default
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -141,11 +142,29 @@ class RecordingSection(_Section):
     format: Literal["mp4", "mkv", "ts"] = "mp4"
     fragment_duration: Duration = 1.0
     janitor_interval: Duration = 60.0
-    retention: Duration | None = None
+    retention: Duration | None = None  # continuous footage
+    # footage overlapping a detection event (with its pre/post-roll), and the event rows;
+    # None: such footage follows `retention` and event rows are kept (recording/retention_rule)
+    event_retention: Duration | None = None
     max_size: ByteSize | None = None
     min_free: ByteSize | None = None
     file_mode: FileMode = 0o600  # segments; "0640" lets the directories' group read them
     dir_mode: DirMode = 0o700  # every directory the recorder creates
+
+    @model_validator(mode="after")
+    def _tiers(self) -> RecordingSection:
+        """Event footage is what mattered: it is kept at least as long as the rest."""
+        if self.event_retention is None:
+            return self
+        if self.retention is None:
+            raise ValueError("event_retention needs retention: without it continuous footage "
+                             "is kept forever, longer than event footage")
+        if self.event_retention < self.retention:
+            raise ValueError(f"event_retention ({format_duration(self.event_retention)}) is "
+                             "shorter than retention "
+                             f"({format_duration(self.retention)}): footage of events is "
+                             "kept at least as long as continuous footage")
+        return self
 
 
 def _parse_tiles(value: object) -> int | str:
@@ -409,6 +428,53 @@ class MqttSection(_Section):
         return labels or ["person"]
 
 
+def _postgres_url(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("expected a PostgreSQL URL such as "
+                         "\"postgresql://streamwarden:secret@db.example:5432/streamwarden\"")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or value.endswith("://"):
+        raise ValueError(f"expected an http(s) URL such as \"http://10.0.0.5:8080\", got "
+                         f"{value!r}")
+    return value.rstrip("/")
+
+
+def _default_node_id() -> str:
+    import socket
+
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:64]
+    return name or "node"
+
+
+class ClusterSection(_Section):
+    """Several nodes sharing one camera list on PostgreSQL (see streamwarden/cluster/).
+
+    Every node of a cluster uses the same `database` and the same secret key file (the camera
+    list's secrets are encrypted with it); `node_id` and `advertise_url` differ per node."""
+
+    database: Annotated[str, AfterValidator(_postgres_url)]
+    node_id: Annotated[str, Field(default_factory=_default_node_id,
+                                  pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    # how other nodes and clients reach this node's API; default: http://<[api] listen>
+    advertise_url: Annotated[str, AfterValidator(_http_url)] | None = None
+    lease: Duration = 8.0
+    # cameras this node may own at once; none: no limit
+    capacity: int | None = Field(default=None, ge=1)
+    # planned moves (a node joined, capacities changed) this node starts per minute
+    moves_per_minute: int = Field(default=6, ge=1)
+    # how long SIGTERM waits for its cameras to be taken over before releasing the rest
+    drain_timeout: Duration = 15.0
+
+    @model_validator(mode="after")
+    def _lease_range(self) -> ClusterSection:
+        if not 1.0 <= self.lease <= 300.0:
+            raise ValueError("lease must be between 1s and 5m")
+        return self
+
+
 class Config(_Section):
     app: AppSection = AppSection()
     api: ApiSection = ApiSection()
@@ -421,6 +487,7 @@ class Config(_Section):
     hooks: HooksSection = HooksSection()
     webhooks: list[WebhookSection] = []
     users: UsersSection = UsersSection()
+    cluster: ClusterSection | None = None
 
     @model_validator(mode="after")
     def _webhook_labels(self) -> Config:
