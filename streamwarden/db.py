@@ -58,11 +58,28 @@ CREATE TABLE IF NOT EXISTS events (
     detections INTEGER NOT NULL,
     model TEXT NOT NULL,
     pts INTEGER,                -- stream PTS of the best detection's frame
-    snapshot BLOB               -- JPEG of that frame with the boxes drawn
+    snapshot BLOB,              -- JPEG of that frame with the boxes drawn
+    object_id TEXT,             -- the tracked object (NULL: rows from before tracking)
+    zones TEXT NOT NULL DEFAULT '[]',   -- JSON [{"zone", "entered"}] in order of entry
+    path TEXT NOT NULL DEFAULT '[]',    -- JSON [[time, x, y], ...] of the box centre, bounded
+    stationary INTEGER NOT NULL DEFAULT 0,
+    active INTEGER NOT NULL DEFAULT 0   -- 1 while the object is tracked
 );
 CREATE INDEX IF NOT EXISTS events_stream_start ON events (stream_id, start_ts);
 CREATE INDEX IF NOT EXISTS events_start ON events (start_ts);
 """
+
+# Columns added to tables of older databases: (table, column, definition).
+MIGRATIONS = (
+    ("events", "object_id", "TEXT"),
+    ("events", "zones", "TEXT NOT NULL DEFAULT '[]'"),
+    ("events", "path", "TEXT NOT NULL DEFAULT '[]'"),
+    ("events", "stationary", "INTEGER NOT NULL DEFAULT 0"),
+    ("events", "active", "INTEGER NOT NULL DEFAULT 0"),
+)
+_EVENT_COLUMNS = ("id, stream_id, label, start_ts, end_ts, confidence, box, detections, model, "
+                  "pts, snapshot IS NOT NULL AS has_snapshot, object_id, zones, path, "
+                  "stationary, active")
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,16 @@ class EventRow:
     model: str
     pts: int | None
     has_snapshot: bool
+    object_id: str | None = None
+    zones: str = "[]"  # JSON, see the schema
+    path: str = "[]"
+    stationary: bool = False
+    active: bool = False
+
+    @classmethod
+    def of(cls, row: sqlite3.Row) -> EventRow:
+        return cls(**{**dict(row), "has_snapshot": bool(row["has_snapshot"]),
+                      "stationary": bool(row["stationary"]), "active": bool(row["active"])})
 
 
 @dataclass(frozen=True)
@@ -122,6 +149,10 @@ class Database:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA secure_delete=ON")
         conn.executescript(SCHEMA)
+        _migrate(conn)
+        # No object is tracked before the event log runs: rows a stopped service left active
+        # end where they were last seen.
+        conn.execute("UPDATE events SET active = 0 WHERE active = 1")
         self._conn = conn
 
     # ---- execution -------------------------------------------------------------------------
@@ -265,16 +296,23 @@ class Database:
     # ---- detection events ------------------------------------------------------------------
 
     def event_opened(self, stream_id: str, label: str, ts: float, confidence: float, box: str,
-                     model: str, pts: int | None, snapshot: bytes | None) -> int:
+                     model: str, pts: int | None, snapshot: bytes | None,
+                     object_id: str | None = None, zones: str = "[]", path: str = "[]") -> int:
         cur = self.conn.execute(
             "INSERT INTO events (stream_id, label, start_ts, end_ts, confidence, box, detections,"
-            " model, pts, snapshot) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-            (stream_id, label, ts, ts, confidence, box, model, pts, snapshot))
+            " model, pts, snapshot, object_id, zones, path, active)"
+            " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
+            (stream_id, label, ts, ts, confidence, box, model, pts, snapshot, object_id, zones,
+             path, int(object_id is not None)))
         return int(cur.lastrowid or 0)
 
-    def event_extended(self, event_id: int, ts: float, count: int) -> None:
-        self.conn.execute("UPDATE events SET end_ts = MAX(end_ts, ?), detections = detections + ?"
-                          " WHERE id = ?", (ts, count, event_id))
+    def event_tracked(self, event_id: int, last_seen: float, detections: int, zones: str,
+                      path: str, stationary: bool, active: bool) -> None:
+        """A tracked object's event as it stands now (its counters are the object's own)."""
+        self.conn.execute(
+            "UPDATE events SET end_ts = MAX(end_ts, ?), detections = ?, zones = ?, path = ?, "
+            "stationary = ?, active = ? WHERE id = ?",
+            (last_seen, detections, zones, path, int(stationary), int(active), event_id))
 
     def event_improved(self, event_id: int, confidence: float, box: str, pts: int | None,
                        snapshot: bytes | None) -> None:
@@ -283,23 +321,42 @@ class Database:
 
     def events(self, stream_id: str | None = None, label: str | None = None,
                since: float | None = None, until: float | None = None,
-               limit: int = 100, streams: Sequence[str] | None = None) -> list[EventRow]:
-        """Events overlapping [since, until], newest first; `streams`: of these only."""
-        sql = ("SELECT id, stream_id, label, start_ts, end_ts, confidence, box, detections, "
-               "model, pts, snapshot IS NOT NULL AS has_snapshot FROM events WHERE 1=1")
+               limit: int = 100, zone: str | None = None,
+               streams: Sequence[str] | None = None) -> list[EventRow]:
+        """Events overlapping [since, until] (whose object entered `zone`), newest first;
+        `streams`: of these only."""
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE 1=1"
         args: list[Any] = []
         if streams is not None:
             sql += " AND " + _in_list("stream_id", streams)
             args.extend(streams)
         for clause, value in (("stream_id = ?", stream_id), ("label = ?", label),
-                              ("end_ts >= ?", since), ("start_ts <= ?", until)):
+                              ("end_ts >= ?", since), ("start_ts <= ?", until),
+                              ("EXISTS (SELECT 1 FROM json_each(events.zones) "
+                               "WHERE json_extract(value, '$.zone') = ?)", zone)):
             if value is not None:
                 sql += f" AND {clause}"
                 args.append(value)
         sql += " ORDER BY start_ts DESC, id DESC LIMIT ?"
         args.append(limit)
-        return [EventRow(**{**dict(row), "has_snapshot": bool(row["has_snapshot"])})
-                for row in self.conn.execute(sql, args)]
+        return [EventRow.of(row) for row in self.conn.execute(sql, args)]
+
+    def event(self, event_id: int) -> EventRow | None:
+        row = self.conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?",
+                                (event_id,)).fetchone()
+        return EventRow.of(row) if row is not None else None
+
+    def event_times(self) -> list[tuple[int, str, float, float, bool]]:
+        """(id, stream_id, start_ts, end_ts, active) of every event, for retention (no
+        pictures read)."""
+        return [(row[0], row[1], row[2], row[3], bool(row[4])) for row in self.conn.execute(
+            "SELECT id, stream_id, start_ts, end_ts, active FROM events")]
+
+    def delete_events(self, event_ids: Sequence[int]) -> None:
+        for start in range(0, len(event_ids), 500):  # SQLite's bound on parameters
+            chunk = list(event_ids[start:start + 500])
+            marks = ", ".join("?" * len(chunk))
+            self.conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
 
     def event_snapshot(self, event_id: int,
                        streams: Sequence[str] | None = None) -> bytes | None:
@@ -310,3 +367,30 @@ class Database:
             args.extend(streams)
         row = self.conn.execute(sql, args).fetchone()
         return bytes(row["snapshot"]) if row is not None and row["snapshot"] else None
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns a database made by an older version lacks (SQLite adds a column in
+    place: existing rows take its default)."""
+    for table, column, definition in MIGRATIONS:
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
+class TableStore:
+    """A store that keeps its own tables in the service's database (gaps, run history): it
+    creates them on the database thread when made, then runs its SQL on that thread too."""
+
+    schema: str = ""  # CREATE ... IF NOT EXISTS statements
+
+    def __init__(self, db: Database):
+        self.db = db
+        db.call(self._create)
+
+    def _create(self) -> None:
+        self.db.conn.executescript(self.schema)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        return self.db.conn

@@ -1,5 +1,10 @@
-"""Notifications to an MQTT broker: `<prefix>/<stream>/state|recording|detection`, plus
+"""Notifications to an MQTT broker: `<prefix>/<stream>/state|recording|detection|event`, plus
 availability.
+
+`[mqtt] objects` (labels or `label@zone`, as `record_on`) limits what is published about
+detections: a `detection` message keeps only the boxes that match (none: not published), an
+`event` message (a tracked object's new/update/end) goes out once its object matches, judged
+on the zones it has entered so far.
 
 paho's network thread owns the connection and reconnects on its own (1 s doubling to 30 s);
 the service only ever calls the non-blocking `publish`. While the broker is away, messages
@@ -23,17 +28,34 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from streamwarden.config.model import MqttSection
+from streamwarden.inference.zones import Selector, any_match, parse_selectors
 
 log = logging.getLogger("streamwarden.mqtt")
 
 _TOPICS = {"state": "state", "recording": "recording", "detection": "detection",
-           "segment_closed": "recording"}
+           "segment_closed": "recording", "event": "event"}
+
+
+def select(message: dict[str, Any], selectors: tuple[Selector, ...] | None,
+           ) -> dict[str, Any] | None:
+    """The message as `[mqtt] objects` lets it out (None: not at all)."""
+    if selectors is None:
+        return message
+    if message.get("type") == "detection":
+        kept = [d for d in message.get("detections", [])
+                if any_match(selectors, d.get("label", ""), d.get("zones", []))]
+        return {**message, "detections": kept} if kept else None
+    if message.get("type") == "event":
+        entered = [z["zone"] for z in message.get("zones", [])]
+        return message if any_match(selectors, message.get("label", ""), entered) else None
+    return message
 
 
 class MqttBridge:
     def __init__(self, config: MqttSection):
         self.config = config
         self.prefix = config.topic_prefix.rstrip("/")
+        self.selectors = None if config.objects is None else parse_selectors(config.objects)
         self.published = 0
         self.dropped = 0
         self.connected = False
@@ -102,6 +124,10 @@ class MqttBridge:
         stream_id = message.get("stream_id")
         if kind is None or not stream_id:
             return
+        selected = select(message, self.selectors)
+        if selected is None:
+            return
+        message = selected
         retain = kind in ("state", "recording") and message["type"] != "segment_closed"
         self.send(f"{self.prefix}/{stream_id}/{kind}", json.dumps(message), retain=retain)
 

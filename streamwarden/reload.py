@@ -87,6 +87,9 @@ class Reloader:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
         self._watch: FileWatch | None = None
+        # In a cluster the file's streams go to the shared camera list (the owners apply
+        # them), never straight to this node's manager: set by the service.
+        self.cluster_streams: Callable[[list], Awaitable[tuple[str, ...]]] | None = None
         if source is not None:
             self._watch = FileWatch(source.path)
             with contextlib.suppress(ConfigError):  # what start-up loaded (near enough)
@@ -155,11 +158,15 @@ class Reloader:
                        for s in self.manager.all()}
             plan = plan_reload(self._current(), new, running)
             await self._adopt(plan.config, plan)
-            errors = [error for change in plan.streams
-                      if (error := await self._apply(change)) is not None]
+            if self.cluster_streams is not None:
+                changes = await self.cluster_streams(list(new.streams))
+                errors: list[str] = []
+            else:
+                changes = tuple(c.describe() for c in plan.streams)
+                errors = [error for change in plan.streams
+                          if (error := await self._apply(change)) is not None]
             report = ReloadReport(
-                time.time(), trigger, not errors,
-                tuple(c.describe() for c in plan.streams) + plan.applied,
+                time.time(), trigger, not errors, changes + plan.applied,
                 plan.needs_restart, tuple(errors))
             self.last = report
             self._log(report)

@@ -17,7 +17,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -25,7 +25,13 @@ from pydantic import ValidationError
 
 from streamwarden.api.clients import OpenClients
 from streamwarden.config.diff import ReloadPlan
-from streamwarden.config.model import Config, MqttSection, RecordingSection, StreamConfig
+from streamwarden.config.model import (
+    Config,
+    InferenceSection,
+    MqttSection,
+    RecordingSection,
+    StreamConfig,
+)
 from streamwarden.config.source import ConfigFile, with_environment_token
 from streamwarden.consumers.frame_counter import FrameCounter
 from streamwarden.db import Database
@@ -51,6 +57,7 @@ from streamwarden.recording.history import History
 from streamwarden.recording.index import RecordingIndex
 from streamwarden.recording.reconcile import reconcile
 from streamwarden.recording.retention import enforce
+from streamwarden.recording.retention_rule import Padding
 from streamwarden.recording.timeline_keeper import HEARTBEAT_S, TimelineKeeper
 from streamwarden.reload import Reloader
 from streamwarden.restream.server import RestreamServer
@@ -62,6 +69,7 @@ from streamwarden.users.passwords import HashParams
 from streamwarden.users.sessions import Sessions, UrlSigner
 
 if TYPE_CHECKING:
+    from streamwarden.cluster.node import ClusterNode
     from streamwarden.demo.camera import SyntheticCamera
     from streamwarden.hass.bridge import HassBridge
 
@@ -134,11 +142,20 @@ class StorageLimits:
     db: Database
     section: RecordingSection
     gaps: GapStore
+    inference: InferenceSection = field(default_factory=InferenceSection)  # pre/post-roll
+    streams: StreamRegistry | None = None  # each stream's buffer_duration (its ring)
+    default_buffer: float = 10.0  # a stream no longer running: [stream_defaults]'s
 
     def __call__(self) -> None:
         rec = self.section
-        if rec.retention is not None or rec.max_size is not None:
-            enforce(self.db, rec.retention, rec.max_size, gaps=self.gaps)
+        enforce(self.db, rec.retention, rec.max_size, gaps=self.gaps,
+                event_retention=rec.event_retention, padding=self.padding)
+
+    def padding(self, stream_id: str) -> Padding:
+        """What counts as an event's footage on this stream (also the events API's)."""
+        stream = self.streams.find(stream_id) if self.streams is not None else None
+        buffer = stream.settings.buffer_duration if stream is not None else self.default_buffer
+        return Padding.of(self.inference.pre_roll, self.inference.post_roll, buffer)
 
 
 def _ping(db: Database) -> None:
@@ -169,11 +186,13 @@ class Service:
         self.gaps = GapStore(self.db)
         self.history = History(self.db)
         self.timeline = TimelineKeeper(self.db, self.gaps, self.history)
-        self.storage_limits = StorageLimits(self.db, config.recording, self.gaps)
+        self.streams = StreamRegistry()
+        self.storage_limits = StorageLimits(self.db, config.recording, self.gaps,
+                                            config.inference, self.streams,
+                                            config.stream_defaults.buffer_duration)
         self.index = RecordingIndex(self.db, on_change=self.storage_limits,
                                     emit=self.notifier.publish_threadsafe, gaps=self.gaps,
                                     history=self.history)
-        self.streams = StreamRegistry()
         features = self._build_features(config)
         self.manager = StreamManager(config, self.loop, self.reaper, self.streams, features,
                                      self.notifier.publish_threadsafe)
@@ -193,6 +212,32 @@ class Service:
         self.demo_camera: SyntheticCamera | None = None
         self._tasks: list[asyncio.Task] = []
         self.readiness = Readiness()
+        self.cluster: ClusterNode | None = self._build_cluster(config) if config.cluster else None
+        if self.cluster is not None:
+            self.reloader.cluster_streams = self.cluster.load_file_streams
+
+    def _build_cluster(self, config: Config) -> ClusterNode:
+        """With `[cluster]`: the node runtime decides which streams run here (imported only
+        then, so a single node never loads psycopg)."""
+        from streamwarden.api.streams import stream_view
+        from streamwarden.cluster.node import ClusterNode
+
+        assert config.cluster is not None
+        api = config.api
+        url = config.cluster.advertise_url or (
+            f"{'https' if api.tls_cert else 'http'}://{api.listen}")
+        features = self.manager.features
+
+        def views(ids: list[str]) -> dict:
+            out = {}
+            for stream_id in ids:
+                with contextlib.suppress(Exception):  # removed meanwhile
+                    out[stream_id] = stream_view(self.streams.get(stream_id),
+                                                 features).model_dump(mode="json")
+            return out
+
+        return ClusterNode(config.cluster, url, self.manager, self.db, config.app.key_path,
+                           views, list(config.streams))
 
     def _build_features(self, config: Config) -> list[Feature]:
         """Everything a stream can do besides ingesting, in the order the manager calls them.
@@ -248,10 +293,13 @@ class Service:
         if self.restream is not None:
             self.loop.call(self.restream.start)
         demo_cameras = await asyncio.to_thread(self._start_demo_camera) if self.demo else []
-        for stream, source in await self.db.run(self._streams_to_start):
-            await self.manager.add(stream, source)
-        if self.demo_camera is not None:
-            await self._add_demo_streams(demo_cameras, self.demo_camera.url(""))
+        if self.cluster is not None:  # the cluster's camera list says what runs here
+            self.cluster.start(asyncio.get_running_loop())
+        else:
+            for stream, source in await self.db.run(self._streams_to_start):
+                await self.manager.add(stream, source)
+            if self.demo_camera is not None:
+                await self._add_demo_streams(demo_cameras, self.demo_camera.url(""))
         self.readiness.starting_with([stream.id for stream in self.manager.all()])
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
@@ -335,9 +383,10 @@ class Service:
                 log.exception("timeline heartbeat failed")
 
     async def _end_quiet_events(self) -> None:
-        """Detection events end when no detection extended them for `event_gap`; a camera
-        that went dark sends no result to notice that by, so a clock does (off this loop:
-        the event log's lock may be held while a picture is drawn)."""
+        """A tracked object's event ends when it was not seen for its timeout, or its stream
+        sent nothing for `event_gap`; a camera that went dark sends no result to notice that
+        by, so a clock does (off this loop: the event log's lock may be held while a picture
+        is drawn)."""
         events = self.inference.events
         while True:
             await asyncio.sleep(EVENT_EXPIRY_S)
@@ -384,6 +433,8 @@ class Service:
         return self.readiness.check(states, database_ok)
 
     async def shutdown(self) -> None:
+        if self.cluster is not None:  # hand the cameras over while they still run here
+            await self.cluster.drain()
         stopping_since = time.time()
         self.readiness.stopping = True
         if self.hass is not None:  # streams stopping now are not deleted from Home Assistant

@@ -167,7 +167,9 @@ def test_tiles_play_live_video_and_fall_back_to_snapshots(browser, service_facto
         "const i = document.querySelector('#card-hevc.is-mjpeg .snap');"
         "return !!i && i.naturalWidth === 640;"), 10, message="H.265 tile plays MJPEG")
     assert state_of(client, "hevc")["health"]["live_viewers"] == 0
-    assert any(c["kind"] == "pixels" for c in state_of(client, "hevc")["statistics"]["consumers"])
+    wait_for(lambda: any(c["kind"] == "pixels"
+                         for c in state_of(client, "hevc")["statistics"]["consumers"]), 10,
+             message="the MJPEG tile is served by the stream's decoder")
 
     # leaving the page ends the live view on the server
     browser.get("about:blank")

@@ -66,6 +66,13 @@ def red_fraction_of_row(jpeg: bytes, y: float) -> float:
     return float(red.mean())
 
 
+def red_fraction_near_row(jpeg: bytes, y: float, slack: float = 0.012) -> float:
+    """The reddest row within `slack` of `y`: the live snapshot is a newer frame than the
+    event's, and the model's box moves by a few pixels from frame to frame."""
+    steps = np.linspace(max(0.0, y - slack), min(1.0, y + slack), 16)
+    return max(red_fraction_of_row(jpeg, row) for row in steps)
+
+
 @pytest.fixture
 def plugin_path(monkeypatch):
     """Let the worker import tests.plugins (it runs with the repository as working dir)."""
@@ -88,7 +95,7 @@ def test_person_detected_end_to_end(camera_factory, service_factory, tmp_path):
     assert picture.status_code == 200 and picture.content[:2] == b"\xff\xd8"
     assert red_fraction_of_row(picture.content, y0) > 0.5, "the box is drawn on the event"
     live = client.get("/streams/cam/snapshot.jpg")
-    assert live.status_code == 200 and red_fraction_of_row(live.content, y0) > 0.5
+    assert live.status_code == 200 and red_fraction_near_row(live.content, y0) > 0.5
     health = inference_health(client, "cam")
     assert health["inference_state"] == "running"
     stats = health["inference"]

@@ -93,7 +93,8 @@ CONTRACT = sorted([
     "200 application/json:ReloadResult; 409 application/json:ErrorBody; "
     "422 application/json:ConfigRefused",
     "GET /events ['inference'] list_events_events_get (query stream_id, query label, "
-    "query since, query until, query limit) body=- -> 200 application/json:[EventView]; "
+    "query since, query until, query limit, query zone) body=- -> "
+    "200 application/json:[EventView]; "
     "404 application/json:ErrorBody; 422 application/json:ErrorBody",
     "GET /events/{event_id}/snapshot.jpg ['inference'] "
     "event_snapshot_events__event_id__snapshot_jpg_get (path event_id*) body=- -> "
@@ -150,17 +151,24 @@ CONTRACT = sorted([
     "(path stream_id*, query start, query end) body=- -> "
     "200 application/json:RecordingTimeline; 404 application/json:ErrorBody; "
     "422 application/json:ErrorBody",
+    "GET /streams/{stream_id}/zones ['streams'] get_zones_streams__stream_id__zones_get "
+    "(path stream_id*) body=- -> 200 application/json:StreamZones; "
+    "404 application/json:ErrorBody; 422 application/json:ErrorBody",
+    "PUT /streams/{stream_id}/zones ['streams'] put_zones_streams__stream_id__zones_put "
+    "(path stream_id*) body=StreamZones* -> 200 application/json:StreamZones; "
+    "404 application/json:ErrorBody; 422 application/json:ErrorBody",
     "GET /streams/{stream_id}/snapshot.jpg ['streams'] "
     "snapshot_streams__stream_id__snapshot_jpg_get (path stream_id*, query width) body=- -> "
     "200 image/jpeg; 404 application/json:ErrorBody; 422 application/json:ErrorBody",
 ])
 SCHEMAS = {"AuthStatus", "ConfigProblem", "ConfigRefused", "ConfigView", "ConfiguredStream",
            "DetectSourceHealth", "ErrorBody", "EventView", "HealthEntry", "InferenceStatus",
-           "Liveness", "LoginRequest", "LoginSession", "Readiness", "RecordRequestBody",
-           "Recording", "RecordingState",
-           "RecordingTimeline", "ReloadResult", "SourceSettings", "StreamConfig",
-           "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView", "TimelineGap",
-           "TimelineSegment", "TimelineSpan", "UrlToken", "UrlTokenRequest", "WhoAmI"}
+           "Liveness", "LoginRequest", "LoginSession", "PathPoint", "Readiness",
+           "RecordRequestBody", "Recording",
+           "RecordingState", "RecordingTimeline", "ReloadResult", "SourceSettings",
+           "StreamConfig", "StreamCreated", "StreamPatch", "StreamStatistics", "StreamView",
+           "StreamZones", "TimelineGap", "TimelineSegment", "TimelineSpan", "UrlToken",
+           "UrlTokenRequest", "WhoAmI", "ZoneConfig", "ZoneEntry"}
 
 
 def test_schema_keeps_its_contract(service_factory):

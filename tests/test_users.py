@@ -129,6 +129,7 @@ def test_a_viewer_reads_and_changes_nothing(secured):
     assert {s["id"] for s in client.get("/streams", headers=vic).json()} == {"front", "back"}
     assert client.get("/recordings", headers=vic).status_code == 200
     assert client.get("/events", headers=vic).status_code == 200
+    assert client.get("/streams/front/zones", headers=vic).json() == {"zones": [], "masks": []}
     refused = [
         client.post("/streams", headers=vic, json={"id": "new", "uri": "rtsp://127.0.0.1:9/x"}),
         client.delete("/streams/front", headers=vic),
@@ -137,6 +138,7 @@ def test_a_viewer_reads_and_changes_nothing(secured):
         client.post("/streams/front/record", headers=vic),
         client.delete("/streams/front/record", headers=vic),
         client.get("/metrics", headers=vic),
+        client.put("/streams/front/zones", headers=vic, json={"zones": [], "masks": []}),
     ]
     for response in refused:
         assert response.status_code == 403, (response.request.url, response.text)
@@ -164,6 +166,8 @@ def test_an_operator_records_but_does_not_configure(secured):
         client.patch("/streams/back", headers=olga, json={"uri": "rtsp://127.0.0.1:9/y"}),
         client.patch("/streams/back", headers=olga,
                      json={"enable_recording": False, "timeout": "9s"}),
+        client.patch("/streams/back", headers=olga, json={"record_on": ["person"]}),
+        client.put("/streams/back/zones", headers=olga, json={"zones": [], "masks": []}),
     ):
         assert response.status_code == 403, response.request.url
     stream = client.get("/streams/back", headers=admin).json()
@@ -190,7 +194,10 @@ def test_a_stream_list_holds_for_the_api(secured):
     hidden, unknown = (not_found(client, f"/streams/{s}", alice) for s in ("back", "nope"))
     assert hidden == {"error": "not_found", "detail": "no stream with id 'back'"}
     assert unknown == {"error": "not_found", "detail": "no stream with id 'nope'"}
-    for path in ("/streams/back/snapshot.jpg", "/recordings?stream_id=back",
+    assert client.put("/streams/back/zones", headers=admin,
+                      json={"zones": [], "masks": []}).status_code == 200, "an admin may"
+    for path in ("/streams/back/snapshot.jpg", "/streams/back/zones",
+                 "/recordings?stream_id=back",
                  "/events?stream_id=back", "/streams/back/clip?start=2024-01-01T00:00:00&"
                  "end=2024-01-01T00:01:00"):
         assert not_found(client, path, alice)["error"] == "not_found"

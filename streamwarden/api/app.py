@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from streamwarden.api import (
     auth,
@@ -25,6 +25,7 @@ from streamwarden.api import (
     streams,
     timeline,
     ws,
+    zones,
 )
 from streamwarden.api.auth import AuthGate, BodyLimit
 from streamwarden.api.errors import AssumeJsonBody, install_error_handlers
@@ -46,6 +47,20 @@ def _lifespan(service: Service) -> Callable[[FastAPI], AbstractAsyncContextManag
     return lifespan
 
 
+def _routers(service: Service) -> list[APIRouter]:
+    """One per resource. In a cluster, its router answers `/cluster` and the cluster-wide
+    `/streams`, `/health`, `/recordings`, `/events` (included first, so its routes win)."""
+    resources = [streams, zones, live, recordings, timeline, events, monitoring, config, auth,
+                 ws, dashboard]
+    if service.cluster is None:
+        return [resource.create_router(service) for resource in resources]
+    from streamwarden.api import cluster
+
+    resources.remove(streams)
+    return [cluster.create_router(service),
+            *(resource.create_router(service) for resource in resources)]
+
+
 def create_app(service: Service) -> FastAPI:
     app = FastAPI(
         title="streamwarden",
@@ -54,12 +69,19 @@ def create_app(service: Service) -> FastAPI:
     )
     install_error_handlers(app)
     install_stream_errors(app)
+    if service.cluster is not None:
+        from streamwarden.api import cluster
+
+        cluster.install(app)
     api_config = service.config.api
+    if service.cluster is not None:  # innermost: after the auth gate
+        from streamwarden.api.owner_routing import OwnerRouting
+
+        app.add_middleware(OwnerRouting, node=service.cluster)
     app.add_middleware(AssumeJsonBody)
     app.add_middleware(BodyLimit, max_bytes=api_config.max_body_bytes)
     app.add_middleware(AuthGate, gate=service.gate, public_paths=api_config.public_paths)
-    for resource in (streams, live, recordings, timeline, events, monitoring, config, auth, ws,
-                     dashboard):
-        app.include_router(resource.create_router(service))
+    for router in _routers(service):
+        app.include_router(router)
     app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="static")
     return app

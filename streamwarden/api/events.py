@@ -16,20 +16,30 @@ from streamwarden.api.params import (
     from_timestamp,
     to_timestamp_or_none,
 )
-from streamwarden.api.schemas import ERRORS, EventView, InferenceStatus
+from streamwarden.api.schemas import ERRORS, EventView, InferenceStatus, PathPoint, ZoneEntry
 from streamwarden.db import EventRow
+from streamwarden.inference.zones import ZONE_NAME_PATTERN
+from streamwarden.recording.retention_rule import Padding
 from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
 
 
-def _event(row: EventRow) -> EventView:
+def _event(row: EventRow, padding: Padding) -> EventView:
     return EventView(id=row.id, stream_id=row.stream_id, label=row.label,
                      start=from_timestamp(row.start_ts), end=from_timestamp(row.end_ts),
                      confidence=round(row.confidence, 4), box=json.loads(row.box),
                      detections=row.detections, model=row.model, pts=row.pts,
-                     snapshot_url=f"/events/{row.id}/snapshot.jpg" if row.has_snapshot else None)
+                     snapshot_url=f"/events/{row.id}/snapshot.jpg" if row.has_snapshot else None,
+                     object_id=row.object_id,
+                     zones=[ZoneEntry(zone=z["zone"], entered=from_timestamp(z["entered"]))
+                            for z in json.loads(row.zones)],
+                     path=[PathPoint(time=from_timestamp(t), x=x, y=y)
+                           for t, x, y in json.loads(row.path)],
+                     stationary=row.stationary, active=row.active,
+                     footage_start=from_timestamp(row.start_ts - padding.pre),
+                     footage_end=from_timestamp(row.end_ts + padding.post))
 
 
 def create_router(service: Service) -> APIRouter:
@@ -44,16 +54,20 @@ def create_router(service: Service) -> APIRouter:
         since: Annotated[datetime | None, Query(description="ISO 8601; UTC if no zone")] = None,
         until: Annotated[datetime | None, Query(description="ISO 8601; UTC if no zone")] = None,
         limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+        zone: Annotated[str | None, Query(pattern=ZONE_NAME_PATTERN,
+                                          description="only objects that entered this zone")
+                        ] = None,
     ) -> list[EventView]:
-        """Detection events (a run of detections of one label on one stream), newest first."""
+        """Detection events (one per tracked object), newest first."""
         if stream_id is not None:
             checked_id(stream_id)
         since_ts, until_ts = to_timestamp_or_none(since), to_timestamp_or_none(until)
         if since_ts is not None and until_ts is not None and until_ts < since_ts:
             raise ApiError(422, "invalid_range", "until is before since")
-        rows = await db.run(db.events, stream_id, label, since_ts, until_ts, limit,
+        rows = await db.run(db.events, stream_id, label, since_ts, until_ts, limit, zone,
                             visible_streams())
-        return [_event(row) for row in rows]
+        padding = service.storage_limits.padding
+        return [_event(row, padding(row.stream_id)) for row in rows]
 
     @router.get("/events/{event_id}/snapshot.jpg", response_class=Response,
                 responses={200: {"content": {"image/jpeg": {}}}, **ERRORS},

@@ -9,10 +9,13 @@ What a client of the WebSocket live view gets, in order:
   "width", "height"}` followed by one binary message: the init segment (ftyp + moov);
 - binary messages, one moof + mdat per frame, the first one a keyframe.
 A new `init` pair may come at any time (the camera's parameters changed); fragments then
-restart at a keyframe. The browser appends them to a Media Source Extensions SourceBuffer.
+restart at a keyframe. H.265 comes as `hvc1.…`/`hev1.…`: whether the browser can play it is
+for the client to ask (`MediaSource.isTypeSupported`). The browser appends them to a Media
+Source Extensions SourceBuffer.
 
 Errors are a text `{"type": "error", "error", "detail"}` and a close: `not_found` (4404),
-`invalid_id` (4422), `unsupported_codec` (4415, H.265: use snapshots), `dropped` (1008: this
+`invalid_id` (4422), `unsupported_codec` (4415: a codec other than H.264/H.265, or H.265 as
+a byte-stream without codec_data: use MJPEG or snapshots), `dropped` (1008: this
 client fell too far behind), `stream_removed` (1001), `shutting_down` (1001: the service is
 stopping). Video only; audio is not sent.
 Authentication as for every route (bearer header or a signed `?access_token=`).
@@ -137,7 +140,8 @@ async def serve_viewer(socket: WebSocket, stream_id: str, hub: LiveViewers,
         return
     except UnsupportedCodecError as exc:
         await _refuse(socket, 4415, "unsupported_codec",
-                      f"{stream_id!r} is {exc}; browsers play H.264 only: use snapshots")
+                      f"{stream_id!r} is {exc}; the live view carries H.264 and H.265 only: "
+                      "use MJPEG or snapshots")
         return
 
     closed = asyncio.Event()

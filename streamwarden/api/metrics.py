@@ -48,6 +48,12 @@ def _stream_families() -> dict[str, Metric]:
         "keyframes": _counter("streamwarden_stream_keyframes", "Video keyframes received"),
         "bytes": _counter("streamwarden_stream_bytes", "Encoded bytes received"),
         "retries": _counter("streamwarden_stream_retries", "Source restarts"),
+        "damaged": _counter("streamwarden_stream_damaged_frames",
+                            "Video frames that follow lost data (decode with errors)"),
+        "lost_packets": _counter("streamwarden_stream_lost_packets",
+                                 "RTP packets that never arrived"),
+        "jumps": _counter("streamwarden_stream_discontinuities",
+                          "Jumps of the camera's clock (timestamps), carried across"),
         "fps": _gauge("streamwarden_stream_fps", "Frames per second"),
         "bitrate": _gauge("streamwarden_stream_bitrate_kbps", "Bitrate in kbit/s"),
         "age": _gauge("streamwarden_stream_last_frame_age_seconds",
@@ -87,6 +93,9 @@ def _add_stream(families: dict[str, Metric], sid: str, health: dict, stats: dict
     families["keyframes"].add_metric([sid], stats["keyframes"])
     families["bytes"].add_metric([sid], stats["bytes"])
     families["retries"].add_metric([sid], health["retry_count"])
+    families["damaged"].add_metric([sid], stats["damaged_frames"])
+    families["lost_packets"].add_metric([sid], stats["lost_packets"])
+    families["jumps"].add_metric([sid], stats["discontinuities"])
     families["fps"].add_metric([sid], health["fps"])
     families["bitrate"].add_metric([sid], health["bitrate_kbps"])
     if health["last_frame_age_s"] is not None:

@@ -5,10 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from streamwarden.config.durations import Duration
 from streamwarden.config.model import SourceSettings, StreamUri
+from streamwarden.config.zones import (
+    MAX_MASKS,
+    MAX_ZONES,
+    ObjectSelector,
+    PolygonPoints,
+    ZoneConfig,
+    duplicate_zone_problem,
+)
 
 
 class ErrorBody(BaseModel):
@@ -72,24 +80,63 @@ class HealthEntry(BaseModel):
     last_error: str | None
     recording: bool
     recording_error: Literal["disk_full", "write_error"] | None
+    recording_warning: str | None = None  # what the files leave out of what the camera sends
     inference_state: Literal["stopped", "starting", "running", "restarting", "failed"] | None = None
     inference: dict[str, Any] | None = None
     live_viewers: int = 0  # browsers watching the live view (WS /streams/{id}/live.mp4)
     detect_source: DetectSourceHealth | None = None  # with a detect_uri
 
 
+class ZoneEntry(BaseModel):
+    zone: str
+    entered: datetime  # the first time the object's box (bottom centre) stood in the zone
+
+
+class PathPoint(BaseModel):
+    time: datetime
+    x: float  # the box's centre, 0-1 of the frame
+    y: float
+
+
 class EventView(BaseModel):
+    """One tracked object (events from before tracking: one run of a label's detections)."""
+
     id: int
     stream_id: str
     label: str
-    start: datetime
-    end: datetime
-    confidence: float
+    start: datetime  # first seen
+    end: datetime  # last seen (so far, while active)
+    confidence: float  # of the best sighting: the picture's
     box: list[float]
     detections: int
     model: str
     pts: int | None
     snapshot_url: str | None
+    object_id: str | None = None  # null for events recorded before objects were tracked
+    zones: list[ZoneEntry] = []
+    path: list[PathPoint] = []
+    stationary: bool = False
+    active: bool = False  # still tracked: the event may still change
+    # the event's footage: from its pre-roll before `start` to its post-roll after `end`
+    # (what [recording] event_retention keeps and the dashboard plays)
+    footage_start: datetime | None = None
+    footage_end: datetime | None = None
+
+
+class StreamZones(BaseModel):
+    """A stream's zones (named polygons events report) and masks (polygons ignored by motion
+    and detection); points are [x, y] fractions of the frame, origin top left."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    zones: list[ZoneConfig] = Field(default=[], max_length=MAX_ZONES)
+    masks: list[PolygonPoints] = Field(default=[], max_length=MAX_MASKS)
+
+    @model_validator(mode="after")
+    def _unique(self) -> StreamZones:
+        if problem := duplicate_zone_problem(self.zones):
+            raise ValueError(problem)
+        return self
 
 
 class InferenceStatus(BaseModel):
@@ -108,6 +155,7 @@ class InferenceStatus(BaseModel):
     motion_gate: bool
     record_on: list[str]
     events_opened: int
+    objects_tracked: int = 0  # tracked objects with an active event, all streams
 
 
 class StreamStatistics(BaseModel):
@@ -120,6 +168,9 @@ class StreamStatistics(BaseModel):
     height: int | None
     framerate: float | None
     audio_codec: str | None
+    damaged_frames: int = 0  # video frames after lost data (they decode with errors)
+    lost_packets: int = 0  # RTP packets that never arrived (RTSP)
+    discontinuities: int = 0  # jumps of the camera's clock, carried across
     consumers: list[dict[str, Any]]
     detect_source: StreamStatistics | None = None  # the sub-stream's, with a detect_uri
 
@@ -142,6 +193,8 @@ class StreamPatch(BaseModel):
     transport: Literal["tcp", "udp"] | None = None
     latency: Duration | None = None
     failed_retry_interval: Duration | None = None
+    # labels or label@zone that start event recordings; null: [inference] record_on
+    record_on: list[ObjectSelector] | None = None
 
 
 class StreamView(BaseModel):
@@ -153,9 +206,11 @@ class StreamView(BaseModel):
     enable_inference: bool
     enable_recording: bool
     recording: bool
+    record_on: list[str] | None = None  # null: [inference] record_on
     settings: SourceSettings
     health: HealthEntry
     statistics: StreamStatistics
+    owner: str | None = None  # the node running the stream; null outside a cluster
 
 
 class RecordRequestBody(BaseModel):
@@ -186,6 +241,7 @@ class Recording(BaseModel):
     reason: str
     status: Literal["recording", "complete", "repaired", "corrupt"]
     url: str
+    node: str | None = None  # the node holding the file; null outside a cluster
 
 
 GapReason = Literal["deleted", "service_not_running", "recording_off", "disk_full",

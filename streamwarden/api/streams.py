@@ -43,7 +43,7 @@ _FILE_REFUSED: Responses = {403: {"model": ErrorBody, "description": "A file:// 
 _DUPLICATE: Responses = {409: {"model": ErrorBody, "description": "Duplicate id"}}
 
 
-def _check_file_source(uri: str, allowed_dirs: list[str]) -> None:
+def check_file_source(uri: str, allowed_dirs: list[str]) -> None:
     """API clients may only name files under the configured directories (see file_sources)."""
     if problem := file_source_problem(uri, allowed_dirs):
         raise ApiError(403, "file_source_not_allowed", problem)
@@ -54,22 +54,22 @@ def _check_changed_sources(changes: dict, running: StreamConfig, allowed_dirs: l
     """A PATCH's new `uri`/`detect_uri` is a path the client chose: checked like a POST's."""
     for key in ("uri", "detect_uri"):
         if changes.get(key) and changes[key] != getattr(running, key):
-            _check_file_source(changes[key], allowed_dirs)
+            check_file_source(changes[key], allowed_dirs)
 
 
-def _check_new_stream(stream: StreamConfig, config: Config) -> None:
+def check_new_stream(stream: StreamConfig, config: Config) -> None:
     """Refuse, before anything starts, settings that do not combine with the defaults and a
     file the API may not read."""
     try:
         stream.settings(config.stream_defaults)
     except ValidationError as exc:
         raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
-    _check_file_source(stream.uri, config.api.allowed_file_dirs)
+    check_file_source(stream.uri, config.api.allowed_file_dirs)
     if stream.detect_uri is not None:
-        _check_file_source(stream.detect_uri, config.api.allowed_file_dirs)
+        check_file_source(stream.detect_uri, config.api.allowed_file_dirs)
 
 
-def _view(stream: Stream, features: Sequence[Feature]) -> StreamView:
+def stream_view(stream: Stream, features: Sequence[Feature]) -> StreamView:
     cfg = stream.config
     health = HealthEntry(**stream_health(stream, features))
     return StreamView(
@@ -81,6 +81,7 @@ def _view(stream: Stream, features: Sequence[Feature]) -> StreamView:
         enable_inference=cfg.enable_inference,
         enable_recording=cfg.enable_recording,
         recording=health.recording,
+        record_on=cfg.record_on,
         settings=stream.settings,
         health=health,
         statistics=stream_statistics(stream),
@@ -106,14 +107,15 @@ def create_router(service: Service) -> APIRouter:
                 dependencies=[requires(Action.VIEW)])
     async def list_streams() -> list[StreamView]:
         principal = current()
-        return [_view(p, manager.features) for p in manager.all() if principal.sees(p.id)]
+        return [stream_view(p, manager.features) for p in manager.all()
+                if principal.sees(p.id)]
 
     @router.post("/streams", status_code=201, response_model=StreamCreated,
                  responses={**_DUPLICATE, **STREAM_ERRORS, **_FILE_REFUSED},
                  dependencies=[requires(Action.CONFIGURE)])
     async def add_stream(stream: StreamConfig) -> StreamCreated:
         """Start ingesting a camera; the others are not touched."""
-        _check_new_stream(stream, service.config)
+        check_new_stream(stream, service.config)
         try:
             with _refusals():
                 await manager.add(stream, origin="api")
@@ -140,12 +142,12 @@ def create_router(service: Service) -> APIRouter:
         if stream.origin == "api":
             await service.db.run(service.stored.save, stream_id,
                                  stream.config.model_dump_json())
-        return _view(stream, manager.features)
+        return stream_view(stream, manager.features)
 
     @router.get("/streams/{stream_id}", response_model=StreamView, responses=STREAM_ERRORS,
                 dependencies=[requires(Action.VIEW)])
     async def get_stream(stream_id: StreamIdPath) -> StreamView:
-        return _view(running_stream(manager, stream_id), manager.features)
+        return stream_view(running_stream(manager, stream_id), manager.features)
 
     @router.delete("/streams/{stream_id}", status_code=204, responses=STREAM_ERRORS,
                    dependencies=[requires(Action.CONFIGURE)])

@@ -96,5 +96,8 @@ def _statistics(stream: Stream) -> dict[str, Any]:
         "height": media.height,
         "framerate": media.framerate,
         "audio_codec": media.audio_codec,
+        "damaged_frames": counters.damaged_frames,
+        "lost_packets": counters.lost_packets,
+        "discontinuities": counters.discontinuities,
         "consumers": [consumer.stats() for consumer in stream.consumers()],
     }

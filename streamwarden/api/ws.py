@@ -11,11 +11,14 @@ Messages are JSON objects with a `type`:
   once when an outage begins (`"disk_full"`/`"write_error"`, `since` its start) and once
   when it ends (`null`, with the seconds it lost), never per retry
 - `detection`: `{"stream_id", "model", "time", "pts", "detections": [{"label", "confidence",
-  "box"}]}` for every frame in which the model found something (inference)
-- `event_start` / `event_update` / `event_end`: a detection event's life, `{"stream_id",
-  "event_id", "label", "start", "end", "confidence", "detections", "model"}` (+ `"reason"`,
-  `gap` or `stream_removed`, on `event_end`); update: a more confident detection became its
-  picture
+  "box", "object_id", "zones"}]}` for every frame in which the model found something
+  (inference; masked detections are not reported)
+- `event`: `{"stream_id", "change": "new"|"update"|"end", "event_id", "object_id", "label",
+  "model", "start", "end", "confidence", "box", "detections", "zones": [{"zone", "entered"}],
+  "current_zones", "stationary", "active", "reasons"}` when a tracked object appears, enters
+  a zone (reason `zone:<name>`), becomes `stationary` or `moving` again, gets a better
+  picture (`picture`), and leaves (`"reason"`: `gap`, not seen for its timeout, or
+  `stream_removed`); hooks and webhooks call these `event_start`, `event_update`, `event_end`
 - `dropped`: the server is closing this connection because it did not keep up (close 1008)
 
 When the service shuts down the connection is closed with 1001 ("going away").

@@ -40,11 +40,12 @@ APPLIED_IN_PLACE = frozenset({
     "app.auto_remove_unhealthy", "app.health_check_interval", "app.removal_threshold",
     "app.log_level", "app.watch_config",
     "api.allowed_file_dirs",
-    "recording.retention", "recording.max_size", "recording.janitor_interval",
+    "recording.retention", "recording.event_retention", "recording.max_size",
+    "recording.janitor_interval",
     "mqtt",
 })
 # Sections compared as a whole (a change anywhere in them is one change).
-WHOLE_SECTIONS = frozenset({"mqtt"})
+WHOLE_SECTIONS = frozenset({"mqtt", "cluster"})
 # Handled per stream, never as global keys.
 _PER_STREAM = frozenset({"streams", "stream_defaults"})
 

@@ -8,6 +8,7 @@ may be overridden are `None` on the stream and resolved against `[stream_default
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -26,6 +27,15 @@ from pydantic import (
 from streamwarden.config.durations import ByteSize, Duration, format_duration
 from streamwarden.config.filemode import parse_dir_mode, parse_file_mode
 from streamwarden.config.hooks import HooksSection, WebhookSection, unique_webhook_labels
+from streamwarden.config.zones import (
+    MAX_MASKS,
+    MAX_ZONES,
+    ObjectSelector,
+    PolygonPoints,
+    ZoneConfig,
+    duplicate_zone_problem,
+    unknown_zone_problem,
+)
 from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id
 from streamwarden.inference.detectors.coco import BUILTIN_LABELS, CCTV_CLASSES
 from streamwarden.media.activity import ActivitySettings
@@ -133,11 +143,29 @@ class RecordingSection(_Section):
     format: Literal["mp4", "mkv", "ts"] = "mp4"
     fragment_duration: Duration = 1.0
     janitor_interval: Duration = 60.0
-    retention: Duration | None = None
+    retention: Duration | None = None  # continuous footage
+    # footage overlapping a detection event (with its pre/post-roll), and the event rows;
+    # None: such footage follows `retention` and event rows are kept (recording/retention_rule)
+    event_retention: Duration | None = None
     max_size: ByteSize | None = None
     min_free: ByteSize | None = None
     file_mode: FileMode = 0o600  # segments; "0640" lets the directories' group read them
     dir_mode: DirMode = 0o700  # every directory the recorder creates
+
+    @model_validator(mode="after")
+    def _tiers(self) -> RecordingSection:
+        """Event footage is what mattered: it is kept at least as long as the rest."""
+        if self.event_retention is None:
+            return self
+        if self.retention is None:
+            raise ValueError("event_retention needs retention: without it continuous footage "
+                             "is kept forever, longer than event footage")
+        if self.event_retention < self.retention:
+            raise ValueError(f"event_retention ({format_duration(self.event_retention)}) is "
+                             "shorter than retention "
+                             f"({format_duration(self.retention)}): footage of events is "
+                             "kept at least as long as continuous footage")
+        return self
 
 
 def _parse_tiles(value: object) -> int | str:
@@ -196,10 +224,17 @@ class InferenceSection(_Section):
     activity_gate: bool = True
     activity_threshold: float = Field(default=4.0, ge=1.0, le=100.0)  # deviations above mean
     activity_hold: Duration = 5.0  # active for this long after the last moving frame
-    record_on: list[str] = []
+    # labels ("person") or labels in a zone ("person@driveway", "*@driveway") that start an
+    # event recording; a stream's own `record_on` replaces this list for that stream
+    record_on: list[ObjectSelector] = []
     pre_roll: Duration | None = None  # None: the stream's buffer_duration
     post_roll: Duration = 10.0
-    event_gap: Duration = 5.0  # detections of a label closer than this extend one event
+    # a tracked object not detected for this long has left: its event closes
+    event_gap: Duration = Field(default=5.0, gt=0)
+    # an object whose box stays put this long is stationary (a parked car): it no longer
+    # extends event recordings, and survives detection gaps up to `stationary_timeout`
+    stationary_after: Duration = Field(default=10.0, gt=0)
+    stationary_timeout: Duration = Field(default=300.0, gt=0)
     worker_deadline: Duration = 10.0  # a model call (or start-up) longer than this: restart
     worker_memory_limit: ByteSize = 2 * 1024**3
 
@@ -299,6 +334,18 @@ class StreamConfig(_Section):
     transport: Transport | None = None
     latency: Duration | None = None
     failed_retry_interval: Duration | None = None
+    # named polygons events report, and areas ignored by motion and detection (config/zones.py)
+    zones: list[ZoneConfig] = Field(default=[], max_length=MAX_ZONES)
+    masks: list[PolygonPoints] = Field(default=[], max_length=MAX_MASKS)
+    record_on: list[ObjectSelector] | None = None  # None: [inference] record_on
+
+    @model_validator(mode="after")
+    def _zones_known(self) -> StreamConfig:
+        problem = duplicate_zone_problem(self.zones) or unknown_zone_problem(
+            "record_on", self.record_on or [], (z.name for z in self.zones), "on this stream")
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _distinct_detect_uri(self) -> StreamConfig:
@@ -389,11 +436,14 @@ class MqttSection(_Section):
     topic_prefix: str = Field(default="streamwarden", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
     client_id: str = "streamwarden"
     buffer: int = Field(default=1000, ge=1, le=1_000_000)
+    # which detections and events are published (same syntax as record_on); None: all
+    objects: list[ObjectSelector] | None = None
     # Home Assistant MQTT discovery (hass/discovery.py): per camera a camera entity, binary
     # sensors (online, one per label detected), switches for recording and detection
     home_assistant: bool = False
     discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_\-/]{1,64}$")
-    # a "<label> detected" sensor per label; None: [inference] record_on, or else "person"
+    # a "<label> detected" sensor per label; None: the labels [inference] record_on names
+    # (its `label@zone` entries by their label), or else "person"
     detection_labels: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = None
     snapshot_interval: Duration = 10.0  # how often each camera entity's picture is published
 
@@ -407,7 +457,56 @@ class MqttSection(_Section):
         """The labels that get a "detected" binary sensor in Home Assistant."""
         if self.detection_labels is not None:
             return self.detection_labels
-        return record_on or ["person"]
+        named = (text.partition("@")[0].strip() for text in record_on)
+        labels = list(dict.fromkeys(label for label in named if label != "*"))
+        return labels or ["person"]
+
+
+def _postgres_url(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("expected a PostgreSQL URL such as "
+                         "\"postgresql://streamwarden:secret@db.example:5432/streamwarden\"")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or value.endswith("://"):
+        raise ValueError(f"expected an http(s) URL such as \"http://10.0.0.5:8080\", got "
+                         f"{value!r}")
+    return value.rstrip("/")
+
+
+def _default_node_id() -> str:
+    import socket
+
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:64]
+    return name or "node"
+
+
+class ClusterSection(_Section):
+    """Several nodes sharing one camera list on PostgreSQL (see streamwarden/cluster/).
+
+    Every node of a cluster uses the same `database` and the same secret key file (the camera
+    list's secrets are encrypted with it); `node_id` and `advertise_url` differ per node."""
+
+    database: Annotated[str, AfterValidator(_postgres_url)]
+    node_id: Annotated[str, Field(default_factory=_default_node_id,
+                                  pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    # how other nodes and clients reach this node's API; default: http://<[api] listen>
+    advertise_url: Annotated[str, AfterValidator(_http_url)] | None = None
+    lease: Duration = 8.0
+    # cameras this node may own at once; none: no limit
+    capacity: int | None = Field(default=None, ge=1)
+    # planned moves (a node joined, capacities changed) this node starts per minute
+    moves_per_minute: int = Field(default=6, ge=1)
+    # how long SIGTERM waits for its cameras to be taken over before releasing the rest
+    drain_timeout: Duration = 15.0
+
+    @model_validator(mode="after")
+    def _lease_range(self) -> ClusterSection:
+        if not 1.0 <= self.lease <= 300.0:
+            raise ValueError("lease must be between 1s and 5m")
+        return self
 
 
 class Config(_Section):
@@ -422,6 +521,7 @@ class Config(_Section):
     hooks: HooksSection = HooksSection()
     webhooks: list[WebhookSection] = []
     users: UsersSection = UsersSection()
+    cluster: ClusterSection | None = None
 
     @model_validator(mode="after")
     def _webhook_labels(self) -> Config:
@@ -435,6 +535,19 @@ class Config(_Section):
             if stream.id in seen:
                 raise ValueError(f"duplicate stream id {stream.id!r}")
             seen.add(stream.id)
+        return self
+
+    @model_validator(mode="after")
+    def _selector_zones(self) -> Config:
+        """A zone named in [inference] record_on or [mqtt] objects exists on some stream."""
+        known = {zone.name for stream in self.streams for zone in stream.zones}
+        problem = unknown_zone_problem("[inference] record_on", self.inference.record_on,
+                                       known, "on any stream")
+        if problem is None and self.mqtt is not None:
+            problem = unknown_zone_problem("[mqtt] objects", self.mqtt.objects or [], known,
+                                           "on any stream")
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")

@@ -108,6 +108,10 @@ class Consumer(ABC):
     def tick(self, now: float) -> None:  # noqa: B027 - optional hook
         """Called every producer tick on the GStreamer thread (timers, retries)."""
 
+    def discontinuity(self, wall: float, seconds: float) -> None:  # noqa: B027 - optional hook
+        """The camera's clock jumped `seconds` at `wall` (GStreamer thread, once per jump;
+        the frames themselves are handled as they come)."""
+
     def on_forwarded(self, message: Gst.Message) -> None:
         """A message from inside this consumer's bin (forwarded by the bin), GStreamer thread."""
         if message.type == Gst.MessageType.EOS:

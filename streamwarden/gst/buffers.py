@@ -15,6 +15,9 @@ from streamwarden.gst.init import Gst
 CLOCK_TIME_NONE: int = Gst.CLOCK_TIME_NONE
 DELTA_UNIT = Gst.BufferFlags.DELTA_UNIT  # also what `identity drop-buffer-flags` takes
 NO_FLAGS = Gst.BufferFlags(0)
+# What a depayloader or demuxer sets on the first frame after lost data (a reconnect's first
+# frame carries it too): the frame decodes with errors until the next keyframe.
+_DAMAGE = Gst.BufferFlags.DISCONT | Gst.BufferFlags.CORRUPTED
 # A copy that shares the memory (no bytes copied) and keeps flags, timestamps and metas: the
 # source buffer belongs to the camera's tee and other consumers, so it is never retimed itself.
 _SHARE = (Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS | Gst.BufferCopyFlags.META
@@ -45,6 +48,20 @@ def timestamps(buffer: Gst.Buffer) -> tuple[int | None, int | None]:
     """(pts, dts) in ns, `None` where the buffer carries none."""
     pts, dts = buffer.pts, buffer.dts
     return (None if pts == _NONE else pts), (None if dts == _NONE else dts)
+
+
+def decode_time(buffer: Gst.Buffer) -> int | None:
+    """DTS where set, else PTS, else None (ns)."""
+    dts = buffer.dts
+    if dts != _NONE:
+        return dts
+    pts = buffer.pts
+    return pts if pts != _NONE else None
+
+
+def is_damaged(buffer: Gst.Buffer) -> bool:
+    """The frame follows lost data (or is marked corrupted)."""
+    return bool(buffer.get_flags() & _DAMAGE)
 
 
 def decode_order_key(buffer: Gst.Buffer) -> int:

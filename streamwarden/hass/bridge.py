@@ -27,7 +27,7 @@ from streamwarden.hass.discovery import (
     removal_topics,
     safe_id,
 )
-from streamwarden.mqtt import MqttBridge
+from streamwarden.mqtt import MqttBridge, select
 
 log = logging.getLogger("streamwarden.hass")
 
@@ -178,7 +178,10 @@ class HassBridge:
         elif kind in ("state", "recording"):
             self._publish_states(stream_id)
         elif kind == "detection":
-            self._detected(stream_id, message.get("detections") or [])
+            # `[mqtt] objects` limits the sensors as it limits the detection topic
+            selected = select(message, self.mqtt.selectors)
+            if selected is not None:
+                self._detected(stream_id, selected.get("detections") or [])
 
     def _detected(self, stream_id: str, detections: list[dict[str, Any]]) -> None:
         found = {str(d.get("label")) for d in detections} & set(self.labels)

@@ -9,7 +9,9 @@ Which notifications trigger what:
 - `state` → `stream_ready` (now `streaming`), `stream_lost` (was `streaming`, now retrying or
   failed), `stream_failed` (now `failed`; after a loss, so both run, lost first)
 - `segment_closed` → `segment_complete` (a segment the index kept: complete or repaired)
-- `event_start` / `event_update` / `event_end` (detection events) → the same names
+- `event` (a tracked object's detection event) → `event_start` (change `new`), `event_update`
+  (`update`: a zone entered, stationary or moving again, a better picture), `event_end`
+  (`end`): once each per object, never per frame
 - `recording_error` → `disk_full` when a stream's outage for a full disk begins,
   `disk_full_end` when it ends (each stream that records reports its own)
 """
@@ -34,12 +36,12 @@ _SEGMENT_DETAILS = {"segment_path": "path", "recording_id": "recording_id",
                     "segment_start": "start", "segment_end": "end",
                     "segment_duration": "duration", "segment_bytes": "bytes",
                     "segment_status": "status"}
-_EVENT_DETAILS = {"event_id": "event_id", "label": "label", "event_start": "start",
-                  "event_end": "end", "confidence": "confidence", "detections": "detections",
-                  "model": "model", "end_reason": "reason"}
+_EVENT_DETAILS = {"event_id": "event_id", "object_id": "object_id", "label": "label",
+                  "event_start": "start", "event_end": "end", "confidence": "confidence",
+                  "detections": "detections", "model": "model", "end_reason": "reason"}
 _DISK_DETAILS = {"recording_error": "recording_error", "previous_error": "previous",
                  "since": "since", "lost_seconds": "lost_seconds"}
-_EVENT_TYPES = ("event_start", "event_update", "event_end")
+_EVENT_HOOKS = {"new": "event_start", "update": "event_update", "end": "event_end"}
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,8 @@ def triggers(message: dict[str, Any]) -> list[Trigger]:
         return _state(message, stream_id, time)
     if kind == "segment_closed":
         return [Trigger("segment_complete", stream_id, time, _pick(message, _SEGMENT_DETAILS))]
-    if kind in _EVENT_TYPES:
-        details = _pick(message, _EVENT_DETAILS)
-        if kind != "event_end":
-            details.pop("end_reason")
-        return [Trigger(str(kind), stream_id, time, details)]
+    if kind == "event":
+        return _event(message, stream_id, time)
     if kind == "recording_error":
         return _disk(message, stream_id, time)
     return []
@@ -87,6 +86,20 @@ def _state(message: dict[str, Any], stream_id: str, time: float) -> list[Trigger
     if new == "failed" and old != "failed":
         hooks.append("stream_failed")
     return [Trigger(hook, stream_id, time, dict(details)) for hook in hooks]
+
+
+def _event(message: dict[str, Any], stream_id: str, time: float) -> list[Trigger]:
+    hook = _EVENT_HOOKS.get(str(message.get("change")))
+    if hook is None:
+        return []
+    details = _pick(message, _EVENT_DETAILS)
+    entered = [z.get("zone") for z in message.get("zones") or [] if isinstance(z, dict)]
+    details["zones"] = ",".join(str(zone) for zone in entered) or None  # entered so far
+    if hook == "event_update":
+        details["update_reasons"] = ",".join(str(r) for r in message.get("reasons") or []) or None
+    if hook != "event_end":
+        details.pop("end_reason")
+    return [Trigger(hook, stream_id, time, details)]
 
 
 def _disk(message: dict[str, Any], stream_id: str, time: float) -> list[Trigger]:

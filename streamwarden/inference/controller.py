@@ -5,8 +5,10 @@ and claims the shared decoder (`pixels.shared`) of each stream with `enable_infe
 the GStreamer thread, like every consumer change). The worker starts on first need (the
 `prepare` hook, on a worker thread): at start-up when a configured stream asks for inference
 (so a bad model is a start-up error naming the file), otherwise when the API enables it (a
-bad model is then an API error and nothing else changes). A `record_on` label asks the
+bad model is then an API error and nothing else changes). A `record_on` match asks the
 recording feature for an event recording; the controller never holds the stream manager.
+A stream's zones, masks and record_on reach the event log and the worker's motion gate when
+it is added and whenever they change (in place: the camera is not restarted).
 
 A stream with a `detect_uri` is decoded from its sub-stream (the decoder hangs on
 `stream.pixel_source`); results are mapped into the main stream's coordinates here, as they
@@ -26,10 +28,12 @@ import numpy as np
 from streamwarden.config.model import Config
 from streamwarden.db import Database
 from streamwarden.feature import Feature
+from streamwarden.inference import tracker
 from streamwarden.inference.detection import Detection
 from streamwarden.inference.detectors.factory import DetectorSpec
 from streamwarden.inference.event_log import EventLog
 from streamwarden.inference.runner import FrameResult, InferenceRunner
+from streamwarden.inference.zones import Scene
 from streamwarden.media.geometry import Region, region, to_main
 from streamwarden.pixels.decoder import PixelConsumer, slot_capacity
 from streamwarden.pixels.place import place
@@ -76,13 +80,15 @@ class InferenceController(Feature):
             db, model_name=lambda: self.runner.model.get("model") or "?",
             event_gap=section.event_gap, classes=section.kept_classes(),
             record_on=section.record_on, frame_lookup=self._frame, publish=publish,
-            record=self._record)
+            record=self._record, fps=section.fps, stationary_after=section.stationary_after,
+            stationary_timeout=section.stationary_timeout)
 
     # ---- lifecycle (plain threads) ---------------------------------------------------------
 
     def ensure_started(self) -> None:
         """Load the model in the worker (blocking); raises `ModelError` for a bad model."""
         self.runner.ensure_started()
+        tracker.warm_up()
 
     def close(self) -> None:
         self.runner.close()
@@ -95,10 +101,15 @@ class InferenceController(Feature):
             self.ensure_started()
 
     def stream_added(self, stream: Stream) -> None:
+        self.configure(stream.id, stream.config)
         if stream.config.enable_inference:
             self.attach(stream)
 
     def stream_changed(self, stream: Stream, previous: StreamConfig) -> None:
+        config = stream.config
+        if (config.zones, config.masks, config.record_on) != (
+                previous.zones, previous.masks, previous.record_on):
+            self.configure(stream.id, config)
         enabled = stream.config.enable_inference
         if enabled and not previous.enable_inference:
             self.attach(stream)
@@ -113,8 +124,15 @@ class InferenceController(Feature):
 
     # ---- streams (GStreamer thread) --------------------------------------------------------
 
+    def configure(self, stream_id: str, config: StreamConfig) -> None:
+        """Zones, masks and record_on to the event log; masks to the worker's motion gate."""
+        scene = Scene([(zone.name, zone.points) for zone in config.zones], config.masks)
+        self.events.configure(stream_id, scene, config.record_on)
+        self.runner.set_mask(stream_id, _mask(config))
+
     def attach(self, stream: Stream) -> None:
-        slot = self.runner.open_stream(stream.id, slot_capacity(self.pixels.width))
+        slot = self.runner.open_stream(stream.id, slot_capacity(self.pixels.width),
+                                       _mask(stream.config))
         consumer = self.pixels.acquire(stream, "inference", self.section.fps)
         consumer.feed(slot, self.runner.frame_written, self.section.fps)
         consumer.set_activity(self.section.activity_settings())
@@ -126,7 +144,8 @@ class InferenceController(Feature):
             consumer.set_activity(None)
         self.pixels.release(stream, "inference")
         self.runner.close_stream(stream.id)
-        # Open events stay open: turned back on within `event_gap`, the same event goes on.
+        # Open events stay open: turned back on within `event_gap`, the same event goes on;
+        # otherwise `EventLog.expire` ends them `event_gap` after the stream's last result.
         self.events.clear_latest(stream.id)
 
     def forget(self, stream_id: str) -> None:
@@ -221,6 +240,10 @@ class InferenceController(Feature):
                 "batch_size": self.section.batch_size, "motion_gate": self.section.motion_gate,
                 "activity_gate": self.section.activity_gate,
                 "record_on": list(self.section.record_on), **self.events.stats()}
+
+
+def _mask(config: StreamConfig) -> list[list[tuple[float, float]]]:
+    return [list(points) for points in config.masks]
 
 
 def _deepstream_installed() -> bool:

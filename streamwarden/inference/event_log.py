@@ -1,27 +1,32 @@
-"""From per-frame detections to what users look at: events, pictures, pushes, recordings.
+"""From per-frame detections to what users look at: tracked objects, events, pictures, pushes,
+recordings.
 
-Runs on the inference monitor thread for every frame result. A detection of a label on a
-stream opens an *event*; further detections of that label within `event_gap` extend it (one
-row, its end time and count updated) instead of filling the database at the model's rate, as
-Frigate groups detections into events. The event keeps the picture (JPEG, boxes drawn) of its
-most confident detection. Every frame with detections is pushed on the WebSocket; a label in
-`record_on` starts, or extends, an event recording with pre- and post-roll.
+Runs on the inference monitor thread for every frame result. Per stream, detections standing
+in a mask are dropped (geometry at the box's bottom centre, inference/zones.py), the rest go
+through the stream's tracker (inference/tracker.py), and the object book
+(inference/objects.py) says which objects are new, changed or gone. One *event* per object:
+its row is opened when the object appears, updated while it is tracked (last seen, path,
+zones entered, stationary) and closed when it has left; its picture (JPEG, boxes drawn) is
+its best sighting's. Every frame with detections is pushed on the WebSocket (`detection`,
+with each box's object id and zones); each event's new/update/end is an `event` message
+(event_store.py), which hooks and webhooks know as `event_start`, `event_update` (a zone
+entered, stationary or moving again, a better picture) and `event_end`. An object matching
+`record_on` (`label` or `label@zone`) starts or extends an event recording with pre- and
+post-roll, unless it is stationary: a parked car is one event, not hours of footage.
 
-An event's life is told too (for WebSocket clients, hooks and webhooks): `event_start` once its
-row exists (so it carries the row's id), `event_update` when a more confident detection
-becomes its picture (at most every PICTURE_EVERY_S), `event_end` once no detection extended it
-for `event_gap` (checked by `expire`, which the service calls every second, since a camera
-that went dark sends no result to notice it by) or when its stream is removed.
+An object ends when it was not seen for `event_gap` (`stationary_timeout` while stationary),
+or when its stream sent no result for `event_gap` (a camera gone dark, inference turned off:
+nothing can say a parked car is still there), or when its stream is removed. A stream that
+sends no results cannot notice that itself, so `expire` is called every second by the
+service, from another thread: the trackers and object books are guarded by one lock.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,27 +34,16 @@ import numpy as np
 
 from streamwarden.db import Database
 from streamwarden.inference.detection import Detection
+from streamwarden.inference.event_store import EventState, EventStore, RowId
+from streamwarden.inference.objects import Change, ObjectBook, Sighting, TrackedObject
 from streamwarden.inference.runner import FrameResult
+from streamwarden.inference.tracker import NorfairTracker, Tracker
+from streamwarden.inference.zones import Scene, Selector, any_match, parse_selectors
 from streamwarden.pixels.draw import draw_detections, encode_jpeg
 
 log = logging.getLogger("streamwarden.inference")
 
-PICTURE_EVERY_S = 2.0  # a better detection replaces the event's picture at most this often
-PICTURE_GAIN = 0.05  # ... and only if it is this much more confident
-
-
-@dataclass
-class _OpenEvent:
-    row: concurrent.futures.Future
-    stream_id: str
-    label: str
-    model: str
-    start: float
-    last_ts: float
-    confidence: float
-    picture_at: float
-    has_picture: bool
-    detections: int = 1
+WRITE_EVERY_S = 1.0  # a tracked object's row is brought up to date at most this often
 
 
 @dataclass
@@ -57,6 +51,14 @@ class LatestDetections:
     seq: int
     wall: float
     detections: list[Detection]
+
+
+@dataclass(frozen=True)
+class StreamRules:
+    """What a stream's zones, masks and record_on say, compiled once per change."""
+
+    scene: Scene
+    record_on: tuple[Selector, ...]
 
 
 class _Picture:
@@ -73,125 +75,188 @@ class _Picture:
         return self._value
 
 
+class _StreamObjects:
+    def __init__(self, tracker: Tracker, book: ObjectBook):
+        self.tracker = tracker
+        self.book = book
+        self.rows: dict[str, RowId] = {}  # object id → its event row
+        self.written: dict[str, float] = {}  # object id → when its row was last updated
+
+
 class EventLog:
     def __init__(self, db: Database, *, model_name: Callable[[], str], event_gap: float,
-                 classes: list[str] | None, record_on: list[str],
+                 classes: list[str] | None, record_on: Sequence[str],
                  frame_lookup: Callable[[str, int], np.ndarray | None],
                  publish: Callable[[dict], None],
-                 record: Callable[[str], None]):
-        self.db = db
+                 record: Callable[[str], None], fps: float = 5.0,
+                 stationary_after: float = 10.0, stationary_timeout: float = 300.0):
         self.model_name = model_name
         self.event_gap = event_gap
+        self.stationary_after = stationary_after
+        self.stationary_timeout = stationary_timeout
+        self.fps = fps
         self.classes = set(classes) if classes else None
-        self.record_on = set(record_on)
+        self.record_on = parse_selectors(record_on)
         self.frame_lookup = frame_lookup
         self.publish = publish
         self.record = record
-        self._open: dict[tuple[str, str], _OpenEvent] = {}
+        self.store = EventStore(db, publish)
+        self._streams: dict[str, _StreamObjects] = {}
+        self._rules: dict[str, StreamRules] = {}
         self._latest: dict[str, LatestDetections] = {}
+        self._tracking: dict[str, int] = {}  # objects tracked per stream, for stats
         self._lock = threading.Lock()
-        # `_open` is changed by results (monitor thread), `expire` and `forget` (other threads)
+        # trackers, books and rows: changed by results (monitor thread), `expire` and
+        # `forget` (other threads)
         self._events_lock = threading.Lock()
         self.events_opened = 0
 
+    # ---- configuration (any thread) --------------------------------------------------------
+
+    def configure(self, stream_id: str, scene: Scene, record_on: Sequence[str] | None) -> None:
+        """A stream's zones, masks or record_on (None: the global list) changed, in place."""
+        selectors = self.record_on if record_on is None else parse_selectors(record_on)
+        self._rules[stream_id] = StreamRules(scene, selectors)
+
+    def rules(self, stream_id: str) -> StreamRules:
+        return self._rules.get(stream_id) or StreamRules(Scene(), self.record_on)
+
+    # ---- results (monitor thread) ----------------------------------------------------------
+
     def handle(self, result: FrameResult) -> None:
-        detections = [d for d in result.detections
-                      if self.classes is None or d.label in self.classes]
-        if result.called:
-            with self._lock:
-                self._latest[result.stream_id] = LatestDetections(result.seq, result.wall,
-                                                                  detections)
-        if not detections:
-            return
-        model = self.model_name()
-        self.publish({"type": "detection", "stream_id": result.stream_id, "model": model,
-                      "time": result.wall, "pts": result.pts,
-                      "detections": [d.as_dict() for d in detections]})
-        by_label: dict[str, list[Detection]] = {}
-        for det in detections:
-            by_label.setdefault(det.label, []).append(det)
-        picture = _Picture(lambda: self._picture(result, detections))
-        for label, group in by_label.items():
-            best = max(group, key=lambda d: d.confidence)
-            with self._events_lock:
-                event = self._open.get((result.stream_id, label))
-                if event is not None and result.wall - event.last_ts > self.event_gap:
-                    self._end(event, "gap")  # `expire` had not run since it went quiet
-                    event = None
-                if event is None:
-                    self._open_event(result, label, best, model, picture.get())
-                else:
-                    self._extend_event(event, result, best, len(group), picture)
-            if label in self.record_on:
-                self.record(result.stream_id)
-
-    def _open_event(self, result: FrameResult, label: str, best: Detection, model: str,
-                    picture: bytes | None) -> None:
-        ts = result.wall
-        row = self.db.submit(self.db.event_opened, result.stream_id, label, ts,
-                             best.confidence, json.dumps(list(best.box)), model, result.pts,
-                             picture)
-        event = _OpenEvent(row, result.stream_id, label, model, ts, ts, best.confidence, ts,
-                           picture is not None)
-        self._open[(result.stream_id, label)] = event
-        self._announce(event, "event_start")
-        self.events_opened += 1
-        log.info("stream %s: %s detected (%.2f)", result.stream_id, label, best.confidence,
-                 extra={"stream_id": result.stream_id, "event": "detection", "label": label})
-
-    def _extend_event(self, event: _OpenEvent, result: FrameResult, best: Detection,
-                      count: int, picture: _Picture) -> None:
-        ts = result.wall
-        event.last_ts = ts
-        event.detections += count
-        self.db.submit(self._extend, event.row, ts, count)
-        # An event opened without a picture (its frame had already left the decoder's few
-        # recent ones: a busy machine) takes the next one it can get.
-        if event.has_picture and (best.confidence < event.confidence + PICTURE_GAIN
-                                  or ts - event.picture_at < PICTURE_EVERY_S):
-            return
-        drawn = picture.get()
-        if drawn is not None:  # never replace a picture with none
-            event.confidence, event.picture_at = best.confidence, ts
-            event.has_picture = True
-            self.db.submit(self._improve, event.row, best, result.pts, drawn)
-            self._announce(event, "event_update")
-
-    def _announce(self, event: _OpenEvent, kind: str, **extra: Any) -> None:
-        """Publish `kind` about `event` as it is now, once its row's id is known (at once if
-        the row is written, else on the database thread right after; never waiting)."""
-        message = {"type": kind, "stream_id": event.stream_id, "label": event.label,
-                   "start": event.start, "end": event.last_ts, "confidence": event.confidence,
-                   "detections": event.detections, "model": event.model, **extra}
-
-        def send(row: concurrent.futures.Future) -> None:
-            if not row.cancelled() and row.exception() is None:
-                self.publish({**message, "event_id": row.result()})
-
-        event.row.add_done_callback(send)
-
-    def _end(self, event: _OpenEvent, reason: str) -> None:
-        """Under `_events_lock`: the event is over; it is forgotten and its end told."""
-        self._open.pop((event.stream_id, event.label), None)
-        log.info("stream %s: %s event ended after %.1f s (%d detections)", event.stream_id,
-                 event.label, event.last_ts - event.start, event.detections,
-                 extra={"stream_id": event.stream_id, "event": "detection_event_end",
-                        "label": event.label, "reason": reason})
-        self._announce(event, "event_end", reason=reason)
-
-    def expire(self, now: float) -> None:
-        """End every event that no detection extended for `event_gap` (any thread)."""
         with self._events_lock:
-            for event in [e for e in self._open.values() if now - e.last_ts > self.event_gap]:
-                self._end(event, "gap")
+            self._handle(result)
 
-    def _extend(self, row: concurrent.futures.Future, ts: float, count: int) -> None:
-        self.db.event_extended(row.result(), ts, count)  # row ran earlier on this same thread
+    def _handle(self, result: FrameResult) -> None:
+        stream = self._stream(result.stream_id)
+        if not result.called:  # the motion gate skipped it: nothing moved
+            stream.book.unchanged(result.wall)
+            self._write_ended(result.stream_id, stream, stream.book.expire(result.wall))
+            return
+        rules = self.rules(result.stream_id)
+        visible = [(det, placed.zones) for det in result.detections
+                   if self.classes is None or det.label in self.classes
+                   if not (placed := rules.scene.place(det.box)).masked]
+        zones_of = {id(det): zones for det, zones in visible}
+        sightings = [Sighting(track_id, det, zones_of[id(det)]) for track_id, det
+                     in stream.tracker.update([det for det, _ in visible])]
+        changes = stream.book.observe(result.wall, sightings)
+        tracked = [(s, stream.book.object(s.track_id)) for s in sightings]
+        with self._lock:
+            self._latest[result.stream_id] = LatestDetections(
+                result.seq, result.wall, [s.detection for s in sightings])
+        if tracked:
+            self._publish_detections(result, tracked)
+        self._write(result, stream, changes, tracked)
+        self._record(result.stream_id, rules, tracked)
+        self._tracking[result.stream_id] = len(stream.book.active)
 
-    def _improve(self, row: concurrent.futures.Future, best: Detection, pts: int,
-                 picture: bytes | None) -> None:
-        self.db.event_improved(row.result(), best.confidence, json.dumps(list(best.box)), pts,
-                               picture)
+    def expire(self, now: float | None = None) -> None:
+        """End the objects of every stream that have left, or whose stream sent nothing for
+        `event_gap` (a camera gone dark, inference off: no result would ever tell). The
+        service calls this every second (any thread)."""
+        now = time.time() if now is None else now
+        with self._events_lock:
+            for stream_id, stream in list(self._streams.items()):
+                ended = stream.book.expire(now)
+                if ended:
+                    self._write_ended(stream_id, stream, ended)
+                    self._tracking[stream_id] = len(stream.book.active)
+
+    def _stream(self, stream_id: str) -> _StreamObjects:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            memory = max(2, round(self.event_gap * self.fps))  # frames, as the tracker counts
+            stream = _StreamObjects(
+                NorfairTracker(memory),
+                ObjectBook(lost_after=self.event_gap, stationary_after=self.stationary_after,
+                           stationary_timeout=self.stationary_timeout))
+            self._streams[stream_id] = stream
+        return stream
+
+    def _publish_detections(self, result: FrameResult,
+                            tracked: list[tuple[Sighting, TrackedObject]]) -> None:
+        self.publish({"type": "detection", "stream_id": result.stream_id,
+                      "model": self.model_name(), "time": result.wall, "pts": result.pts,
+                      "detections": [{**s.detection.as_dict(), "object_id": obj.object_id,
+                                      "zones": list(s.zones)} for s, obj in tracked]})
+
+    def _write(self, result: FrameResult, stream: _StreamObjects, changes: list[Change],
+               tracked: list[tuple[Sighting, TrackedObject]]) -> None:
+        """Rows and messages for this frame: ended (first: an object that left ends before
+        one that replaces it starts), opened, seen again (with any change)."""
+        self._write_ended(result.stream_id, stream, [c for c in changes if c.kind == "end"])
+        model = self.model_name()
+        picture = _Picture(lambda: self._picture(result, [s.detection for s, _ in tracked]))
+        announced = {c.obj.object_id: c for c in changes if c.kind == "update"}
+        opened = {c.obj.object_id for c in changes if c.kind == "new"}
+        for change in changes:
+            if change.kind == "new":
+                self._open(result, stream, change.obj, model, picture)
+        for sighting, obj in tracked:
+            row = stream.rows.get(obj.object_id)
+            if row is not None and obj.object_id not in opened:  # else: opened by this sighting
+                self._seen_again(result, stream, row, sighting.detection, obj,
+                                 announced.get(obj.object_id), model, picture)
+
+    def _seen_again(self, result: FrameResult, stream: _StreamObjects, row: RowId,
+                    detection: Detection, obj: TrackedObject, change: Change | None,
+                    model: str, picture: _Picture) -> None:
+        """A better sighting becomes its picture; the row follows the object (at once on a
+        change or a new picture, each announced as an update; else about once a second: the
+        last state is written when it ends anyway)."""
+        reasons = change.reasons if change is not None else ()
+        if obj.wants_picture(detection, result.wall):
+            drawn = picture.get()
+            if drawn is not None:  # never replace a picture with none
+                obj.took_picture(detection, result.wall)
+                self.store.improved(row, detection, result.pts, drawn)
+                reasons += ("picture",)
+        if reasons or (result.wall - stream.written.get(obj.object_id, -1e18)
+                       >= WRITE_EVERY_S):
+            stream.written[obj.object_id] = result.wall
+            state = EventState.of(result.stream_id, model, obj)
+            self.store.tracked(row, state, "update" if reasons else None, reasons)
+
+    def _open(self, result: FrameResult, stream: _StreamObjects, obj: TrackedObject,
+              model: str, picture: _Picture) -> None:
+        # A result whose frame has already left the decoder's few recent ones (a busy
+        # machine) opens its event without a picture; a later sighting supplies it.
+        drawn = picture.get()
+        if drawn is not None:
+            obj.took_picture(obj.best_detection(), result.wall)
+        state = EventState.of(result.stream_id, model, obj)
+        stream.rows[obj.object_id] = self.store.opened(state, result.pts, drawn)
+        stream.written[obj.object_id] = result.wall
+        self.events_opened += 1
+        log.info("stream %s: %s detected (%.2f), object %s", result.stream_id, obj.label,
+                 obj.confidence, obj.object_id,
+                 extra={"stream_id": result.stream_id, "event": "detection",
+                        "label": obj.label, "object_id": obj.object_id})
+
+    def _write_ended(self, stream_id: str, stream: _StreamObjects, ended: list[Change],
+                     reason: str = "gap") -> None:
+        """Under `_events_lock`: the objects' rows get their final state, their end told."""
+        model = self.model_name()
+        for change in ended:
+            obj = change.obj
+            stream.written.pop(obj.object_id, None)
+            row = stream.rows.pop(obj.object_id, None)
+            if row is not None:
+                self.store.ended(row, EventState.of(stream_id, model, obj), reason)
+                log.info("stream %s: %s object %s ended after %.1f s (%d detections, %s)",
+                         stream_id, obj.label, obj.object_id, obj.last_seen - obj.first_seen,
+                         obj.detections, reason,
+                         extra={"stream_id": stream_id, "event": "detection_event_end",
+                                "label": obj.label, "object_id": obj.object_id,
+                                "reason": reason})
+
+    def _record(self, stream_id: str, rules: StreamRules,
+                tracked: list[tuple[Sighting, TrackedObject]]) -> None:
+        """Start or extend the stream's event recording while a moving object matches."""
+        if any(not obj.stationary and any_match(rules.record_on, obj.label, s.zones)
+               for s, obj in tracked):
+            self.record(stream_id)
 
     def _picture(self, result: FrameResult, detections: list[Detection]) -> bytes | None:
         frame = self.frame_lookup(result.stream_id, result.seq)
@@ -202,6 +267,20 @@ class EventLog:
         except Exception:  # a picture is a nicety; the event is stored without it
             log.exception("stream %s: event picture failed", result.stream_id)
             return None
+
+    # ---- streams coming and going ----------------------------------------------------------
+
+    def forget(self, stream_id: str) -> None:
+        """The stream is gone (any thread): its objects end where they were last seen."""
+        self.clear_latest(stream_id)
+        self._rules.pop(stream_id, None)
+        with self._events_lock:
+            stream = self._streams.pop(stream_id, None)
+            if stream is not None:
+                self._write_ended(stream_id, stream, stream.book.end_all(), "stream_removed")
+            self._tracking.pop(stream_id, None)
+
+    # ---- reads (any thread) ----------------------------------------------------------------
 
     def latest(self, stream_id: str, max_age_s: float = 5.0) -> list[Detection]:
         """The last model result's detections for a stream, if recent (for live snapshots)."""
@@ -216,12 +295,6 @@ class EventLog:
         with self._lock:
             self._latest.pop(stream_id, None)
 
-    def forget(self, stream_id: str) -> None:
-        """The stream is gone: its open events end too."""
-        self.clear_latest(stream_id)
-        with self._events_lock:
-            for event in [e for e in self._open.values() if e.stream_id == stream_id]:
-                self._end(event, "stream_removed")
-
     def stats(self) -> dict[str, Any]:
-        return {"events_opened": self.events_opened}
+        return {"events_opened": self.events_opened,
+                "objects_tracked": sum(self._tracking.copy().values())}

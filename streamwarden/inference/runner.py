@@ -98,9 +98,10 @@ def _p95_ms(values: deque) -> float | None:
 
 
 class _Slot:
-    def __init__(self, slot: FrameSlot, motion_gate: bool):
+    def __init__(self, slot: FrameSlot, motion_gate: bool, mask: list):
         self.slot = slot
         self.motion_gate = motion_gate
+        self.mask = mask  # polygons the motion gate ignores
         self.stats = StreamInferenceStats()
 
 
@@ -206,15 +207,23 @@ class InferenceRunner:
 
     # ---- streams (any thread) --------------------------------------------------------------
 
-    def open_stream(self, stream_id: str, capacity: int) -> FrameSlot:
+    def open_stream(self, stream_id: str, capacity: int, mask: list | None = None) -> FrameSlot:
         with self._lock:
             old = self._slots.pop(stream_id, None)
             if old is not None:
                 old.slot.close(unlink=True)
-            slot = _Slot(FrameSlot.create(stream_id, capacity), self.motion_gate)
+            slot = _Slot(FrameSlot.create(stream_id, capacity), self.motion_gate, mask or [])
             self._slots[stream_id] = slot
             self._send_open(stream_id, slot)
             return slot.slot
+
+    def set_mask(self, stream_id: str, mask: list) -> None:
+        """The stream's masks changed: its motion gate ignores them from the next frame."""
+        with self._lock:
+            slot = self._slots.get(stream_id)
+            if slot is not None:
+                slot.mask = mask
+                self._send({"op": "mask", "stream": stream_id, "mask": mask})
 
     def close_stream(self, stream_id: str) -> None:
         with self._lock:
@@ -236,7 +245,8 @@ class InferenceRunner:
 
     def _send_open(self, stream_id: str, slot: _Slot) -> None:
         self._send({"op": "open", "stream": stream_id, "path": str(slot.slot.path),
-                    "capacity": slot.slot.capacity, "motion_gate": slot.motion_gate})
+                    "capacity": slot.slot.capacity, "motion_gate": slot.motion_gate,
+                    "mask": slot.mask})
 
     def _send(self, message: dict) -> None:
         conn = self._conn

@@ -5,7 +5,9 @@ connected socket for messages and the read end of a wake-up pipe. It never touch
 the database or the network: a runtime that segfaults, hangs or leaks here is killed and
 restarted by the service, and recording never notices.
 
-Messages in (dicts): `open` {stream, path, capacity, motion_gate}, `close` {stream}, `stop`.
+Messages in (dicts): `open` {stream, path, capacity, motion_gate, mask}, `mask` {stream, mask}
+(the stream's masks changed: the motion gate ignores them from now on), `close` {stream},
+`stop`.
 Messages out: `ready` {model, labels, runtime, warning} or `error` {message} once at start;
 then `result` per frame looked at, and `alive` about once a second while idle.
 
@@ -34,9 +36,9 @@ ALIVE_EVERY_S = 1.0
 
 
 class _Stream:
-    def __init__(self, slot: FrameSlot, motion_gate: bool):
+    def __init__(self, slot: FrameSlot, motion_gate: bool, mask: list):
         self.slot = slot
-        self.gate = MotionGate() if motion_gate else None
+        self.gate = MotionGate(mask=mask) if motion_gate else None
         self.seen_seq = slot.latest_seq()
         self.waiting_since = time.monotonic()
 
@@ -56,7 +58,12 @@ class Worker:
             if old is not None:
                 old.slot.close()
             slot = FrameSlot.attach(message["path"], message["capacity"])
-            self.streams[message["stream"]] = _Stream(slot, bool(message.get("motion_gate")))
+            self.streams[message["stream"]] = _Stream(slot, bool(message.get("motion_gate")),
+                                                      message.get("mask") or [])
+        elif op == "mask":
+            stream = self.streams.get(message["stream"])
+            if stream is not None and stream.gate is not None:
+                stream.gate.set_mask(message.get("mask") or [])
         elif op == "close":
             stream = self.streams.pop(message["stream"], None)
             if stream is not None:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from streamwarden.config.model import SourceSettings, StreamConfig
 from streamwarden.consumers.base import Consumer
-from streamwarden.gst.buffers import caps_facts, is_keyframe
+from streamwarden.gst.buffers import caps_facts, decode_time, is_damaged, is_keyframe
 from streamwarden.gst.init import GLib, Gst
 from streamwarden.gst.reaper import Reaper
 from streamwarden.gst.weak import weak_method
@@ -93,6 +93,7 @@ class Stream:
         self._blocked: dict[str, tuple[Gst.Pad, int]] = {}
         self._eos_generation = -1
         self._seen_frame_ns = 0
+        self._lost_before = 0  # RTP packets lost by the attempts before the current one
         self._closing = False
         self.detect: Stream | None = None  # the sub-stream (detect_uri), if any
         self._closing_detect: list[Stream] = []
@@ -205,6 +206,7 @@ class Stream:
             blocked, self._blocked = self._blocked, {}
         if source is None:
             return
+        self._lost_before += source.lost_packets()
         for pad in list(source.exposed.values()):
             pad.add_probe(Gst.PadProbeType.ALL_BOTH, lambda *_: _DROP)
             peer = pad.get_peer()
@@ -239,6 +241,8 @@ class Stream:
         except Gst.LinkError as exc:  # the restart this causes releases the held pad
             self._problem(RetryReason.ERROR, f"cannot link {kind} output ({exc})")
             return False
+        if kind == "video":
+            self.counters.new_attempt()  # before the counting probe sees its first frame
         weak = weak_method
         pad.add_probe(Gst.PadProbeType.BUFFER, weak(self._on_buffer, _DROP), generation, kind)
         pad.add_probe(Gst.PadProbeType.BUFFER_LIST, weak(self._on_buffer_list, _DROP),
@@ -255,9 +259,15 @@ class Stream:
         """Per frame, on the streaming thread: as little Python as possible."""
         if generation != self._generation:
             return _DROP
-        buffer = info.get_buffer()
-        self.counters.count(kind, buffer.get_size(), kind != "video" or is_keyframe(buffer))
+        self._count(kind, info.get_buffer())
         return _OK
+
+    def _count(self, kind: str, buffer: Gst.Buffer) -> None:
+        if kind == "video":
+            self.counters.on_video(buffer.get_size(), is_keyframe(buffer), decode_time(buffer),
+                                   is_damaged(buffer))
+        else:
+            self.counters.on_audio(buffer.get_size())
 
     def _on_buffer_list(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, generation: int,
                         kind: str) -> Gst.PadProbeReturn:
@@ -265,8 +275,7 @@ class Stream:
             return _DROP
         buffers = info.get_buffer_list()
         for index in range(buffers.length()):
-            buffer = buffers.get(index)
-            self.counters.count(kind, buffer.get_size(), kind != "video" or is_keyframe(buffer))
+            self._count(kind, buffers.get(index))
         return _OK
 
     def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, generation: int,
@@ -300,11 +309,29 @@ class Stream:
         if self._eos_generation == self._generation:
             self._eos_generation = -1
             self._problem(RetryReason.EOS, "end of stream")
+        self._note_losses()
         self.outputs.tick(now)
         action = self.supervisor.tick(now)
         self._apply(action)
         self.rates.sample(now, self.counters)
         self._emit_transitions()
+
+    def _note_losses(self) -> None:
+        """Lost RTP packets (the current attempt's jitter buffers) and clock jumps: each
+        jump logged once, here on the GStreamer thread, and told to the consumers."""
+        source = self._source
+        self.counters.lost_packets = self._lost_before + (source.lost_packets() if source else 0)
+        now = time.time()
+        clock = [(now, jump / 1e9) for jump in source.clock_jumps()] if source else []
+        if not clock and not self.counters.jumps:
+            return
+        for wall, seconds in self.counters.take_jumps(clock):
+            log.warning("stream %s: the camera's timestamps jumped %+.3f s; recording and "
+                        "viewers carry on across it", self.id, seconds,
+                        extra={"stream_id": self.id, "event": "discontinuity",
+                               "jump_seconds": round(seconds, 3), "time": wall})
+            for consumer in self.consumers():
+                consumer.discontinuity(wall, seconds)
 
     def _problem(self, reason: RetryReason, detail: str | None) -> None:
         detail = self.display_uri.scrub(detail) if detail else detail

@@ -1,14 +1,16 @@
-"""A tiny fragmented-MP4 writer for one H.264 track: what browsers' Media Source Extensions eat.
+"""A tiny fragmented-MP4 writer for one H.264 or H.265 track: what browsers' Media Source
+Extensions eat.
 
 Why our own and not `mp4mux`: the live view wants one fragment per frame (latency of one
 frame, not one fragment duration), every fragment's first sample known to be a keyframe or
 not (so a late joiner starts at one), and a new init segment whenever the camera's SPS/PPS
 change (a reconnect with new caps) — all trivial here and awkward through mp4mux's
 properties. Nothing is decoded or re-encoded: the samples are the camera's access units,
-length-prefixed ("avc" stream format) as `h264parse` hands them over.
+length-prefixed ("avc"/"hvc1"/"hev1" stream formats) as the parsers hand them over.
 
-Layout: init = ftyp + moov (mvhd, trak/…/stsd/avc1/avcC, mvex/trex); then per frame
-moof (mfhd, traf: tfhd default-base-is-moof, tfdt v1, trun v1 with one sample) + mdat.
+Layout: init = ftyp + moov (mvhd, trak/…/stsd/avc1+avcC or hvc1|hev1+hvcC, mvex/trex); then
+per frame moof (mfhd, traf: tfhd default-base-is-moof, tfdt v1, trun v1 with one sample and
+its composition offset, signed: B-frames) + mdat.
 """
 
 from __future__ import annotations
@@ -38,12 +40,31 @@ def codec_string(avcc: bytes) -> str:
     return f"avc1.{avcc[1]:02x}{avcc[2]:02x}{avcc[3]:02x}"
 
 
+def hevc_codec_string(hvcc: bytes, entry: str = "hvc1") -> str:
+    """The codec for MSE from hvcC (ISO/IEC 14496-15 annex E), e.g. hvc1.1.6.L93.B0: profile
+    space and profile, compatibility flags bit-reversed, tier and level, constraint bytes
+    without the trailing zero ones."""
+    if len(hvcc) < 23 or hvcc[0] != 1:
+        raise ValueError("not an HEVCDecoderConfigurationRecord")
+    space = "" if hvcc[1] >> 6 == 0 else "ABC"[(hvcc[1] >> 6) - 1]
+    profile = hvcc[1] & 0x1F
+    tier = "H" if hvcc[1] & 0x20 else "L"
+    compatibility = int(f"{int.from_bytes(hvcc[2:6], 'big'):032b}"[::-1], 2)
+    constraints = list(hvcc[6:12])
+    while constraints and constraints[-1] == 0:
+        constraints.pop()
+    parts = [entry, f"{space}{profile}", f"{compatibility:x}", f"{tier}{hvcc[12]}"]
+    return ".".join(parts + [f"{c:X}" for c in constraints])
+
+
 _MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
 
 
-def init_segment(avcc: bytes, width: int, height: int) -> bytes:
-    """ftyp + moov describing one video track with this avcC; durations are unknown (live)."""
-    ftyp = box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isom", b"iso6", b"avc1", b"mp41")
+def init_segment(config: bytes, width: int, height: int, entry: bytes = b"avc1") -> bytes:
+    """ftyp + moov describing one video track: `entry` avc1 with `config` an avcC, or
+    hvc1/hev1 with an hvcC; durations are unknown (live)."""
+    record = b"avcC" if entry == b"avc1" else b"hvcC"
+    ftyp = box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isom", b"iso6", entry, b"mp41")
     mvhd = full_box(b"mvhd", 0, 0, struct.pack(">IIII", 0, 0, 1000, 0),
                     struct.pack(">IH10x", 0x10000, 0x100), _MATRIX, bytes(24),
                     struct.pack(">I", TRACK_ID + 1))
@@ -56,10 +77,10 @@ def init_segment(avcc: bytes, width: int, height: int) -> bytes:
     vmhd = full_box(b"vmhd", 0, 1, bytes(8))
     dinf = box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1),
                                  full_box(b"url ", 0, 1)))
-    avc1 = box(b"avc1", bytes(6), struct.pack(">H", 1), bytes(16),
-               struct.pack(">HHIIIH", width, height, 0x480000, 0x480000, 0, 1), bytes(32),
-               struct.pack(">Hh", 0x18, -1), box(b"avcC", avcc))
-    stbl = box(b"stbl", full_box(b"stsd", 0, 0, struct.pack(">I", 1), avc1),
+    sample_entry = box(entry, bytes(6), struct.pack(">H", 1), bytes(16),
+                       struct.pack(">HHIIIH", width, height, 0x480000, 0x480000, 0, 1),
+                       bytes(32), struct.pack(">Hh", 0x18, -1), box(record, config))
+    stbl = box(b"stbl", full_box(b"stsd", 0, 0, struct.pack(">I", 1), sample_entry),
                full_box(b"stts", 0, 0, bytes(4)), full_box(b"stsc", 0, 0, bytes(4)),
                full_box(b"stsz", 0, 0, bytes(8)), full_box(b"stco", 0, 0, bytes(4)))
     mdia = box(b"mdia", mdhd, hdlr, box(b"minf", vmhd, dinf, stbl))

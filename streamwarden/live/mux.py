@@ -2,14 +2,18 @@
 
 Attached to the stream's video tee only while someone watches: a leaky queue into an appsink
 that accepts any caps (so it never narrows what the camera may link to). The appsink callback
-(a streaming thread) takes the camera's H.264 access units as they are — "avc" from RTSP,
-RTMP and MP4 sources, byte-stream converted in Python (annexb.py) — wraps each in a
-moof+mdat (fmp4.py) and hands the bytes to `deliver` without blocking. Decode times are
+(a streaming thread) takes the camera's H.264 or H.265 access units as they are — "avc" /
+"hvc1" / "hev1" with codec_data from RTSP, RTMP and MP4 sources; H.264 byte-stream converted
+in Python (annexb.py) — wraps each in a moof+mdat (fmp4.py) with its composition offset
+(B-frames: decode times come from the stream, rebuilt for RTSP by ingest) and hands the
+bytes to `deliver` without blocking. Whether the browser can play H.265 is its business:
+the init announcement carries the codec string and the dashboard asks MSE first. Decode times are
 rebased onto one continuous timeline (media.timeline.ContinuousTimeline) that also runs on
 across a camera reconnect, so the browser's SourceBuffer never sees time go backwards; after
 a reconnect delivery resumes at a keyframe (media.timeline.KeyframeGate).
-New caps (new SPS/PPS, size) produce a new init segment. Other codecs (H.265) are not muxed:
-`unsupported` names them and the viewers are told.
+New caps (new SPS/PPS, size) produce a new init segment. What cannot be muxed (H.265
+byte-stream, which no source tried hands over, or caps without codec_data) is named in
+`unsupported` and the viewers are told.
 """
 
 from __future__ import annotations
@@ -62,12 +66,13 @@ class LiveMux(Consumer):
         self._sequence = 0
         self._gate = KeyframeGate()  # after a start, a reconnect, new caps: deltas are junk
         self._annexb: AnnexBConverter | None = None
+        self._entry = b"avc1"  # the sample entry: avc1, hvc1 or hev1
         self._size = (0, 0)
         self.init: InitSegment | None = None
         self.fragments = 0
         self.viewers = 0  # kept up to date by the asyncio side, read by stats()
         self.error: str | None = None
-        self.unsupported: str | None = None  # caps name of a codec we cannot mux (H.265)
+        self.unsupported: str | None = None  # what we cannot mux (H.265 byte-stream)
 
     def build(self) -> Gst.Bin:
         bin_ = Gst.Bin.new(f"live-{self.stream_id}")
@@ -113,29 +118,34 @@ class LiveMux(Consumer):
         self._size = (s.get_int("width")[1], s.get_int("height")[1])
         self._gate.close()
         self._annexb = None
-        if s.get_name() != "video/x-h264":
-            self.unsupported = s.get_name()
+        name, fmt = s.get_name(), s.get_string("stream-format")
+        self._entry = b"avc1" if name == "video/x-h264" else (fmt or "hvc1").encode()
+        if name not in ("video/x-h264", "video/x-h265"):
+            self.unsupported = name
             return
         self.unsupported = None
-        if s.get_string("stream-format") == "byte-stream":
+        if name == "video/x-h264" and fmt == "byte-stream":
             self._annexb = AnnexBConverter()  # the init comes with the first SPS/PPS
             return
         codec_data = s.get_value("codec_data")
-        if codec_data is None:
-            self.error = f"no codec_data in {s.get_string('stream-format')} caps"
-            self.unsupported = "video/x-h264 without codec_data"
+        if codec_data is None or fmt == "byte-stream":
+            self.error = f"no codec_data in {fmt} caps"
+            self.unsupported = f"{name}, stream-format={fmt}"
             return
         self._publish_init(bytes(codec_data.extract_dup(0, codec_data.get_size())))
 
-    def _publish_init(self, avcc: bytes) -> None:
+    def _publish_init(self, config: bytes) -> None:
         width, height = self._size
+        entry = self._entry
         try:
-            codec = fmp4.codec_string(avcc)
+            codec = (fmp4.codec_string(config) if entry == b"avc1"
+                     else fmp4.hevc_codec_string(config, entry.decode()))
         except ValueError as exc:
             self.error = str(exc)
             return
         self.error = None
-        self.init = InitSegment(codec, width, height, fmp4.init_segment(avcc, width, height))
+        self.init = InitSegment(codec, width, height,
+                                fmp4.init_segment(config, width, height, entry))
         self._gate.close()
         self._deliver(self.init, None, False)
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("streamwarden.live")
 
+MUXED_CODECS = ("h264", "h265")  # whether the browser plays H.265 is for it to say (MSE)
 QUEUE_FRAGMENTS = 100  # about 4 s at 25 fps: beyond that a viewer is too far behind to keep
 
 
@@ -84,7 +85,7 @@ class LiveViewers(Feature):
         async with self._lock:
             stream = self.streams.get(stream_id)
             codec = stream.media.video_codec
-            if codec is not None and codec != "h264":
+            if codec is not None and codec not in MUXED_CODECS:
                 raise UnsupportedCodecError(codec)
             watched = self._watched.get(stream_id)
             if watched is not None and stream.consumer(LiveMux) is not watched.mux:

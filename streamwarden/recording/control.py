@@ -56,7 +56,8 @@ class RecordingControl(Feature):
         recorder = stream.consumer(Recorder)
         stats = recorder.stats() if recorder is not None else {}
         return {"recording": bool(stats.get("recording")),
-                "recording_error": stats.get("recording_error")}
+                "recording_error": stats.get("recording_error"),
+                "recording_warning": recorder.recording_warning if recorder else None}
 
     # ---- GStreamer thread ------------------------------------------------------------------
 

@@ -37,4 +37,5 @@ class SegmentListener:
         """Recording was requested for `reason` at `wall`, or no longer (`reason` None)."""
 
     def discontinuity(self, stream_id: str, wall: float, jump_seconds: float) -> None:
-        """The camera's timestamps jumped by `jump_seconds` at `wall`."""
+        """The camera's timestamps jumped by `jump_seconds` (signed) at `wall`; recording
+        went on across it (the files' timeline is bridged, no frame lost)."""

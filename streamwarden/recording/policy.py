@@ -15,7 +15,10 @@ place and tested with a fake clock and hand-made frames (tests/unit/test_recordi
 - stop: at once (a timed recording stops at its end), the session finishes its file.
 - rotate: a new stream-start (reconnect) or new caps while recording finish the session and
   open the next one at the first keyframe at or after the change, from the ring, so no frame
-  is lost and no file mixes two resolutions or two timelines.
+  is lost and no file mixes two resolutions or two timelines. Audio that turns up after the
+  session opened (an MPEG-TS camera's audio often comes a moment after its video) or changes
+  its caps cannot join the session's muxer: the video goes on into it, and the next
+  keyframe opens the session that has the audio track.
 - retry: a session that fails (disk full, write error) begins an outage (outage.py: reported
   once, however many retries fail); retries follow its back-off and start from the ring at
   the outage's start. No room on the disk refuses a session without trying (no empty file
@@ -105,6 +108,7 @@ class RecordingPolicy:
         self.session_open = False  # a session is current (the recorder holds it)
         self.rotate_from: int | None = None  # ring seq where the next session must begin
         self.discontinuity = False  # a new stream-start: the next video frame is a change
+        self.audio_changed = False  # new audio caps under an open session: rotate at a key
         self.input_ended = False  # the stream sent EOS: no session opens any more
         self.retry_at = 0.0
 
@@ -114,20 +118,28 @@ class RecordingPolicy:
 
     # ---- per frame (under the recorder's lock) ---------------------------------------------
 
-    def video_frame(self, seq: int, first_caps: bool, caps_changed: bool) -> int:
+    def video_frame(self, seq: int, first_caps: bool, caps_changed: bool,
+                    keyframe: bool = False) -> int:
         """A video frame numbered `seq` entered the ring. `first_caps`: the first video caps
         ever seen; `caps_changed`: not the caps of the frame before."""
         changed = self.discontinuity or caps_changed
         self.discontinuity = False
         if not self.session_open or self.rotate_from is not None:
             return SKIP
-        if changed and not first_caps:
+        if (changed and not first_caps) or (self.audio_changed and keyframe):
+            self.audio_changed = False
             self.rotate_from = seq
             return ROTATE
         return PUSH
 
-    def audio_frame(self) -> int:
-        return PUSH if self.session_open and self.rotate_from is None else SKIP
+    def audio_frame(self, caps_changed: bool = False) -> int:
+        """An audio frame entered the ring; `caps_changed`: the first audio caps ever seen or
+        not those of the frame before (the open session was built without them)."""
+        if not self.session_open or self.rotate_from is not None:
+            return SKIP
+        if caps_changed:
+            self.audio_changed = True
+        return SKIP if self.audio_changed else PUSH
 
     def stream_started(self) -> None:
         """A new source attempt (streaming thread, after the old stream's frames)."""
@@ -223,6 +235,7 @@ class RecordingPolicy:
         """The OPEN was carried out (under the recorder's lock, with its replay)."""
         self.session_open = True
         self.rotate_from = None
+        self.audio_changed = False  # the session was built with the audio caps of now
         if self.request is not None:
             self.request.opened = True
 

@@ -101,6 +101,9 @@ class Recorder(Consumer):
         self._tell = RecordingReporter(stream_id, self._listener,
                                        on_event or (lambda event: None), self.policy.outages)
         self._caps: dict[str, Gst.Caps] = {}
+        self.discontinuities = 0
+        self._audio_note: str | None = None  # how the audio is recorded, when not as sent
+        self.recording_warning: str | None = None  # ...when that is a loss
         self._session: RecordingSession | None = None  # current while policy.session_open
         self._finishing: list[RecordingSession] = []
         self._failed: list[RecordingSession] = []  # until their pipelines are down
@@ -157,18 +160,25 @@ class Recorder(Consumer):
         """One frame, in order: into the ring and, if the policy says so, the session."""
         previous = self._caps.get(kind)
         self._caps[kind] = caps
+        changed = previous is not None and not same_caps(previous, caps)
         if kind == "video":
-            entry = self.ring.append(kind, buffer, caps, now, wall, is_keyframe(buffer),
-                                     buffer.get_size())
-            todo = self.policy.video_frame(entry.seq, previous is None,
-                                           previous is not None and not same_caps(previous, caps))
+            keyframe = is_keyframe(buffer)
+            entry = self.ring.append(kind, buffer, caps, now, wall, keyframe, buffer.get_size())
+            todo = self.policy.video_frame(entry.seq, previous is None, changed, keyframe)
         else:
             entry = self.ring.append(kind, buffer, caps, now, wall, True, buffer.get_size())
-            todo = self.policy.audio_frame()
+            todo = self.policy.audio_frame(previous is None or changed)
         if todo == PUSH:
             self._session.push(entry)  # type: ignore[union-attr]  # open while PUSH
         elif todo == ROTATE:
             GLib.idle_add(self._rotate)
+
+    def discontinuity(self, wall: float, seconds: float) -> None:
+        """The camera's timestamps jumped by `seconds` at `wall` (the stream saw it): the
+        sessions carry the files across it (media.timeline.Bridge); the index and the bus
+        are told."""
+        self.discontinuities += 1
+        self._tell.discontinuity(self.stream_id, wall, seconds, self.policy.recording)
 
     def latest_keyframe(self) -> tuple[Gst.Buffer, Gst.Caps] | None:
         """The newest keyframe in the pre-event buffer (any thread), for snapshots."""
@@ -247,6 +257,7 @@ class Recorder(Consumer):
             return
         session = RecordingSession(self._session_settings(reason), video_caps,
                                    self._caps.get("audio"), self._callbacks(), self._reaper)
+        self._note_audio(session)
         session.start()
         with self._lock:
             index = self.ring.index_of(start)
@@ -255,6 +266,16 @@ class Recorder(Consumer):
                     session.push(entry)
             self._session = session
             self.policy.opened()
+
+    def _note_audio(self, session: RecordingSession) -> None:
+        """Tell (once per change) how the camera's audio goes into the files."""
+        plan = session.audio_plan
+        note = plan.note if plan is not None else None
+        if note != self._audio_note:
+            self._audio_note = note
+            self.recording_warning = note if plan is not None and plan.warning else None
+            if note is not None:
+                self._tell.audio(note, warning=self.recording_warning is not None)
 
     def _has_space(self) -> bool:
         """Room for a new session, as much as the policy asks for."""
@@ -389,6 +410,8 @@ class Recorder(Consumer):
             "preroll_seconds": round(self.ring.span, 2),
             "preroll_bytes": self.ring.bytes,
             "dropped_frames": self.dropped_frames,
+            "audio": self._audio_note,
+            "discontinuities": self.discontinuities,
         }
 
 

@@ -69,13 +69,25 @@ class RecordingReporter:
                     "since": outage.start if outage else None,
                     "lost_seconds": round(gap.seconds, 3) if gap else None})
 
+    def audio(self, note: str, warning: bool) -> None:
+        """How the camera's audio goes into the files, when not as it was sent: said once
+        when it starts (a WARNING when the audio is left out: never a silent loss)."""
+        level = logging.WARNING if warning else logging.INFO
+        log.log(level, "stream %s: %s", self.stream_id, note,
+                extra={"stream_id": self.stream_id, "event": "recording_audio"})
+
     def outage_ongoing(self, wall: float) -> None:
         self._listener.outage_ongoing(self.stream_id, wall)
 
-    def discontinuity(self, stream_id: str, wall_ts: float, jump_seconds: float) -> None:
-        """The camera's timestamps jumped by `jump_seconds` at `wall_ts` (wall clock): logged
-        once and stored, so the timeline can say why footage is missing there, if it is."""
+    def discontinuity(self, stream_id: str, wall_ts: float, jump_seconds: float,
+                      recording: bool = True) -> None:
+        """The camera's timestamps jumped by `jump_seconds` (signed: forwards or back, beyond
+        the time that really passed) at `wall_ts` (wall clock): logged once and stored, so
+        the timeline can say why footage is missing there, if it is; the bus tells clients.
+        Sessions carry their files across it (bridged), so nothing is lost."""
         log.warning("stream %s: camera timestamps jumped by %+.3f s", stream_id, jump_seconds,
                     extra={"stream_id": stream_id, "event": "discontinuity",
                            "jump_seconds": jump_seconds})
         self._listener.discontinuity(stream_id, wall_ts, jump_seconds)
+        self._emit({"type": "discontinuity", "stream_id": stream_id, "time": wall_ts,
+                    "jump_seconds": round(jump_seconds, 3), "recording": recording})

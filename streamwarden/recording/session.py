@@ -33,8 +33,9 @@ from streamwarden.gst.buffers import retimed, timestamps
 from streamwarden.gst.init import Gst
 from streamwarden.gst.reaper import Reaper
 from streamwarden.gst.weak import weak_method
-from streamwarden.media.timeline import KeyframeGate, Rebase
+from streamwarden.media.timeline import Bridge, KeyframeGate, Rebase, WallClock
 from streamwarden.private_files import create_file, make_dirs
+from streamwarden.recording.audio import AudioPlan, plan
 from streamwarden.recording.cuts import SPLIT_TOLERANCE_NS, SegmentCuts
 from streamwarden.recording.layout import segment_path
 from streamwarden.recording.ring import Entry
@@ -45,9 +46,9 @@ __all__ = ["SPLIT_TOLERANCE_NS", "RecordingSession", "SessionCallbacks", "Sessio
 
 # Looked up once (gi's override proxy costs about 1 µs per attribute); push runs per frame.
 _OK = Gst.FlowReturn.OK
+_NS = 1_000_000_000
 _APPSRC_MAX_BYTES = 32 * 1024 * 1024  # a disk slower than the camera: drop, never grow forever
-_PARSERS = {"video/x-h264": "h264parse", "video/x-h265": "h265parse", "audio/mpeg": "aacparse",
-            "audio/x-opus": "opusparse"}
+_PARSERS = {"video/x-h264": "h264parse", "video/x-h265": "h265parse"}
 
 
 @dataclass(frozen=True)
@@ -78,18 +79,29 @@ def _muxer(settings: SessionSettings) -> str:
     return {"mkv": "matroskamux", "ts": "mpegtsmux"}[settings.fmt]
 
 
-def _muxer_accepts(fmt: str, caps: Gst.Caps) -> bool:
-    factory = Gst.ElementFactory.find({"mp4": "mp4mux", "mkv": "matroskamux",
-                                       "ts": "mpegtsmux"}[fmt])
-    for template in factory.get_static_pad_templates():
-        if template.direction == Gst.PadDirection.SINK and template.get_caps().can_intersect(
-                caps):
-            return True
-    return False
+def _video_parser(caps: Gst.Caps, fmt: str) -> str:
+    """The parser in front of the muxer. MPEG-TS has no header: each segment must carry the
+    parameter sets in band, also for cameras that send them only in the SDP, so the parser
+    repeats them before every keyframe (`config-interval=-1`)."""
+    parser = _PARSERS.get(caps.get_structure(0).get_name(), "identity")
+    return f"{parser} config-interval=-1" if fmt == "ts" and parser != "identity" else parser
 
 
-def _parser(caps: Gst.Caps) -> str:
-    return _PARSERS.get(caps.get_structure(0).get_name(), "identity")
+def audio_plan(fmt: str, caps: Gst.Caps) -> AudioPlan:
+    structure = caps.get_structure(0)
+    ok, version = structure.get_int("mpegversion")
+    return plan(fmt, structure.get_name(), version if ok else None)
+
+
+def _with_fields(caps: Gst.Caps, fields: tuple[tuple[str, int], ...]) -> Gst.Caps:
+    if not fields:
+        return caps
+    structure = caps.get_structure(0).copy()
+    for name, value in fields:
+        structure.set_value(name, value)
+    changed = Gst.Caps.new_empty()
+    changed.append_structure(structure)
+    return changed
 
 
 class RecordingSession:
@@ -99,14 +111,15 @@ class RecordingSession:
         self.callbacks = callbacks
         self._reaper = reaper
         self.video_caps = video_caps
-        if audio_caps is not None and not _muxer_accepts(settings.fmt, audio_caps):
-            log.warning("stream %s: %s cannot hold %s audio; recording video only",
-                        settings.stream_id, settings.fmt, audio_caps.get_structure(0).get_name())
-            audio_caps = None
-        self.audio_caps = audio_caps
+        # how the camera's audio goes into this format (the recorder tells the operator)
+        self.audio_plan = audio_plan(settings.fmt, audio_caps) if audio_caps else None
+        self.audio_caps = audio_caps if self.audio_plan and self.audio_plan.recorded else None
         self.start_wall: float | None = None  # set when the rebase is anchored
         self._gate = KeyframeGate()  # a file starts at a video keyframe
         self._rebase = Rebase()  # ...whose decode time is the file's 0
+        # the camera's clock jumping is bridged per track: the file never goes back or leaps
+        self._bridges = {"video": Bridge(), "audio": Bridge()}
+        self._clock = WallClock()  # the file's time → wall time, kept in step with arrivals
         self._cuts = SegmentCuts(int(settings.segment_duration * Gst.SECOND))
         self.frames = 0
         self.dropped = 0
@@ -125,12 +138,15 @@ class RecordingSession:
         # add a thread hop per frame.
         desc = (
             f"appsrc name=v format=time max-bytes={_APPSRC_MAX_BYTES} leaky-type=downstream "
-            f'caps="{self.video_caps.to_string()}" ! {_parser(self.video_caps)} ! sm.video '
+            f'caps="{self.video_caps.to_string()}" ! {_video_parser(self.video_caps, s.fmt)} '
+            "! sm.video "
         )
-        if self.audio_caps is not None:
+        audio = self.audio_plan
+        if self.audio_caps is not None and audio is not None:
+            caps = _with_fields(self.audio_caps, audio.caps_fields)
             desc += (
                 f"appsrc name=a format=time max-bytes={_APPSRC_MAX_BYTES} leaky-type=downstream "
-                f'caps="{self.audio_caps.to_string()}" ! {_parser(self.audio_caps)} ! sm.audio_0 '
+                f'caps="{caps.to_string()}" ! {audio.chain} ! sm.audio_0 '
             )
         # max-size-time=0: the session decides where segments end (see cuts.py)
         desc += f'splitmuxsink name=sm max-size-time=0 muxer="{_muxer(s)}"'
@@ -158,29 +174,46 @@ class RecordingSession:
         gate = self._gate
         if not gate.is_open and not gate.admit(video, entry.keyframe):
             return
-        buffer = entry.buffer
-        pts, dts = timestamps(buffer)
-        if self.start_wall is None:  # the keyframe that opened the gate: the file's 0
-            decode = dts if dts is not None else pts
-            self._rebase.anchor(decode if decode is not None else 0)
-            self.start_wall = entry.wall
-        mapped = self._rebase.map(pts, dts)
+        mapped = self._map(entry)
         src = self._video_src if video else self._audio_src
         if src is None or mapped is None:
             return
         out_pts, out_dts = mapped
         if video and entry.keyframe:
+            self._clock.observe(out_dts if out_dts is not None else out_pts, entry.wall)
             cut = self._cuts.keyframe(out_pts)
             if cut is not None:  # asked before the keyframe is pushed: it opens the segment
                 self._sink.emit("split-at-running-time", cut)
-        if src.push_buffer(retimed(buffer, out_pts, out_dts, entry.size)) != _OK:
+        if src.push_buffer(retimed(entry.buffer, out_pts, out_dts, entry.size)) != _OK:
             self.dropped += 1
         elif video:
             self.frames += 1
             self.last_wall = entry.wall
 
+    def _map(self, entry: Entry) -> tuple[int, int | None] | None:
+        """The frame's (pts, dts) in the file: bridged across jumps of the camera's clock,
+        rebased on the first keyframe's decode time (which this anchors)."""
+        pts, dts = timestamps(entry.buffer)
+        decode = dts if dts is not None else pts
+        if decode is None:
+            return None
+        shift = self._bridges[entry.kind].adjust(decode, int(entry.arrival * _NS))
+        if shift:
+            pts = pts + shift if pts is not None else None
+            dts = dts + shift if dts is not None else None
+        if self.start_wall is None:  # the keyframe that opened the gate: the file's 0
+            self._rebase.anchor(decode + shift)
+            self.start_wall = entry.wall
+            self._clock.anchor(entry.wall)
+        return self._rebase.map(pts, dts)
+
     def wall_of(self, running_time_ns: int) -> float:
-        return (self.start_wall or 0.0) + running_time_ns / Gst.SECOND
+        return self._clock.wall_of(running_time_ns)
+
+    @property
+    def bridged(self) -> int:
+        """Jumps of the camera's clock this session carried its files across."""
+        return sum(bridge.jumps for bridge in self._bridges.values())
 
     def _location(self, _sink, _fragment_id: int, first_sample: Gst.Sample) -> str:
         """Streaming thread: name the next segment after its first frame's wall-clock time."""

@@ -6,7 +6,10 @@ The relay is attached only while some reader is connected. Each media ("target")
 the next keyframe (media.timeline.KeyframeGate); timestamps are rebased from that keyframe's
 decode time onto the media pipeline's own running time (media.timeline.Rebase, so B-frames
 keep their composition offsets), and re-anchored when the camera reconnects, so readers
-stay connected through outages and resume when frames flow again. Pushing never blocks: a
+stay connected through outages and resume when frames flow again. A jump of the camera's
+clock without a reconnect is bridged per track (media.timeline.Bridge), once for all medias:
+readers see time run on, neither a leap they would wait for nor a step back that a media
+would drop everything after. Pushing never blocks: a
 reader that stalls is the RTSP server's business (its per-client backlog), not the camera's
 or the recorder's.
 
@@ -26,7 +29,7 @@ from typing import Any
 from streamwarden.consumers.base import Consumer, appsink_tap
 from streamwarden.gst.buffers import is_keyframe, retimed, timestamps
 from streamwarden.gst.init import Gst
-from streamwarden.media.timeline import KeyframeGate, Rebase
+from streamwarden.media.timeline import Bridge, KeyframeGate, Rebase
 from streamwarden.restream.slate import SLATES, Slate
 
 OUTAGE_S = 2.0  # no camera frame for this long: show the slate (cameras below 0.5 fps: sorry)
@@ -117,6 +120,7 @@ class RelayConsumer(Consumer):
         self._video_caps: Gst.Caps | None = None
         self._last_video = time.monotonic()
         self.slate_frames = 0
+        self._bridges = {"video": Bridge(), "audio": Bridge()}  # streaming threads, per kind
 
     def build(self) -> Gst.Bin:
         self.bin = appsink_tap(f"restream-{self.stream_id}", self._on_sample, self._on_event)
@@ -125,6 +129,7 @@ class RelayConsumer(Consumer):
     def _on_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo, kind: str) -> Gst.PadProbeReturn:
         if kind == "video" and info.get_event().type == _STREAM_START:
             with self._lock:  # the camera reconnected: timestamps start afresh
+                self._bridges = {"video": Bridge(), "audio": Bridge()}
                 for target in self.targets:
                     target.reanchor()
         return _PROBE_OK
@@ -134,6 +139,12 @@ class RelayConsumer(Consumer):
         if sample is not None:
             buffer = sample.get_buffer()
             pts, dts = timestamps(buffer)
+            decode = dts if dts is not None else pts
+            if decode is not None:
+                shift = self._bridges[kind].adjust(decode, time.monotonic_ns())
+                if shift:
+                    pts = pts + shift if pts is not None else None
+                    dts = dts + shift if dts is not None else None
             video = kind == "video"
             caps = None
             if video:

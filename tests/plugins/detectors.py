@@ -1,7 +1,9 @@
-"""Deliberately misbehaving detectors: the true edge where a test may stand in for a model."""
+"""Deliberately misbehaving or scripted detectors: the true edge where a test may stand in
+for a model."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -49,6 +51,42 @@ class LeakingDetector(Detector):
         block[::4096] = b"\x01" * len(block[::4096])  # touch every page: resident, not virtual
         self._kept.append(block)
         return [[] for _ in frames]
+
+
+class ScriptedDetector(Detector):
+    """Reports the boxes a script says, by time since its first call: object motion that is
+    deterministic and costs nothing, for tracking, zones and masks end to end.
+
+    `SCRIPTED_DETECTOR` holds JSON: a list of objects, each `{"label", "from": box,
+    "to": box (default: from), "start": s, "end": s (default: forever)}`, the box moving
+    linearly from `from` at `start` to `to` at `end`, present only in between.
+    """
+
+    name = "scripted-test-model"
+    labels = ["person", "car"]
+    runtime = "python script"
+
+    def __init__(self) -> None:
+        self.script = json.loads(os.environ["SCRIPTED_DETECTOR"])
+        self.t0: float | None = None
+
+    def detect(self, frames):
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0 = now
+        t = now - self.t0
+        found = [Detection(item["label"], item.get("confidence", 0.9), _box_at(item, t))
+                 for item in self.script
+                 if item.get("start", 0.0) <= t < item.get("end", float("inf"))]
+        return [list(found) for _ in frames]
+
+
+def _box_at(item: dict, t: float) -> tuple[float, float, float, float]:
+    start, end = item.get("start", 0.0), item.get("end", float("inf"))
+    to = item.get("to", item["from"])
+    share = 0.0 if end == float("inf") else (t - start) / (end - start)
+    x0, y0, x1, y1 = (a + (b - a) * share for a, b in zip(item["from"], to, strict=True))
+    return (x0, y0, x1, y1)
 
 
 class RisingDetector(Detector):

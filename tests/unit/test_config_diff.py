@@ -186,3 +186,14 @@ def test_a_running_stream_no_file_names_is_never_touched():
     running = {"demo": RunningStream("config", demo, demo.settings(SourceSettings()))}
     new = Config(stream_defaults=SourceSettings(timeout=9), streams=[A])
     assert actions(plan_reload(Config(), new, running)) == [("add", "a", ())]
+
+
+def test_zones_masks_and_record_on_change_in_place():
+    """A polygon edited in the file must not reconnect the camera (as PUT /zones)."""
+    old = Config(streams=[A])
+    square = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5], [0.1, 0.5]]
+    new = Config(streams=[StreamConfig.model_validate({
+        **A.model_dump(), "zones": [{"name": "driveway", "points": square}],
+        "masks": [square], "record_on": ["person@driveway"]})])
+    plan = plan_reload(old, new, running_as(old))
+    assert actions(plan) == [("update", "a", ("zones", "masks", "record_on"))]

@@ -58,21 +58,42 @@ def test_segment_complete_carries_the_segment():
     assert env["STREAMWARDEN_SEGMENT_STATUS"] == "repaired"
 
 
-@pytest.mark.parametrize("kind", ["event_start", "event_update", "event_end"])
-def test_detection_event_life(kind):
-    message = {"type": kind, "stream_id": "cam", "event_id": 42, "label": "person",
-               "start": T - 3, "end": T, "confidence": 0.87, "detections": 15,
-               "model": "nanodet", "ts": T}
-    if kind == "event_end":
+@pytest.mark.parametrize(("change", "kind"), [("new", "event_start"),
+                                              ("update", "event_update"),
+                                              ("end", "event_end")])
+def test_detection_event_life(change, kind):
+    """A tracked object's `event` message: new, update and end are the three hooks."""
+    message = {"type": "event", "change": change, "stream_id": "cam", "event_id": 42,
+               "object_id": "9f3a", "label": "person", "start": T - 3, "end": T,
+               "confidence": 0.87, "detections": 15, "model": "nanodet", "ts": T,
+               "zones": [{"zone": "driveway", "entered": T - 2},
+                         {"zone": "porch", "entered": T - 1}],
+               "reasons": ["zone:porch", "picture"] if change == "update" else []}
+    if change == "end":
         message["reason"] = "gap"
     [trigger] = triggers(message)
     assert trigger.hook == kind
     env = environment(trigger)
     assert env["STREAMWARDEN_EVENT_ID"] == "42" and env["STREAMWARDEN_LABEL"] == "person"
+    assert env["STREAMWARDEN_OBJECT_ID"] == "9f3a"
     assert env["STREAMWARDEN_CONFIDENCE"] == "0.87" and env["STREAMWARDEN_DETECTIONS"] == "15"
     assert env["STREAMWARDEN_EVENT_START_ISO"] == iso(T - 3)
     assert env["STREAMWARDEN_MODEL"] == "nanodet"
+    assert env["STREAMWARDEN_ZONES"] == "driveway,porch"
     assert ("STREAMWARDEN_END_REASON" in env) == (kind == "event_end")
+    assert env.get("STREAMWARDEN_UPDATE_REASONS") == (
+        "zone:porch,picture" if kind == "event_update" else None)
+
+
+def test_an_object_in_no_zone_leaves_zones_unset():
+    [trigger] = triggers({"type": "event", "change": "new", "stream_id": "cam",
+                          "event_id": 1, "zones": [], "reasons": []})
+    assert "STREAMWARDEN_ZONES" not in environment(trigger)
+
+
+def test_an_event_message_without_a_known_change_triggers_nothing():
+    assert triggers({"type": "event", "change": "moved", "stream_id": "cam"}) == []
+    assert triggers({"type": "event_start", "stream_id": "cam"}) == [], "not a notification"
 
 
 @pytest.mark.parametrize(("now", "before", "hooks"), [
@@ -128,8 +149,8 @@ def test_every_hook_name_is_reachable():
     """Each configured name has a notification that fires it (no dead config keys)."""
     messages = [state("streaming", "starting"), state("failed", "streaming"),
                 {"type": "segment_closed", "stream_id": "c"},
-                *({"type": k, "stream_id": "c"} for k in ("event_start", "event_update",
-                                                         "event_end")),
+                *({"type": "event", "change": c, "stream_id": "c"}
+                  for c in ("new", "update", "end")),
                 {"type": "recording_error", "stream_id": "c", "recording_error": "disk_full"},
                 {"type": "recording_error", "stream_id": "c", "previous": "disk_full"}]
     fired = {t.hook for m in messages for t in triggers(m)}

@@ -125,7 +125,8 @@ def _health(**overrides) -> dict:
 
 
 def _stats(consumers: list[dict]) -> dict:
-    return {"frames": 1000, "keyframes": 20, "bytes": 500000, "consumers": consumers}
+    return {"frames": 1000, "keyframes": 20, "bytes": 500000, "damaged_frames": 6,
+            "lost_packets": 9, "discontinuities": 1, "consumers": consumers}
 
 
 RECORDER = {"kind": "recorder", "bytes_written": 400000, "segments": 3, "dropped_frames": 5,
@@ -174,7 +175,9 @@ def _scrape(service: FakeService) -> tuple[list[str], dict[tuple, float]]:
 
 FAMILIES = [
     "streamwarden_stream_frames", "streamwarden_stream_keyframes", "streamwarden_stream_bytes",
-    "streamwarden_stream_retries", "streamwarden_stream_fps", "streamwarden_stream_bitrate_kbps",
+    "streamwarden_stream_retries", "streamwarden_stream_damaged_frames",
+    "streamwarden_stream_lost_packets", "streamwarden_stream_discontinuities",
+    "streamwarden_stream_fps", "streamwarden_stream_bitrate_kbps",
     "streamwarden_stream_last_frame_age_seconds", "streamwarden_stream_healthy",
     "streamwarden_stream_state", "streamwarden_recording_active", "streamwarden_recording_bytes",
     "streamwarden_recording_segments", "streamwarden_recording_dropped_frames",
@@ -204,6 +207,12 @@ def _expected() -> dict[tuple, float]:
         ("streamwarden_stream_bytes_total", dead): 500000,
         ("streamwarden_stream_retries_total", cam): 2,
         ("streamwarden_stream_retries_total", dead): 7,
+        ("streamwarden_stream_damaged_frames_total", cam): 6,
+        ("streamwarden_stream_damaged_frames_total", dead): 6,
+        ("streamwarden_stream_lost_packets_total", cam): 9,
+        ("streamwarden_stream_lost_packets_total", dead): 9,
+        ("streamwarden_stream_discontinuities_total", cam): 1,
+        ("streamwarden_stream_discontinuities_total", dead): 1,
         ("streamwarden_stream_fps", cam): 25.0, ("streamwarden_stream_fps", dead): 0.0,
         ("streamwarden_stream_bitrate_kbps", cam): 1800.5,
         ("streamwarden_stream_bitrate_kbps", dead): 0.0,

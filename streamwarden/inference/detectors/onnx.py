@@ -29,6 +29,19 @@ LAYOUTS = ("auto", "yolov5", "yolov8", "ssd")
 NVIDIA_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
+def provider_warning(requested: list[str], used: list[str]) -> str | None:
+    """What `/inference` should say when ONNX Runtime dropped a GPU provider it listed as
+    available. It lists TensorRT whenever its GPU build is installed, then falls back (with an
+    error in the log) when TensorRT's own libraries (libnvinfer) are missing: seen on an H200
+    machine with CUDA but no TensorRT."""
+    dropped = [p for p in requested if p != "CPUExecutionProvider" and p not in used]
+    if not dropped:
+        return None
+    running = next((p for p in used if p != "CPUExecutionProvider"), "CPUExecutionProvider")
+    return (f"backend 'nvidia': {', '.join(dropped)} listed but could not start (its libraries "
+            f"are missing?); running on {running}")
+
+
 class OnnxDetector(Detector):
     def __init__(self, model_path: Path, labels_path: Path | None = None, *,
                  input_size: int = 640, confidence: float = 0.5, iou: float = 0.45,
@@ -56,6 +69,8 @@ class OnnxDetector(Detector):
                              f"{first}") from None
         self.name = model_path.stem
         self.runtime = "onnxruntime " + ",".join(self._session.get_providers())
+        if nvidia and providers[0] != "CPUExecutionProvider":
+            self.warning = provider_warning(providers, self._session.get_providers())
         self.confidence, self.iou = confidence, iou
         self._input = self._session.get_inputs()[0]
         self._parse_input(model_path, input_size)

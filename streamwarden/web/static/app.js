@@ -53,7 +53,9 @@ function renderCard(stream) {
     $(".remove", card).onclick = () => removeStream(stream.id);
     $("#grid").append(card);
     if (typeof Timeline !== "undefined") Timeline.attach(card, stream.id);  // timeline.js
+    if (typeof Zones !== "undefined") Zones.attach(card, stream.id);  // zones.js
   }
+  if (typeof Cluster !== "undefined") Cluster.show(card, stream);  // cluster.js
   const health = stream.health || stream;
   const badge = $(".state", card);
   badge.textContent = health.state;
@@ -73,18 +75,21 @@ function renderCard(stream) {
   card.dataset.recording = recording ? "1" : "0";
 }
 
-// Live video where the browser can play it (H.264 through MSE); MJPEG from the server's
-// decoder for other codecs (H.265); snapshots whenever either fails (retried later).
+// Live video where the browser can play it (H.264, and H.265 where MSE says it can); MJPEG
+// from the server's decoder otherwise; snapshots whenever either fails (retried later).
 function startLive(stream) {
   const card = document.getElementById(`card-${stream.id}`);
   const codec = stream.statistics && stream.statistics.video_codec;
   if (!card || state.players.has(stream.id)) return;
-  if (!LivePlayer.supported() || codec === "h265") {
+  if (!LivePlayer.supported()) {
     if (codec) startMjpeg(card, stream.id);
     return;
   }
   const player = new LivePlayer($(".live", card), `/streams/${stream.id}/live.mp4`,
-    (playing) => { card.classList.toggle("is-live", playing); });
+    (playing, reason) => {
+      card.classList.toggle("is-live", playing);
+      if (reason === "unsupported_codec") startMjpeg(card, stream.id);
+    });
   state.players.set(stream.id, player);
   player.start(signed).catch(() => player.fail("no url token"));
 }
@@ -169,6 +174,7 @@ async function loadDetections() {
   for (const event of events) {
     const figure = document.createElement("figure");
     figure.className = "detection";
+    figure.dataset.eventId = event.id;  // events.js opens the events view at it
     if (event.snapshot_url) {
       const img = document.createElement("img");
       img.alt = event.label;
@@ -261,6 +267,7 @@ async function connectEvents() {
     const event = JSON.parse(message.data);
     if (event.type === "snapshot" || event.type === "stats") event.streams.forEach(renderCard);
     else if (event.type === "detection") detectionSeen();
+    else if (event.type === "event" && typeof EventsView !== "undefined") EventsView.seen();
     else if (["stream_added", "stream_removed", "state", "recording"].includes(event.type)) {
       loadStreams().catch((err) => showError(err.message));
     }
@@ -287,6 +294,7 @@ async function start() {
     await loadStreams();
     showError("");
     connectEvents();
+    if (typeof EventsView !== "undefined") EventsView.init();  // events.js
     refreshSnapshots();
     setInterval(refreshSnapshots, 2000);
     loadDetections().catch((err) => showError(err.message));

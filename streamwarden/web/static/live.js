@@ -1,5 +1,7 @@
 // Live video for one dashboard tile: fragmented MP4 from WS /streams/{id}/live.mp4 into Media
-// Source Extensions. No plug-in, no re-encode: the server wraps the camera's H.264 frames.
+// Source Extensions. No plug-in, no re-encode: the server wraps the camera's H.264 or H.265
+// frames. The init message's codec string is asked of MSE first: a browser that cannot
+// play it (H.265 on most) ends with "unsupported_codec" and the tile shows MJPEG instead.
 // Kept near the live edge (jump ahead when more than LIVE_MAX_LAG_S behind, trim old data);
 // on any failure the tile goes back to snapshots and live is retried later.
 "use strict";
@@ -35,7 +37,10 @@ class LivePlayer {
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     socket.onmessage = (message) => {
-      if (typeof message.data !== "string") { this.push(message.data); return; }
+      if (typeof message.data !== "string") {
+        if (this.mime) this.push(message.data);  // nothing before a playable init
+        return;
+      }
       const event = JSON.parse(message.data);
       if (event.type === "init") this.setup(event);
       else if (event.type === "error") this.fail(event.error);

@@ -1,0 +1,50 @@
+"""Cameras spread over three nodes; a node killed with SIGKILL: its cameras record elsewhere
+within 15 s, one owner at every sample, fences going up."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.cluster.conftest import InvariantChecker, recording_on_owner, spread_over, wait_until
+
+pytestmark = pytest.mark.cluster
+
+
+def test_spread_and_kill(cluster):
+    c = cluster(cameras_n=6)
+    for name in ("n1", "n2", "n3"):
+        c.node(name)
+    for node in c.nodes:
+        node.wait_ready()
+    ids = [sid for sid, _ in c.setup.cameras]
+    with InvariantChecker(c) as checker:
+        # nodes that start one after the other: the first takes everything, the others
+        # take their share by planned moves
+        wait_until(lambda: spread_over(c, 3) and recording_on_owner(c, ids), 60,
+                   "cameras spread over the three nodes, all recording")
+        owners = c.live_owners()
+        spread = spread_over(c, 3)
+        fences = {sid: f for sid, (_, f, _) in c.owners().items()}
+        # any node answers /streams with every camera and its owner
+        listed = {s["id"]: s["owner"] for s in c.nodes[0].get("/streams").json()}
+        assert listed == owners
+
+        victim = max(spread, key=lambda n: spread[n])
+        orphans = [sid for sid, o in owners.items() if o == victim]
+        killed_at = time.monotonic()
+        next(n for n in c.nodes if n.node_id == victim).kill()
+        wait_until(lambda: recording_on_owner(c, ids), 15, "orphans recording elsewhere")
+        took = time.monotonic() - killed_at
+        after = c.owners()
+        for sid in orphans:
+            assert after[sid][0] != victim
+            assert after[sid][1] > fences[sid]
+        # the survivors did not shuffle their own cameras
+        for sid, owner in owners.items():
+            if owner != victim:
+                assert after[sid][0] == owner
+    assert checker.samples > 10
+    assert checker.violations == []
+    print(f"orphans recording again after {took:.1f}s")
