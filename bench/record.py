@@ -54,6 +54,7 @@ from harness import (
 from measure import (
     COMMON_LEFT,
     COMMON_RIGHT,
+    RECORDED_COLUMNS,
     Client,
     Column,
     Streamwarden,
@@ -223,23 +224,14 @@ def count_result(count: int, camera: str, results: dict[str, Any]) -> dict[str, 
 # ---- output ---------------------------------------------------------------------------------
 
 
-def _rec(key: str, spec: str = "{}") -> Any:
-    return lambda n, c, r: fmt(r.get("recordings", {}).get(key), spec)
-
-
 COLUMNS: tuple[Column, ...] = (
     *COMMON_LEFT,
     ("PSS MiB", 7, lambda n, c, r: fmt(r.get("pss_mib") or None, "{:.0f}")),
     ("kbps/str", 8, lambda n, c, r: fmt(r.get("recv_kbps_per_stream"), "{:.0f}")),
     ("fps/str", 7, lambda n, c, r: fmt(r.get("fps_per_stream"), "{:.2f}")),
-    ("files", 5, _rec("files")),
-    ("frames rec", 10, _rec("frames")),
-    ("missing", 7, _rec("missing")),
-    ("dup", 3, _rec("repeated")),
-    ("bad files", 9, _rec("bad_files")),
-    ("head", 4, _rec("first_sequence_max")),
+    *RECORDED_COLUMNS,
     ("retries", 7, lambda n, c, r: fmt(r.get("retries"), "{}")),
-    ("tail s", 6, _rec("tail_s_max", "{:.2f}")),
+    ("tail s", 6, lambda n, c, r: fmt(r.get("recordings", {}).get("tail_s_max"), "{:.2f}")),
     *COMMON_RIGHT,
 )
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import CLIP_SECONDS, FPS, GOP, HEIGHT, REPO, WIDTH, Child, Processes, await_ready
-from measure import COMMON_LEFT, COMMON_RIGHT, Column, fmt
+from measure import COMMON_LEFT, COMMON_RIGHT, RECORDED_COLUMNS, Column, fmt
 from record_figures import (
     file_totals,
     findings_summary,
@@ -105,10 +105,6 @@ def inspect_recordings(recordings: dict[str, Path], logs: list[Path], client: st
 # ---- output ---------------------------------------------------------------------------------
 
 
-def _rec(key: str, spec: str = "{}") -> Any:
-    return lambda n, c, r: fmt(r.get("recordings", {}).get(key), spec)
-
-
 def _files(key: str, spec: str = "{}") -> Any:
     return lambda n, c, r: fmt(r.get("files", {}).get(key), spec)
 
@@ -117,12 +113,7 @@ COLUMNS: tuple[Column, ...] = (
     *COMMON_LEFT,
     ("PSS MiB", 7, lambda n, c, r: fmt(r.get("pss_mib") or None, "{:.0f}")),
     ("fps/str", 7, lambda n, c, r: fmt(r.get("fps_per_stream"), "{:.2f}")),
-    ("files", 5, _rec("files")),
-    ("frames rec", 10, _rec("frames")),
-    ("missing", 7, _rec("missing")),
-    ("dup", 3, _rec("repeated")),
-    ("bad files", 9, _rec("bad_files")),
-    ("head", 4, _rec("first_sequence_max")),
+    *RECORDED_COLUMNS,
     ("decoded", 7, _files("decoded")),
     ("dec %", 5, _files("decodable_pct", "{:.1f}")),
     ("seq %", 5, _files("decodable_in_sequence_pct", "{:.1f}")),

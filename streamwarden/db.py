@@ -376,3 +376,21 @@ def _migrate(conn: sqlite3.Connection) -> None:
         columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in columns:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
+class TableStore:
+    """A store that keeps its own tables in the service's database (gaps, run history): it
+    creates them on the database thread when made, then runs its SQL on that thread too."""
+
+    schema: str = ""  # CREATE ... IF NOT EXISTS statements
+
+    def __init__(self, db: Database):
+        self.db = db
+        db.call(self._create)
+
+    def _create(self) -> None:
+        self.db.conn.executescript(self.schema)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        return self.db.conn
