@@ -38,6 +38,7 @@ class FileReport:
     error_sample: tuple[str, ...] = ()  # the first distinct error lines
     pts_backwards: int = 0  # decoded frames (output order) whose PTS is not above the one before
     pts_irregular: int = 0  # display intervals (sorted PTS) more than 1 ms off the typical one
+    steps: tuple[float, ...] = ()  # the display intervals themselves (s), in display order
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
@@ -84,6 +85,12 @@ def _off_typical(pts: list[float | None]) -> list[float]:
         return []
     typical = steps[len(steps) // 2]
     return [abs(s - typical) for s in steps]
+
+
+def display_steps(pts: list[float | None]) -> tuple[float, ...]:
+    """The file's display intervals (s): its PTS sorted, each minus the one before."""
+    ordered = sorted(p for p in pts if p is not None)
+    return tuple(b - a for a, b in itertools.pairwise(ordered))
 
 
 def pts_jitter_ms(pts: list[float | None]) -> float:
@@ -145,6 +152,7 @@ def analyse(path: Path) -> FileReport:
         dts_backwards=backwards(dts),
         pts_jitter_ms=pts_jitter_ms(pts),
         pts_irregular=pts_irregular(pts),
+        steps=display_steps(pts),
         pts_backwards=backwards(_times(frames, "pts_time")),
         sizes=tuple(sorted({f"{f['width']}x{f['height']}" for f in frames})),
         audio=audio[0]["codec_name"] if audio else "-",
