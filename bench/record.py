@@ -131,7 +131,7 @@ class FfmpegRecorder(Client):
     def start(cls, processes: Processes, urls: list[str], camera_port: int,
               args: argparse.Namespace) -> FfmpegRecorder:
         # zoo cameras: warnings too, so its timestamp complaints are counted (a few lines)
-        level = "error" if args.camera == "demo" else "warning"
+        level = "error" if getattr(args, "camera", "demo") == "demo" else "warning"
         root = processes.log_dir / f"ffmpeg-{len(urls)}"
         dirs = {f"cam{i}": root / f"cam{i}" for i in range(1, len(urls) + 1)}
         for path in dirs.values():
