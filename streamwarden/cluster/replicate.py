@@ -159,7 +159,8 @@ class Replicator:
         return results
 
     def _prune(self) -> None:
-        """Recordings retention removed here: out of the cluster index too."""
+        """Recordings retention removed here: out of the cluster index too. And any node ends
+        what dead nodes left open (store.interrupt_dead)."""
         node = self.store.node_id
         remote = {int(r[0]) for r in self.store.execute(
             "SELECT local_id FROM cluster_recordings WHERE node_id = %s AND local_id <= %s",
@@ -169,4 +170,5 @@ class Replicator:
         if gone:
             self.store.execute("DELETE FROM cluster_recordings WHERE node_id = %s AND "
                                "local_id = ANY(%s)", (node, gone))
+        self.store.interrupt_dead()  # dead nodes' open segments of cameras nobody claimed
         self._pruned_at = time.monotonic()

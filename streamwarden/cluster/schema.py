@@ -12,7 +12,8 @@ advisory lock, so nodes starting together do not race on `CREATE TABLE`).
   claim and transfer), a planned move in progress (`handoff_to`, `ready`), and the owner's
   last view of the stream for any node's `/streams` and `/health`.
 - `cluster_recordings`, `cluster_events`: the cluster-wide index; each row names the node that
-  holds the file and the fence it was written under.
+  holds the file and the fence it was written under. A segment whose node died or lost the
+  camera while writing it is ended `interrupted` by the node that claims the camera (store.py).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ STATEMENTS = (
         UNIQUE (node_id, local_id))""",
     """CREATE INDEX IF NOT EXISTS cluster_recordings_stream_start
         ON cluster_recordings (stream_id, start_ts)""",
+    """CREATE INDEX IF NOT EXISTS cluster_recordings_open
+        ON cluster_recordings (stream_id) WHERE status = 'recording'""",
     """CREATE TABLE IF NOT EXISTS cluster_events (
         id bigserial PRIMARY KEY,
         node_id text NOT NULL,

@@ -4,12 +4,18 @@ within 15 s, one owner at every sample, fences going up."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 
 from tests.cluster.conftest import InvariantChecker, recording_on_owner, spread_over, wait_until
 
 pytestmark = pytest.mark.cluster
+
+
+def open_segments(c, node_id: str) -> set[str]:
+    return {sid for (sid,) in c.sql("SELECT stream_id FROM cluster_recordings WHERE "
+                                    "node_id = %s AND status = 'recording'", (node_id,))}
 
 
 def test_spread_and_kill(cluster):
@@ -33,6 +39,8 @@ def test_spread_and_kill(cluster):
 
         victim = max(spread, key=lambda n: spread[n])
         orphans = [sid for sid, o in owners.items() if o == victim]
+        wait_until(lambda: open_segments(c, victim) >= set(orphans), 10,
+                   "the victim's open segments in the cluster index")
         killed_at = time.monotonic()
         next(n for n in c.nodes if n.node_id == victim).kill()
         wait_until(lambda: recording_on_owner(c, ids), 15, "orphans recording elsewhere")
@@ -45,6 +53,20 @@ def test_spread_and_kill(cluster):
         for sid, owner in owners.items():
             if owner != victim:
                 assert after[sid][0] == owner
+        # the dead node's open segments were ended by the claims: the cluster-wide index never
+        # shows a dead node still recording
+        survivor = next(n for n in c.nodes if n.alive())
+        listed = survivor.get("/recordings", params={"limit": 10000}).json()
+        assert not [r for r in listed if r["node"] == victim and r["status"] == "recording"]
+        ended = [r for r in listed if r["node"] == victim and r["status"] == "interrupted"]
+        assert {r["stream_id"] for r in ended} == set(orphans)
+        beats = c.sql("SELECT extract(epoch FROM heartbeat)::float8 FROM cluster_nodes "
+                      "WHERE node_id = %s", (victim,))
+        for r in ended:  # ended at the dead node's last heartbeat
+            end = datetime.fromisoformat(r["end"]).timestamp()
+            assert abs(end - beats[0][0]) < 0.01, (r, beats)
+            assert r["duration"] == pytest.approx(
+                end - datetime.fromisoformat(r["start"]).timestamp(), abs=0.01)
     assert checker.samples > 10
     assert checker.violations == []
     print(f"orphans recording again after {took:.1f}s")

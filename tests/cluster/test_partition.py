@@ -92,6 +92,9 @@ def test_partition_from_the_database(cluster, namespace, postgres):
     accepted = {int(i) for (i,) in c.sql(
         "SELECT local_id FROM cluster_recordings WHERE node_id = 'n1'")}
     assert not accepted & {r[0] for r in during}, "a row of the cut passed the fence"
+    # the segments it had open at the cut were ended by the claims (it could not close them)
+    assert not c.sql("SELECT local_id FROM cluster_recordings WHERE node_id = 'n1' AND "
+                     "status = 'recording' AND stream_id = ANY(%s)", (mine,))
     assert took < 15
     assert stopped_after < LEASE_S / 3 + 1.5, stopped_after  # one renewal, plus HTTP polling
     print(f"claimed and recording elsewhere after {took:.1f}s; stopped {stopped_after:.2f}s "
