@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from streamwarden.api import owner_routing
 from streamwarden.api.access import (
     FORBIDDEN_DETAIL,
     current,
@@ -47,9 +48,16 @@ from streamwarden.api.schemas import (
     StreamPatch,
     StreamView,
 )
-from streamwarden.api.streams import check_file_source, check_new_stream, stream_view
+from streamwarden.api.streams import (
+    DUPLICATE,
+    FILE_REFUSED,
+    check_file_source,
+    check_new_stream,
+    stream_view,
+)
 from streamwarden.cluster.store import StoreUnavailableError
 from streamwarden.config.model import StreamConfig
+from streamwarden.inference.zones import ZONE_NAME_PATTERN
 from streamwarden.manager import StreamNotFoundError
 from streamwarden.users.permissions import Action
 
@@ -66,7 +74,17 @@ async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    """The database's absence as a clear 503, and the cluster's extra answers (redirects,
+    503s) in the OpenAPI document, so clients generated from it know them."""
     app.add_exception_handler(StoreUnavailableError, _unavailable)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = owner_routing.document(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class _Reads:
@@ -166,8 +184,10 @@ def _change_routes(router: APIRouter, reads: _Reads) -> None:
     service, node, call, store = reads.service, reads.node, reads.call, reads.store
     codec = node.codec
 
+    # the same answers as the single node's (api/streams.py): one contract for both
     @router.post("/streams", status_code=201, response_model=StreamCreated,
-                 responses=STREAM_ERRORS, dependencies=[requires(Action.CONFIGURE)])
+                 responses={**DUPLICATE, **STREAM_ERRORS, **FILE_REFUSED},
+                 dependencies=[requires(Action.CONFIGURE)])
     async def add_stream(stream: StreamConfig) -> StreamCreated:
         """Add a camera to the cluster's list; a node takes it within one renewal."""
         check_new_stream(stream, service.config)
@@ -177,7 +197,8 @@ def _change_routes(router: APIRouter, reads: _Reads) -> None:
         node.wake()
         return StreamCreated(id=stream.id)
 
-    @router.patch("/streams/{stream_id}", response_model=StreamView, responses=STREAM_ERRORS,
+    @router.patch("/streams/{stream_id}", response_model=StreamView,
+                  responses={**STREAM_ERRORS, **FILE_REFUSED},
                   dependencies=[requires_any(Action.RECORD, Action.DETECT, Action.CONFIGURE)])
     async def patch_stream(patch: StreamPatch, stream_id: StreamIdPath) -> StreamView:
         """Change a camera for the whole cluster; its owner applies it."""
@@ -235,8 +256,11 @@ def _index_routes(router: APIRouter, call: Callable, store: Any) -> None:
         since: Annotated[datetime | None, Query(description=_UTC)] = None,
         until: Annotated[datetime | None, Query(description=_UTC)] = None,
         limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+        zone: Annotated[str | None, Query(pattern=ZONE_NAME_PATTERN,
+                                          description="only objects that entered this zone")
+                        ] = None,
     ) -> list[EventView]:
-        """Detection events of the whole cluster, newest first."""
+        """Detection events (one per tracked object) of the whole cluster, newest first."""
         since_ts, until_ts = to_timestamp_or_none(since), to_timestamp_or_none(until)
         if since_ts is not None and until_ts is not None and until_ts < since_ts:
             raise ApiError(422, "invalid_range", "until is before since")
@@ -245,9 +269,12 @@ def _index_routes(router: APIRouter, call: Callable, store: Any) -> None:
                " AND (%(label)s::text IS NULL OR e.label = %(label)s) AND "
                "(%(since)s::float8 IS NULL OR e.end_ts >= %(since)s) AND "
                "(%(until)s::float8 IS NULL OR e.start_ts <= %(until)s) AND "
+               "(%(zone)s::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements("
+               "e.zones::jsonb) z WHERE z ->> 'zone' = %(zone)s)) AND "
                "(%(seen)s::text[] IS NULL OR e.stream_id = ANY(%(seen)s)) "
                "ORDER BY e.start_ts DESC, e.id DESC LIMIT %(limit)s")
         rows = await call(store.execute, sql, {
             "sid": checked_id(stream_id) if stream_id else None, "label": label,
-            "since": since_ts, "until": until_ts, "limit": limit, "seen": visible_streams()})
+            "since": since_ts, "until": until_ts, "limit": limit, "zone": zone,
+            "seen": visible_streams()})
         return [event_view(row) for row in rows]

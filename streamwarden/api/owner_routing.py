@@ -29,6 +29,32 @@ if TYPE_CHECKING:
 _OWNER_ONLY = re.compile(
     r"^/streams/([A-Za-z0-9_-]{1,64})/(record|snapshot\.jpg|mjpeg|live\.mp4|clip|timeline)$")
 _FILE = re.compile(r"^/recordings/(\d{1,18})/file$")
+# the same routes as the OpenAPI document names them
+ROUTED_PATHS = frozenset({
+    *(f"/streams/{{stream_id}}/{tail}" for tail in
+      ("record", "snapshot.jpg", "mjpeg", "live.mp4", "clip", "timeline")),
+    "/recordings/{rec_id}/file"})
+_ERROR_BODY = {"content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+
+
+def document(schema: dict) -> dict:
+    """What this middleware (and the cluster's database) adds to the routes' answers, in the
+    OpenAPI document of a clustered node: 307 to the owner and 503 `owner_unavailable` on the
+    routes it redirects; 503 `database_unavailable` on the cluster's own routes."""
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            if path in ROUTED_PATHS:
+                answers["307"] = {
+                    "description": "Held by another node: `Location` is the same request there",
+                    "headers": {"Location": {"schema": {"type": "string"}}}}
+                answers["503"] = {"description": "The node holding it is down "
+                                  "(`owner_unavailable`)", **_ERROR_BODY}
+            elif "cluster" in operation.get("tags", ()):
+                answers["503"] = {"description": "The cluster's database cannot be reached "
+                                  "(`database_unavailable`)", **_ERROR_BODY}
+    return schema
 
 
 class OwnerRouting:

@@ -38,13 +38,16 @@ _PUSH_RECORDING = (
     "status = excluded.status, path = excluded.path RETURNING id")
 _PUSH_EVENT = (
     "INSERT INTO cluster_events (node_id, local_id, stream_id, label, start_ts, end_ts, "
-    "confidence, box, detections, model, pts, has_snapshot, fence) SELECT %(node)s, %(id)s, "
-    "%(stream_id)s, %(label)s, %(start_ts)s, %(end_ts)s, %(confidence)s, %(box)s, "
-    "%(detections)s, %(model)s, %(pts)s, %(has_snapshot)s, %(fence)s WHERE EXISTS (SELECT 1 "
-    "FROM ownership WHERE stream_id = %(stream_id)s AND fence <= %(fence)s) "
-    "ON CONFLICT (node_id, local_id) DO UPDATE SET end_ts = excluded.end_ts, "
-    "confidence = excluded.confidence, box = excluded.box, detections = excluded.detections, "
-    "pts = excluded.pts, has_snapshot = excluded.has_snapshot RETURNING id")
+    "confidence, box, detections, model, pts, has_snapshot, fence, object_id, zones, path, "
+    "stationary, active) SELECT %(node)s, %(id)s, %(stream_id)s, %(label)s, %(start_ts)s, "
+    "%(end_ts)s, %(confidence)s, %(box)s, %(detections)s, %(model)s, %(pts)s, "
+    "%(has_snapshot)s, %(fence)s, %(object_id)s, %(zones)s, %(path)s, %(stationary)s, "
+    "%(active)s WHERE EXISTS (SELECT 1 FROM ownership WHERE stream_id = %(stream_id)s AND "
+    "fence <= %(fence)s) ON CONFLICT (node_id, local_id) DO UPDATE SET end_ts = "
+    "excluded.end_ts, confidence = excluded.confidence, box = excluded.box, detections = "
+    "excluded.detections, pts = excluded.pts, has_snapshot = excluded.has_snapshot, "
+    "zones = excluded.zones, path = excluded.path, stationary = excluded.stationary, "
+    "active = excluded.active RETURNING id")
 
 
 def _rows(db: Database, sql: str, args: tuple) -> list[dict[str, Any]]:
@@ -130,7 +133,8 @@ class Replicator:
     def _push_events(self) -> None:
         since = time.time() - EVENT_WINDOW_S
         rows = _rows(self.db, "SELECT id, stream_id, label, start_ts, end_ts, confidence, box, "
-                     "detections, model, pts, snapshot IS NOT NULL AS has_snapshot FROM events "
+                     "detections, model, pts, snapshot IS NOT NULL AS has_snapshot, object_id,"
+                     " zones, path, stationary, active FROM events "
                      "WHERE id > ? OR end_ts >= ? ORDER BY id LIMIT ?",
                      (self.event_mark, since, BATCH))
         batch = []
@@ -138,6 +142,8 @@ class Replicator:
             fence = self.fence_of(row["stream_id"])
             if fence is not None:
                 batch.append({**row, "has_snapshot": bool(row["has_snapshot"]),
+                              "stationary": bool(row["stationary"]),
+                              "active": bool(row["active"]),
                               "node": self.store.node_id, "fence": fence})
         self._send(_PUSH_EVENT, batch)
         if rows:

@@ -85,4 +85,10 @@ STATEMENTS = (
         fence bigint NOT NULL,
         UNIQUE (node_id, local_id))""",
     """CREATE INDEX IF NOT EXISTS cluster_events_start ON cluster_events (start_ts)""",
+    # tracked objects (as the node's own index has them, db.py): added to older clusters too
+    """ALTER TABLE cluster_events ADD COLUMN IF NOT EXISTS object_id text,
+        ADD COLUMN IF NOT EXISTS zones text NOT NULL DEFAULT '[]',
+        ADD COLUMN IF NOT EXISTS path text NOT NULL DEFAULT '[]',
+        ADD COLUMN IF NOT EXISTS stationary boolean NOT NULL DEFAULT false,
+        ADD COLUMN IF NOT EXISTS active boolean NOT NULL DEFAULT false""",
 )
