@@ -47,6 +47,7 @@ from streamwarden.api.schemas import (
     StreamCreated,
     StreamPatch,
     StreamView,
+    StreamZones,
 )
 from streamwarden.api.streams import (
     DUPLICATE,
@@ -118,11 +119,25 @@ class _Reads:
         return [self.view(config, source, owners) for config, source in entries.values()
                 if principal.sees(config.id)]
 
-    async def one(self, stream_id: str) -> StreamView:
-        entries, owners = await self.catalog(), await self.call(self.store.owners)
-        if stream_id not in entries:
+    async def entry(self, stream_id: str) -> tuple[StreamConfig, str]:
+        """A camera of the list this caller sees (to others: a 404, as a single node)."""
+        entries = await self.catalog()
+        if checked_id(stream_id) not in entries or not current().sees(stream_id):
             raise StreamNotFoundError(stream_id)
-        return self.view(*entries[stream_id], owners)
+        return entries[stream_id]
+
+    async def one(self, stream_id: str) -> StreamView:
+        entry = await self.entry(stream_id)
+        return self.view(*entry, await self.call(self.store.owners))
+
+    async def write(self, stream_id: str, config: StreamConfig, source: str,
+                    changes: dict[str, Any]) -> None:
+        """A changed camera into the list; applied at once when it runs here (the owner
+        applies it within one renewal elsewhere)."""
+        await self.call(self.store.put_stream, stream_id, *self.node.codec.seal(config), source)
+        if stream_id in self.node.held and stream_id in self.service.streams:
+            await self.service.manager.update(stream_id, changes)
+        self.node.wake()
 
 
 def create_router(service: Service) -> APIRouter:
@@ -163,8 +178,34 @@ def create_router(service: Service) -> APIRouter:
         return [v.health for v in await reads.all()]
 
     _change_routes(router, reads)
+    _zone_routes(router, reads)
     _index_routes(router, call, node.api_store)
     return router
+
+
+def _zone_routes(router: APIRouter, reads: _Reads) -> None:
+    """A camera's zones and masks in the cluster's list (api/zones.py's answers, from any
+    node): kept across moves, and not undone by the owner's next reading of the list."""
+
+    @router.get("/streams/{stream_id}/zones", response_model=StreamZones,
+                responses=STREAM_ERRORS, dependencies=[requires(Action.VIEW)])
+    async def get_zones(stream_id: StreamIdPath) -> StreamZones:
+        """The camera's zones and masks."""
+        stored, _ = await reads.entry(stream_id)
+        return StreamZones(zones=stored.zones, masks=stored.masks)
+
+    @router.put("/streams/{stream_id}/zones", response_model=StreamZones,
+                responses=STREAM_ERRORS, dependencies=[requires(Action.CONFIGURE)])
+    async def put_zones(body: StreamZones, stream_id: StreamIdPath) -> StreamZones:
+        """Replace the camera's zones and masks for the whole cluster, in place."""
+        stored, source = await reads.entry(stream_id)
+        changes = {"zones": [zone.model_dump() for zone in body.zones], "masks": body.masks}
+        try:  # e.g. the stream's record_on names a removed zone
+            merged = StreamConfig.model_validate({**stored.model_dump(), **changes})
+        except ValidationError as exc:
+            raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
+        await reads.write(stream_id, merged, source, changes)
+        return StreamZones(zones=merged.zones, masks=merged.masks)
 
 
 def _merged(stored: StreamConfig, changes: dict[str, Any], service: Service) -> StreamConfig:
@@ -202,16 +243,9 @@ def _change_routes(router: APIRouter, reads: _Reads) -> None:
                   dependencies=[requires_any(Action.RECORD, Action.DETECT, Action.CONFIGURE)])
     async def patch_stream(patch: StreamPatch, stream_id: StreamIdPath) -> StreamView:
         """Change a camera for the whole cluster; its owner applies it."""
-        entries = await reads.catalog()
-        if checked_id(stream_id) not in entries:
-            raise StreamNotFoundError(stream_id)
-        stored, source = entries[stream_id]
+        stored, source = await reads.entry(stream_id)
         changes = patch.model_dump(exclude_unset=True)
-        merged = _merged(stored, changes, service)
-        await call(store.put_stream, stream_id, *codec.seal(merged), source)
-        if stream_id in node.held and stream_id in service.streams:
-            await service.manager.update(stream_id, changes)
-        node.wake()
+        await reads.write(stream_id, _merged(stored, changes, service), source, changes)
         return await reads.one(stream_id)
 
     @router.delete("/streams/{stream_id}", status_code=204, responses=STREAM_ERRORS,

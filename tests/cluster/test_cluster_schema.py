@@ -54,6 +54,14 @@ CLUSTER_CONTRACT = {
     "query label, query since, query until, query limit, query zone) body=- -> "
     "200 application/json:[EventView]; 404 application/json:ErrorBody; "
     f"422 application/json:ErrorBody; {_503}",
+    "GET /streams/{stream_id}/zones": "GET /streams/{stream_id}/zones ['cluster'] "
+    "get_zones_streams__stream_id__zones_get (path stream_id*) body=- -> "
+    "200 application/json:StreamZones; 404 application/json:ErrorBody; "
+    f"422 application/json:ErrorBody; {_503}",
+    "PUT /streams/{stream_id}/zones": "PUT /streams/{stream_id}/zones ['cluster'] "
+    "put_zones_streams__stream_id__zones_put (path stream_id*) body=StreamZones* -> "
+    "200 application/json:StreamZones; 404 application/json:ErrorBody; "
+    f"422 application/json:ErrorBody; {_503}",
     # what owner_routing.py redirects: the single node's answers, plus 307 and 503
     "POST /streams/{stream_id}/record": "POST /streams/{stream_id}/record ['recording'] "
     "start_recording_streams__stream_id__record_post (path stream_id*) "
@@ -184,7 +192,7 @@ def test_cluster_api_conforms_to_its_schema(clustered):
     # yet, which schemathesis counts as a server error; test_routing.py covers them)
     operations = [op for op in (result.ok() for result in schema.get_all_operations())
                   if "['cluster']" in CLUSTER_CONTRACT.get(f"{op.method.upper()} {op.path}", "")]
-    assert len(operations) == 9
+    assert len(operations) == 11
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, database=None, derandomize=True,
