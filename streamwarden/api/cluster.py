@@ -19,7 +19,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from streamwarden.api import owner_routing
+from streamwarden.api import cluster_timeline, owner_routing
 from streamwarden.api.access import (
     FORBIDDEN_DETAIL,
     current,
@@ -180,6 +180,7 @@ def create_router(service: Service) -> APIRouter:
     _change_routes(router, reads)
     _zone_routes(router, reads)
     _index_routes(router, call, node.api_store)
+    cluster_timeline.add_route(router, node.api_store, reads.entry, call)
     return router
 
 

@@ -230,7 +230,7 @@ class TimelineSegment(BaseModel):
     id: int
     start: datetime
     end: datetime | None  # None: still being written
-    status: Literal["recording", "complete", "repaired", "corrupt"]
+    status: Literal["recording", "complete", "repaired", "corrupt", "interrupted"]
     url: str
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamwarden.cluster.facts import GAPS, PERIODS, FactPusher
 from streamwarden.cluster.store import ClusterStore
 from streamwarden.db import Database
 
@@ -74,6 +75,14 @@ class Replicator:
     accepted: int = 0
     rejected: int = 0
     _pruned_at: float = 0.0
+    facts: list[FactPusher] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        def read(sql: str, args: tuple) -> list[dict[str, Any]]:
+            return _rows(self.db, sql, args)
+
+        self.facts = [FactPusher(table, self.store, self.fence_of, read)
+                      for table in (PERIODS, GAPS)]
 
     def _start(self) -> None:
         """Where to go on from: the highest local ids the cluster index has from this node,
@@ -96,6 +105,8 @@ class Replicator:
         if not self.started:
             self._start()
         self._push_recordings(stream_id)
+        for facts in self.facts:  # small: sent whole, also before a handoff
+            facts.push()
         if stream_id is None:
             self._push_events()
             if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:

@@ -42,6 +42,12 @@ INTERRUPT_OPEN = (
     "WHERE r2.status = 'recording' AND ")
 
 
+# A new holder of a camera (claim or transfer): its hold runs until its last renewal.
+_HOLD = ("INSERT INTO cluster_holds VALUES (%(sid)s, %(fence)s, %(node)s, "
+         "extract(epoch FROM now())::float8, extract(epoch FROM now())::float8) "
+         "ON CONFLICT DO NOTHING")
+
+
 class StoreUnavailableError(RuntimeError):
     """The database could not be reached or the call failed on the way."""
 
@@ -172,6 +178,10 @@ class ClusterStore:
                 "WHERE owner = %(me)s RETURNING stream_id, fence",
                 {"me": self.node_id, "lease": self.lease, "views": json.dumps(views)})
             renewed = {sid: int(fence) for sid, fence in cur.fetchall()}
+            cur.execute("INSERT INTO cluster_holds SELECT stream_id, fence, owner, "
+                        "extract(epoch FROM now())::float8, extract(epoch FROM now())::float8 "
+                        "FROM ownership WHERE owner = %s ON CONFLICT (stream_id, fence) "
+                        "DO UPDATE SET end_ts = excluded.end_ts", (self.node_id,))
             snapshot, version = self._snapshot(cur)
         return CycleResult(renewed, snapshot, version)
 
@@ -207,6 +217,7 @@ class ClusterStore:
             row = cur.fetchone()
             if row is None:
                 return None
+            cur.execute(_HOLD, {"sid": stream_id, "fence": int(row[0]), "node": self.node_id})
             cur.execute(INTERRUPT_OPEN + "r2.stream_id = %(sid)s AND r2.fence < %(fence)s"
                         ") e WHERE r.id = e.id", {"sid": stream_id, "fence": int(row[0])})
         return int(row[0])
@@ -221,18 +232,20 @@ class ClusterStore:
 
     def transfer(self, stream_id: str, to: str) -> int | None:
         """Give a camera to the node that is ready for it, with a new fence."""
-        return self._one_fence(
-            "UPDATE ownership SET owner = %(to)s, fence = fence + 1, "
-            "expires = now() + %(lease)s * interval '1 second', handoff_to = NULL, "
-            "handoff_at = NULL, ready = false WHERE stream_id = %(sid)s AND owner = %(me)s "
-            "AND handoff_to = %(to)s RETURNING fence", stream_id, to)
-
-    def _one_fence(self, sql: str, stream_id: str, to: str | None = None) -> int | None:
         with self._tx() as cur:
-            cur.execute(sql, {"me": self.node_id, "lease": self.lease, "sid": stream_id,
-                              "to": to})
+            cur.execute(
+                "UPDATE ownership SET owner = %(to)s, fence = fence + 1, "
+                "expires = now() + %(lease)s * interval '1 second', handoff_to = NULL, "
+                "handoff_at = NULL, ready = false WHERE stream_id = %(sid)s AND owner = %(me)s "
+                "AND handoff_to = %(to)s RETURNING fence",
+                {"me": self.node_id, "lease": self.lease, "sid": stream_id, "to": to})
             row = cur.fetchone()
-        return int(row[0]) if row else None
+            if row is None:
+                return None
+            cur.execute(_HOLD, {"sid": stream_id, "fence": int(row[0]), "node": to})
+            cur.execute("UPDATE cluster_holds SET end_ts = extract(epoch FROM now())::float8 "
+                        "WHERE stream_id = %s AND fence = %s", (stream_id, int(row[0]) - 1))
+        return int(row[0])
 
     def offer(self, stream_id: str, to: str) -> bool:
         return self._update("UPDATE ownership SET handoff_to = %(to)s, handoff_at = now(), "
