@@ -244,13 +244,19 @@ def start_camera(processes: Processes, port: int, count: int, timeout: float,
     if image is not None:
         args += ["--image", str(image)]
     camera = processes.start(name or f"camera-{count}", args, stdout=subprocess.PIPE)
+    return await_ready(camera, timeout, f"camera with {count} mounts")
+
+
+def await_ready(camera: Child, timeout: float, what: str) -> Child:
+    """Wait for the `READY` line a camera server (started with stdout=PIPE) prints once it
+    listens; the demo camera and the zoo's RTSP camera both do."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         readable, _, _ = select.select([camera.proc.stdout], [], [], 0.5)
         if readable and camera.proc.stdout.readline().startswith(b"READY"):
             return camera
         check_alive([camera])
-    raise BenchError(f"camera with {count} mounts not ready within {timeout:g}s")
+    raise BenchError(f"{what} not ready within {timeout:g}s")
 
 
 def camera_urls(port: int, count: int) -> list[str]:

@@ -23,6 +23,23 @@ from each other):
   recorder per camera (bench/record.py's peer), so two camera connections each. Its
   recordings are read back like streamwarden's.
 
+- `sw-sub` (optional): streamwarden with a detection sub-stream per camera: a second camera
+  server with N mounts of the same person at 640x360 (`detect_uri`), the 720p main stream
+  recorded. Target (issue #14): CPU per detected frame <= 0.5x `naive+rec`, no frame lost.
+- `sw-still` (optional): streamwarden with the activity gate on (the default) on the same
+  person clip, which is a still scene (a still photograph; only the clock overlay changes):
+  keyframes alone are decoded. Compared per stream with `sw-rec-only` (ingest + record, no
+  inference). Target: CPU per stream <= 1.5x ingest + record alone.
+- `sw-rec-only` (optional): streamwarden recording every stream, no inference: the floor.
+
+`streamwarden` and `sw-sub` run with `[inference] activity_gate = false`, so every client
+that is compared per detected frame offers the model 5 frames a second of the still scene
+(with the gate they would decode one a second and their figures would not compare).
+
+`--capacity` searches, per client, the largest N at which every stream is detected at its
+rate (>= 90 % of 5/s on the slowest stream) and every frame is recorded: N doubles until a
+run fails, then bisects. Long: meant for a quiet machine.
+
 The key figure is CPU per detected frame: the client's CPU (% of one core, all its
 processes) divided by its model calls per second. Lower is cheaper.
 
@@ -47,16 +64,19 @@ from harness import (
     BenchError,
     Child,
     Processes,
+    camera_urls,
     check_alive,
     code_line,
     comma_list,
     environment,
+    free_port,
     interrupt_on_signals,
     merge,
     missing_tools,
     read_extra_config,
     run_in_workspace,
     save_results,
+    start_camera,
     wait_until,
 )
 from measure import (
@@ -77,7 +97,8 @@ CLIENTS = ("streamwarden", "naive")
 # Optional: sw-no-rec, streamwarden detecting without recording (enable_recording = false,
 # buffer_duration = "0s"), to tell what the recording costs; naive+rec, the naive loop plus an
 # ffmpeg -c copy recorder per camera, the peer that also keeps the footage.
-EXTRA_CLIENTS = ("sw-no-rec", "naive+rec")
+EXTRA_CLIENTS = ("sw-no-rec", "naive+rec", "sw-sub", "sw-still", "sw-rec-only")
+SUB_SIZE = (640, 360)  # the detection sub-stream of `sw-sub`
 
 
 # ---- the picture ----------------------------------------------------------------------------
@@ -126,20 +147,25 @@ class InferenceStreamwarden(RecordingStreamwarden):
 
     @classmethod
     def start(cls, processes: Processes, urls: list[str], camera_port: int,
-              args: argparse.Namespace, recording: bool = True) -> InferenceStreamwarden:
-        root = processes.log_dir / f"streamwarden-{len(urls)}{'' if recording else '-norec'}"
+              args: argparse.Namespace, recording: bool = True, tag: str = "",
+              gate: bool = False, detect_urls: list[str] | None = None
+              ) -> InferenceStreamwarden:
+        root = processes.log_dir / f"streamwarden-{len(urls)}{'' if recording else '-norec'}{tag}"
         config = merge({
             "app": {"database": str(root / "streamwarden.db")},
             "recording": {"base_path": str(root / "recordings"), "format": "mp4",
                           "segment_duration": f"{args.segment_duration:g}s"},
-            "inference": {"fps": DETECT_FPS},
+            "inference": {"fps": DETECT_FPS, "activity_gate": gate},
             # Not recording also means no pre-event ring: otherwise a recorder consumer still
             # takes every frame through Python to hold the last 10 s, as when recording.
             **({} if recording else {"stream_defaults": {"buffer_duration": "0s"}}),
         }, args.extra)
         root.mkdir()
+        overrides = {f"cam{i}": {"detect_uri": url}
+                     for i, url in enumerate(detect_urls or [], 1)}
         client = cls.launch(processes, urls, camera_port, config,
-                            {"enable_recording": recording, "enable_inference": True})
+                            {"enable_recording": recording, "enable_inference": True},
+                            overrides)
         client.recording = recording
         base = Path(config["recording"]["base_path"])
         client.recordings = {f"cam{i}": base / f"cam{i}" for i in range(1, len(urls) + 1)}
@@ -214,7 +240,8 @@ def key_figures(result: dict[str, Any], count: int) -> dict[str, Any]:
     by_pid = result.get("cpu_pct_by_pid", {})
     rss = result.get("rss_mib_by_pid", {})
     pids = list(by_pid)
-    if result.get("client") in ("streamwarden", "sw-no-rec") and len(pids) == 2:
+    if result.get("client") in ("streamwarden", "sw-no-rec", "sw-sub", "sw-still") \
+            and len(pids) == 2:
         out.update(service_cpu_pct=by_pid[pids[0]], worker_cpu_pct=by_pid[pids[1]],
                    service_rss_mib=rss.get(pids[0]), worker_rss_mib=rss.get(pids[1]))
     return out
@@ -223,18 +250,50 @@ def key_figures(result: dict[str, Any], count: int) -> dict[str, Any]:
 # ---- the run --------------------------------------------------------------------------------
 
 
+def sub_camera(processes: Processes, count: int, args: argparse.Namespace
+               ) -> tuple[Child, list[str]]:
+    """The second camera server of `sw-sub`: the same person at 640x360, N mounts."""
+    port = free_port()
+    camera = start_camera(processes, port, count, args.camera_timeout,
+                          image=person_picture(*SUB_SIZE), name=f"subcam-{count}",
+                          size=SUB_SIZE)
+    return camera, camera_urls(port, count)
+
+
+def start_client(name: str, processes: Processes, camera_port: int, urls: list[str],
+                 args: argparse.Namespace, detect_urls: list[str] | None
+                 ) -> InferenceStreamwarden | RecordingStreamwarden | NaiveOpenCV:
+    if name in ("streamwarden", "sw-no-rec"):
+        return InferenceStreamwarden.start(processes, urls, camera_port, args,
+                                           recording=name == "streamwarden")
+    if name in ("sw-sub", "sw-still"):
+        return InferenceStreamwarden.start(processes, urls, camera_port, args, tag=f"-{name}",
+                                           gate=name == "sw-still", detect_urls=detect_urls)
+    if name == "sw-rec-only":
+        return RecordingStreamwarden.start(processes, urls, camera_port, args)
+    if name == "naive+rec":
+        return NaiveWithRecorder.start(processes, urls, camera_port, args)
+    return NaiveOpenCV.start(processes, urls, camera_port, args)
+
+
 def bench_client(name: str, processes: Processes, camera: Child, camera_port: int,
                  urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """Start one client on all N streams, warm up, measure, then (streamwarden) check files."""
+    sub, detect_urls = sub_camera(processes, len(urls), args) if name == "sw-sub" else (None, None)
+    try:
+        return _bench_started(name, processes, camera, urls, args,
+                              start_client(name, processes, camera_port, urls, args,
+                                           detect_urls))
+    finally:
+        if sub is not None:
+            processes.stop([sub])
+
+
+def _bench_started(name: str, processes: Processes, camera: Child, urls: list[str],
+                   args: argparse.Namespace,
+                   client: InferenceStreamwarden | RecordingStreamwarden | NaiveOpenCV
+                   ) -> dict[str, Any]:
     count = len(urls)
-    client: InferenceStreamwarden | NaiveOpenCV
-    if name in ("streamwarden", "sw-no-rec"):
-        client = InferenceStreamwarden.start(processes, urls, camera_port, args,
-                                             recording=name == "streamwarden")
-    elif name == "naive+rec":
-        client = NaiveWithRecorder.start(processes, urls, camera_port, args)
-    else:
-        client = NaiveOpenCV.start(processes, urls, camera_port, args)
     try:
         wait_until(client.ready, args.ready_timeout, f"{name}: {count} streams detecting")
         time.sleep(args.warmup)
@@ -243,12 +302,14 @@ def bench_client(name: str, processes: Processes, camera: Child, camera_port: in
             figures = measure(client, camera, args.duration)
             after = (time.monotonic(), client.inference_counters())
             figures.update(service_inference(before, after, count))
-        else:
+        elif isinstance(client, NaiveOpenCV):
             t0 = time.monotonic()
             figures = measure(client, camera, args.duration)
             t1 = time.monotonic()
             check_alive(client.children)
             figures.update(naive_inference(client.read_calls(), t0, t1, count))
+        else:  # recording alone: the floor of the still scene
+            figures = measure(client, camera, args.duration)
     except (BenchError, OSError, ValueError, KeyError) as exc:  # or an API/proc read failed
         processes.stop(client.children)  # the run goes on; Ctrl-C is main's to clean up
         if isinstance(exc, BenchError):
@@ -256,7 +317,8 @@ def bench_client(name: str, processes: Processes, camera: Child, camera_port: in
         raise BenchError(f"{name}: {exc!r}") from exc
     figures["client"] = name
     figures.update(key_figures(figures, count))
-    if isinstance(client, InferenceStreamwarden) and client.recording:
+    if (isinstance(client, InferenceStreamwarden) and client.recording) or \
+            type(client) is RecordingStreamwarden:
         figures["recordings"] = stop_and_check(client, processes)
     elif isinstance(client, NaiveWithRecorder):
         figures["recordings"] = client.stop_and_check(processes)
@@ -274,9 +336,13 @@ def bench_count(count: int, processes: Processes, picture: Path, args: argparse.
     for name in ("streamwarden", *EXTRA_CLIENTS):
         ours = results.get(name, {}).get("cpu_pct_per_call_per_s")
         ratios[f"{name}/naive"] = round(ours / theirs, 3) if ours and theirs else None
-    ours = results.get("streamwarden", {}).get("cpu_pct_per_call_per_s")
     both = results.get("naive+rec", {}).get("cpu_pct_per_call_per_s")
-    ratios["streamwarden/naive+rec"] = round(ours / both, 3) if ours and both else None
+    for name in ("streamwarden", "sw-sub"):
+        ours = results.get(name, {}).get("cpu_pct_per_call_per_s")
+        ratios[f"{name}/naive+rec"] = round(ours / both, 3) if ours and both else None
+    still = results.get("sw-still", {}).get("cpu_pct_per_stream")
+    floor = results.get("sw-rec-only", {}).get("cpu_pct_per_stream")
+    ratios["sw-still/sw-rec-only"] = round(still / floor, 3) if still and floor else None
     return {"streams": count, "clients": results,
             "ratios": {"cpu_per_call": ratios["streamwarden/naive"], **ratios}}
 
@@ -362,7 +428,69 @@ def verdicts(runs: list[dict[str, Any]]) -> str:
             lines.append(f"      against naive + ffmpeg -c copy recording (naive+rec): "
                          f"{both['cpu_pct_per_call_per_s']:.2f}% per detected frame/s, "
                          f"streamwarden = {vs_both:.2f}x; its recording: {_recording(both)}")
+        lines.extend(_mode_verdicts(run))
     return "\n".join(lines)
+
+
+def _mode_verdicts(run: dict[str, Any]) -> list[str]:
+    """The sub-stream and still-scene targets of issue #14."""
+    lines = []
+    clients, ratios = run["clients"], run["ratios"]
+    sub = ratios.get("sw-sub/naive+rec")
+    if sub is not None:
+        lines.append(f"      sub-stream (sw-sub, 640x360 detect_uri, 720p recorded): "
+                     f"{clients['sw-sub']['cpu_pct_per_call_per_s']:.2f}% per detected "
+                     f"frame/s = {sub:.2f}x naive+rec (target <= 0.5): "
+                     f"{'met' if sub <= 0.5 else 'NOT met'}; recording: "
+                     f"{_recording(clients['sw-sub'])}")
+    still = ratios.get("sw-still/sw-rec-only")
+    if still is not None:
+        lines.append(f"      still scene with the activity gate (sw-still): "
+                     f"{clients['sw-still']['cpu_pct_per_stream']:.2f}% per stream vs ingest + "
+                     f"record alone {clients['sw-rec-only']['cpu_pct_per_stream']:.2f}% = "
+                     f"{still:.2f}x (target <= 1.5): {'met' if still <= 1.5 else 'NOT met'}; "
+                     f"decoded {clients['sw-still'].get('decoded_fps_per_stream')}/s per stream "
+                     f"(service {fmt(clients['sw-still'].get('service_cpu_pct'), '{:.2f}')}%, "
+                     f"worker {fmt(clients['sw-still'].get('worker_cpu_pct'), '{:.2f}')}%)")
+    return lines
+
+
+# ---- capacity -------------------------------------------------------------------------------
+
+
+def keeps_up(result: dict[str, Any]) -> bool:
+    """Every stream at >= 90 % of its detection rate and every frame recorded."""
+    if "error" in result:
+        return False
+    rate = result.get("det_fps_min")
+    detecting = rate is not None and rate >= 0.9 * DETECT_FPS
+    recording = (result.get("recordings") or {}).get("lossless", False)
+    return detecting and recording
+
+
+def capacity(name: str, processes: Processes, picture: Path, args: argparse.Namespace
+             ) -> dict[str, Any]:
+    """The largest N (up to --capacity-max) at which `name` keeps up: double, then bisect."""
+    single = argparse.Namespace(**{**vars(args), "clients": [name]})
+    tried: dict[int, bool] = {}
+
+    def ok(count: int) -> bool:
+        if count not in tried:
+            result = each_client(count, processes, single, bench_client, image=picture)
+            tried[count] = keeps_up(result.get(name, {"error": "missing"}))
+            print(f"  capacity {name}: N={count} {'keeps up' if tried[count] else 'fails'}",
+                  file=sys.stderr, flush=True)
+        return tried[count]
+
+    good, bad = 0, None
+    count = 1
+    while count <= args.capacity_max and ok(count):
+        good, count = count, count * 2
+    bad = min(count, args.capacity_max + 1)
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        good, bad = (middle, bad) if ok(middle) else (good, middle)
+    return {"client": name, "capacity": good, "tried": tried}
 
 
 def report(runs: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, Any]) -> None:
@@ -410,6 +538,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--extra-config", type=Path, metavar="TOML",
                         help="TOML merged over streamwarden's generated config (its keys win), "
                              "e.g. [inference] frame_width = 320")
+    parser.add_argument("--capacity", action="store_true",
+                        help="per client, search the largest N that keeps up (see above)")
+    parser.add_argument("--capacity-max", type=int, default=32,
+                        help="the largest N --capacity tries (default 32)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the temp dir with configs, logs, call logs and recordings")
     args = parser.parse_args(argv)
@@ -434,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
     def measure_all(processes: Processes) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = []
         picture = person_picture()
+        if args.capacity:
+            return [capacity(name, processes, picture, args) for name in args.clients]
         for count in args.counts:
             runs.append(bench_count(count, processes, picture, args))
         return runs
@@ -442,6 +576,12 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(outcome, int):
         return outcome
     runs = outcome
+    if args.capacity:
+        for found in runs:
+            print(f"capacity {found['client']}: {found['capacity']} streams at {DETECT_FPS} fps "
+                  f"detection, every frame recorded (tried {found['tried']})")
+        save_results("inference-capacity", started, {"detect_fps": DETECT_FPS}, env, runs)
+        return 0
     parameters = {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
                   "detect_fps": DETECT_FPS, "duration_s": args.duration,
                   "warmup_s": args.warmup, "segment_duration_s": args.segment_duration,

@@ -428,3 +428,18 @@ def each_client(count: int, processes: Processes, args: Any, run_client: RunClie
     finally:
         processes.stop([camera])
     return results
+
+
+def _recorded(key: str, spec: str = "{}") -> Any:
+    return lambda n, c, r: fmt(r.get("recordings", {}).get(key), spec)
+
+
+# What the files of a recording benchmark hold (record.py, record_zoo.py)
+RECORDED_COLUMNS: tuple[Column, ...] = (
+    ("files", 5, _recorded("files")),
+    ("frames rec", 10, _recorded("frames")),
+    ("missing", 7, _recorded("missing")),
+    ("dup", 3, _recorded("repeated")),
+    ("bad files", 9, _recorded("bad_files")),
+    ("head", 4, _recorded("first_sequence_max")),
+)

@@ -11,6 +11,12 @@ SIGTERM; ffmpeg: SIGINT) and every recorded file is read back: the camera stamps
 with a sequence number (SEI), so "zero frames lost" is checked, not assumed: per stream the
 sequence numbers across all segments must be contiguous, with no gap and no duplicate.
 
+`--cameras demo,bframes,h265` adds a B-frame H.264 camera and an H.265 camera (the test zoo's
+RTSP camera, record_zoo.py), each measured the same way in its own table; their files are also
+decoded back (frames decodable, decode/display order, B-frames kept) and each client's log
+complaints counted. Each client gets a fresh zoo camera process, so sequence numbers start at
+0 for it as with the demo camera.
+
 Results: a table on stdout and JSON in bench/results/record-<timestamp>.json.
 """
 
@@ -24,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import record_zoo
 from harness import (
     FPS,
     GOP,
@@ -35,6 +42,7 @@ from harness import (
     code_line,
     comma_list,
     environment,
+    free_port,
     interrupt_on_signals,
     merge,
     missing_tools,
@@ -46,6 +54,7 @@ from harness import (
 from measure import (
     COMMON_LEFT,
     COMMON_RIGHT,
+    RECORDED_COLUMNS,
     Client,
     Column,
     Streamwarden,
@@ -61,6 +70,7 @@ from measure import (
 from verify import check_recordings
 
 CLIENTS = ("streamwarden", "ffmpeg")
+CAMERAS = ("demo", *record_zoo.CAMERAS)
 
 
 # ---- clients --------------------------------------------------------------------------------
@@ -120,12 +130,14 @@ class FfmpegRecorder(Client):
     @classmethod
     def start(cls, processes: Processes, urls: list[str], camera_port: int,
               args: argparse.Namespace) -> FfmpegRecorder:
+        # zoo cameras: warnings too, so its timestamp complaints are counted (a few lines)
+        level = "error" if args.camera == "demo" else "warning"
         root = processes.log_dir / f"ffmpeg-{len(urls)}"
         dirs = {f"cam{i}": root / f"cam{i}" for i in range(1, len(urls) + 1)}
         for path in dirs.values():
             path.mkdir(parents=True)
         children = start_per_camera(processes, "ffmpeg", urls, lambda i, url: [
-            "ffmpeg", "-nostdin", "-v", "error", "-stats", "-rtsp_transport", "tcp", "-i", url,
+            "ffmpeg", "-nostdin", "-v", level, "-stats", "-rtsp_transport", "tcp", "-i", url,
             "-c", "copy", "-map", "0", "-f", "segment",
             "-segment_time", f"{args.segment_duration:g}", "-segment_format", "mp4",
             "-reset_timestamps", "1", str(dirs[f"cam{i}"] / "%05d.mp4"),
@@ -166,13 +178,44 @@ def bench_client(name: str, processes: Processes, camera: Child, camera_port: in
         if isinstance(exc, BenchError):
             raise
         raise BenchError(f"{name}: {exc!r}") from exc
-    return {**figures, "recordings": stop_and_check(client, processes)}
+    figures["recordings"] = stop_and_check(client, processes)
+    if args.camera != "demo":  # what a player gets out of the files, and the log complaints
+        figures["files"] = record_zoo.inspect_recordings(
+            client.recordings, [child.log for child in client.children], name)
+    return figures
 
 
 def bench_count(count: int, processes: Processes, args: argparse.Namespace) -> dict[str, Any]:
     """One camera server with `count` mounts, then each client in turn against it."""
     results = each_client(count, processes, args, bench_client)
-    return {"streams": count, "clients": results,
+    return count_result(count, args.camera, results)
+
+
+def bench_zoo_count(count: int, processes: Processes, args: argparse.Namespace
+                    ) -> dict[str, Any]:
+    """A zoo camera with `count` mounts for each client in turn: a fresh process each time, so
+    its frame numbers start at 0 for every client (the `head` column means what it does for
+    the demo camera). Clients never overlap; one that fails gets `{"error": ...}`."""
+    results: dict[str, Any] = {}
+    for name in args.clients:
+        print(f"  {args.camera} N={count:<3} {name} ...", file=sys.stderr, flush=True)
+        port = free_port()
+        camera = record_zoo.start_zoo_camera(processes, port, count, args.camera,
+                                             args.camera_timeout)
+        try:
+            results[name] = bench_client(name, processes, camera, port,
+                                         [f"rtsp://127.0.0.1:{port}/cam{i}"
+                                          for i in range(1, count + 1)], args)
+        except BenchError as exc:
+            print(f"  {args.camera} N={count} {name}: {exc}", file=sys.stderr)
+            results[name] = {"error": str(exc)}
+        finally:
+            processes.stop([camera])
+    return count_result(count, args.camera, results)
+
+
+def count_result(count: int, camera: str, results: dict[str, Any]) -> dict[str, Any]:
+    return {"camera": camera, "streams": count, "clients": results,
             "ratios": {"cpu_per_stream": ratios(results, CLIENTS[1:]),
                        "rss": ratios(results, CLIENTS[1:], "rss_mib"),
                        "pss": ratios(results, CLIENTS[1:], "pss_mib")}}
@@ -181,23 +224,14 @@ def bench_count(count: int, processes: Processes, args: argparse.Namespace) -> d
 # ---- output ---------------------------------------------------------------------------------
 
 
-def _rec(key: str, spec: str = "{}") -> Any:
-    return lambda n, c, r: fmt(r.get("recordings", {}).get(key), spec)
-
-
 COLUMNS: tuple[Column, ...] = (
     *COMMON_LEFT,
     ("PSS MiB", 7, lambda n, c, r: fmt(r.get("pss_mib") or None, "{:.0f}")),
     ("kbps/str", 8, lambda n, c, r: fmt(r.get("recv_kbps_per_stream"), "{:.0f}")),
     ("fps/str", 7, lambda n, c, r: fmt(r.get("fps_per_stream"), "{:.2f}")),
-    ("files", 5, _rec("files")),
-    ("frames rec", 10, _rec("frames")),
-    ("missing", 7, _rec("missing")),
-    ("dup", 3, _rec("repeated")),
-    ("bad files", 9, _rec("bad_files")),
-    ("head", 4, _rec("first_sequence_max")),
+    *RECORDED_COLUMNS,
     ("retries", 7, lambda n, c, r: fmt(r.get("retries"), "{}")),
-    ("tail s", 6, _rec("tail_s_max", "{:.2f}")),
+    ("tail s", 6, lambda n, c, r: fmt(r.get("recordings", {}).get("tail_s_max"), "{:.2f}")),
     *COMMON_RIGHT,
 )
 
@@ -233,7 +267,23 @@ def verdicts(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def report(runs: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, Any]) -> None:
+def report(runs: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, Any],
+           zoo_facts: dict[str, dict[str, Any]]) -> None:
+    """The demo camera's table as it always was, then one table per zoo camera."""
+    demo = [run for run in runs if run["camera"] == "demo"]
+    if demo:
+        report_demo(demo, args, env)
+    for kind, facts in zoo_facts.items():
+        print(f"\nrecord, {record_zoo.header(kind, facts, args.segment_duration)}")
+        print(code_line(env) + "\n")
+        mine = [run for run in runs if run["camera"] == kind]
+        print(table(mine, record_zoo.COLUMNS))
+        print()
+        print(record_zoo.verdicts(mine, CLIENTS))
+
+
+def report_demo(runs: list[dict[str, Any]], args: argparse.Namespace,
+                env: dict[str, Any]) -> None:
     print(f"\nrecord: {WIDTH}x{HEIGHT}@{FPS} H.264 over RTSP/TCP into {args.segment_duration:g}s "
           f"MP4 segments, {args.duration:g}s window after {args.warmup:g}s warm-up, "
           f"{os.cpu_count()} cores; every % is of one core; other% = the rest of the host "
@@ -259,6 +309,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0, help="after all record, s")
     parser.add_argument("--segment-duration", type=float, default=10.0,
                         help="segment length for both clients, s (default 10)")
+    parser.add_argument("--cameras", default="demo",
+                        help=f"which cameras, one table each: {', '.join(CAMERAS)} "
+                             "(default demo; bframes: H.264 with B-frames, h265: H.265 with "
+                             "B-frames, both from the test zoo)")
     parser.add_argument("--clients", default=",".join(CLIENTS),
                         help=f"which clients, in order (default {','.join(CLIENTS)})")
     parser.add_argument("--ready-timeout", type=float, default=30.0,
@@ -273,9 +327,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.counts = [int(n) for n in comma_list(args.streams)]
     args.clients = comma_list(args.clients)
-    unknown = set(args.clients) - set(CLIENTS)
-    if unknown or not args.counts or min(args.counts) < 1 or args.segment_duration <= 0:
-        parser.error(f"bad --streams, --segment-duration or --clients {sorted(unknown) or ''}")
+    args.cameras = comma_list(args.cameras)
+    unknown = (set(args.clients) - set(CLIENTS)) | (set(args.cameras) - set(CAMERAS))
+    if (unknown or not args.counts or min(args.counts) < 1 or args.segment_duration <= 0
+            or not args.cameras):
+        parser.error(f"bad --streams, --segment-duration, --clients or --cameras "
+                     f"{sorted(unknown) or ''}")
     args.extra_text, args.extra = read_extra_config(parser.error, args.extra_config)
     return args
 
@@ -289,10 +346,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     env = environment()  # before the run: the code state the service is started from
 
+    zoo_facts = {kind: record_zoo.source_facts(kind)  # encodes a clip once, if not cached
+                 for kind in args.cameras if kind != "demo"}
+
     def measure_all(processes: Processes) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = []
-        for count in args.counts:
-            runs.append(bench_count(count, processes, args))
+        for kind in args.cameras:
+            run_args = argparse.Namespace(**vars(args), camera=kind)
+            if kind == "demo":
+                runs += [bench_count(count, processes, run_args) for count in args.counts]
+                continue
+            zoo = Processes(processes.log_dir / kind)  # its own dirs: names repeat per camera
+            zoo.log_dir.mkdir()
+            try:
+                runs += [bench_zoo_count(count, zoo, run_args) for count in args.counts]
+            finally:
+                zoo.stop_all()
         return runs
 
     outcome = run_in_workspace("record bench", args.keep_logs, measure_all)
@@ -302,8 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     parameters = {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP,
                   "duration_s": args.duration, "warmup_s": args.warmup,
                   "segment_duration_s": args.segment_duration,
-                  "extra_config": args.extra_text}
-    report(runs, args, env)
+                  "extra_config": args.extra_text, "cameras": args.cameras,
+                  "zoo_cameras": zoo_facts}
+    report(runs, args, env, zoo_facts)
     save_results("record", started, parameters, env, runs)
     return 0
 

@@ -346,6 +346,18 @@ class Database:
                                 (event_id,)).fetchone()
         return EventRow.of(row) if row is not None else None
 
+    def event_times(self) -> list[tuple[int, str, float, float, bool]]:
+        """(id, stream_id, start_ts, end_ts, active) of every event, for retention (no
+        pictures read)."""
+        return [(row[0], row[1], row[2], row[3], bool(row[4])) for row in self.conn.execute(
+            "SELECT id, stream_id, start_ts, end_ts, active FROM events")]
+
+    def delete_events(self, event_ids: Sequence[int]) -> None:
+        for start in range(0, len(event_ids), 500):  # SQLite's bound on parameters
+            chunk = list(event_ids[start:start + 500])
+            marks = ", ".join("?" * len(chunk))
+            self.conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+
     def event_snapshot(self, event_id: int,
                        streams: Sequence[str] | None = None) -> bytes | None:
         sql = "SELECT snapshot FROM events WHERE id = ?"
@@ -364,3 +376,21 @@ def _migrate(conn: sqlite3.Connection) -> None:
         columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in columns:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
+class TableStore:
+    """A store that keeps its own tables in the service's database (gaps, run history): it
+    creates them on the database thread when made, then runs its SQL on that thread too."""
+
+    schema: str = ""  # CREATE ... IF NOT EXISTS statements
+
+    def __init__(self, db: Database):
+        self.db = db
+        db.call(self._create)
+
+    def _create(self) -> None:
+        self.db.conn.executescript(self.schema)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        return self.db.conn

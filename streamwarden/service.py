@@ -17,7 +17,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -25,7 +25,13 @@ from pydantic import ValidationError
 
 from streamwarden.api.clients import OpenClients
 from streamwarden.config.diff import ReloadPlan
-from streamwarden.config.model import Config, MqttSection, RecordingSection, StreamConfig
+from streamwarden.config.model import (
+    Config,
+    InferenceSection,
+    MqttSection,
+    RecordingSection,
+    StreamConfig,
+)
 from streamwarden.config.source import ConfigFile, with_environment_token
 from streamwarden.consumers.frame_counter import FrameCounter
 from streamwarden.db import Database
@@ -51,6 +57,7 @@ from streamwarden.recording.history import History
 from streamwarden.recording.index import RecordingIndex
 from streamwarden.recording.reconcile import reconcile
 from streamwarden.recording.retention import enforce
+from streamwarden.recording.retention_rule import Padding
 from streamwarden.recording.timeline_keeper import HEARTBEAT_S, TimelineKeeper
 from streamwarden.reload import Reloader
 from streamwarden.restream.server import RestreamServer
@@ -135,11 +142,20 @@ class StorageLimits:
     db: Database
     section: RecordingSection
     gaps: GapStore
+    inference: InferenceSection = field(default_factory=InferenceSection)  # pre/post-roll
+    streams: StreamRegistry | None = None  # each stream's buffer_duration (its ring)
+    default_buffer: float = 10.0  # a stream no longer running: [stream_defaults]'s
 
     def __call__(self) -> None:
         rec = self.section
-        if rec.retention is not None or rec.max_size is not None:
-            enforce(self.db, rec.retention, rec.max_size, gaps=self.gaps)
+        enforce(self.db, rec.retention, rec.max_size, gaps=self.gaps,
+                event_retention=rec.event_retention, padding=self.padding)
+
+    def padding(self, stream_id: str) -> Padding:
+        """What counts as an event's footage on this stream (also the events API's)."""
+        stream = self.streams.find(stream_id) if self.streams is not None else None
+        buffer = stream.settings.buffer_duration if stream is not None else self.default_buffer
+        return Padding.of(self.inference.pre_roll, self.inference.post_roll, buffer)
 
 
 def _ping(db: Database) -> None:
@@ -170,11 +186,13 @@ class Service:
         self.gaps = GapStore(self.db)
         self.history = History(self.db)
         self.timeline = TimelineKeeper(self.db, self.gaps, self.history)
-        self.storage_limits = StorageLimits(self.db, config.recording, self.gaps)
+        self.streams = StreamRegistry()
+        self.storage_limits = StorageLimits(self.db, config.recording, self.gaps,
+                                            config.inference, self.streams,
+                                            config.stream_defaults.buffer_duration)
         self.index = RecordingIndex(self.db, on_change=self.storage_limits,
                                     emit=self.notifier.publish_threadsafe, gaps=self.gaps,
                                     history=self.history)
-        self.streams = StreamRegistry()
         features = self._build_features(config)
         self.manager = StreamManager(config, self.loop, self.reaper, self.streams, features,
                                      self.notifier.publish_threadsafe)
@@ -310,7 +328,9 @@ class Service:
                 log.error("stream %s stored in the database is not valid any more (%s); "
                           "skipped", stream_id, reasons, extra={"stream_id": stream_id})
                 continue
-            if problem := file_source_problem(stream.uri, self.config.api.allowed_file_dirs):
+            allowed = self.config.api.allowed_file_dirs
+            if problem := next((p for uri in (stream.uri, stream.detect_uri) if uri
+                                and (p := file_source_problem(uri, allowed))), None):
                 log.error("stream %s stored in the database is not started: %s (the stream is "
                           "kept)", stream_id, problem, extra={"stream_id": stream_id})
                 continue

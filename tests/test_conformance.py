@@ -30,9 +30,10 @@ from streamwarden.config.model import (
 from streamwarden.demo.stamp import read_stamps
 from tests.conftest import state_of, wait_for
 from tests.test_live import LiveReader, ws_url
+from tests.zoo.ffmpeg_camera import rtmp_available
 from tests.zoo.media import ensure_media
 from tests.zoo.probe import file_packets, probe
-from tests.zoo.recorded import FileReport, analyse
+from tests.zoo.recorded import FileReport, analyse, decoded_in_sequence
 from tests.zoo.spec import CameraSpec, MediaSpec, RtspBehaviour, Stall
 
 M, R = MediaSpec, RtspBehaviour
@@ -49,6 +50,7 @@ class Trait:
     transport: str = "tcp"
     lossy: bool = False  # frames really lost on the way (UDP loss): not counted against us
     late_audio: bool = False  # the first file may lack audio (it came after the video)
+    exact_steps: bool = True  # display intervals are the camera's frame steps, to the tick
     settings: dict = field(default_factory=dict)
 
     @property
@@ -117,21 +119,26 @@ def check_recorded(sid: str, trait: Trait, paths: list[Path], view: dict) -> lis
     if not trait.lossy:
         for before, after in itertools.pairwise(files):
             assert after.first == before.last + 1, f"{sid}: frames lost between files"
+    if trait.exact_steps and not trait.lossy:
+        assert_camera_steps(sid, trait, files)
     if trait.spec.media.bframes:
         assert all(report.reordered > report.stamps // 3 for report in files[:-1]), \
             f"{sid}: B-frames kept as such (PTS ≠ DTS)"
     return files
 
 
-def decoded_in_sequence(paths: list[Path]) -> int:
-    """Frames ffmpeg decodes from the files played one after the other (concat demuxer)."""
-    listing = paths[0].parent / "concat.txt"
-    listing.write_text("".join(f"file '{path}'\n" for path in paths))
-    result = subprocess.run(["ffprobe", "-v", "error", "-f", "concat", "-safe", "0",
-                             "-select_streams", "v:0", "-count_frames", "-show_entries",
-                             "stream=nb_read_frames", "-of", "csv=p=0", str(listing)],
-                            capture_output=True, text=True, timeout=60)
-    return int(result.stdout.strip().strip(","))
+TICK = 1 / 90_000  # RTP's video clock, MPEG-TS's and the MP4 files' timescale
+
+
+def assert_camera_steps(sid: str, trait: Trait, files: list[FileReport]) -> None:
+    """After the first file, every display interval is the camera's frame step within one
+    90 kHz tick (ffprobe's times have 1 µs of rounding): the camera's own times, not times
+    re-stamped from arrival. The last interval of the last file is left out: the stop can
+    cut a GOP whose B-frames never came."""
+    frame = 1 / trait.spec.media.fps
+    steps = [step for report in files[1:] for step in report.steps][:-1]
+    off = [round((step - frame) / TICK, 2) for step in steps if abs(step - frame) > TICK + 2e-6]
+    assert steps and not off, f"{sid}: {len(off)} of {len(steps)} steps off (ticks) {off[:8]}"
 
 
 def metric(text: str, name: str, stream: str) -> float:
@@ -157,12 +164,16 @@ def test_frame_reordering_and_h265_are_recorded_whole_in_mp4(service_factory, zo
 def test_audio_codecs_and_parameter_sets_in_mp4_and_ts(service_factory, zoo_camera, tmp_path):
     """G.711 becomes AAC (audio only) where the container cannot hold it; MPEG-TS segments
     of a camera that sends SPS/PPS only in the SDP play on their own; an HTTP MPEG-TS
-    camera's AAC (MPEG-2 AAC, arriving after the video) is recorded."""
+    camera's AAC (MPEG-2 AAC, arriving after the video) is recorded; an RTMP camera's
+    B-frames and AAC too. Every camera's frame steps reach the files to the tick."""
     mp4 = {
         "pcma": Trait(CameraSpec(media=M(audio="pcma")), audio="aac"),
         "http-ts": Trait(CameraSpec(media=M(bframes=2, audio="aac"), kind="http-ts"),
                          audio="aac", late_audio=True),
     }
+    if rtmp_available():  # FLV's 1 ms times, carried as sent
+        mp4["rtmp"] = Trait(CameraSpec(media=M(bframes=2, audio="aac"), kind="rtmp"),
+                            audio="aac", late_audio=True)
     ts = {
         "pcmu": Trait(CameraSpec(media=M(audio="pcmu")), audio="aac"),
         "sdp-only": Trait(CameraSpec(media=M(bframes=2), rtsp=R(parameter_sets="sdp"))),
@@ -186,15 +197,17 @@ def test_timestamp_faults_gop_vfr_and_resolution_change(service_factory, zoo_cam
     GOP longer than a segment, variable frame rate and a mid-stream resolution change: no
     reconnect, every frame kept, every file monotonic; each jump counted once."""
     traits = {
-        "jump-fwd": Trait(CameraSpec(rtsp=R(jump_at=3, jump_seconds=300))),
+        "jump-fwd": Trait(CameraSpec(rtsp=R(jump_at=3, jump_seconds=300)), exact_steps=False),
         "jump-back": Trait(CameraSpec(media=M(bframes=2), rtsp=R(jump_at=3,
-                                                                  jump_seconds=-300))),
+                                                                  jump_seconds=-300)),
+                           exact_steps=False),
         "udp-jump": Trait(CameraSpec(rtsp=R(transport="udp", jump_at=3, jump_seconds=300)),
-                          transport="udp"),
+                          transport="udp", exact_steps=False),
         "wrap": Trait(CameraSpec(media=M(bframes=2), rtsp=R(rtp_wrap_after=3))),
-        "drift": Trait(CameraSpec(rtsp=R(drift=0.02))),
+        # 2 % fast: followed at up to 2.5 %, so its steps are as far off as its clock
+        "drift": Trait(CameraSpec(rtsp=R(drift=0.02)), exact_steps=False),
         "long-gop": Trait(CameraSpec(media=M(gop_seconds=3, seconds=6))),
-        "vfr": Trait(CameraSpec(media=M(vfr=True))),
+        "vfr": Trait(CameraSpec(media=M(vfr=True)), exact_steps=False),
         "res-change": Trait(CameraSpec(media=M(seconds=2, second_size=(640, 360)))),
     }
     files, views, _ = record_traits(service_factory, zoo_camera, tmp_path, "mp4", traits)

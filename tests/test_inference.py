@@ -127,7 +127,7 @@ def test_person_detected_end_to_end(camera_factory, service_factory, tmp_path):
 def test_decoder_runs_only_while_inference_is_on(camera_factory, service_factory, tmp_path):
     camera = camera_factory(["/cam"])
     svc = service_factory(inference_config(tmp_path, {"cam": camera.url()}, infer=False,
-                                           fps=0.5))
+                                           fps=0.5, activity_gate=False))
     client = svc.client()
     wait_for(lambda: state_of(client, "cam")["health"]["state"] == "streaming", 20,
              message="streaming")
@@ -222,7 +222,8 @@ def test_slow_model_drops_frames_and_stays_current(camera_factory, service_facto
     monkeypatch.setenv("SLOW_DETECTOR_S", "1.0")
     camera = camera_factory(["/cam"])
     svc = service_factory(inference_config(tmp_path, {"cam": camera.url()},
-                                           plugin="tests.plugins.detectors:SlowDetector"))
+                                           plugin="tests.plugins.detectors:SlowDetector",
+                                           activity_gate=False))  # every frame offered
     client = svc.client()
     wait_for(lambda: inference_health(client, "cam")["inference"]["frames_seen"] >= 3, 30,
              message="the slow model answers")

@@ -322,7 +322,8 @@ def test_kill_minus_nine_mid_segment_then_restart(camera_factory, tmp_path):
             # opened could still be a single fragment.
             files = recorded_files(tmp_path / "rec", "cam")
             played = discoverer_duration(files[-1]) if len(files) >= 2 else None
-            return played if played and played >= 1.0 else None
+            # a 1 s fragment in the camera's own time: up to 200 ppm under 1 s on our clock
+            return played if played and played >= 0.99 else None
 
         playable_at_kill = wait_for(second_segment_playable, 30, interval=0.3,
                                     message="a whole fragment in the second segment")
@@ -343,7 +344,7 @@ def test_kill_minus_nine_mid_segment_then_restart(camera_factory, tmp_path):
         assert cut_file.status_code == 200
         (tmp_path / "cut.mp4").write_bytes(cut_file.content)
         info = ffprobe(tmp_path / "cut.mp4")
-        assert info.duration >= 1.0 and info.sequences[0] % GOP == 0
+        assert info.duration >= 0.99 and info.sequences[0] % GOP == 0
         assert decodes_cleanly(tmp_path / "cut.mp4")
         for info in (ffprobe(p) for p in files[:-1]):
             assert abs(info.duration - 4.0) <= 1.0

@@ -152,7 +152,9 @@ def test_service_restart_then_retention_deletes(camera_factory, service_factory,
     wait_for(lambda: complete_segments(client, "cam", after=restarted) >= 1, 20,
              message="recording again")
     items = tiles(timeline(client, "cam", began))
-    [down] = gaps_of(items, "service_not_running")
+    downs = gaps_of(items, "service_not_running")
+    assert len(downs) == 1, f"began {began} stopped {stopped} restarted {restarted}: {items}"
+    [down] = downs
     assert abs(down[0] - stopped) < 1.0 and down[1] == pytest.approx(restarted, abs=1e-5)
     # counted at start-up: the stream was recording when the service stopped
     assert lost_seconds(client, "cam", "service_not_running") == pytest.approx(

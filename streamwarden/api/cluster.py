@@ -60,6 +60,7 @@ from streamwarden.cluster.store import StoreUnavailableError
 from streamwarden.config.model import StreamConfig
 from streamwarden.inference.zones import ZONE_NAME_PATTERN
 from streamwarden.manager import StreamNotFoundError
+from streamwarden.recording.retention_rule import Padding
 from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ def create_router(service: Service) -> APIRouter:
 
     _change_routes(router, reads)
     _zone_routes(router, reads)
-    _index_routes(router, call, node.api_store)
+    _index_routes(router, call, node.api_store, service.storage_limits.padding)
     cluster_timeline.add_route(router, node.api_store, reads.entry, call)
     return router
 
@@ -259,7 +260,8 @@ def _change_routes(router: APIRouter, reads: _Reads) -> None:
         return Response(status_code=204)
 
 
-def _index_routes(router: APIRouter, call: Callable, store: Any) -> None:
+def _index_routes(router: APIRouter, call: Callable, store: Any,
+                  padding: Callable[[str], Padding]) -> None:
     @router.get("/recordings", response_model=list[Recording], responses=ERRORS,
                 dependencies=[requires(Action.RECORDINGS)])
     async def list_recordings(
@@ -312,4 +314,4 @@ def _index_routes(router: APIRouter, call: Callable, store: Any) -> None:
             "sid": checked_id(stream_id) if stream_id else None, "label": label,
             "since": since_ts, "until": until_ts, "limit": limit, "zone": zone,
             "seen": visible_streams()})
-        return [event_view(row) for row in rows]
+        return [event_view(row, padding) for row in rows]

@@ -3,6 +3,7 @@ health, recordings and events, shaped from PostgreSQL rows (plain functions, no 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from streamwarden.api.params import from_timestamp
 from streamwarden.api.schemas import EventView, HealthEntry, Recording, StreamView
 from streamwarden.config.model import SourceSettings, StreamConfig
 from streamwarden.db import EventRow
+from streamwarden.recording.retention_rule import Padding
 from streamwarden.uris import DisplayUri
 
 
@@ -93,9 +95,11 @@ EVENT_COLUMNS = ("e.id, e.stream_id, e.label, e.start_ts, e.end_ts, e.confidence
                  "e.stationary, e.active, e.local_id, n.url")
 
 
-def event_view(row: tuple) -> EventView:
-    """As the single node shows its events, the snapshot on the node that holds it."""
+def event_view(row: tuple, padding: Callable[[str], Padding]) -> EventView:
+    """As the single node shows its events (footage padded as this node's settings say),
+    the snapshot on the node that holds it."""
     *fields, local_id, url = row
-    view = event_from_row(EventRow(*fields))
+    event = EventRow(*fields)
+    view = event_from_row(event, padding(event.stream_id))
     snapshot = f"{url}/events/{local_id}/snapshot.jpg" if view.snapshot_url and url else None
     return view.model_copy(update={"snapshot_url": snapshot})

@@ -19,13 +19,14 @@ from streamwarden.api.params import (
 from streamwarden.api.schemas import ERRORS, EventView, InferenceStatus, PathPoint, ZoneEntry
 from streamwarden.db import EventRow
 from streamwarden.inference.zones import ZONE_NAME_PATTERN
+from streamwarden.recording.retention_rule import Padding
 from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
     from streamwarden.service import Service
 
 
-def event_from_row(row: EventRow) -> EventView:
+def event_from_row(row: EventRow, padding: Padding) -> EventView:
     """An index row as the API shows it (the cluster's index reuses it, cluster_views.py)."""
     return EventView(id=row.id, stream_id=row.stream_id, label=row.label,
                      start=from_timestamp(row.start_ts), end=from_timestamp(row.end_ts),
@@ -37,7 +38,9 @@ def event_from_row(row: EventRow) -> EventView:
                             for z in json.loads(row.zones)],
                      path=[PathPoint(time=from_timestamp(t), x=x, y=y)
                            for t, x, y in json.loads(row.path)],
-                     stationary=row.stationary, active=row.active)
+                     stationary=row.stationary, active=row.active,
+                     footage_start=from_timestamp(row.start_ts - padding.pre),
+                     footage_end=from_timestamp(row.end_ts + padding.post))
 
 
 def create_router(service: Service) -> APIRouter:
@@ -64,7 +67,8 @@ def create_router(service: Service) -> APIRouter:
             raise ApiError(422, "invalid_range", "until is before since")
         rows = await db.run(db.events, stream_id, label, since_ts, until_ts, limit, zone,
                             visible_streams())
-        return [event_from_row(row) for row in rows]
+        padding = service.storage_limits.padding
+        return [event_from_row(row, padding(row.stream_id)) for row in rows]
 
     @router.get("/events/{event_id}/snapshot.jpg", response_class=Response,
                 responses={200: {"content": {"image/jpeg": {}}}, **ERRORS},

@@ -71,6 +71,17 @@ def _stream_families() -> dict[str, Metric]:
                          "(camera_offline, discontinuity, disk_full, write_error, "
                          "service_not_running)", labels=("stream", "reason")),
         "viewers": _gauge("streamwarden_live_viewers", "Browsers watching the live view"),
+        "detect_healthy": _gauge("streamwarden_detect_source_healthy",
+                                 "1 if the detection sub-stream (detect_uri) is healthy"),
+        "detect_retries": _counter("streamwarden_detect_source_retries",
+                                   "Detection sub-stream restarts"),
+        "detect_fps": _gauge("streamwarden_detect_source_fps", "Sub-stream frames per second"),
+        "activity": _gauge("streamwarden_inference_activity",
+                           "1 while the activity gate sees movement, 0 while idle"),
+        "decoded": _counter("streamwarden_inference_decoded_frames",
+                            "Frames the stream's decoder decoded"),
+        "gated": _counter("streamwarden_inference_gated_frames",
+                          "Delta frames the activity gate kept from the decoder"),
     }
 
 
@@ -97,6 +108,24 @@ def _add_stream(families: dict[str, Metric], sid: str, health: dict, stats: dict
     recorder = next((c for c in stats["consumers"] if c["kind"] == "recorder"), None)
     if recorder is not None:
         _add_recorder(families, sid, recorder, lost)
+    _add_detection(families, sid, health, stats)
+
+
+def _add_detection(families: dict[str, Metric], sid: str, health: dict, stats: dict) -> None:
+    """The sub-stream's connection and the decoder's activity gate, where they exist."""
+    detect = health.get("detect_source")
+    if detect is not None:
+        families["detect_healthy"].add_metric([sid], 1 if detect["is_healthy"] else 0)
+        families["detect_retries"].add_metric([sid], detect["reconnects"])
+        families["detect_fps"].add_metric([sid], detect["fps"])
+    consumers = [*stats["consumers"], *(stats.get("detect_source") or {}).get("consumers", [])]
+    pixels = next((c for c in consumers if c["kind"] == "pixels"), None)
+    if pixels is None:
+        return
+    families["decoded"].add_metric([sid], pixels["frames_decoded"])
+    if pixels.get("activity") is not None:
+        families["activity"].add_metric([sid], 1 if pixels["activity"] == "active" else 0)
+        families["gated"].add_metric([sid], pixels["frames_gated"])
 
 
 def _add_recorder(families: dict[str, Metric], sid: str, recorder: dict,

@@ -48,7 +48,8 @@ async def mjpeg_response(service: Service, request: Request, stream: Stream, fps
             with service.clients.open(stop.set):
                 while not stop.is_set() and not await request.is_disconnected():
                     started = time.monotonic()
-                    found = consumer.frame()
+                    # the decoder moves when a sub-stream comes or goes: look it up each time
+                    found = (service.pixels.consumer(stream) or consumer).frame()
                     if found is not None and found[2] != last_wall:
                         last_wall = found[2]
                         yield await part(found[1])
@@ -61,7 +62,11 @@ async def mjpeg_response(service: Service, request: Request, stream: Stream, fps
     async def part(frame: np.ndarray) -> bytes:
         boxes = (service.inference.events.latest(stream.id)
                  if stream.config.enable_inference else [])
-        jpeg = await asyncio.to_thread(render_jpeg, frame, boxes, width, 80)
+
+        def render() -> bytes:  # in the main stream's geometry, as the boxes are
+            return render_jpeg(service.inference.placed(stream, frame), boxes, width, 80)
+
+        jpeg = await asyncio.to_thread(render)
         return (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                 f"Content-Length: {len(jpeg)}\r\n\r\n").encode() + jpeg + b"\r\n"
 

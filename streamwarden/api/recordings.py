@@ -59,6 +59,14 @@ def _state(stream_id: str, recorder: Recorder | None) -> RecordingState:
                           reason=stats.get("reason"), recording_error=stats.get("recording_error"))
 
 
+def _list_range(start: datetime | None,
+                end: datetime | None) -> tuple[float | None, float | None]:
+    start_ts, end_ts = to_timestamp_or_none(start), to_timestamp_or_none(end)
+    if start_ts is not None and end_ts is not None and end_ts < start_ts:
+        raise ApiError(422, "invalid_range", "end is before start")
+    return start_ts, end_ts
+
+
 def create_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["recording"])
     db = service.db
@@ -90,9 +98,7 @@ def create_router(service: Service) -> APIRouter:
     ) -> list[Recording]:
         if stream_id is not None:
             checked_id(stream_id)
-        start_ts, end_ts = to_timestamp_or_none(start), to_timestamp_or_none(end)
-        if start_ts is not None and end_ts is not None and end_ts < start_ts:
-            raise ApiError(422, "invalid_range", "end is before start")
+        start_ts, end_ts = _list_range(start, end)
         rows = await db.run(db.recordings, stream_id, start_ts, end_ts, limit, None,
                             visible_streams())
         return [_recording(row) for row in rows]

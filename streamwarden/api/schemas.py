@@ -52,6 +52,21 @@ class StreamCreated(BaseModel):
     id: str
 
 
+class DetectSourceHealth(BaseModel):
+    """The detection sub-stream's own connection (`detect_uri`), supervised on its own."""
+
+    state: Literal["starting", "streaming", "retrying", "failed", "stopped"]
+    is_healthy: bool
+    uri: str  # credentials redacted
+    fps: float
+    width: int | None
+    height: int | None
+    reconnects: int  # attempts restarted (timeouts, errors, end of stream)
+    last_frame_age_s: float | None
+    last_retry_reason: Literal["timeout", "error", "eos"] | None
+    last_error: str | None
+
+
 class HealthEntry(BaseModel):
     id: str
     state: Literal["starting", "streaming", "retrying", "failed", "stopped"]
@@ -69,6 +84,7 @@ class HealthEntry(BaseModel):
     inference_state: Literal["stopped", "starting", "running", "restarting", "failed"] | None = None
     inference: dict[str, Any] | None = None
     live_viewers: int = 0  # browsers watching the live view (WS /streams/{id}/live.mp4)
+    detect_source: DetectSourceHealth | None = None  # with a detect_uri
 
 
 class ZoneEntry(BaseModel):
@@ -101,6 +117,10 @@ class EventView(BaseModel):
     path: list[PathPoint] = []
     stationary: bool = False
     active: bool = False  # still tracked: the event may still change
+    # the event's footage: from its pre-roll before `start` to its post-roll after `end`
+    # (what [recording] event_retention keeps and the dashboard plays)
+    footage_start: datetime | None = None
+    footage_end: datetime | None = None
 
 
 class StreamZones(BaseModel):
@@ -152,6 +172,7 @@ class StreamStatistics(BaseModel):
     lost_packets: int = 0  # RTP packets that never arrived (RTSP)
     discontinuities: int = 0  # jumps of the camera's clock, carried across
     consumers: list[dict[str, Any]]
+    detect_source: StreamStatistics | None = None  # the sub-stream's, with a detect_uri
 
 
 class StreamPatch(BaseModel):
@@ -160,6 +181,9 @@ class StreamPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     uri: StreamUri | None = None
+    # null removes the sub-stream (detection goes back to the main stream); in place
+    detect_uri: StreamUri | None = None
+    detect_fit: Literal["stretch", "crop"] | None = None
     enable_recording: bool | None = None
     enable_inference: bool | None = None
     timeout: Duration | None = None
@@ -177,6 +201,8 @@ class StreamView(BaseModel):
     id: str
     source: Literal["config", "api"]
     uri: str  # credentials redacted
+    detect_uri: str | None = None  # credentials redacted
+    detect_fit: Literal["stretch", "crop"] = "stretch"
     enable_inference: bool
     enable_recording: bool
     recording: bool

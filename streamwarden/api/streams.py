@@ -49,6 +49,14 @@ def check_file_source(uri: str, allowed_dirs: list[str]) -> None:
         raise ApiError(403, "file_source_not_allowed", problem)
 
 
+def _check_changed_sources(changes: dict, running: StreamConfig, allowed_dirs: list[str]
+                           ) -> None:
+    """A PATCH's new `uri`/`detect_uri` is a path the client chose: checked like a POST's."""
+    for key in ("uri", "detect_uri"):
+        if changes.get(key) and changes[key] != getattr(running, key):
+            check_file_source(changes[key], allowed_dirs)
+
+
 def check_new_stream(stream: StreamConfig, config: Config) -> None:
     """Refuse, before anything starts, settings that do not combine with the defaults and a
     file the API may not read."""
@@ -57,6 +65,8 @@ def check_new_stream(stream: StreamConfig, config: Config) -> None:
     except ValidationError as exc:
         raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
     check_file_source(stream.uri, config.api.allowed_file_dirs)
+    if stream.detect_uri is not None:
+        check_file_source(stream.detect_uri, config.api.allowed_file_dirs)
 
 
 def stream_view(stream: Stream, features: Sequence[Feature]) -> StreamView:
@@ -66,6 +76,8 @@ def stream_view(stream: Stream, features: Sequence[Feature]) -> StreamView:
         id=cfg.id,
         source=stream.origin,
         uri=stream.display_uri.text,
+        detect_uri=stream.detect.display_uri.text if stream.detect is not None else None,
+        detect_fit=cfg.detect_fit,
         enable_inference=cfg.enable_inference,
         enable_recording=cfg.enable_recording,
         recording=health.recording,
@@ -116,15 +128,15 @@ def create_router(service: Service) -> APIRouter:
                   responses={**STREAM_ERRORS, **FILE_REFUSED},
                   dependencies=[requires_any(Action.RECORD, Action.DETECT, Action.CONFIGURE)])
     async def patch_stream(patch: StreamPatch, stream_id: StreamIdPath) -> StreamView:
-        """Change a running stream. Recording toggles in place; a new URI or timeouts restart
+        """Change a running stream. Recording, inference and the detection sub-stream
+        (`detect_uri`, null to remove it) change in place; a new URI or timeouts restart
         its source. Changes to streams from the config file last until the next restart.
         An operator may toggle recording and detection; anything else is an admin's."""
         changes = patch.model_dump(exclude_unset=True)
         if not current().may_change(changes):
             raise ApiError(403, "forbidden", FORBIDDEN_DETAIL)
-        uri_now = running_stream(manager, stream_id).config.uri
-        if changes.get("uri") and changes["uri"] != uri_now:  # a path the client chose
-            check_file_source(changes["uri"], service.config.api.allowed_file_dirs)
+        _check_changed_sources(changes, running_stream(manager, stream_id).config,
+                               service.config.api.allowed_file_dirs)
         with _refusals():
             stream = await manager.update(stream_id, changes)
         if stream.origin == "api":

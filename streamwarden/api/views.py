@@ -19,16 +19,44 @@ if TYPE_CHECKING:
     from streamwarden.ingest.stream import Stream
 
 
-def stream_health(stream: Stream, features: Iterable[Feature],
-                  now_ns: int | None = None) -> dict[str, Any]:
-    """The stream's health entry (the fields of `schemas.HealthEntry`)."""
-    sup = stream.supervisor
+def _frame_age(stream: Stream, now_ns: int) -> tuple[float | None, bool]:
+    """Seconds since the connection's last frame, and whether it is streaming in time."""
     last = stream.counters.last_frame_ns
-    now_ns = time.monotonic_ns() if now_ns is None else now_ns
     age = (now_ns - last) / 1e9 if last else None
-    healthy = sup.state is StreamState.STREAMING and age is not None and (
+    healthy = stream.supervisor.state is StreamState.STREAMING and age is not None and (
         age <= stream.settings.timeout
     )
+    return age, healthy
+
+
+def detect_source_health(stream: Stream, now_ns: int) -> dict[str, Any] | None:
+    """The sub-stream's connection (`schemas.DetectSourceHealth`), None without one."""
+    detect = stream.detect
+    if detect is None:
+        return None
+    sup = detect.supervisor
+    age, healthy = _frame_age(detect, now_ns)
+    return {
+        "state": sup.state.value,
+        "is_healthy": healthy,
+        "uri": detect.display_uri.text,
+        "fps": round(detect.rates.fps, 2),
+        "width": detect.media.width,
+        "height": detect.media.height,
+        "reconnects": sup.retry_count,
+        "last_frame_age_s": round(age, 3) if age is not None else None,
+        "last_retry_reason": sup.last_retry_reason.value if sup.last_retry_reason else None,
+        "last_error": sup.last_error,
+    }
+
+
+def stream_health(stream: Stream, features: Iterable[Feature],
+                  now_ns: int | None = None) -> dict[str, Any]:
+    """The stream's health entry (the fields of `schemas.HealthEntry`): the main
+    connection's numbers, the sub-stream's (`detect_source`), each feature's fields."""
+    sup = stream.supervisor
+    now_ns = time.monotonic_ns() if now_ns is None else now_ns
+    age, healthy = _frame_age(stream, now_ns)
     health: dict[str, Any] = {
         "id": stream.id,
         "state": sup.state.value,
@@ -40,6 +68,7 @@ def stream_health(stream: Stream, features: Iterable[Feature],
         "bitrate_kbps": round(stream.rates.bitrate_kbps, 1),
         "last_retry_reason": sup.last_retry_reason.value if sup.last_retry_reason else None,
         "last_error": sup.last_error,
+        "detect_source": detect_source_health(stream, now_ns),
     }
     for feature in features:
         health.update(feature.health(stream))
@@ -47,7 +76,15 @@ def stream_health(stream: Stream, features: Iterable[Feature],
 
 
 def stream_statistics(stream: Stream) -> dict[str, Any]:
-    """What the stream received and what its consumers did with it."""
+    """What the stream received and what its consumers did with it; with a sub-stream,
+    the same for it under `detect_source` (its consumer is the decoder)."""
+    statistics = _statistics(stream)
+    if stream.detect is not None:
+        statistics["detect_source"] = _statistics(stream.detect)
+    return statistics
+
+
+def _statistics(stream: Stream) -> dict[str, Any]:
     counters, media = stream.counters, stream.media
     return {
         "frames": counters.frames,

@@ -40,7 +40,8 @@ APPLIED_IN_PLACE = frozenset({
     "app.auto_remove_unhealthy", "app.health_check_interval", "app.removal_threshold",
     "app.log_level", "app.watch_config",
     "api.allowed_file_dirs",
-    "recording.retention", "recording.max_size", "recording.janitor_interval",
+    "recording.retention", "recording.event_retention", "recording.max_size",
+    "recording.janitor_interval",
     "mqtt",
 })
 # Sections compared as a whole (a change anywhere in them is one change).

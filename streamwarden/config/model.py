@@ -38,6 +38,7 @@ from streamwarden.config.zones import (
 )
 from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id
 from streamwarden.inference.detectors.coco import BUILTIN_LABELS, CCTV_CLASSES
+from streamwarden.media.activity import ActivitySettings
 from streamwarden.uris import validate_uri
 
 StreamId = Annotated[str, AfterValidator(validate_stream_id),
@@ -142,11 +143,29 @@ class RecordingSection(_Section):
     format: Literal["mp4", "mkv", "ts"] = "mp4"
     fragment_duration: Duration = 1.0
     janitor_interval: Duration = 60.0
-    retention: Duration | None = None
+    retention: Duration | None = None  # continuous footage
+    # footage overlapping a detection event (with its pre/post-roll), and the event rows;
+    # None: such footage follows `retention` and event rows are kept (recording/retention_rule)
+    event_retention: Duration | None = None
     max_size: ByteSize | None = None
     min_free: ByteSize | None = None
     file_mode: FileMode = 0o600  # segments; "0640" lets the directories' group read them
     dir_mode: DirMode = 0o700  # every directory the recorder creates
+
+    @model_validator(mode="after")
+    def _tiers(self) -> RecordingSection:
+        """Event footage is what mattered: it is kept at least as long as the rest."""
+        if self.event_retention is None:
+            return self
+        if self.retention is None:
+            raise ValueError("event_retention needs retention: without it continuous footage "
+                             "is kept forever, longer than event footage")
+        if self.event_retention < self.retention:
+            raise ValueError(f"event_retention ({format_duration(self.event_retention)}) is "
+                             "shorter than retention "
+                             f"({format_duration(self.retention)}): footage of events is "
+                             "kept at least as long as continuous footage")
+        return self
 
 
 def _parse_tiles(value: object) -> int | str:
@@ -200,6 +219,11 @@ class InferenceSection(_Section):
     fps: float = Field(default=5.0, gt=0, le=120)
     frame_width: int = Field(default=640, ge=64, le=3840)  # pixels handed to the model
     motion_gate: bool = False
+    # Decode at `fps` only while the compressed stream shows activity (P-frame sizes against
+    # the camera's baseline, media/activity.py), keyframes only otherwise.
+    activity_gate: bool = True
+    activity_threshold: float = Field(default=4.0, ge=1.0, le=100.0)  # deviations above mean
+    activity_hold: Duration = 5.0  # active for this long after the last moving frame
     # labels ("person") or labels in a zone ("person@driveway", "*@driveway") that start an
     # event recording; a stream's own `record_on` replaces this list for that stream
     record_on: list[ObjectSelector] = []
@@ -249,6 +273,18 @@ class InferenceSection(_Section):
             return list(CCTV_CLASSES)
         return None
 
+    @model_validator(mode="after")
+    def _hold_in_range(self) -> InferenceSection:
+        if not 0 <= self.activity_hold <= 600:
+            raise ValueError("activity_hold must be between 0 and 10m")
+        return self
+
+    def activity_settings(self) -> ActivitySettings | None:
+        """The activity gate's settings, or None when the gate is off."""
+        if not self.activity_gate:
+            return None
+        return ActivitySettings(threshold=self.activity_threshold, hold=self.activity_hold)
+
 
 _SOURCE_LIMITS = {"timeout": 3600.0, "restart_timeout": 3600.0, "retry_timeout": 30 * 86400.0,
                   "failed_retry_interval": 86400.0, "buffer_duration": 300.0, "latency": 10.0}
@@ -276,9 +312,18 @@ class SourceSettings(_Section):
         return self
 
 
+DetectFit = Literal["stretch", "crop"]
+
+
 class StreamConfig(_Section):
     id: StreamId
     uri: StreamUri
+    # The camera's low-resolution sub-stream: detection, MJPEG and snapshots decode it, the
+    # rest uses `uri`. A second connection, supervised like the first (ingest/stream.py).
+    detect_uri: StreamUri | None = None
+    # How the sub-stream's picture lies in the main one when their aspect ratios differ:
+    # squashed whole ("stretch", most cameras) or its centre cut out ("crop"); media/geometry.py
+    detect_fit: DetectFit = "stretch"
     enable_inference: bool = False
     enable_recording: bool = False
     restream: bool = True
@@ -300,6 +345,13 @@ class StreamConfig(_Section):
             "record_on", self.record_on or [], (z.name for z in self.zones), "on this stream")
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_detect_uri(self) -> StreamConfig:
+        if self.detect_uri is not None and self.detect_uri == self.uri:
+            raise ValueError("detect_uri is the same as uri: leave it out to detect on the "
+                             "main stream")
         return self
 
     def settings(self, defaults: SourceSettings) -> SourceSettings:

@@ -9,10 +9,17 @@ bad model is then an API error and nothing else changes). A `record_on` match as
 recording feature for an event recording; the controller never holds the stream manager.
 A stream's zones, masks and record_on reach the event log and the worker's motion gate when
 it is added and whenever they change (in place: the camera is not restarted).
+
+A stream with a `detect_uri` is decoded from its sub-stream (the decoder hangs on
+`stream.pixel_source`); results are mapped into the main stream's coordinates here, as they
+arrive, before anything stores or publishes them (media/geometry.py), and pictures are put
+in the main stream's geometry (pixels/place.py), so every box anyone sees fits the main
+stream. The activity gate (`[inference] activity_gate`) is set on the decoder on attach.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +34,9 @@ from streamwarden.inference.detectors.factory import DetectorSpec
 from streamwarden.inference.event_log import EventLog
 from streamwarden.inference.runner import FrameResult, InferenceRunner
 from streamwarden.inference.zones import Scene
+from streamwarden.media.geometry import Region, region, to_main
 from streamwarden.pixels.decoder import PixelConsumer, slot_capacity
+from streamwarden.pixels.place import place
 from streamwarden.pixels.shared import SharedPixels
 
 if TYPE_CHECKING:
@@ -126,11 +135,13 @@ class InferenceController(Feature):
                                        _mask(stream.config))
         consumer = self.pixels.acquire(stream, "inference", self.section.fps)
         consumer.feed(slot, self.runner.frame_written, self.section.fps)
+        consumer.set_activity(self.section.activity_settings())
 
     def detach(self, stream: Stream) -> None:
-        consumer = stream.consumer(PixelConsumer)
+        consumer = self.pixels.consumer(stream)
         if consumer is not None:
             consumer.feed(None, None)
+            consumer.set_activity(None)
         self.pixels.release(stream, "inference")
         self.runner.close_stream(stream.id)
         # Open events stay open: turned back on within `event_gap`, the same event goes on;
@@ -144,7 +155,33 @@ class InferenceController(Feature):
     # ---- results (monitor thread) ----------------------------------------------------------
 
     def _on_result(self, result: FrameResult) -> None:
+        where = self._region(result.stream_id)
+        if not where.whole and result.detections:
+            result = dataclasses.replace(result, detections=[
+                Detection(d.label, d.confidence, to_main(d.box, where))
+                for d in result.detections])
         self.events.handle(result)
+
+    def _region(self, stream_id: str) -> Region:
+        """Where the decoded picture lies in the main stream's (the whole, normalised)."""
+        stream = self._streams.find(stream_id)
+        detect = stream.detect if stream is not None else None
+        if stream is None or detect is None:
+            return Region()
+        sub = (detect.media.width, detect.media.height)
+        main = (stream.media.width, stream.media.height)
+        if None in sub or None in main:
+            return Region()
+        return region(sub, main, stream.config.detect_fit)  # type: ignore[arg-type]
+
+    def placed(self, stream: Stream, frame: np.ndarray) -> np.ndarray:
+        """A decoded picture in the main stream's geometry (what boxes are drawn on)."""
+        if stream.detect is None:
+            return frame
+        main = stream.media.width, stream.media.height
+        if None in main:
+            return frame
+        return place(frame, main, self._region(stream.id))  # type: ignore[arg-type]
 
     def _record(self, stream_id: str) -> None:
         """A `record_on` label was seen: start or extend the stream's event recording."""
@@ -163,11 +200,14 @@ class InferenceController(Feature):
     def _frame(self, stream_id: str, seq: int) -> np.ndarray | None:
         pixels = self._pixels(stream_id)
         found = pixels.frame(seq) if pixels is not None else None
-        return found[1] if found is not None else None
+        stream = self._streams.find(stream_id)
+        if found is None or stream is None:
+            return None
+        return self.placed(stream, found[1])
 
     def _pixels(self, stream_id: str) -> PixelConsumer | None:
         stream = self._streams.find(stream_id)
-        return stream.consumer(PixelConsumer) if stream is not None else None
+        return self.pixels.consumer(stream) if stream is not None else None
 
     # ---- reads (any thread) ----------------------------------------------------------------
 
@@ -175,9 +215,10 @@ class InferenceController(Feature):
         """The newest decoded frame and the newest detections, for live snapshots."""
         pixels = self._pixels(stream_id)
         found = pixels.frame() if pixels is not None else None
-        if found is None:
+        stream = self._streams.find(stream_id)
+        if found is None or stream is None:
             return None
-        return found[1], self.events.latest(stream_id)
+        return self.placed(stream, found[1]), self.events.latest(stream_id)
 
     def stream_health(self, stream_id: str, enabled: bool) -> dict[str, Any]:
         if not enabled:
@@ -187,7 +228,8 @@ class InferenceController(Feature):
         if pixels is not None:
             decoder = pixels.stats()
             stats = {**stats, "decoded": decoder["frames_decoded"],
-                     "keyframes_only": decoder["keyframes_only"]}
+                     "keyframes_only": decoder["keyframes_only"],
+                     "activity": decoder["activity"], "frames_gated": decoder["frames_gated"]}
         return {"inference_state": self.runner.state,
                 "inference": {**stats, "restarts": self.runner.restarts}}
 
@@ -196,6 +238,7 @@ class InferenceController(Feature):
         warnings = [*self.warnings, *([status["warning"]] if status.get("warning") else [])]
         return {**status, "warnings": warnings, "fps": self.section.fps,
                 "batch_size": self.section.batch_size, "motion_gate": self.section.motion_gate,
+                "activity_gate": self.section.activity_gate,
                 "record_on": list(self.section.record_on), **self.events.stats()}
 
 

@@ -8,6 +8,13 @@ change or a renegotiation in one camera cannot touch another. The tees live as l
 stream does; only the source in front of them is replaced on a restart, so consumers stay
 attached through outages and see a clean discontinuity (new stream-start, caps and segment).
 
+A stream with a `detect_uri` owns a second `Stream` for it (`detect`, role "detect"): the
+camera's sub-stream, one more connection with its own pipeline, supervisor (same settings),
+counters and tee, and no consumer but the pixel decoder. Whoever needs pixels attaches to
+`pixel_source` (the sub-stream when there is one); recording, restream and live view stay on
+the main tees. The two fail and recover independently; adding or removing the sub-stream
+(`reconfigure`) never touches the main connection.
+
 All methods run on the GStreamer thread, except the probe callbacks (streaming threads) and
 the lookups `consumer` / `consumers` and the plain attributes (any thread). The stream's
 health and statistics, as the API shows them, are assembled in `api/views.py`.
@@ -60,9 +67,12 @@ class Stream:
         reaper: Reaper,
         origin: str = "config",
         on_transition: Callable[[Stream, Transition], None] | None = None,
+        role: str = "main",
     ):
         self.config = config
         self.id = config.id
+        self.role = role  # "main", or "detect" for a stream's sub-stream
+        self.label = config.id if role == "main" else f"{config.id} ({role})"  # for logs
         # What logs and the API show instead of the URI (it may hold credentials): once.
         self.display_uri = DisplayUri.of(config.uri)
         self.origin = origin  # "config" or "api": where the stream's definition lives
@@ -85,7 +95,10 @@ class Stream:
         self._seen_frame_ns = 0
         self._lost_before = 0  # RTP packets lost by the attempts before the current one
         self._closing = False
-        self.pipeline = Gst.Pipeline.new(f"stream-{self.id}")
+        self.detect: Stream | None = None  # the sub-stream (detect_uri), if any
+        self._closing_detect: list[Stream] = []
+        suffix = "" if role == "main" else f"-{role}"
+        self.pipeline = Gst.Pipeline.new(f"stream-{self.id}{suffix}")
         self.outputs = Outputs(self.id, self.pipeline, reaper)
         self._bus = self.pipeline.get_bus()
         self._bus.add_signal_watch()
@@ -98,18 +111,50 @@ class Stream:
         return self.outputs.tees
 
     def reconfigure(self, config: StreamConfig) -> StreamConfig:
-        """Take a config that changes nothing the pipeline was built from (recording and
-        inference toggles; the manager restarts the stream for the rest); returns the old."""
+        """Take a config that changes nothing the main pipeline was built from (recording
+        and inference toggles, the sub-stream; the manager restarts the stream for the
+        rest); returns the old. A new or removed `detect_uri` starts or stops the sub-stream
+        here, before the features hear of the change (they move the decoder to it)."""
         if config.id != self.id or config.uri != self.config.uri:
             raise ValueError("a stream's id and URI cannot change in place")
         previous, self.config = self.config, config
+        if config.detect_uri != previous.detect_uri:
+            self._stop_detect()
+            self._start_detect()
         return previous
+
+    @property
+    def pixel_source(self) -> Stream:
+        """The stream whose frames are decoded for detection, MJPEG and snapshots."""
+        return self.detect or self
 
     def start(self) -> None:
         self.outputs.tee("video")
         self.pipeline.set_state(Gst.State.PLAYING)
         self._log_transition(Transition(StreamState.STARTING, StreamState.STARTING, "added"))
         self._start_attempt()
+        self._start_detect()
+
+    def _start_detect(self) -> None:
+        uri = self.config.detect_uri
+        if uri is None or self.role != "main":
+            return
+        config = self.config.model_copy(update={"uri": uri, "detect_uri": None})
+        self.detect = Stream(config, self.settings, self._reaper, self.origin, role="detect")
+        self.detect.start()
+
+    def _stop_detect(self) -> None:
+        detect, self.detect = self.detect, None
+        if detect is not None:
+            detect.begin_close()
+            self._closing_detect.append(detect)
+            self._finish_detect()
+
+    def _finish_detect(self) -> None:
+        for detect in list(self._closing_detect):
+            if detect.drained:
+                detect.finish_close()
+                self._closing_detect.remove(detect)
 
     def begin_close(self) -> None:
         """Stop the source, then send EOS to the consumers so files are finished properly."""
@@ -118,11 +163,14 @@ class Stream:
         self.supervisor.stop()
         self._emit_transitions()
         self.outputs.detach_all(eos=True)
+        if self.detect is not None:
+            self._closing_detect.append(self.detect)
+            self.detect.begin_close()
 
     @property
     def drained(self) -> bool:
         self.outputs.check_drain_deadlines(time.monotonic())
-        return self.outputs.drained
+        return self.outputs.drained and all(d.drained for d in self._closing_detect)
 
     def finish_close(self) -> None:
         """After the consumers drained (or their deadline passed): stop the pipeline."""
@@ -130,6 +178,9 @@ class Stream:
         self._bus.remove_signal_watch()
         self.pipeline.set_state(Gst.State.NULL)
         self.outputs.tees.clear()
+        for detect in self._closing_detect:
+            detect.finish_close()
+        self._closing_detect.clear()
 
     # ---- source attempts -------------------------------------------------------------------
 
@@ -247,6 +298,10 @@ class Stream:
         """Periodic check on the GStreamer thread: data seen, timeouts, restarts, rates."""
         if self._closing:
             return
+        if self.detect is not None:
+            self.detect.tick(now)
+        if self._closing_detect:
+            self._finish_detect()
         last = self.counters.last_frame_ns
         if last and last != self._seen_frame_ns:
             self._seen_frame_ns = last
@@ -296,7 +351,7 @@ class Stream:
     def _log_transition(self, transition: Transition) -> None:
         log.info(
             "stream %s: %s -> %s (%s)",
-            self.id,
+            self.label,
             transition.old.value,
             transition.new.value,
             transition.reason,
@@ -306,6 +361,7 @@ class Stream:
                 "previous_state": transition.old.value,
                 "reason": transition.reason,
                 "uri": self.display_uri.text,
+                "source": self.role,
                 "retry_count": self.supervisor.retry_count,
             },
         )
@@ -330,7 +386,7 @@ class Stream:
                 text = f"{text} ({reason[0]})"
             consumer = self.outputs.owner_of(message.src)
             if consumer is not None:
-                log.error("stream %s: consumer %s failed: %s", self.id, consumer.name,
+                log.error("stream %s: consumer %s failed: %s", self.label, consumer.name,
                           err.message, extra={"stream_id": self.id, "consumer": consumer.name})
                 self.detach(consumer, eos=False)
             elif self._owned_by_current_source(message.src) or message.src is self.pipeline:
@@ -343,7 +399,7 @@ class Stream:
         elif kind == Gst.MessageType.WARNING:
             warn, _debug = message.parse_warning()
             if self._owned_by_current_source(message.src):
-                log.debug("stream %s: %s", self.id, self.display_uri.scrub(warn.message))
+                log.debug("stream %s: %s", self.label, self.display_uri.scrub(warn.message))
 
     # ---- consumers -------------------------------------------------------------------------
 

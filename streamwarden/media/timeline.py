@@ -244,67 +244,93 @@ class WallClock:
 
 
 class RtpClock:
-    """Presentation times for one RTP stream from its own RTP timestamps, kept in step with
-    the receiver's clock.
+    """Presentation times for one RTP stream from its own RTP timestamps: the camera's exact
+    frame steps, kept in step with the receiver's clock by a slowly steered rate.
 
     rtspsrc's jitter buffer ("slave" mode) turns RTP timestamps into times on our clock by
     estimating the sender's skew from each packet's arrival. That keeps a drifting camera in
     step, but the estimate moves with every packet, and a camera sends B-frames at their
     decode time, long before they are shown: measured on a B-pyramid stream, consecutive
-    frames' presentation times came out 3 to 170 ms apart instead of 40, enough to swap
-    frames in display order. The jitter buffer's other modes take RTP times as they are
-    and then stall for seconds on a lost packet once the camera's clock has drifted.
+    frames' presentation times came out 3 to 170 ms apart instead of 40. The jitter buffer's
+    other modes take RTP times as they are, but "none" breaks on a camera clock jumping back
+    (measured: a -300 s jump became a time below zero and the recording stopped), and
+    neither follows a drifting camera, so its lost-packet timers (UDP) and everything timed
+    on our clock would fall behind or wait for a drift that grows without end.
 
-    So each frame's time is its RTP time (exact spacing) plus an offset that follows the
-    jitter buffer's time (`reference_ns`) as a slow average: 1/`smoothing` of the distance
-    per frame, at most `max_step_ns` (so frames a reorder window apart, 4 frames, are never
-    more than 4 ms off their true spacing, and never swap). A drift is followed (1 % is
-    0.4 ms per frame at 25 fps: the offset lags it by ~25 ms), the estimate's noise is not,
-    and the jitter buffer's own swings in its first seconds are followed slowly (measured:
-    15 % of real time for a moment). Audio gets the same treatment, so both tracks follow
-    their jitter buffers alike and stay in sync. An offset more than
-    `snap_ns` away is a jump of the camera's clock (which the jitter buffer has already
-    resynchronised to): it is taken at once and counted.
+    So each time is a straight line through the RTP times: `base_ns + ticks * (1 + rate)`,
+    with `rate` (a fraction, the camera clock's error as we see it) steered from the distance
+    between the line and the jitter buffer's time (`reference_ns`), averaged over
+    `smoothing` frames and corrected over `horizon_ns`. `rate` stays within `max_rate`
+    (200 ppm: a 40 ms step is then at most 8 µs, under one 90 kHz tick, off the camera's
+    own) and moves by a twentieth of that per frame, so frames a reorder window apart lie
+    on the same line to a fraction of a tick and B-frames keep their exact spacing. A
+    camera off by 100 ppm (a common crystal) is followed with ~6 ms of lag and its steps
+    are 3600.36 ticks. One whose clock is far off (the average distance beyond
+    `catch_up_ns`) is caught up with over 2 s, at up to `fast_rate` (2.5 %: steps up to
+    1 ms off, as far off as its clock is), until the distance is back under a third of
+    that. A distance beyond `snap_ns` is a jump of the camera's clock (which the jitter
+    buffer has already resynchronised to): the line restarts there and the jump is
+    counted. Audio gets the same treatment, so both tracks follow alike and stay in sync.
     """
 
-    __slots__ = ("ext", "jumps", "last_rtp", "max_step_ns", "offset", "rate", "smoothing",
-                 "snap_ns")
+    __slots__ = ("average", "base_ext", "base_ns", "catch_up_ns", "ext", "fast",
+                 "fast_horizon_ns", "fast_rate", "horizon_ns", "jumps", "last_rtp",
+                 "max_rate", "rate", "scale", "smoothing", "snap_ns")
 
-    def __init__(self, clock_rate: int, max_step_ns: int = 1_000_000,
-                 snap_ns: int = SECOND, smoothing: int = 64) -> None:
-        self.rate = clock_rate
-        self.smoothing = smoothing
-        self.max_step_ns = max_step_ns
-        self.snap_ns = snap_ns
+    def __init__(self, clock_rate: int, max_rate: float = 200e-6, fast_rate: float = 0.025,
+                 catch_up_ns: int = SECOND // 4, snap_ns: int = SECOND,
+                 smoothing: int = 64, horizon_ns: int = 60 * SECOND) -> None:
+        self.scale = SECOND / clock_rate  # ns per RTP tick
+        self.max_rate, self.fast_rate = max_rate, fast_rate
+        self.catch_up_ns, self.snap_ns = catch_up_ns, snap_ns
+        self.smoothing, self.horizon_ns = smoothing, horizon_ns
+        self.fast_horizon_ns = 2 * SECOND
+        self.fast = False
         self.last_rtp: int | None = None
         self.ext = 0  # the RTP timestamp unwrapped (64-bit, may go below 0)
-        self.offset: int | None = None
+        self.base_ext = 0  # the line: time base_ns at RTP time base_ext, slope 1 + rate
+        self.base_ns: int | None = None
+        self.rate = 0.0
+        self.average = 0.0  # the line's distance from the reference, averaged (ns)
         self.jumps: list[int] = []  # each jump of the camera's clock (ns), until taken
+
+    def _line(self, ext: int) -> int:
+        return (self.base_ns or 0) + round((ext - self.base_ext) * self.scale * (1 + self.rate))
 
     def pts(self, rtp_time: int, reference_ns: int) -> int:
         """The time of a packet with this 32-bit RTP timestamp; `reference_ns` is the time
         the jitter buffer gave it. Packets of one frame share their RTP time and get one
         time."""
         last = self.last_rtp
-        if last is None:
+        self.last_rtp = rtp_time
+        if last is None or self.base_ns is None:
             self.ext = rtp_time
+            self._restart(reference_ns)
         elif rtp_time != last:
             self.ext += ((rtp_time - last + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-        raw = self.ext * SECOND // self.rate
-        if last is None or rtp_time != last:
-            self._follow(reference_ns - raw)
-        self.last_rtp = rtp_time
-        return max(0, raw + (self.offset or 0))
+            self._follow(reference_ns)
+        return max(0, self._line(self.ext))
 
-    def _follow(self, target: int) -> None:
-        offset = self.offset
-        if offset is None:
-            self.offset = target
-            return
-        error = target - offset
+    def _restart(self, reference_ns: int) -> None:
+        self.base_ext, self.base_ns = self.ext, reference_ns
+        self.rate = self.average = 0.0
+        self.fast = False
+
+    def _follow(self, reference_ns: int) -> None:
+        here = self._line(self.ext)
+        error = reference_ns - here
         if abs(error) > self.snap_ns:
             self.jumps.append(-error)
-            self.offset = target
-        else:
-            step = self.max_step_ns
-            self.offset = offset + max(-step, min(step, error // self.smoothing))
+            self._restart(reference_ns)
+            return
+        self.average += (error - self.average) / self.smoothing
+        distance = abs(self.average)
+        # catching up: entered beyond catch_up_ns, left below a third of it (no dithering)
+        self.fast = distance > self.catch_up_ns or (self.fast and distance > self.catch_up_ns / 3)
+        limit, horizon = ((self.fast_rate, self.fast_horizon_ns) if self.fast
+                          else (self.max_rate, self.horizon_ns))
+        wanted = max(-limit, min(limit, self.average / horizon))
+        step = (self.fast_rate if abs(self.rate) > self.max_rate or self.fast
+                else self.max_rate) / 20
+        self.base_ext, self.base_ns = self.ext, here  # the new slope starts where we are
+        self.rate += max(-step, min(step, wanted - self.rate))

@@ -13,6 +13,13 @@ only for the few frames that are handed on (`fps` a second) and a 250 ms tick:
 - otherwise every frame is decoded (H.264 needs its references) but `videorate` passes only
   `fps` of them on to scaling and colour conversion; scaling first, then converting the small
   picture, is about 6x cheaper than the other way round.
+- activity gate (`set_activity`, inference only): a probe before the keyframe gate measures
+  each frame's size (media/activity.py); while the scene is idle it drops delta frames, so
+  only keyframes are decoded (the model still sees one picture per GOP), and lets everything
+  through again at the first frame that moves. The decoder then gets a P-frame whose
+  references it skipped; FFmpeg conceals them with the last decoded picture, which in a
+  scene that was still is the same picture, so the first moving frame already decodes
+  usefully. Bypassed while someone else (an MJPEG viewer) uses the decoder.
 - appsink callback (streaming thread): copies the frame into the stream's shared-memory slot
   (latest frame wins) and wakes the worker; keeps the last few frames for snapshots and
   event pictures. It never waits for anything.
@@ -35,6 +42,7 @@ from streamwarden.gst.buffers import DELTA_UNIT, NO_FLAGS, is_keyframe
 from streamwarden.gst.init import Gst
 from streamwarden.gst.weak import weak_method
 from streamwarden.inference.shm import FrameSlot
+from streamwarden.media.activity import Activity, ActivityMeter, ActivitySettings
 
 KEEP_FRAMES = 4
 QUEUE_MAX_TIME_NS = Gst.SECOND  # a decoder that falls behind drops, never buffers seconds
@@ -75,6 +83,12 @@ class PixelConsumer(Consumer):
         self._local_seq = 0
         self._gate: Gst.Element | None = None
         self._rate: Gst.Element | None = None
+        self.slot_fps: float | None = None
+        self.activity_settings: ActivitySettings | None = None
+        self._meter: ActivityMeter | None = None
+        self._activity_probe: int | None = None
+        self.gate_bypassed = False  # another user than inference wants every frame
+        self.frames_gated = 0  # delta frames the activity gate kept from the decoder
 
     # ---- pipeline --------------------------------------------------------------------------
 
@@ -141,7 +155,39 @@ class PixelConsumer(Consumer):
         """Hand frames to an inference slot at `fps` (other users may want more), or stop."""
         self.slot = slot
         self.on_frame = on_frame
+        self.slot_fps = fps
         self._slot_period_ns = int(Gst.SECOND / fps) if fps else 0
+
+    def set_activity(self, settings: ActivitySettings | None) -> None:
+        """Gate the decoder on activity (GStreamer thread; None: decode as asked)."""
+        self.activity_settings = settings
+        pad = self._gate.get_static_pad("sink") if self._gate is not None else None
+        if self._activity_probe is not None and pad is not None:
+            pad.remove_probe(self._activity_probe)
+            self._activity_probe = None
+        self._meter = ActivityMeter(settings) if settings is not None else None
+        if settings is not None and pad is not None:
+            self._activity_probe = pad.add_probe(
+                Gst.PadProbeType.BUFFER, weak_method(self._on_frame_in, Gst.PadProbeReturn.OK))
+
+    def _on_frame_in(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        """Queue's thread, per frame: judge activity; while idle only keyframes pass."""
+        meter = self._meter
+        if meter is None:
+            return Gst.PadProbeReturn.OK
+        buffer = info.get_buffer()
+        keyframe = is_keyframe(buffer)
+        state = meter.observe(buffer.get_size(), keyframe, time.monotonic())
+        if keyframe or state is Activity.ACTIVE or self.gate_bypassed:
+            return Gst.PadProbeReturn.OK
+        self.frames_gated += 1
+        return Gst.PadProbeReturn.DROP
+
+    @property
+    def activity(self) -> str | None:
+        """`idle` / `active` with the gate on, None without it."""
+        meter = self._meter
+        return meter.state.value if meter is not None else None
 
     def _slot_due(self, now_ns: int) -> bool:
         if now_ns < self._next_slot_ns:
@@ -254,4 +300,5 @@ class PixelConsumer(Consumer):
         return {"kind": self.kind, "frames_in": frames_in, "frames_decoded": decoded,
                 "frames_out": self.frames_out,
                 "dropped_before_decoder": max(0, frames_in - decoded),
-                "keyframes_only": self.keyframes_only, "fps": self.fps}
+                "keyframes_only": self.keyframes_only, "fps": self.fps,
+                "activity": self.activity, "frames_gated": self.frames_gated}

@@ -16,10 +16,9 @@ own methods, every method runs on the database thread: `db.call(store.gaps, "cam
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-from streamwarden.db import Database
+from streamwarden.db import TableStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS recording_gaps (
@@ -53,17 +52,8 @@ class GapRow:
         return self.end_ts - self.start_ts
 
 
-class GapStore:
-    def __init__(self, db: Database):
-        self.db = db
-        db.call(self._create)
-
-    def _create(self) -> None:
-        self.db.conn.executescript(SCHEMA)
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        return self.db.conn
+class GapStore(TableStore):
+    schema = SCHEMA
 
     def opened(self, stream_id: str, start_ts: float, reason: str) -> int:
         """An outage began: an open gap from `start_ts` (its end, for now, the same)."""

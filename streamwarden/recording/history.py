@@ -14,10 +14,9 @@ database thread (`db.call(history.run_started, now)`).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-from streamwarden.db import Database
+from streamwarden.db import Database, TableStore
 from streamwarden.recording.gaps import GapStore
 from streamwarden.recording.timeline import Facts, Mark, Period, Segment
 
@@ -53,17 +52,8 @@ class RunStart:
     previous_end: float | None
 
 
-class History:
-    def __init__(self, db: Database):
-        self.db = db
-        db.call(self._create)
-
-    def _create(self) -> None:
-        self.db.conn.executescript(SCHEMA)
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        return self.db.conn
+class History(TableStore):
+    schema = SCHEMA
 
     # ---- service runs ----------------------------------------------------------------------
 

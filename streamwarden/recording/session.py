@@ -73,9 +73,15 @@ class SessionCallbacks:
     failed: Callable[[RecordingSession, str, bool], None]  # (session, message, disk_full)
 
 
+MP4_TIMESCALE = 90_000
+
+
 def _muxer(settings: SessionSettings) -> str:
     if settings.fmt == "mp4":
-        return f"mp4mux fragment-duration={max(100, int(settings.fragment_duration * 1000))}"
+        # 90 kHz (RTP's video clock, MPEG-TS's): the camera's frame steps are kept to the tick;
+        # mp4mux's automatic choice (100 x the frame rate) rounds them to 0.4 ms at 25 fps
+        return (f"mp4mux trak-timescale={MP4_TIMESCALE} "
+                f"fragment-duration={max(100, int(settings.fragment_duration * 1000))}")
     return {"mkv": "matroskamux", "ts": "mpegtsmux"}[settings.fmt]
 
 

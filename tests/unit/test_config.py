@@ -283,3 +283,22 @@ def test_group_readable_files_in_private_directories_warn():
 def test_allowed_file_dirs_must_be_absolute():
     [(key, line, message)] = issues_of('[api]\nallowed_file_dirs = ["clips"]\n')
     assert (key, line) == ("api.allowed_file_dirs[0]", 2) and "absolute" in message
+
+
+def test_tiered_retention():
+    config = parse_config('[recording]\nretention = "7d"\nevent_retention = "30d"\n', "t.toml")
+    assert (config.recording.retention, config.recording.event_retention) == (7 * 86400,
+                                                                              30 * 86400)
+    same = parse_config('[recording]\nretention = "1d"\nevent_retention = "1d"\n', "t.toml")
+    assert same.recording.event_retention == 86400
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ('retention = "30d"\nevent_retention = "7d"\n',
+     "event_retention (7d) is shorter than retention (30d)"),
+    ('event_retention = "30d"\n', "event_retention needs retention"),
+    ('retention = "7d"\nevent_retention = "a month"\n', '"500ms", "5s", "10m", "1h"'),
+])
+def test_bad_tiered_retention(text, fragment):
+    [(key, line, message)] = issues_of("[recording]\n" + text)
+    assert key.startswith("recording") and line is not None and fragment in message, message

@@ -133,8 +133,16 @@ RECORDER = {"kind": "recorder", "bytes_written": 400000, "segments": 3, "dropped
             "lost_seconds": {"write_error": 1.5}}
 
 
+DETECT = {"state": "retrying", "is_healthy": False, "uri": "rtsp://sub", "fps": 0.0,
+          "width": None, "height": None, "reconnects": 4, "last_frame_age_s": None,
+          "last_retry_reason": "timeout", "last_error": None}
+PIXELS = {"kind": "pixels", "frames_decoded": 60, "activity": "idle", "frames_gated": 440}
+
+
 def _service(tmp_path: Path, mqtt: FakeMqtt | None) -> FakeService:
-    cam = FakeStream("cam", _health(), _stats([{"kind": "frame_counter"}, RECORDER]))
+    cam_stats = {**_stats([{"kind": "frame_counter"}, RECORDER]),
+                 "detect_source": _stats([PIXELS])}  # the decoder hangs on the sub-stream
+    cam = FakeStream("cam", _health(detect_source=DETECT), cam_stats)
     dead = FakeStream("dead", _health(retry_count=7, fps=0.0, bitrate_kbps=0.0,
                                       last_frame_age_s=None, is_healthy=False, state="failed",
                                       recording=False, live_viewers=0), _stats([]))
@@ -174,6 +182,9 @@ FAMILIES = [
     "streamwarden_stream_state", "streamwarden_recording_active", "streamwarden_recording_bytes",
     "streamwarden_recording_segments", "streamwarden_recording_dropped_frames",
     "streamwarden_recording_lost_seconds", "streamwarden_live_viewers",
+    "streamwarden_detect_source_healthy", "streamwarden_detect_source_retries",
+    "streamwarden_detect_source_fps", "streamwarden_inference_activity",
+    "streamwarden_inference_decoded_frames", "streamwarden_inference_gated_frames",
     "streamwarden_recording_disk_free_bytes", "streamwarden_streams",
     "streamwarden_stuck_disposals", "streamwarden_inference_model_calls",
     "streamwarden_inference_frames_seen", "streamwarden_inference_frames_dropped",
@@ -224,6 +235,13 @@ def _expected() -> dict[tuple, float]:
          (("reason", "discontinuity"), ("stream", "cam"))): 0.0,
         ("streamwarden_recording_lost_seconds_total",
          (("reason", "service_not_running"), ("stream", "cam"))): 30.0,
+        # the sub-stream and the activity gate: only for the stream that has them
+        ("streamwarden_detect_source_healthy", cam): 0,
+        ("streamwarden_detect_source_retries_total", cam): 4,
+        ("streamwarden_detect_source_fps", cam): 0.0,
+        ("streamwarden_inference_activity", cam): 0,
+        ("streamwarden_inference_decoded_frames_total", cam): 60,
+        ("streamwarden_inference_gated_frames_total", cam): 440,
         ("streamwarden_streams", ()): 2,
         ("streamwarden_stuck_disposals_total", ()): 1,
         ("streamwarden_inference_model_calls_total", cam): 90,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from streamwarden.media.timeline import (
     SECOND,
     Bridge,
@@ -186,27 +188,56 @@ def test_wall_clock_follows_a_drifting_camera_within_its_tolerance() -> None:
     assert len(made) == 2 and all(-1.1 < c < -1.0 for c in made)
 
 
-def test_rtp_clock_keeps_the_rtp_spacing_and_follows_the_reference_slowly() -> None:
-    """A B-pyramid's frames (RTP times in decode order) with a reference that wobbles by
-    tens of ms: the times keep the RTP spacing, never reorder, follow a drift, and a jump of
-    the RTP clock the reference did not take is a jump."""
+def _pyramid(clock: RtpClock, frames: int, drift: float, wobble_ms: int = 30,
+             start: int = 1_000_000) -> tuple[dict[int, int], int]:
+    """A B-pyramid camera (RTP times in decode order: I P B B per 4 frames) whose clock runs
+    `drift` fast, with a reference (the jitter buffer's time) that wobbles by tens of ms:
+    each frame's time, and the largest distance from real time in the second half."""
+    wobble = [0, 30, -25, 12, -30, 5, 28, -10, 17, -3, -21]
+    times: dict[int, int] = {}
+    worst = 0
+    for index in range(frames):
+        group, slot = divmod(index, 4)
+        frame = group * 4 + (0, 3, 1, 2)[slot]
+        rtp = (start + frame * 3600) & 0xFFFFFFFF
+        real = int(frame * FRAME / (1 + drift))
+        reference = real + wobble[index % len(wobble)] * wobble_ms // 30 * MS
+        times[frame] = clock.pts(rtp, reference)
+        assert clock.pts(rtp, reference + MS) == times[frame], "one time per frame"
+        if index > frames // 2:
+            worst = max(worst, abs(times[frame] - real))
+    return times, worst
+
+
+def _steps(times: dict[int, int]) -> list[int]:
+    ordered = [times[frame] for frame in sorted(times)]
+    return [b - a for a, b in itertools.pairwise(ordered)]
+
+
+TICK_NS = SECOND // 90_000
+
+
+@pytest.mark.parametrize("drift", [0.0, 100e-6, -100e-6])
+def test_rtp_clock_keeps_the_cameras_steps_to_the_tick_and_follows_its_drift(drift) -> None:
+    """An hour of a camera 100 ppm fast or slow (a common crystal), or exact: every display
+    interval is the camera's 40 ms within one 90 kHz tick, B-frames never reorder, and the
+    times stay within 10 ms of real time (the recording index, the restream's clock)."""
     clock = RtpClock(90_000)
-    order = [0, 4, 2, 1, 3]  # frames in decode order within each 4-frame group
-    wobble = [0, 30, -25, 12, -30, 5, 28, -10]
-    times = []
-    for index in range(400):
-        group, slot = divmod(index, 5)
-        frame = group * 4 + order[slot] if slot else group * 4
-        rtp = (1_000_000 + frame * 3600) & 0xFFFFFFFF
-        reference = frame * FRAME * 1001 // 1000 + wobble[index % 8] * MS  # 0.1 % fast
-        times.append((frame, clock.pts(rtp, reference), clock.pts(rtp, reference + MS)))
-    for (frame_a, a, again), (frame_b, b, _) in itertools.pairwise(times):
-        assert a == again, "packets of one frame share its time"
-        if abs(frame_b - frame_a) <= 4:
-            assert abs((b - a) - (frame_b - frame_a) * FRAME) <= 4 * MS
-    assert times[-1][1] - times[-1][0] * FRAME * 1001 // 1000 < 40 * MS, "drift followed"
-    assert clock.jumps == []
-    clock.pts((1_000_000 + 400 * 3600 + 300 * 90_000) & 0xFFFFFFFF, 400 * FRAME)
+    times, worst = _pyramid(clock, 90_000 if drift else 10_000, drift)
+    steps = _steps(times)[1:]  # the first frame is where the reference wobbled to
+    assert all(abs(step - FRAME) <= TICK_NS for step in steps), (min(steps), max(steps))
+    assert worst < 10 * MS and clock.jumps == []
+
+
+def test_rtp_clock_catches_up_with_a_camera_far_off_and_counts_a_jump() -> None:
+    """2 % fast: followed (within 0.35 s, no jump counted); then the RTP clock leaping 300 s
+    the reference did not take is one jump."""
+    clock = RtpClock(90_000)
+    times, worst = _pyramid(clock, 3000, 0.02)
+    assert worst < 350 * MS and clock.jumps == []
+    last = max(times)
+    clock.pts((1_000_000 + (last + 1) * 3600 + 300 * 90_000) & 0xFFFFFFFF,
+              int((last + 1) * FRAME / 1.02))
     assert len(clock.jumps) == 1 and abs(clock.jumps[0] - 300 * SECOND) < SECOND
 
 

@@ -39,6 +39,8 @@ class _Stream:
         video_codec=None, width=None, height=None, framerate=None, audio_codec=None))
     buffering_percent: int = 100
     attached: list[_Consumer] = field(default_factory=list)
+    detect: Any = None  # the sub-stream (detect_uri): a _Stream of its own
+    display_uri: Any = field(default_factory=lambda: SimpleNamespace(text="rtsp://cam/main"))
 
     def consumers(self) -> list[_Consumer]:
         return self.attached
@@ -67,7 +69,7 @@ def test_a_streaming_camera_with_a_recent_frame_is_healthy_and_features_add_thei
     assert health == {
         "id": "cam", "state": "streaming", "is_healthy": True, "retry_count": 0,
         "buffering": 100, "last_frame_age_s": 2.0, "fps": 25.0, "bitrate_kbps": 2048.0,
-        "last_retry_reason": None, "last_error": None,
+        "last_retry_reason": None, "last_error": None, "detect_source": None,
         "recording": True, "recording_error": None, "live_viewers": 3,
     }
 
@@ -100,3 +102,30 @@ def test_statistics_are_the_stream_counters_and_each_consumer_s_own_numbers():
     assert (stats["video_codec"], stats["width"], stats["height"]) == ("h264", 1280, 720)
     assert stats["consumers"] == [{"kind": "recorder", "segments": 2},
                                   {"kind": "live", "viewers": 1}]
+
+
+def test_a_sub_stream_failing_alone_is_reported_beside_a_healthy_main_stream():
+    sub = _Stream(display_uri=SimpleNamespace(text="rtsp://admin:***@cam/sub"))
+    sub.supervisor.on_data(1.0)
+    sub.supervisor.on_problem(2.0, RetryReason.TIMEOUT, "no data for 5s")
+    sub.media.width, sub.media.height, sub.rates.fps = 640, 360, 0.0
+    stream = _Stream(detect=sub)
+    stream.supervisor.on_data(1.0)
+    stream.counters.last_frame_ns = 10 * S
+    health = stream_health(stream, [], now_ns=11 * S)
+    assert health["is_healthy"] and health["state"] == "streaming"
+    assert health["detect_source"] == {
+        "state": "retrying", "is_healthy": False, "uri": "rtsp://admin:***@cam/sub",
+        "fps": 0.0, "width": 640, "height": 360, "reconnects": 1, "last_frame_age_s": None,
+        "last_retry_reason": "timeout", "last_error": "no data for 5s"}
+
+
+def test_statistics_of_a_sub_stream_carry_its_decoder():
+    sub = _Stream(attached=[_Consumer({"kind": "pixels", "activity": "idle"})])
+    sub.counters.frames = 100
+    stream = _Stream(detect=sub, attached=[_Consumer({"kind": "recorder"})])
+    stats = stream_statistics(stream)
+    assert stats["consumers"] == [{"kind": "recorder"}]
+    assert stats["detect_source"]["frames"] == 100
+    assert stats["detect_source"]["consumers"] == [{"kind": "pixels", "activity": "idle"}]
+    assert "detect_source" not in stream_statistics(sub)

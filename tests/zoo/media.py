@@ -55,9 +55,24 @@ def _video_codec_args(spec: MediaSpec) -> list[str]:
             "-x265-params", f"{common}:b-pyramid={pyramid}:log-level=error", *rate]
 
 
+def _scene(spec: MediaSpec, width: int, height: int) -> str:
+    """The lavfi source: the test pattern, or a still scene a box walks into."""
+    if spec.scene == "testsrc2":
+        return f"testsrc2=size={width}x{height}:rate={spec.fps}:duration={spec.seconds}"
+    common = f"rate={spec.fps}:duration={spec.seconds}"
+    box_w, box_h = width // 8, height // 3
+    at, span = spec.appear_at, spec.seconds - spec.appear_at
+    walk = f"(t-{at})/{span}*{width - box_w}"  # from the left edge to the right one
+    return (f"color=c=0x404040:size={width}x{height}:{common},"
+            f"drawgrid=w={width // 8}:h={height // 6}:t=2:c=0x707070[bg];"
+            f"color=c=0xe0e0e0:size={box_w}x{box_h}:{common},noise=alls=30:allf=t[box];"
+            f"[bg][box]overlay=x='{walk}':y={height // 3}:eval=frame:"
+            f"enable='gte(t,{at})'")
+
+
 def _encode_video(spec: MediaSpec, size: tuple[int, int], out: Path) -> None:
     width, height = size
-    source = f"testsrc2=size={width}x{height}:rate={spec.fps}:duration={spec.seconds}"
+    source = _scene(spec, width, height)
     filters = ["-vf", r"select='not(eq(mod(n\,5)\,3))'", "-fps_mode", "vfr"] if spec.vfr else []
     _ffmpeg(["-f", "lavfi", "-i", source, *filters, *_video_codec_args(spec),
              "-threads", "1", "-f", "mp4", str(out)])

@@ -36,6 +36,9 @@ class FileReport:
     audio: str  # audio codec in the file, or "-"
     audio_packets: int
     error_sample: tuple[str, ...] = ()  # the first distinct error lines
+    pts_backwards: int = 0  # decoded frames (output order) whose PTS is not above the one before
+    pts_irregular: int = 0  # display intervals (sorted PTS) more than 1 ms off the typical one
+    steps: tuple[float, ...] = ()  # the display intervals themselves (s), in display order
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
@@ -44,7 +47,7 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
 
 def _probe(path: Path) -> dict:
     result = _run(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-show_entries",
-                   "packet=stream_index,pts_time,dts_time:frame=media_type,width,height",
+                   "packet=stream_index,pts_time,dts_time:frame=media_type,width,height,pts_time",
                    "-of", "json", str(path)])
     info = json.loads(result.stdout or "{}")
     mixed = info.pop("packets_and_frames", [])  # both asked for: one list, in file order
@@ -74,15 +77,50 @@ def stamps_in(path: Path, codec: str) -> list[int]:
     return extracted if len(extracted) >= len(scanned) else scanned
 
 
-def pts_jitter_ms(pts: list[float | None]) -> float:
-    """Largest distance of a frame interval from the typical one (ms): 0 for a camera's
-    exact timestamps, more where a receiver re-stamped frames by arrival."""
+def _off_typical(pts: list[float | None]) -> list[float]:
+    """Each display interval's distance from the typical (median) one, in seconds."""
     ordered = sorted(p for p in pts if p is not None)
     steps = sorted(b - a for a, b in itertools.pairwise(ordered))
     if not steps:
-        return 0.0
+        return []
     typical = steps[len(steps) // 2]
-    return round(1000 * max(abs(s - typical) for s in steps), 1)
+    return [abs(s - typical) for s in steps]
+
+
+def display_steps(pts: list[float | None]) -> tuple[float, ...]:
+    """The file's display intervals (s): its PTS sorted, each minus the one before."""
+    ordered = sorted(p for p in pts if p is not None)
+    return tuple(b - a for a, b in itertools.pairwise(ordered))
+
+
+def pts_jitter_ms(pts: list[float | None]) -> float:
+    """Largest distance of a frame interval from the typical one (ms): 0 for a camera's
+    exact timestamps, more where a receiver re-stamped frames by arrival."""
+    return round(1000 * max(_off_typical(pts), default=0.0), 1)
+
+
+def pts_irregular(pts: list[float | None], tolerance: float = 0.001) -> int:
+    """How many display intervals are more than `tolerance` s off the typical one: frames
+    whose presentation times a recorder made up (e.g. squeezed together at a file's start)."""
+    return sum(off > tolerance for off in _off_typical(pts))
+
+
+def backwards(values: list[float | None]) -> int:
+    """Steps that do not go up (None skipped): a decode order or display order broken."""
+    valid = [v for v in values if v is not None]
+    return sum(b <= a for a, b in itertools.pairwise(valid))
+
+
+def decoded_in_sequence(paths: list[Path]) -> int:
+    """Frames ffmpeg decodes from the files played one after the other (concat demuxer): a
+    file that starts at an open GOP's keyframe decodes its leading pictures only this way."""
+    listing = paths[0].parent / "concat.txt"
+    listing.write_text("".join(f"file '{path}'\n" for path in paths))
+    result = subprocess.run(["ffprobe", "-v", "error", "-f", "concat", "-safe", "0",
+                             "-select_streams", "v:0", "-count_frames", "-show_entries",
+                             "stream=nb_read_frames", "-of", "csv=p=0", str(listing)],
+                            capture_output=True, text=True, timeout=60)
+    return int(result.stdout.strip().strip(","))
 
 
 def _times(packets: list[dict], key: str) -> list[float | None]:
@@ -97,7 +135,6 @@ def analyse(path: Path) -> FileReport:
     vindex = video[0]["index"] if video else -1
     packets = [p for p in info.get("packets", []) if p["stream_index"] == vindex]
     pts, dts = _times(packets, "pts_time"), _times(packets, "dts_time")
-    valid_dts = [d for d in dts if d is not None]
     frames = [f for f in info.get("frames", []) if f.get("media_type") == "video"]
     seqs = stamps_in(path, video[0]["codec_name"]) if video else []
     played, errors = _played(path)
@@ -112,8 +149,11 @@ def analyse(path: Path) -> FileReport:
         error_sample=tuple(dict.fromkeys(re.sub(r" @ 0x[0-9a-f]+", "", e) for e in errors))[:3],
         reordered=sum(p != d for p, d in zip(pts, dts, strict=True)
                       if p is not None and d is not None),
-        dts_backwards=sum(b <= a for a, b in itertools.pairwise(valid_dts)),
+        dts_backwards=backwards(dts),
         pts_jitter_ms=pts_jitter_ms(pts),
+        pts_irregular=pts_irregular(pts),
+        steps=display_steps(pts),
+        pts_backwards=backwards(_times(frames, "pts_time")),
         sizes=tuple(sorted({f"{f['width']}x{f['height']}" for f in frames})),
         audio=audio[0]["codec_name"] if audio else "-",
         audio_packets=sum(1 for p in info.get("packets", []) if audio

@@ -5,6 +5,8 @@
 
 Prints `READY <url>` once listening. One shared media per mount (all readers see the same
 frames); it replays pre-encoded units (tests.zoo.clip) through appsrc, encoding nothing.
+`--path` may be given several times (bench/record.py: N cameras in one process): each mount
+is an independent camera with its own sequence numbers, all replaying the same clip.
 Reads commands on stdin: `stall SECONDS` stops sending on every live media for that long
 while the RTSP session stays open.
 """
@@ -92,12 +94,12 @@ class SingleClientGate:
         return status.OK if first is client else status.NOT_ENOUGH_BANDWIDTH
 
 
-def _control(factory: ZooFactory) -> None:
-    """stdin commands from the test: `stall SECONDS`."""
+def _control(factories: list[ZooFactory]) -> None:
+    """stdin commands from the test: `stall SECONDS` (every mount)."""
     for line in sys.stdin:
         words = line.split()
         if len(words) == 2 and words[0] == "stall":
-            for feeder in list(factory.feeders):
+            for feeder in [f for factory in factories for f in factory.feeders]:
                 feeder.stall(float(words[1]))
 
 
@@ -105,28 +107,34 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve a zoo RTSP camera (no live encode).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--path", default="/cam")
+    parser.add_argument("--path", action="append",
+                        help="mount path, repeatable: one independent camera each (default /cam)")
     parser.add_argument("--spec", required=True, help="CameraSpec as JSON")
     parser.add_argument("--log", help="file for one line per video unit sent")
     parser.add_argument("--first-sequence", type=int, default=0,
                         help="first stamp number (a restarted camera goes on counting)")
     args = parser.parse_args(argv)
+    paths = args.path or ["/cam"]
+    if args.log and len(paths) > 1:
+        parser.error("--log logs one mount's frames: give a single --path with it")
     spec = CameraSpec.from_json(args.spec)
     handle = open(args.log, "a") if args.log else None  # noqa: SIM115 (lives with the process)
-    sent = SentLog(handle, args.first_sequence)
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))
-    factory = ZooFactory(load_clip(spec.media), spec.rtsp, sent)
-    server.get_mount_points().add_factory(args.path, factory)
+    clip = load_clip(spec.media)
+    factories = [ZooFactory(clip, spec.rtsp, SentLog(handle, args.first_sequence))
+                 for _ in paths]
+    for path, factory in zip(paths, factories, strict=True):
+        server.get_mount_points().add_factory(path, factory)
     gate = SingleClientGate(server) if spec.rtsp.single_client else None  # noqa: F841
     loop = GLib.MainLoop()
     if server.attach(None) == 0:
         raise SystemExit(f"zoo camera could not listen on {args.host}:{args.port}")
     for sig in (signal.SIGINT, signal.SIGTERM):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
-    threading.Thread(target=_control, args=(factory,), name="zoo-control", daemon=True).start()
-    print(f"READY rtsp://{args.host}:{args.port}{args.path}", flush=True)
+    threading.Thread(target=_control, args=(factories,), name="zoo-control", daemon=True).start()
+    print(f"READY rtsp://{args.host}:{args.port}{paths[0]}", flush=True)
     loop.run()
 
 

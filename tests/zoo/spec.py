@@ -16,6 +16,7 @@ VIDEO_CODECS = ("h264", "h265")
 AUDIO_CODECS = ("none", "aac", "pcma", "pcmu", "opus")
 PARAMETER_SETS = ("both", "sdp", "inband")  # where SPS/PPS(/VPS) travel over RTSP
 TRANSPORTS = ("any", "tcp", "udp")  # what the RTSP camera accepts
+SCENES = ("testsrc2", "appear")  # moving test pattern; a still scene a box walks into
 MEDIA_FORMAT = 3  # bump to re-encode every cached clip after a change in how media is made
 
 
@@ -26,6 +27,9 @@ class MediaSpec:
     `bframes` 0/2/... with `pyramid` for hierarchical B-frames; `gop_seconds` from 1 (typical)
     to 10 ("smart codec"); `vfr` drops every fifth frame so frame intervals vary;
     `second_size` appends a second part at another resolution (a mid-stream change).
+    `scene = "appear"`: a still, textured scene (no clock, nothing moving) into which a white
+    box (a "person", 1/8 of the width, 1/3 of the height) walks at `appear_at` seconds and
+    crosses until the loop ends; each loop starts still again.
     """
 
     codec: str = "h264"
@@ -40,8 +44,14 @@ class MediaSpec:
     second_size: tuple[int, int] | None = None
     audio: str = "none"
     bitrate_kbps: int = 300
+    scene: str = "testsrc2"
+    appear_at: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.scene not in SCENES:
+            raise ValueError(f"scene {self.scene!r}: use one of {SCENES}")
+        if self.scene == "appear" and not 0 < self.appear_at < self.seconds:
+            raise ValueError("appear_at must lie within the clip")
         if self.codec not in VIDEO_CODECS:
             raise ValueError(f"codec {self.codec!r}: use one of {VIDEO_CODECS}")
         if self.audio not in AUDIO_CODECS:
@@ -61,7 +71,10 @@ class MediaSpec:
         return self.seconds * (2 if self.second_size else 1)
 
     def key(self) -> str:
-        text = json.dumps([MEDIA_FORMAT, dataclasses.asdict(self)], sort_keys=True)
+        fields = dataclasses.asdict(self)
+        if self.scene == "testsrc2":  # keys of clips made before scenes existed stay valid
+            del fields["scene"], fields["appear_at"]
+        text = json.dumps([MEDIA_FORMAT, fields], sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

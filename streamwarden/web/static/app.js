@@ -53,6 +53,7 @@ function renderCard(stream) {
     $(".remove", card).onclick = () => removeStream(stream.id);
     $("#grid").append(card);
     if (typeof Timeline !== "undefined") Timeline.attach(card, stream.id);  // timeline.js
+    if (typeof Zones !== "undefined") Zones.attach(card, stream.id);  // zones.js
   }
   if (typeof Cluster !== "undefined") Cluster.show(card, stream);  // cluster.js
   const health = stream.health || stream;
@@ -173,6 +174,7 @@ async function loadDetections() {
   for (const event of events) {
     const figure = document.createElement("figure");
     figure.className = "detection";
+    figure.dataset.eventId = event.id;  // events.js opens the events view at it
     if (event.snapshot_url) {
       const img = document.createElement("img");
       img.alt = event.label;
@@ -265,6 +267,7 @@ async function connectEvents() {
     const event = JSON.parse(message.data);
     if (event.type === "snapshot" || event.type === "stats") event.streams.forEach(renderCard);
     else if (event.type === "detection") detectionSeen();
+    else if (event.type === "event" && typeof EventsView !== "undefined") EventsView.seen();
     else if (["stream_added", "stream_removed", "state", "recording"].includes(event.type)) {
       loadStreams().catch((err) => showError(err.message));
     }
@@ -291,6 +294,7 @@ async function start() {
     await loadStreams();
     showError("");
     connectEvents();
+    if (typeof EventsView !== "undefined") EventsView.init();  // events.js
     refreshSnapshots();
     setInterval(refreshSnapshots, 2000);
     loadDetections().catch((err) => showError(err.message));
