@@ -214,8 +214,9 @@ def _merged(stored: StreamConfig, changes: dict[str, Any], service: Service) -> 
     """A PATCH on the stored camera: allowed for this caller, valid, a file it may name."""
     if not current().may_change(changes):
         raise ApiError(403, "forbidden", FORBIDDEN_DETAIL)
-    try:
+    try:  # valid alone, and with the defaults (as a single node's PATCH: manager.update)
         merged = StreamConfig.model_validate({**stored.model_dump(), **changes})
+        merged.settings(service.config.stream_defaults)
     except ValidationError as exc:
         raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
     if merged.uri != stored.uri:
