@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from streamwarden.api import (
     auth,
@@ -57,8 +58,22 @@ def _routers(service: Service) -> list[APIRouter]:
     from streamwarden.api import cluster
 
     resources.remove(streams)
-    return [cluster.create_router(service),
-            *(resource.create_router(service) for resource in resources)]
+    clustered = cluster.create_router(service)
+    return [clustered, *(_without(resource.create_router(service), clustered)
+                         for resource in resources)]
+
+
+def _without(router: APIRouter, winner: APIRouter) -> APIRouter:
+    """`router` less the operations `winner` answers: they could never be reached, and left in
+    they would replace the cluster's own in the OpenAPI document (one operation per path and
+    method there: the last one wins), so the schema would describe the single-node answers."""
+    def operations(route: APIRoute) -> set[tuple[str, str]]:
+        return {(route.path, method) for method in route.methods or ()}
+
+    taken = set().union(*(operations(r) for r in winner.routes if isinstance(r, APIRoute)))
+    router.routes[:] = [r for r in router.routes
+                        if not isinstance(r, APIRoute) or not operations(r) & taken]
+    return router
 
 
 def create_app(service: Service) -> FastAPI:

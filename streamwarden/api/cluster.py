@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from streamwarden.api import cluster_timeline, owner_routing
 from streamwarden.api.access import (
     FORBIDDEN_DETAIL,
     current,
@@ -46,11 +47,20 @@ from streamwarden.api.schemas import (
     StreamCreated,
     StreamPatch,
     StreamView,
+    StreamZones,
 )
-from streamwarden.api.streams import check_file_source, check_new_stream, stream_view
+from streamwarden.api.streams import (
+    DUPLICATE,
+    FILE_REFUSED,
+    check_file_source,
+    check_new_stream,
+    stream_view,
+)
 from streamwarden.cluster.store import StoreUnavailableError
 from streamwarden.config.model import StreamConfig
+from streamwarden.inference.zones import ZONE_NAME_PATTERN
 from streamwarden.manager import StreamNotFoundError
+from streamwarden.recording.retention_rule import Padding
 from streamwarden.users.permissions import Action
 
 if TYPE_CHECKING:
@@ -66,7 +76,17 @@ async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    """The database's absence as a clear 503, and the cluster's extra answers (redirects,
+    503s) in the OpenAPI document, so clients generated from it know them."""
     app.add_exception_handler(StoreUnavailableError, _unavailable)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = owner_routing.document(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class _Reads:
@@ -100,11 +120,25 @@ class _Reads:
         return [self.view(config, source, owners) for config, source in entries.values()
                 if principal.sees(config.id)]
 
-    async def one(self, stream_id: str) -> StreamView:
-        entries, owners = await self.catalog(), await self.call(self.store.owners)
-        if stream_id not in entries:
+    async def entry(self, stream_id: str) -> tuple[StreamConfig, str]:
+        """A camera of the list this caller sees (to others: a 404, as a single node)."""
+        entries = await self.catalog()
+        if checked_id(stream_id) not in entries or not current().sees(stream_id):
             raise StreamNotFoundError(stream_id)
-        return self.view(*entries[stream_id], owners)
+        return entries[stream_id]
+
+    async def one(self, stream_id: str) -> StreamView:
+        entry = await self.entry(stream_id)
+        return self.view(*entry, await self.call(self.store.owners))
+
+    async def write(self, stream_id: str, config: StreamConfig, source: str,
+                    changes: dict[str, Any]) -> None:
+        """A changed camera into the list; applied at once when it runs here (the owner
+        applies it within one renewal elsewhere)."""
+        await self.call(self.store.put_stream, stream_id, *self.node.codec.seal(config), source)
+        if stream_id in self.node.held and stream_id in self.service.streams:
+            await self.service.manager.update(stream_id, changes)
+        self.node.wake()
 
 
 def create_router(service: Service) -> APIRouter:
@@ -145,16 +179,44 @@ def create_router(service: Service) -> APIRouter:
         return [v.health for v in await reads.all()]
 
     _change_routes(router, reads)
-    _index_routes(router, call, node.api_store)
+    _zone_routes(router, reads)
+    _index_routes(router, call, node.api_store, service.storage_limits.padding)
+    cluster_timeline.add_route(router, node.api_store, reads.entry, call)
     return router
+
+
+def _zone_routes(router: APIRouter, reads: _Reads) -> None:
+    """A camera's zones and masks in the cluster's list (api/zones.py's answers, from any
+    node): kept across moves, and not undone by the owner's next reading of the list."""
+
+    @router.get("/streams/{stream_id}/zones", response_model=StreamZones,
+                responses=STREAM_ERRORS, dependencies=[requires(Action.VIEW)])
+    async def get_zones(stream_id: StreamIdPath) -> StreamZones:
+        """The camera's zones and masks."""
+        stored, _ = await reads.entry(stream_id)
+        return StreamZones(zones=stored.zones, masks=stored.masks)
+
+    @router.put("/streams/{stream_id}/zones", response_model=StreamZones,
+                responses=STREAM_ERRORS, dependencies=[requires(Action.CONFIGURE)])
+    async def put_zones(body: StreamZones, stream_id: StreamIdPath) -> StreamZones:
+        """Replace the camera's zones and masks for the whole cluster, in place."""
+        stored, source = await reads.entry(stream_id)
+        changes = {"zones": [zone.model_dump() for zone in body.zones], "masks": body.masks}
+        try:  # e.g. the stream's record_on names a removed zone
+            merged = StreamConfig.model_validate({**stored.model_dump(), **changes})
+        except ValidationError as exc:
+            raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
+        await reads.write(stream_id, merged, source, changes)
+        return StreamZones(zones=merged.zones, masks=merged.masks)
 
 
 def _merged(stored: StreamConfig, changes: dict[str, Any], service: Service) -> StreamConfig:
     """A PATCH on the stored camera: allowed for this caller, valid, a file it may name."""
     if not current().may_change(changes):
         raise ApiError(403, "forbidden", FORBIDDEN_DETAIL)
-    try:
+    try:  # valid alone, and with the defaults (as a single node's PATCH: manager.update)
         merged = StreamConfig.model_validate({**stored.model_dump(), **changes})
+        merged.settings(service.config.stream_defaults)
     except ValidationError as exc:
         raise ApiError(422, "invalid_request", describe_errors(exc.errors())[1]) from None
     if merged.uri != stored.uri:
@@ -166,8 +228,10 @@ def _change_routes(router: APIRouter, reads: _Reads) -> None:
     service, node, call, store = reads.service, reads.node, reads.call, reads.store
     codec = node.codec
 
+    # the same answers as the single node's (api/streams.py): one contract for both
     @router.post("/streams", status_code=201, response_model=StreamCreated,
-                 responses=STREAM_ERRORS, dependencies=[requires(Action.CONFIGURE)])
+                 responses={**DUPLICATE, **STREAM_ERRORS, **FILE_REFUSED},
+                 dependencies=[requires(Action.CONFIGURE)])
     async def add_stream(stream: StreamConfig) -> StreamCreated:
         """Add a camera to the cluster's list; a node takes it within one renewal."""
         check_new_stream(stream, service.config)
@@ -177,20 +241,14 @@ def _change_routes(router: APIRouter, reads: _Reads) -> None:
         node.wake()
         return StreamCreated(id=stream.id)
 
-    @router.patch("/streams/{stream_id}", response_model=StreamView, responses=STREAM_ERRORS,
+    @router.patch("/streams/{stream_id}", response_model=StreamView,
+                  responses={**STREAM_ERRORS, **FILE_REFUSED},
                   dependencies=[requires_any(Action.RECORD, Action.DETECT, Action.CONFIGURE)])
     async def patch_stream(patch: StreamPatch, stream_id: StreamIdPath) -> StreamView:
         """Change a camera for the whole cluster; its owner applies it."""
-        entries = await reads.catalog()
-        if checked_id(stream_id) not in entries:
-            raise StreamNotFoundError(stream_id)
-        stored, source = entries[stream_id]
+        stored, source = await reads.entry(stream_id)
         changes = patch.model_dump(exclude_unset=True)
-        merged = _merged(stored, changes, service)
-        await call(store.put_stream, stream_id, *codec.seal(merged), source)
-        if stream_id in node.held and stream_id in service.streams:
-            await service.manager.update(stream_id, changes)
-        node.wake()
+        await reads.write(stream_id, _merged(stored, changes, service), source, changes)
         return await reads.one(stream_id)
 
     @router.delete("/streams/{stream_id}", status_code=204, responses=STREAM_ERRORS,
@@ -203,7 +261,8 @@ def _change_routes(router: APIRouter, reads: _Reads) -> None:
         return Response(status_code=204)
 
 
-def _index_routes(router: APIRouter, call: Callable, store: Any) -> None:
+def _index_routes(router: APIRouter, call: Callable, store: Any,
+                  padding: Callable[[str], Padding]) -> None:
     @router.get("/recordings", response_model=list[Recording], responses=ERRORS,
                 dependencies=[requires(Action.RECORDINGS)])
     async def list_recordings(
@@ -235,8 +294,11 @@ def _index_routes(router: APIRouter, call: Callable, store: Any) -> None:
         since: Annotated[datetime | None, Query(description=_UTC)] = None,
         until: Annotated[datetime | None, Query(description=_UTC)] = None,
         limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+        zone: Annotated[str | None, Query(pattern=ZONE_NAME_PATTERN,
+                                          description="only objects that entered this zone")
+                        ] = None,
     ) -> list[EventView]:
-        """Detection events of the whole cluster, newest first."""
+        """Detection events (one per tracked object) of the whole cluster, newest first."""
         since_ts, until_ts = to_timestamp_or_none(since), to_timestamp_or_none(until)
         if since_ts is not None and until_ts is not None and until_ts < since_ts:
             raise ApiError(422, "invalid_range", "until is before since")
@@ -245,9 +307,12 @@ def _index_routes(router: APIRouter, call: Callable, store: Any) -> None:
                " AND (%(label)s::text IS NULL OR e.label = %(label)s) AND "
                "(%(since)s::float8 IS NULL OR e.end_ts >= %(since)s) AND "
                "(%(until)s::float8 IS NULL OR e.start_ts <= %(until)s) AND "
+               "(%(zone)s::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements("
+               "e.zones::jsonb) z WHERE z ->> 'zone' = %(zone)s)) AND "
                "(%(seen)s::text[] IS NULL OR e.stream_id = ANY(%(seen)s)) "
                "ORDER BY e.start_ts DESC, e.id DESC LIMIT %(limit)s")
         rows = await call(store.execute, sql, {
             "sid": checked_id(stream_id) if stream_id else None, "label": label,
-            "since": since_ts, "until": until_ts, "limit": limit, "seen": visible_streams()})
-        return [event_view(row) for row in rows]
+            "since": since_ts, "until": until_ts, "limit": limit, "zone": zone,
+            "seen": visible_streams()})
+        return [event_view(row, padding) for row in rows]

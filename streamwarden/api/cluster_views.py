@@ -3,15 +3,18 @@ health, recordings and events, shaped from PostgreSQL rows (plain functions, no 
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from streamwarden.api.events import event_from_row
 from streamwarden.api.params import from_timestamp
 from streamwarden.api.schemas import EventView, HealthEntry, Recording, StreamView
 from streamwarden.config.model import SourceSettings, StreamConfig
+from streamwarden.db import EventRow
+from streamwarden.recording.retention_rule import Padding
 from streamwarden.uris import DisplayUri
 
 
@@ -88,14 +91,15 @@ def recording_view(row: tuple) -> Recording:
 
 
 EVENT_COLUMNS = ("e.id, e.stream_id, e.label, e.start_ts, e.end_ts, e.confidence, e.box, "
-                 "e.detections, e.model, e.pts, e.has_snapshot, e.local_id, n.url")
+                 "e.detections, e.model, e.pts, e.has_snapshot, e.object_id, e.zones, e.path, "
+                 "e.stationary, e.active, e.local_id, n.url")
 
 
-def event_view(row: tuple) -> EventView:
-    (eid, stream_id, label, start, end, confidence, box, detections, model, pts, has_snapshot,
-     local_id, url) = row
-    snapshot = f"{url}/events/{local_id}/snapshot.jpg" if has_snapshot and url else None
-    return EventView(id=eid, stream_id=stream_id, label=label, start=from_timestamp(start),
-                     end=from_timestamp(end), confidence=round(confidence, 4),
-                     box=json.loads(box), detections=detections, model=model, pts=pts,
-                     snapshot_url=snapshot)
+def event_view(row: tuple, padding: Callable[[str], Padding]) -> EventView:
+    """As the single node shows its events (footage padded as this node's settings say),
+    the snapshot on the node that holds it."""
+    *fields, local_id, url = row
+    event = EventRow(*fields)
+    view = event_from_row(event, padding(event.stream_id))
+    snapshot = f"{url}/events/{local_id}/snapshot.jpg" if view.snapshot_url and url else None
+    return view.model_copy(update={"snapshot_url": snapshot})

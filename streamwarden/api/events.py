@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from streamwarden.service import Service
 
 
-def _event(row: EventRow, padding: Padding) -> EventView:
+def event_from_row(row: EventRow, padding: Padding) -> EventView:
+    """An index row as the API shows it (the cluster's index reuses it, cluster_views.py)."""
     return EventView(id=row.id, stream_id=row.stream_id, label=row.label,
                      start=from_timestamp(row.start_ts), end=from_timestamp(row.end_ts),
                      confidence=round(row.confidence, 4), box=json.loads(row.box),
@@ -67,7 +68,7 @@ def create_router(service: Service) -> APIRouter:
         rows = await db.run(db.events, stream_id, label, since_ts, until_ts, limit, zone,
                             visible_streams())
         padding = service.storage_limits.padding
-        return [_event(row, padding(row.stream_id)) for row in rows]
+        return [event_from_row(row, padding(row.stream_id)) for row in rows]
 
     @router.get("/events/{event_id}/snapshot.jpg", response_class=Response,
                 responses={200: {"content": {"image/jpeg": {}}}, **ERRORS},

@@ -1,7 +1,7 @@
 """In a cluster, requests that need the camera or its files go to the node that has them.
 
 ASGI middleware, installed only when `[cluster]` is configured, so no route changes:
-`/streams/{id}/record|snapshot.jpg|mjpeg|live.mp4|clip|timeline` of a camera this node does
+`/streams/{id}/record|snapshot.jpg|mjpeg|live.mp4|clip` of a camera this node does
 not own are answered 307 with the owner's URL (same path and query), or 503
 `owner_unavailable` when the camera has no live owner; `/recordings/{id}/file` (ids are the
 cluster index's) is served here when this node holds the file (the path is rewritten to the
@@ -27,8 +27,34 @@ if TYPE_CHECKING:
     from streamwarden.cluster.node import ClusterNode
 
 _OWNER_ONLY = re.compile(
-    r"^/streams/([A-Za-z0-9_-]{1,64})/(record|snapshot\.jpg|mjpeg|live\.mp4|clip|timeline)$")
+    r"^/streams/([A-Za-z0-9_-]{1,64})/(record|snapshot\.jpg|mjpeg|live\.mp4|clip)$")
 _FILE = re.compile(r"^/recordings/(\d{1,18})/file$")
+# the same routes as the OpenAPI document names them
+ROUTED_PATHS = frozenset({
+    *(f"/streams/{{stream_id}}/{tail}" for tail in
+      ("record", "snapshot.jpg", "mjpeg", "live.mp4", "clip")),
+    "/recordings/{rec_id}/file"})
+_ERROR_BODY = {"content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+
+
+def document(schema: dict) -> dict:
+    """What this middleware (and the cluster's database) adds to the routes' answers, in the
+    OpenAPI document of a clustered node: 307 to the owner and 503 `owner_unavailable` on the
+    routes it redirects; 503 `database_unavailable` on the cluster's own routes."""
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            if path in ROUTED_PATHS:
+                answers["307"] = {
+                    "description": "Held by another node: `Location` is the same request there",
+                    "headers": {"Location": {"schema": {"type": "string"}}}}
+                answers["503"] = {"description": "The node holding it is down "
+                                  "(`owner_unavailable`)", **_ERROR_BODY}
+            elif "cluster" in operation.get("tags", ()):
+                answers["503"] = {"description": "The cluster's database cannot be reached "
+                                  "(`database_unavailable`)", **_ERROR_BODY}
+    return schema
 
 
 class OwnerRouting:

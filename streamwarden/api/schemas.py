@@ -239,7 +239,9 @@ class Recording(BaseModel):
     duration: float | None
     bytes: int | None
     reason: str
-    status: Literal["recording", "complete", "repaired", "corrupt"]
+    # interrupted: only in a cluster, a segment whose node died or lost the camera while
+    # writing it (ended at that node's last heartbeat)
+    status: Literal["recording", "complete", "repaired", "corrupt", "interrupted"]
     url: str
     node: str | None = None  # the node holding the file; null outside a cluster
 
@@ -254,7 +256,7 @@ class TimelineSegment(BaseModel):
     id: int
     start: datetime
     end: datetime | None  # None: still being written
-    status: Literal["recording", "complete", "repaired", "corrupt"]
+    status: Literal["recording", "complete", "repaired", "corrupt", "interrupted"]
     url: str
 
 

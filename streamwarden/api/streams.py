@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from streamwarden.ingest.stream import Stream
     from streamwarden.service import Service
 
-_FILE_REFUSED: Responses = {403: {"model": ErrorBody, "description": "A file:// source outside "
+FILE_REFUSED: Responses = {403: {"model": ErrorBody, "description": "A file:// source outside "
                                                           "[api] allowed_file_dirs"}}
-_DUPLICATE: Responses = {409: {"model": ErrorBody, "description": "Duplicate id"}}
+DUPLICATE: Responses = {409: {"model": ErrorBody, "description": "Duplicate id"}}
 
 
 def check_file_source(uri: str, allowed_dirs: list[str]) -> None:
@@ -111,7 +111,7 @@ def create_router(service: Service) -> APIRouter:
                 if principal.sees(p.id)]
 
     @router.post("/streams", status_code=201, response_model=StreamCreated,
-                 responses={**_DUPLICATE, **STREAM_ERRORS, **_FILE_REFUSED},
+                 responses={**DUPLICATE, **STREAM_ERRORS, **FILE_REFUSED},
                  dependencies=[requires(Action.CONFIGURE)])
     async def add_stream(stream: StreamConfig) -> StreamCreated:
         """Start ingesting a camera; the others are not touched."""
@@ -125,7 +125,7 @@ def create_router(service: Service) -> APIRouter:
         return StreamCreated(id=stream.id)
 
     @router.patch("/streams/{stream_id}", response_model=StreamView,
-                  responses={**STREAM_ERRORS, **_FILE_REFUSED},
+                  responses={**STREAM_ERRORS, **FILE_REFUSED},
                   dependencies=[requires_any(Action.RECORD, Action.DETECT, Action.CONFIGURE)])
     async def patch_stream(patch: StreamPatch, stream_id: StreamIdPath) -> StreamView:
         """Change a running stream. Recording, inference and the detection sub-stream

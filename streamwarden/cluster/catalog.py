@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +46,9 @@ class Codec:
         return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
 
     def seal(self, stream: StreamConfig) -> tuple[str, str]:
-        """(encrypted JSON, digest) of a stream."""
-        text = stream.model_dump_json()
+        """(encrypted JSON, digest) of a stream. Numbers as they are: the JSON mode's duration
+        strings round to the millisecond, so a 0.1 ms setting would come back as 0 (invalid)."""
+        text = json.dumps(stream.model_dump(mode="python"), separators=(",", ":"))
         return self._box.encrypt(text), self.digest(text)
 
     def open_row(self, row: CatalogRow) -> Entry | None:

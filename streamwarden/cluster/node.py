@@ -80,6 +80,7 @@ class ClusterNode:
         self.status = NodeStatus()
         self.held: dict[str, int] = {}        # stream id -> fence, as of the last renewal
         self.last_fence: dict[str, int] = {}  # ...and every fence this node ever held
+        self.warming: frozenset[str] = frozenset()  # offered to this node, not yet given
         self.catalog: dict[str, Entry] = {}
         self.directory: dict[str, Owner] = {}
         self.node_urls: dict[str, tuple[str, bool]] = {}
@@ -110,7 +111,15 @@ class ClusterNode:
         self._wake.set()
 
     def fence_of(self, stream_id: str) -> int | None:
-        return self.held.get(stream_id, self.last_fence.get(stream_id))
+        """The fence this node's index rows of a camera go out with: the one it holds; none
+        while it warms the camera up for a move to it (the rows wait for the transfer's new
+        fence: an older fence of its own, from holding the camera before, would have them
+        refused); else the last it held (late rows, refused if another node took over)."""
+        if stream_id in self.held:
+            return self.held[stream_id]
+        if stream_id in self.warming:
+            return None
+        return self.last_fence.get(stream_id)
 
     # ---- lifecycle (asyncio side) ----------------------------------------------------------
 
@@ -173,6 +182,9 @@ class ClusterNode:
             return
         self._database_up()
         self._renewed(result)
+        self.warming = frozenset(lease.stream_id for lease in result.snapshot.leases
+                                 if lease.handoff_to == self.node_id
+                                 and lease.owner != self.node_id)
         self._directory(result)
         if result.catalog_version != self.catalog_version:
             self._read_catalog()

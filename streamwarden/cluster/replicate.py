@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamwarden.cluster.facts import GAPS, PERIODS, FactPusher
 from streamwarden.cluster.store import ClusterStore
 from streamwarden.db import Database
 
@@ -38,13 +39,16 @@ _PUSH_RECORDING = (
     "status = excluded.status, path = excluded.path RETURNING id")
 _PUSH_EVENT = (
     "INSERT INTO cluster_events (node_id, local_id, stream_id, label, start_ts, end_ts, "
-    "confidence, box, detections, model, pts, has_snapshot, fence) SELECT %(node)s, %(id)s, "
-    "%(stream_id)s, %(label)s, %(start_ts)s, %(end_ts)s, %(confidence)s, %(box)s, "
-    "%(detections)s, %(model)s, %(pts)s, %(has_snapshot)s, %(fence)s WHERE EXISTS (SELECT 1 "
-    "FROM ownership WHERE stream_id = %(stream_id)s AND fence <= %(fence)s) "
-    "ON CONFLICT (node_id, local_id) DO UPDATE SET end_ts = excluded.end_ts, "
-    "confidence = excluded.confidence, box = excluded.box, detections = excluded.detections, "
-    "pts = excluded.pts, has_snapshot = excluded.has_snapshot RETURNING id")
+    "confidence, box, detections, model, pts, has_snapshot, fence, object_id, zones, path, "
+    "stationary, active) SELECT %(node)s, %(id)s, %(stream_id)s, %(label)s, %(start_ts)s, "
+    "%(end_ts)s, %(confidence)s, %(box)s, %(detections)s, %(model)s, %(pts)s, "
+    "%(has_snapshot)s, %(fence)s, %(object_id)s, %(zones)s, %(path)s, %(stationary)s, "
+    "%(active)s WHERE EXISTS (SELECT 1 FROM ownership WHERE stream_id = %(stream_id)s AND "
+    "fence <= %(fence)s) ON CONFLICT (node_id, local_id) DO UPDATE SET end_ts = "
+    "excluded.end_ts, confidence = excluded.confidence, box = excluded.box, detections = "
+    "excluded.detections, pts = excluded.pts, has_snapshot = excluded.has_snapshot, "
+    "zones = excluded.zones, path = excluded.path, stationary = excluded.stationary, "
+    "active = excluded.active RETURNING id")
 
 
 def _rows(db: Database, sql: str, args: tuple) -> list[dict[str, Any]]:
@@ -71,6 +75,14 @@ class Replicator:
     accepted: int = 0
     rejected: int = 0
     _pruned_at: float = 0.0
+    facts: list[FactPusher] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        def read(sql: str, args: tuple) -> list[dict[str, Any]]:
+            return _rows(self.db, sql, args)
+
+        self.facts = [FactPusher(table, self.store, self.fence_of, read)
+                      for table in (PERIODS, GAPS)]
 
     def _start(self) -> None:
         """Where to go on from: the highest local ids the cluster index has from this node,
@@ -93,6 +105,8 @@ class Replicator:
         if not self.started:
             self._start()
         self._push_recordings(stream_id)
+        for facts in self.facts:  # small: sent whole, also before a handoff
+            facts.push()
         if stream_id is None:
             self._push_events()
             if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
@@ -130,7 +144,8 @@ class Replicator:
     def _push_events(self) -> None:
         since = time.time() - EVENT_WINDOW_S
         rows = _rows(self.db, "SELECT id, stream_id, label, start_ts, end_ts, confidence, box, "
-                     "detections, model, pts, snapshot IS NOT NULL AS has_snapshot FROM events "
+                     "detections, model, pts, snapshot IS NOT NULL AS has_snapshot, object_id,"
+                     " zones, path, stationary, active FROM events "
                      "WHERE id > ? OR end_ts >= ? ORDER BY id LIMIT ?",
                      (self.event_mark, since, BATCH))
         batch = []
@@ -138,6 +153,8 @@ class Replicator:
             fence = self.fence_of(row["stream_id"])
             if fence is not None:
                 batch.append({**row, "has_snapshot": bool(row["has_snapshot"]),
+                              "stationary": bool(row["stationary"]),
+                              "active": bool(row["active"]),
                               "node": self.store.node_id, "fence": fence})
         self._send(_PUSH_EVENT, batch)
         if rows:
@@ -159,7 +176,8 @@ class Replicator:
         return results
 
     def _prune(self) -> None:
-        """Recordings retention removed here: out of the cluster index too."""
+        """Recordings retention removed here: out of the cluster index too. And any node ends
+        what dead nodes left open (store.interrupt_dead)."""
         node = self.store.node_id
         remote = {int(r[0]) for r in self.store.execute(
             "SELECT local_id FROM cluster_recordings WHERE node_id = %s AND local_id <= %s",
@@ -169,4 +187,5 @@ class Replicator:
         if gone:
             self.store.execute("DELETE FROM cluster_recordings WHERE node_id = %s AND "
                                "local_id = ANY(%s)", (node, gone))
+        self.store.interrupt_dead()  # dead nodes' open segments of cameras nobody claimed
         self._pruned_at = time.monotonic()

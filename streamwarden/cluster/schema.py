@@ -11,8 +11,12 @@ advisory lock, so nodes starting together do not race on `CREATE TABLE`).
 - `ownership`: one row per camera: owner, lease end, fencing number (incremented by every
   claim and transfer), a planned move in progress (`handoff_to`, `ready`), and the owner's
   last view of the stream for any node's `/streams` and `/health`.
+- `cluster_holds`: who held each camera when (one row per fence: from the claim or transfer
+  to the holder's last renewal), the cluster's "service running" for a camera's timeline.
+- `cluster_facts`: the timeline facts of each node (periods, recorder gaps: facts.py).
 - `cluster_recordings`, `cluster_events`: the cluster-wide index; each row names the node that
-  holds the file and the fence it was written under.
+  holds the file and the fence it was written under. A segment whose node died or lost the
+  camera while writing it is ended `interrupted` by the node that claims the camera (store.py).
 """
 
 from __future__ import annotations
@@ -65,6 +69,27 @@ STATEMENTS = (
         UNIQUE (node_id, local_id))""",
     """CREATE INDEX IF NOT EXISTS cluster_recordings_stream_start
         ON cluster_recordings (stream_id, start_ts)""",
+    """CREATE TABLE IF NOT EXISTS cluster_holds (
+        stream_id text NOT NULL,
+        fence bigint NOT NULL,
+        node_id text NOT NULL,
+        start_ts double precision NOT NULL,
+        end_ts double precision NOT NULL,
+        PRIMARY KEY (stream_id, fence))""",
+    """CREATE TABLE IF NOT EXISTS cluster_facts (
+        id bigserial PRIMARY KEY,
+        node_id text NOT NULL,
+        source text NOT NULL,
+        local_id bigint NOT NULL,
+        stream_id text NOT NULL,
+        kind text NOT NULL,
+        start_ts double precision NOT NULL,
+        end_ts double precision,
+        fence bigint NOT NULL,
+        UNIQUE (node_id, source, local_id))""",
+    """CREATE INDEX IF NOT EXISTS cluster_facts_stream ON cluster_facts (stream_id, start_ts)""",
+    """CREATE INDEX IF NOT EXISTS cluster_recordings_open
+        ON cluster_recordings (stream_id) WHERE status = 'recording'""",
     """CREATE TABLE IF NOT EXISTS cluster_events (
         id bigserial PRIMARY KEY,
         node_id text NOT NULL,
@@ -82,4 +107,10 @@ STATEMENTS = (
         fence bigint NOT NULL,
         UNIQUE (node_id, local_id))""",
     """CREATE INDEX IF NOT EXISTS cluster_events_start ON cluster_events (start_ts)""",
+    # tracked objects (as the node's own index has them, db.py): added to older clusters too
+    """ALTER TABLE cluster_events ADD COLUMN IF NOT EXISTS object_id text,
+        ADD COLUMN IF NOT EXISTS zones text NOT NULL DEFAULT '[]',
+        ADD COLUMN IF NOT EXISTS path text NOT NULL DEFAULT '[]',
+        ADD COLUMN IF NOT EXISTS stationary boolean NOT NULL DEFAULT false,
+        ADD COLUMN IF NOT EXISTS active boolean NOT NULL DEFAULT false""",
 )

@@ -29,6 +29,25 @@ CONNECT_TIMEOUT_S = 3
 STALE_LEASES = 3
 
 
+# A segment a node left open in the cluster index when it died or lost the camera: marked
+# `interrupted`, ending at that node's last heartbeat (its last replicated moment: the node
+# sends its index rows right after each heartbeat), never before the segment's start. The file
+# on that node may hold more (it is repaired there when the node starts again); the cluster
+# index keeps only what the node published under a valid fence.
+INTERRUPT_OPEN = (
+    "UPDATE cluster_recordings r SET status = 'interrupted', end_ts = e.end_ts, "
+    "duration = e.end_ts - r.start_ts FROM (SELECT r2.id, GREATEST(r2.start_ts, LEAST("
+    "COALESCE(extract(epoch FROM n.heartbeat)::float8, 0), extract(epoch FROM now())::float8)) "
+    "AS end_ts FROM cluster_recordings r2 LEFT JOIN cluster_nodes n ON n.node_id = r2.node_id "
+    "WHERE r2.status = 'recording' AND ")
+
+
+# A new holder of a camera (claim or transfer): its hold runs until its last renewal.
+_HOLD = ("INSERT INTO cluster_holds VALUES (%(sid)s, %(fence)s, %(node)s, "
+         "extract(epoch FROM now())::float8, extract(epoch FROM now())::float8) "
+         "ON CONFLICT DO NOTHING")
+
+
 class StoreUnavailableError(RuntimeError):
     """The database could not be reached or the call failed on the way."""
 
@@ -159,6 +178,10 @@ class ClusterStore:
                 "WHERE owner = %(me)s RETURNING stream_id, fence",
                 {"me": self.node_id, "lease": self.lease, "views": json.dumps(views)})
             renewed = {sid: int(fence) for sid, fence in cur.fetchall()}
+            cur.execute("INSERT INTO cluster_holds SELECT stream_id, fence, owner, "
+                        "extract(epoch FROM now())::float8, extract(epoch FROM now())::float8 "
+                        "FROM ownership WHERE owner = %s ON CONFLICT (stream_id, fence) "
+                        "DO UPDATE SET end_ts = excluded.end_ts", (self.node_id,))
             snapshot, version = self._snapshot(cur)
         return CycleResult(renewed, snapshot, version)
 
@@ -179,28 +202,50 @@ class ClusterStore:
 
     def claim(self, stream_id: str) -> int | None:
         """Take an orphan: at most one node wins (the row is locked by the UPDATE and the
-        condition checked again on the locked row). The new fence, or None if lost."""
-        return self._one_fence(
-            "UPDATE ownership SET owner = %(me)s, fence = fence + 1, "
-            "expires = now() + %(lease)s * interval '1 second', handoff_to = NULL, "
-            "handoff_at = NULL, ready = false WHERE stream_id = %(sid)s AND (owner IS NULL OR "
-            "(expires < now() AND pg_postmaster_start_time() < "
-            "now() - %(lease)s * interval '1 second')) RETURNING fence", stream_id)
+        condition checked again on the locked row). The new fence, or None if lost. In the
+        same transaction, the segments the previous owners left open in the cluster index are
+        ended (`interrupted`, see INTERRUPT_OPEN): their owner cannot close them any more (its
+        fence is no longer current), and the index must not show it still recording."""
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE ownership SET owner = %(me)s, fence = fence + 1, "
+                "expires = now() + %(lease)s * interval '1 second', handoff_to = NULL, "
+                "handoff_at = NULL, ready = false WHERE stream_id = %(sid)s AND (owner IS NULL "
+                "OR (expires < now() AND pg_postmaster_start_time() < "
+                "now() - %(lease)s * interval '1 second')) RETURNING fence",
+                {"me": self.node_id, "lease": self.lease, "sid": stream_id})
+            row = cur.fetchone()
+            if row is None:
+                return None
+            cur.execute(_HOLD, {"sid": stream_id, "fence": int(row[0]), "node": self.node_id})
+            cur.execute(INTERRUPT_OPEN + "r2.stream_id = %(sid)s AND r2.fence < %(fence)s"
+                        ") e WHERE r.id = e.id", {"sid": stream_id, "fence": int(row[0])})
+        return int(row[0])
+
+    def interrupt_dead(self) -> int:
+        """End the open segments of nodes whose heartbeat lease ended over a lease ago (for
+        cameras nobody claimed: deleted, or no node with room). How many."""
+        with self._tx() as cur:
+            cur.execute(INTERRUPT_OPEN + "n.expires < now() - %(lease)s * interval "
+                        "'1 second') e WHERE r.id = e.id", {"lease": self.lease})
+            return cur.rowcount
 
     def transfer(self, stream_id: str, to: str) -> int | None:
         """Give a camera to the node that is ready for it, with a new fence."""
-        return self._one_fence(
-            "UPDATE ownership SET owner = %(to)s, fence = fence + 1, "
-            "expires = now() + %(lease)s * interval '1 second', handoff_to = NULL, "
-            "handoff_at = NULL, ready = false WHERE stream_id = %(sid)s AND owner = %(me)s "
-            "AND handoff_to = %(to)s RETURNING fence", stream_id, to)
-
-    def _one_fence(self, sql: str, stream_id: str, to: str | None = None) -> int | None:
         with self._tx() as cur:
-            cur.execute(sql, {"me": self.node_id, "lease": self.lease, "sid": stream_id,
-                              "to": to})
+            cur.execute(
+                "UPDATE ownership SET owner = %(to)s, fence = fence + 1, "
+                "expires = now() + %(lease)s * interval '1 second', handoff_to = NULL, "
+                "handoff_at = NULL, ready = false WHERE stream_id = %(sid)s AND owner = %(me)s "
+                "AND handoff_to = %(to)s RETURNING fence",
+                {"me": self.node_id, "lease": self.lease, "sid": stream_id, "to": to})
             row = cur.fetchone()
-        return int(row[0]) if row else None
+            if row is None:
+                return None
+            cur.execute(_HOLD, {"sid": stream_id, "fence": int(row[0]), "node": to})
+            cur.execute("UPDATE cluster_holds SET end_ts = extract(epoch FROM now())::float8 "
+                        "WHERE stream_id = %s AND fence = %s", (stream_id, int(row[0]) - 1))
+        return int(row[0])
 
     def offer(self, stream_id: str, to: str) -> bool:
         return self._update("UPDATE ownership SET handoff_to = %(to)s, handoff_at = now(), "

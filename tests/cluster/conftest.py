@@ -39,8 +39,8 @@ class Cluster:
     postgres: Postgres
     nodes: list[Node] = field(default_factory=list)
 
-    def node(self, node_id: str, capacity: int | None = None) -> Node:
-        node = Node(node_id, self.setup, capacity)
+    def node(self, node_id: str, capacity: int | None = None, **where) -> Node:
+        node = Node(node_id, self.setup, capacity, **where)
         self.nodes.append(node)
         return node.start()
 
@@ -65,15 +65,16 @@ def cluster(postgres: Postgres, tmp_path) -> Iterator[Callable[..., Cluster]]:
     cameras: list[CameraProcess] = []
     name = f"t{uuid.uuid4().hex[:10]}"
 
-    def make(cameras_n: int = 4, **options) -> Cluster:
+    def make(cameras_n: int = 4, camera_host: str = "127.0.0.1", **options) -> Cluster:
         paths = [f"/c{i}" for i in range(cameras_n)]
-        camera = CameraProcess(free_port(), paths, CAMERA_OPTIONS)
+        camera = CameraProcess(free_port(), paths, [*CAMERA_OPTIONS, "--host", camera_host])
         cameras.append(camera.start())
         key = tmp_path / "cluster.key"  # the key every node shares (made before they start)
         key.touch(mode=0o600)
         key.write_bytes(Fernet.generate_key())
         setup = ClusterSetup(postgres.create_database(name), tmp_path,
-                             cameras=[(p.strip("/"), camera.url(p)) for p in paths], **options)
+                             cameras=[(p.strip("/"), f"rtsp://{camera_host}:{camera.port}{p}")
+                                      for p in paths], **options)
         made.append(Cluster(setup, postgres))
         return made[-1]
 

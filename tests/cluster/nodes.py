@@ -36,10 +36,13 @@ class Node:
     capacity: int | None = None
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    host: str = "127.0.0.1"          # where its API listens (and how others reach it)
+    database: str | None = None      # its own way to the cluster's database, if not the setup's
+    prefix: list[str] = field(default_factory=list)  # e.g. `ip netns exec NAME`
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def dir(self) -> Path:
@@ -50,14 +53,17 @@ class Node:
         lines = [
             "[app]", f'database = "{self.dir / "index.db"}"',
             f'secret_key_file = "{setup.workdir / "cluster.key"}"', "",
-            "[api]", f'listen = "127.0.0.1:{self.port}"', "",
+            "[api]", f'listen = "{self.host}:{self.port}"',
+            # a veth address of the partition test (private to this machine), not loopback
+            *(["allow_unauthenticated = true"] if self.host != "127.0.0.1" else []), "",
             "[restream]", "enabled = false", "",
             "[recording]", f'base_path = "{self.dir / "recordings"}"',
             f'segment_duration = "{setup.segment}"', "",
         ]
         if setup.clustered:
             lines += [
-                "[cluster]", f'database = "{setup.database}"', f'node_id = "{self.node_id}"',
+                "[cluster]", f'database = "{self.database or setup.database}"',
+                f'node_id = "{self.node_id}"',
                 f'lease = "{setup.lease}"', "drain_timeout = \"12s\"",
                 f"moves_per_minute = {setup.moves_per_minute}",
                 *([f"capacity = {self.capacity}"] if self.capacity else []), ""]
@@ -73,7 +79,8 @@ class Node:
         config.write_text(self.config_text())
         log = open(self.dir / "log", "ab")  # noqa: SIM115 (the process keeps it)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamwarden", "run", "-c", str(config)], cwd=REPO,
+            [*self.prefix, sys.executable, "-m", "streamwarden", "run", "-c", str(config)],
+            cwd=REPO,
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()
         return self

@@ -15,6 +15,7 @@ from tests.cluster.conftest import (
     spread_over,
     wait_until,
 )
+from tests.cluster.test_failover import iso
 
 pytestmark = pytest.mark.cluster
 
@@ -67,6 +68,15 @@ def test_sigterm_hands_off_without_a_gap(cluster):
     assert checker.violations == []
     for sid in moved:
         assert coverage_holes(c, sid, began - 2.0, end) == [], sid
+        # the cluster's timeline, from any node, shows the move as one span over both nodes
+        window = {"start": iso(began - 2.0), "end": iso(end)}
+        timeline = c.nodes[0 if c.nodes[0] is not leaving else 1].get(
+            f"/streams/{sid}/timeline", params=window).json()
+        assert timeline["gaps"] == [], (sid, timeline)
+        ids = [seg["id"] for span in timeline["spans"] for seg in span["segments"]]
+        nodes = {n for (n,) in c.sql("SELECT node_id FROM cluster_recordings WHERE id = ANY(%s)",
+                                     (ids,))}
+        assert nodes == {leaving.node_id, after[sid]}, (sid, nodes)
     assert took < 15, took
 
 

@@ -72,6 +72,20 @@ def test_camera_list_changes_from_any_node(cluster):
     owner = next(n for n in c.nodes if n.node_id == c.live_owners()["extra"])
     wait_until(lambda: owner.get("/streams/extra").json()["recording"], 15,
                "the owner recording after a PATCH on another node")
+    # zones from any node, in the cluster's list: a later change does not undo them
+    other = next(n for n in (n1, n2) if n is not owner)
+    zones = {"zones": [{"name": "door", "points": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.6]]}],
+             "masks": []}
+    put = httpx.put(f"{other.url}/streams/extra/zones", json=zones, timeout=10)
+    assert put.status_code == 200 and put.json() == zones
+    bad = httpx.put(f"{other.url}/streams/extra/zones", json={"zones": [{"name": "x", "points":
+                    [[0.1, 0.1], [0.2, 0.2]]}], "masks": []}, timeout=10)
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_request"
+    assert httpx.patch(f"{n1.url}/streams/extra", json={"enable_inference": False},
+                       timeout=10).status_code == 200
+    for node in (n1, n2):
+        assert node.get("/streams/extra/zones").json() == zones, node.node_id
+    assert n1.get("/streams/nothing/zones").status_code == 404
     assert httpx.delete(f"{n2.url}/streams/extra", timeout=10).status_code == 204
     wait_until(lambda: "extra" not in owner.get("/cluster").json()["running"], 10,
                "the owner stopping the deleted camera")
