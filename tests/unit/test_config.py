@@ -302,3 +302,12 @@ def test_tiered_retention():
 def test_bad_tiered_retention(text, fragment):
     [(key, line, message)] = issues_of("[recording]\n" + text)
     assert key.startswith("recording") and line is not None and fragment in message, message
+
+
+def test_a_duration_written_back_reads_as_itself():
+    """A stored stream's settings are written with `format_duration` and read back: a
+    value under a millisecond must not become 0 (it did: "0ms")."""
+    from streamwarden.config.durations import format_duration, parse_duration
+
+    for seconds in (0.0001, 0.2, 0.123456, 1.5, 60, 3600, 86400 * 7):
+        assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
