@@ -77,6 +77,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--confidence", type=float, help="[inference] confidence")
     parser.add_argument("--frame-width", type=int, help="[inference] frame_width")
     parser.add_argument("--fps", type=float, default=5.0, help="[inference] fps")
+    parser.add_argument("--activity-gate", choices=("on", "off"),
+                        help="[inference] activity_gate (default: the service's)")
     parser.add_argument("--sweep", default="", help="also score at these confidences, e.g. "
                                                    "0.35,0.4,0.5 (at or above --confidence)")
     parser.add_argument("--no-naive", action="store_true", help="the service alone")
@@ -92,6 +94,8 @@ def inference_section(args: argparse.Namespace) -> dict[str, Any]:
         section["confidence"] = args.confidence
     if args.frame_width is not None:
         section["frame_width"] = args.frame_width
+    if args.activity_gate is not None:
+        section["activity_gate"] = args.activity_gate == "on"
     return section
 
 

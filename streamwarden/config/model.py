@@ -221,7 +221,7 @@ class InferenceSection(_Section):
     motion_gate: bool = False
     # Decode at `fps` only while the compressed stream shows activity (P-frame sizes against
     # the camera's baseline, media/activity.py), keyframes only otherwise.
-    activity_gate: bool = True
+    activity_gate: bool = False  # opt-in: halves recall in busy scenes (docs: Activity gate)
     activity_threshold: float = Field(default=4.0, ge=1.0, le=100.0)  # deviations above mean
     activity_hold: Duration = 5.0  # active for this long after the last moving frame
     # labels ("person") or labels in a zone ("person@driveway", "*@driveway") that start an
