@@ -234,11 +234,37 @@ def build(facts: Facts, start: float, end: float, now: float, contiguous: float 
     covered = _covered(facts, paint, whole, now, contiguous, moments)
     if not covered.empty:
         paint[covered] = _COVERED
-    pieces = _explain_unknown(_pieces(paint), moments, slack)
+    pieces = _without_slivers(_explain_unknown(_pieces(paint), moments, slack))
     spans = tuple(Span(s, e, _segments_in(facts.segments, s, e, now))
                   for s, e, reason in pieces if reason == _COVERED)
     gaps = tuple(Gap(s, e, reason) for s, e, reason in pieces if reason != _COVERED)
     return Timeline(start, end, spans, gaps)
+
+
+SLIVER_S = 1e-6  # the API's times have microseconds: a shorter piece is a rounding artefact
+
+
+def _without_slivers(pieces: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """Pieces shorter than a microsecond given to a neighbour (the one before, else the one
+    after): a range asked for in ISO microseconds around a run's start would otherwise open
+    with a 0.4 µs `service_not_running` gap."""
+    if len(pieces) < 2:
+        return pieces
+    kept: list[tuple[float, float, str]] = []
+    for piece in pieces:
+        if piece[1] - piece[0] >= SLIVER_S:
+            if kept and kept[-1][2] == piece[2]:
+                kept[-1] = (kept[-1][0], piece[1], piece[2])
+            else:
+                kept.append(piece)
+        elif kept:
+            kept[-1] = (kept[-1][0], piece[1], kept[-1][2])
+    if not kept:
+        return pieces
+    first = pieces[0]
+    if kept[0][0] > first[0]:  # slivers at the very start: the first kept piece takes them
+        kept[0] = (first[0], kept[0][1], kept[0][2])
+    return kept
 
 
 def _segments_in(segments: Sequence[Segment], start: float, end: float,

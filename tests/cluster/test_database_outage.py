@@ -41,8 +41,11 @@ def test_database_down_for_30s(cluster):
                    15, "every node back on the database")
         time.sleep(3 * 2.0)  # a few renewals: a reshuffle would show now
         after = c.owners()
-        assert {sid: (o, f) for sid, (o, f, _) in after.items()} == {
-            sid: (o, f) for sid, (o, f, _) in before.items()}, "owners or fences changed"
+        assert {sid: o for sid, (o, _, _) in after.items()} == {
+            sid: o for sid, (o, _, _) in before.items()}, "owners changed"
+        # a node whose lease ran out during the outage may claim its own camera again on
+        # return (a higher fence, the same owner, the camera never stopped); never lower
+        assert all(after[sid][1] >= before[sid][1] for sid in before), (before, after)
         assert all(live for _, _, live in after.values())
         for node in c.nodes:
             assert node.get("/cluster").json()["running"] == running[node.node_id]

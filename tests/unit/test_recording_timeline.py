@@ -245,3 +245,14 @@ def test_any_facts_tile_the_range_exactly():
             assert span.segments, "a span is made of segments"
 
     check()
+
+
+def test_a_sliver_under_a_microsecond_is_given_to_its_neighbour():
+    """A range asked for in ISO microseconds starting 0.4 µs before a run began must not open
+    with a 0.4 µs `service_not_running` gap (seen in tests/test_timeline.py)."""
+    from streamwarden.recording.timeline import _without_slivers
+
+    pieces = [(10.0, 10.0000004, "service_not_running"), (10.0000004, 12.0, "covered"),
+              (12.0, 12.0000001, "camera_offline"), (12.0000001, 15.0, "covered")]
+    assert _without_slivers(pieces) == [(10.0, 15.0, "covered")]
+    assert _without_slivers([(1.0, 1.0000001, "covered")]) == [(1.0, 1.0000001, "covered")]
