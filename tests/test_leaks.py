@@ -213,11 +213,11 @@ def test_memory_that_malloc_holds_free_goes_back_to_the_system(service_factory, 
     svc = service_factory(cfg)
     client = svc.client()
     wait_for(lambda: svc.service.heap.trims >= 1, 5, message="a first trim")
+    resident = rss_bytes()  # a trim may come any time after the holes are made: count from here
     with fragmented_heap(48):
-        resident = rss_bytes()
         usage = svc.service.heap.usage()
         assert usage is not None and usage.free >= 40 * MIB
-        wait_for(lambda: rss_bytes() <= resident - 32 * MIB, 5,
+        wait_for(lambda: rss_bytes() <= resident + 16 * MIB, 5,
                  message="the freed pages given back")
         assert _metric(client, "streamwarden_memory_trimmed_bytes_total") >= 32 * MIB
     svc.service.config.app.memory_trim_interval = 0  # off (read per interval: a reload)
