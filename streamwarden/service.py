@@ -40,6 +40,7 @@ from streamwarden.feature import Feature
 from streamwarden.file_sources import file_source_problem
 from streamwarden.gst.loop import GstLoop
 from streamwarden.gst.reaper import Reaper
+from streamwarden.heap import Heap
 from streamwarden.hooks.runner import HookRunner
 from streamwarden.hooks.webhooks import Webhooks
 from streamwarden.inference.controller import InferenceController
@@ -182,6 +183,7 @@ class Service:
             raise
         self.loop = GstLoop()
         self.reaper = Reaper()
+        self.heap = Heap()
         self.notifier = Notifier()
         self.gaps = GapStore(self.db)
         self.history = History(self.db)
@@ -303,6 +305,7 @@ class Service:
         self.readiness.starting_with([stream.id for stream in self.manager.all()])
         self._tasks.append(asyncio.create_task(self.manager.supervise(), name="supervisor"))
         self._tasks.append(asyncio.create_task(self._janitor(), name="janitor"))
+        self._tasks.append(asyncio.create_task(self._trim_heap(), name="heap-trim"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="timeline"))
         if self.reloader.source is not None:
             self._tasks.append(asyncio.create_task(self.reloader.watch(), name="config-watch"))
@@ -371,6 +374,24 @@ class Service:
                 await self.db.run(self.storage_limits)
             except Exception:  # a janitor failure is logged, never fatal
                 log.exception("storage janitor failed")
+
+    async def _trim_heap(self) -> None:
+        """Every `memory_trim_interval`: the C heap's free pages back to the system (see
+        heap.py: without it the RSS climbs under churn while nothing in use grows)."""
+        if not self.heap.can_trim:
+            log.info("memory trimming is off: the C library has no malloc_trim")
+            return
+        while True:
+            interval = self.config.app.memory_trim_interval  # read each time: reloadable
+            await asyncio.sleep(interval or 60.0)
+            if not self.config.app.memory_trim_interval:
+                continue
+            try:
+                released = await asyncio.to_thread(self.heap.trim)
+            except Exception:  # logged, never fatal: the next interval tries again
+                log.exception("memory trim failed")
+                continue
+            log.debug("memory trim gave back %.1f MiB", released / 2**20)
 
     async def _heartbeat(self) -> None:
         """The run goes on (its stored end moves), and settled lost seconds are counted."""

@@ -28,8 +28,10 @@ from streamwarden.config.model import (
     SourceSettings,
     StreamConfig,
 )
+from streamwarden.heap import rss_bytes
 from tests.conftest import CameraProcess, state_of, wait_for
 from tests.test_inference import PERSON_CAMERA, inference_config
+from tests.unit.test_heap import MIB, fragmented_heap
 
 FAST = SourceSettings(timeout=2, restart_timeout=0.5)
 
@@ -194,3 +196,31 @@ def test_inference_worker_restarts(camera_factory, service_factory, tmp_path):
                  message="worker restarted")
 
     assert_flat(svc, cycle, cycles=4, warmup=1, rss_mb_per_cycle=1.0)
+
+
+def _metric(client: httpx.Client, name: str) -> float:
+    line = next(line for line in client.get("/metrics").text.splitlines()
+                if line.startswith(f"{name} "))
+    return float(line.split()[1])
+
+
+def test_memory_that_malloc_holds_free_goes_back_to_the_system(service_factory, tmp_path):
+    """The soak's slow RSS climb under churn was malloc keeping freed pages (its in-use bytes
+    and the Python heap stayed flat); the service now trims every `memory_trim_interval`.
+    48 MiB of holes made in this process (which is the service's) must leave its RSS."""
+    cfg = config(tmp_path)
+    cfg.app.memory_trim_interval = 0.2
+    svc = service_factory(cfg)
+    client = svc.client()
+    wait_for(lambda: svc.service.heap.trims >= 1, 5, message="a first trim")
+    resident = rss_bytes()  # a trim may come any time after the holes are made: count from here
+    with fragmented_heap(48):
+        usage = svc.service.heap.usage()
+        assert usage is not None and usage.free >= 40 * MIB
+        wait_for(lambda: rss_bytes() <= resident + 16 * MIB, 5,
+                 message="the freed pages given back")
+        assert _metric(client, "streamwarden_memory_trimmed_bytes_total") >= 32 * MIB
+    svc.service.config.app.memory_trim_interval = 0  # off (read per interval: a reload)
+    trims = svc.service.heap.trims
+    time.sleep(0.5)
+    assert svc.service.heap.trims <= trims + 1

@@ -22,6 +22,7 @@ from streamwarden.hooks.triggers import HOOK_NAMES
 from streamwarden.recording.timeline import LOSSES
 
 if TYPE_CHECKING:
+    from streamwarden.heap import Heap
     from streamwarden.hooks.runner import HookRunner
     from streamwarden.hooks.webhooks import Webhooks
     from streamwarden.service import Service
@@ -150,6 +151,23 @@ def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
+def _heap_families(heap: Heap) -> list[Metric]:
+    """malloc's bytes in use and held free, and what the periodic trims gave back (heap.py):
+    a climbing RSS with flat `in_use` is free memory kept by malloc, not a leak."""
+    trimmed = CounterMetricFamily("streamwarden_memory_trimmed_bytes",
+                                  "RSS given back to the system by the periodic malloc_trim")
+    trimmed.add_metric([], heap.released)
+    usage = heap.usage()
+    if usage is None:
+        return [trimmed]
+    held = GaugeMetricFamily("streamwarden_malloc_bytes",
+                             "C heap bytes by state: in use, or freed and kept by malloc",
+                             labels=["state"])
+    held.add_metric(["in_use"], usage.in_use)
+    held.add_metric(["free"], usage.free)
+    return [trimmed, held]
+
+
 class StreamCollector(Collector):
     def __init__(self, service: Service):
         self.service = service
@@ -180,7 +198,7 @@ class StreamCollector(Collector):
         stuck = CounterMetricFamily("streamwarden_stuck_disposals",
                                     "Detached elements whose shutdown blocked past 5 s")
         stuck.add_metric([], self.service.reaper.stuck)
-        yield from (disk, count, stuck)
+        yield from (disk, count, stuck, *_heap_families(self.service.heap))
 
     def _clients(self) -> Iterator[Metric]:
         """The WebSocket clients dropped, and the MQTT bridge's counters when there is one."""

@@ -38,7 +38,7 @@ RESTART_KEYS = frozenset(SourceSettings.model_fields) | {"uri"}
 # "section.name", or a whole optional section. Every other global key needs a restart.
 APPLIED_IN_PLACE = frozenset({
     "app.auto_remove_unhealthy", "app.health_check_interval", "app.removal_threshold",
-    "app.log_level", "app.watch_config",
+    "app.log_level", "app.watch_config", "app.memory_trim_interval",
     "api.allowed_file_dirs",
     "recording.retention", "recording.event_retention", "recording.max_size",
     "recording.janitor_interval",

@@ -87,6 +87,8 @@ class AppSection(_Section):
     secret_key_file: str | None = Field(default=None, min_length=1)
     # reload the config file when its content changes (checked every second)
     watch_config: bool = False
+    # how often the C heap's free pages are given back to the system (0: never); see heap.py
+    memory_trim_interval: Duration = Field(default=60.0, ge=0)
 
     @property
     def key_path(self) -> Path:

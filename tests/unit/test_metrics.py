@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamwarden.api import metrics
 from streamwarden.api.metrics import StreamCollector
+from streamwarden.heap import HeapUsage
 
 
 @dataclass
@@ -106,6 +107,16 @@ class FakeTimeline:
 
 
 @dataclass
+class FakeHeap:
+    """heap.Heap's numbers: what the trims gave back, malloc's bytes by state."""
+
+    released: int = 3 * 2**20
+
+    def usage(self) -> HeapUsage:
+        return HeapUsage(in_use=200 * 2**20, free=40 * 2**20)
+
+
+@dataclass
 class FakeService:
     manager: FakeManager
     inference: FakeInference
@@ -113,6 +124,7 @@ class FakeService:
     timeline: FakeTimeline
     reaper: FakeCounter = field(default_factory=lambda: FakeCounter(stuck=1))
     notifier: FakeCounter = field(default_factory=lambda: FakeCounter(clients_dropped=4))
+    heap: FakeHeap = field(default_factory=FakeHeap)
     mqtt: FakeMqtt | None = None
     hooks: FakeHooks | None = None
     webhooks: FakeWebhooks | None = None
@@ -186,7 +198,8 @@ FAMILIES = [
     "streamwarden_detect_source_fps", "streamwarden_inference_activity",
     "streamwarden_inference_decoded_frames", "streamwarden_inference_gated_frames",
     "streamwarden_recording_disk_free_bytes", "streamwarden_streams",
-    "streamwarden_stuck_disposals", "streamwarden_inference_model_calls",
+    "streamwarden_stuck_disposals", "streamwarden_memory_trimmed_bytes",
+    "streamwarden_malloc_bytes", "streamwarden_inference_model_calls",
     "streamwarden_inference_frames_seen", "streamwarden_inference_frames_dropped",
     "streamwarden_inference_detections", "streamwarden_inference_latency_p95_seconds",
     "streamwarden_inference_worker_restarts", "streamwarden_inference_worker_running",
@@ -244,6 +257,9 @@ def _expected() -> dict[tuple, float]:
         ("streamwarden_inference_gated_frames_total", cam): 440,
         ("streamwarden_streams", ()): 2,
         ("streamwarden_stuck_disposals_total", ()): 1,
+        ("streamwarden_memory_trimmed_bytes_total", ()): 3 * 2**20,
+        ("streamwarden_malloc_bytes", (("state", "in_use"),)): 200 * 2**20,
+        ("streamwarden_malloc_bytes", (("state", "free"),)): 40 * 2**20,
         ("streamwarden_inference_model_calls_total", cam): 90,
         ("streamwarden_inference_frames_seen_total", cam): 100,
         ("streamwarden_inference_frames_dropped_total", cam): 10,
