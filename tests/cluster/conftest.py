@@ -44,6 +44,13 @@ class Cluster:
         self.nodes.append(node)
         return node.start()
 
+    def start_nodes(self, *node_ids: str) -> list[Node]:
+        """Start the nodes together (so their first placement is one), then wait for each."""
+        started = [self.node(node_id) for node_id in node_ids]
+        for node in started:
+            node.wait_ready()
+        return started
+
     def sql(self, query: str, params: tuple = ()) -> list[tuple]:
         with psycopg.connect(self.setup.database, autocommit=True, connect_timeout=3) as conn:
             cur = conn.execute(query, params)

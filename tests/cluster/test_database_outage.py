@@ -16,10 +16,7 @@ OUTAGE_S = 30.0
 
 def test_database_down_for_30s(cluster):
     c = cluster(cameras_n=4)
-    for name in ("n1", "n2", "n3"):
-        c.node(name)
-    for node in c.nodes:
-        node.wait_ready()
+    c.start_nodes("n1", "n2", "n3")
     with InvariantChecker(c) as checker:
         settled(c, 3)
         before = c.owners()

@@ -24,10 +24,7 @@ def open_segments(c, node_id: str) -> set[str]:
 
 def test_spread_and_kill(cluster):
     c = cluster(cameras_n=6)
-    for name in ("n1", "n2", "n3"):
-        c.node(name)
-    for node in c.nodes:
-        node.wait_ready()
+    c.start_nodes("n1", "n2", "n3")
     ids = [sid for sid, _ in c.setup.cameras]
     with InvariantChecker(c) as checker:
         # nodes that start one after the other: the first takes everything, the others

@@ -22,10 +22,7 @@ pytestmark = pytest.mark.cluster
 
 def test_sigstop_past_the_lease_then_sigcont(cluster):
     c = cluster(cameras_n=4)
-    for name in ("n1", "n2", "n3"):
-        c.node(name)
-    for node in c.nodes:
-        node.wait_ready()
+    c.start_nodes("n1", "n2", "n3")
     with InvariantChecker(c) as checker:
         owners = settled(c, 3)
         frozen = next(n for n in c.nodes if n.node_id == owners["c0"])
@@ -49,10 +46,7 @@ def test_sigstop_past_the_lease_then_sigcont(cluster):
 
 def test_sigterm_hands_off_without_a_gap(cluster):
     c = cluster(cameras_n=4)
-    for name in ("n1", "n2", "n3"):
-        c.node(name)
-    for node in c.nodes:
-        node.wait_ready()
+    c.start_nodes("n1", "n2", "n3")
     with InvariantChecker(c) as checker:
         owners = settled(c, 3)
         leaving = next(n for n in c.nodes if n.node_id == owners["c1"])
