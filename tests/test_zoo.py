@@ -176,14 +176,16 @@ def test_rtsp_stamps_every_frame_sent(zoo_camera, tmp_path):
 def test_rtsp_parameter_sets_in_sdp_or_in_band(zoo_camera, tmp_path):
     modes = ("both", "sdp", "inband")
     cameras = {m: zoo_camera(CameraSpec(rtsp=RtspBehaviour(parameter_sets=m))) for m in modes}
+    # Bounded by stream frames (60: three keyframes), not wall time: a loaded machine can
+    # spend seconds starting ffmpeg, and a reader killed early has written nothing.
     readers = {m: subprocess.Popen(
-        ["timeout", "-s", "INT", "2.5", "ffmpeg", "-nostdin", "-v", "error", "-y",
-         "-rtsp_transport", "tcp", "-i", c.url, "-c", "copy", str(tmp_path / f"{m}.h264")])
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-rtsp_transport", "tcp", "-i", c.url,
+         "-frames:v", "60", "-c", "copy", str(tmp_path / f"{m}.h264")])
         for m, c in cameras.items()}
     sdp = {m: "sprop-parameter-sets" in probe(c.url, seconds=0.2, level="debug").log
            for m, c in cameras.items()}
     for reader in readers.values():
-        reader.wait(20)
+        assert reader.wait(60) == 0
     sps = {m: sum(nal_type("h264", n) == 7
                   for n in split_annexb((tmp_path / f"{m}.h264").read_bytes()) if n)
            for m in modes}

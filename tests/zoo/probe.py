@@ -66,9 +66,10 @@ def probe(url: str, seconds: float = 2.0, transport: str | None = "tcp",
 def capture(url: str, out: Path, seconds: float, transport: str | None = "tcp",
             level: str = "warning") -> str:
     """`ffmpeg -c copy` of the URL into `out` (format from its suffix) for `seconds` of wall
-    time; returns ffmpeg's log. Wall time, not stream time: timestamp faults don't shorten it."""
+    time; returns ffmpeg's log. Wall time, not stream time: timestamp faults don't shorten it.
+    Every packet is flushed as written: ffmpeg stopped by SIGINT drops its unwritten buffer."""
     args = ["ffmpeg", "-nostdin", "-v", level, "-y", *_input_args(url, transport),
-            "-map", "0", "-c", "copy", str(out)]
+            "-map", "0", "-c", "copy", "-flush_packets", "1", str(out)]
     try:
         result = subprocess.run(["timeout", "-s", "INT", str(seconds), *args],
                                 capture_output=True, text=True, timeout=seconds + 15)
