@@ -42,6 +42,10 @@ def decoder(client) -> dict:
     return {**pixels, "keyframes": stats["keyframes"]}
 
 
+def model_stats(client) -> dict:
+    return next(h for h in client.get("/health").json() if h["id"] == "cam")["inference"]
+
+
 def next_appearance(camera) -> tuple[int, float]:
     """(sequence number, seconds from now) of the next frame in which the box appears."""
     last = camera.frames_sent()[-1]
@@ -69,10 +73,14 @@ def test_still_scene_decodes_keyframes_only_and_a_box_walking_in_is_detected(
         time.sleep(due_in + 3 + HOLD_S)  # the box goes by; the next loop starts still
         wait_for(lambda: decoder(client)["activity"] == "idle", 10, message="idle again")
         seq, due_in = next_appearance(camera)
-    before = decoder(client)
+    before, calls_before = decoder(client), model_stats(client)
     time.sleep(min(due_in - 1.0, 6.0))
-    after = decoder(client)
+    after, calls_after = decoder(client), model_stats(client)
     assert after["activity"] == "idle"
+    seen = calls_after["frames_seen"] - calls_before["frames_seen"]
+    calls = calls_after["model_calls"] - calls_before["model_calls"]
+    assert seen >= 3 and calls <= 1, \
+        f"{calls} model calls for {seen} unchanged keyframes (the motion gate follows the gate)"
     keyframes = after["keyframes"] - before["keyframes"]
     decoded = after["frames_decoded"] - before["frames_decoded"]
     gated = after["frames_gated"] - before["frames_gated"]

@@ -75,7 +75,7 @@ class InferenceController(Feature):
             DetectorSpec.from_config(section),
             batch_size=section.batch_size,
             deadline=section.worker_deadline, memory_limit=section.worker_memory_limit,
-            motion_gate=section.motion_gate, on_result=self._on_result)
+            motion_gate=section.motion_gated, on_result=self._on_result)
         self.events = EventLog(
             db, model_name=lambda: self.runner.model.get("model") or "?",
             event_gap=section.event_gap, classes=section.kept_classes(),
@@ -237,7 +237,7 @@ class InferenceController(Feature):
         status = self.runner.status()
         warnings = [*self.warnings, *([status["warning"]] if status.get("warning") else [])]
         return {**status, "warnings": warnings, "fps": self.section.fps,
-                "batch_size": self.section.batch_size, "motion_gate": self.section.motion_gate,
+                "batch_size": self.section.batch_size, "motion_gate": self.section.motion_gated,
                 "activity_gate": self.section.activity_gate,
                 "record_on": list(self.section.record_on), **self.events.stats()}
 

@@ -74,3 +74,11 @@ def test_a_reload_adds_changes_and_removes_detect_uri_in_place():
         running = {"a": RunningStream("config", old, old.settings(before.stream_defaults))}
         plan = plan_reload(before, Config(streams=[new]), running)
         assert [(c.action, c.fields) for c in plan.streams] == [("update", fields)]
+
+
+def test_motion_gate_follows_the_activity_gate_unless_set():
+    assert parse_config("[inference]\nactivity_gate = true\n").inference.motion_gated
+    assert not parse_config("[inference]\n").inference.motion_gated
+    assert not parse_config("[inference]\nactivity_gate = true\nmotion_gate = false\n"
+                            ).inference.motion_gated
+    assert parse_config("[inference]\nmotion_gate = true\n").inference.motion_gated
