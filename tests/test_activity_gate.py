@@ -77,15 +77,14 @@ def test_still_scene_decodes_keyframes_only_and_a_box_walking_in_is_detected(
     time.sleep(min(due_in - 1.0, 6.0))
     after, calls_after = decoder(client), model_stats(client)
     assert after["activity"] == "idle"
-    seen = calls_after["frames_seen"] - calls_before["frames_seen"]
     calls = calls_after["model_calls"] - calls_before["model_calls"]
-    assert seen >= 3 and calls <= 1, \
-        f"{calls} model calls for {seen} unchanged keyframes (the motion gate follows the gate)"
+    assert calls <= 1, f"{calls} model calls in a still scene (the motion gate follows the gate)"
     keyframes = after["keyframes"] - before["keyframes"]
     decoded = after["frames_decoded"] - before["frames_decoded"]
     gated = after["frames_gated"] - before["frames_gated"]
     assert keyframes >= 3
-    assert decoded <= keyframes + 1, f"{decoded} decoded for {keyframes} keyframes"
+    # the same still picture: a keyframe every 10 s (`keyframe_refresh`), not every GOP
+    assert decoded <= 2, f"{decoded} decoded for {keyframes} keyframes"
     assert gated >= (FPS - 2) * keyframes  # the delta frames were kept from the decoder
 
     # the box walks in: the first detection message arrives within GOP + hold

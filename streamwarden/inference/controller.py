@@ -20,7 +20,9 @@ stream. The activity gate (`[inference] activity_gate`) is set on the decoder on
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -135,7 +137,14 @@ class InferenceController(Feature):
                                        _mask(stream.config))
         consumer = self.pixels.acquire(stream, "inference", self.section.fps)
         consumer.feed(slot, self.runner.frame_written, self.section.fps)
-        consumer.set_activity(self.section.activity_settings())
+        consumer.set_activity(self.section.activity_settings(),
+                              functools.partial(self._unchanged, stream.id))
+
+    def _unchanged(self, stream_id: str) -> None:
+        """The decoder left an idle keyframe undecoded (the same still picture): for the
+        tracked objects that is a frame the motion gate skipped, so none of them ends."""
+        self.events.handle(FrameResult(stream_id, -1, 0, time.time(), [], 0.0, called=False,
+                                       skipped=0))
 
     def detach(self, stream: Stream) -> None:
         consumer = self.pixels.consumer(stream)

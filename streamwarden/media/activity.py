@@ -45,6 +45,10 @@ class ActivitySettings:
     min_relative: float = 0.15  # deviation floor, as a fraction of the mean size
     min_bytes: float = 64.0  # deviation floor in bytes (a still synthetic scene)
     warmup: int = 25  # non-keyframes before the baseline is trusted
+    # while idle, a keyframe within this fraction of the last decoded one's size shows the
+    # same picture: not decoded, at most for `keyframe_refresh` seconds
+    keyframe_change: float = 0.03
+    keyframe_refresh: float = 10.0
 
 
 class ActivityMeter:
@@ -58,6 +62,8 @@ class ActivityMeter:
         self._active_until = float("-inf")
         self.state = Activity.ACTIVE
         self.triggers = 0  # times the state went from idle to active
+        self._key_size = 0.0  # size of the last keyframe let through, and when
+        self._key_time = float("-inf")
 
     def reset(self) -> None:
         """A new stream (reconnect, new caps): sizes of the old one say nothing now."""
@@ -65,6 +71,7 @@ class ActivityMeter:
         self.samples = 0
         self._active_until = float("-inf")
         self.state = Activity.ACTIVE
+        self._key_size, self._key_time = 0.0, float("-inf")
 
     def limit(self) -> float:
         """The size above which a non-keyframe counts as movement."""
@@ -95,6 +102,20 @@ class ActivityMeter:
             self.state = Activity.ACTIVE
             return self.state
         return self._settle(now)
+
+    def keyframe_wanted(self, size: int, now: float) -> bool:
+        """Whether a keyframe (just `observe`d) is worth decoding. While idle, one the same
+        size as the last one decoded (within `keyframe_change`) shows the same still picture,
+        so it is not, unless `keyframe_refresh` has passed: a still scene then decodes one
+        picture per refresh instead of one per GOP. A skipped keyframe costs nothing later:
+        a P-frame that refers to it is concealed with the last decoded picture, which in a
+        still scene is the same one (see pixels/decoder.py)."""
+        s = self.settings
+        unchanged = abs(size - self._key_size) <= s.keyframe_change * self._key_size
+        if self.state is Activity.IDLE and unchanged and now - self._key_time < s.keyframe_refresh:
+            return False
+        self._key_size, self._key_time = float(size), now
+        return True
 
     def _settle(self, now: float) -> Activity:
         if self.state is Activity.ACTIVE and now >= self._active_until \

@@ -15,11 +15,13 @@ only for the few frames that are handed on (`fps` a second) and a 250 ms tick:
   picture, is about 6x cheaper than the other way round.
 - activity gate (`set_activity`, inference only): a probe before the keyframe gate measures
   each frame's size (media/activity.py); while the scene is idle it drops delta frames, so
-  only keyframes are decoded (the model still sees one picture per GOP), and lets everything
-  through again at the first frame that moves. The decoder then gets a P-frame whose
-  references it skipped; FFmpeg conceals them with the last decoded picture, which in a
-  scene that was still is the same picture, so the first moving frame already decodes
-  usefully. Bypassed while someone else (an MJPEG viewer) uses the decoder.
+  only keyframes are decoded (the model still sees one picture per GOP; one per
+  `keyframe_refresh` while keyframes keep the size of the last decoded one, i.e. the same
+  still picture), and lets everything through again at the first frame that moves. The
+  decoder then gets a P-frame whose references it skipped; FFmpeg conceals them with the
+  last decoded picture, which in a scene that was still is the same picture, so the first
+  moving frame already decodes usefully. Bypassed while someone else (an MJPEG viewer) uses
+  the decoder.
 - appsink callback (streaming thread): copies the frame into the stream's shared-memory slot
   (latest frame wins) and wakes the worker; keeps the last few frames for snapshots and
   event pictures. It never waits for anything.
@@ -85,6 +87,7 @@ class PixelConsumer(Consumer):
         self._rate: Gst.Element | None = None
         self.slot_fps: float | None = None
         self.activity_settings: ActivitySettings | None = None
+        self.on_unchanged: Callable[[], None] | None = None
         self._meter: ActivityMeter | None = None
         self._activity_probe: int | None = None
         self.gate_bypassed = False  # another user than inference wants every frame
@@ -158,9 +161,11 @@ class PixelConsumer(Consumer):
         self.slot_fps = fps
         self._slot_period_ns = int(Gst.SECOND / fps) if fps else 0
 
-    def set_activity(self, settings: ActivitySettings | None) -> None:
-        """Gate the decoder on activity (GStreamer thread; None: decode as asked)."""
-        self.activity_settings = settings
+    def set_activity(self, settings: ActivitySettings | None,
+                     on_unchanged: Callable[[], None] | None = None) -> None:
+        """Gate the decoder on activity (GStreamer thread; None: decode as asked).
+        `on_unchanged` is called for each idle keyframe left undecoded (same picture)."""
+        self.activity_settings, self.on_unchanged = settings, on_unchanged
         pad = self._gate.get_static_pad("sink") if self._gate is not None else None
         if self._activity_probe is not None and pad is not None:
             pad.remove_probe(self._activity_probe)
@@ -176,11 +181,14 @@ class PixelConsumer(Consumer):
         if meter is None:
             return Gst.PadProbeReturn.OK
         buffer = info.get_buffer()
-        keyframe = is_keyframe(buffer)
-        state = meter.observe(buffer.get_size(), keyframe, time.monotonic())
-        if keyframe or state is Activity.ACTIVE or self.gate_bypassed:
+        keyframe, size, now = is_keyframe(buffer), buffer.get_size(), time.monotonic()
+        state = meter.observe(size, keyframe, now)
+        if self.gate_bypassed or (keyframe and meter.keyframe_wanted(size, now)) \
+                or (state is Activity.ACTIVE and not keyframe):
             return Gst.PadProbeReturn.OK
         self.frames_gated += 1
+        if keyframe and self.on_unchanged is not None:
+            self.on_unchanged()  # what the model saw last is still there
         return Gst.PadProbeReturn.DROP
 
     @property

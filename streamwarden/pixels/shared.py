@@ -85,7 +85,7 @@ class SharedPixels(Feature):
         source.detach(old)  # False if it went with a closed sub-stream: nothing to do
         new = self._attach(stream.pixel_source, stream.id, old.fps)
         new.feed(old.slot, old.on_frame, old.slot_fps)
-        new.set_activity(old.activity_settings)
+        new.set_activity(old.activity_settings, old.on_unchanged)
         new.gate_bypassed = old.gate_bypassed
         self._decoders[stream.id] = (stream.pixel_source, new)
         return new

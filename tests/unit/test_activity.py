@@ -106,3 +106,34 @@ def test_a_lasting_bitrate_step_is_absorbed_within_minutes():
     states = feed(meter, noisy(4000, 300, 180 * FPS, seed=7), start=20.0)
     assert states[FPS + 1] is Activity.ACTIVE
     assert set(states[-30 * FPS:]) == {Activity.IDLE}
+
+
+def keyframes_decoded(meter: ActivityMeter, key_sizes, start: float, gop_s: float = 1.0):
+    """Keyframes of `key_sizes` (one per GOP, P-frames of a still scene between) that the
+    meter says are worth decoding."""
+    wanted = []
+    for index, size in enumerate(key_sizes):
+        now = start + index * gop_s
+        meter.observe(size, True, now)
+        wanted.append(meter.keyframe_wanted(size, now))
+        for frame in range(1, GOP):
+            meter.observe(2000 + (frame % 5) * 10, False, now + frame / FPS)
+    return wanted
+
+
+def test_an_idle_scene_decodes_a_keyframe_per_refresh_while_its_size_holds():
+    meter = ActivityMeter(ActivitySettings(keyframe_change=0.03, keyframe_refresh=10.0))
+    feed(meter, noisy(2000, 50, 3 * FPS))
+    assert meter.state is Activity.IDLE
+    wanted = keyframes_decoded(meter, [30_000 + 200 * (i % 3) for i in range(30)], start=3.0)
+    assert wanted[0] and sum(wanted) == 3, wanted  # the first, then once per 10 s
+    assert wanted[10] and wanted[20]
+
+
+def test_a_keyframe_of_another_size_or_an_active_scene_is_decoded():
+    meter = ActivityMeter()
+    feed(meter, noisy(2000, 50, 3 * FPS))
+    assert keyframes_decoded(meter, [30_000, 30_100, 34_000, 34_000], start=3.0) \
+        == [True, False, True, False]  # 13 % bigger: the picture changed
+    active = ActivityMeter()  # in warm-up, hence active: every keyframe
+    assert all(active.keyframe_wanted(30_000, t) for t in range(5))
