@@ -8,7 +8,9 @@ read since it connected) plus one anchor for the whole run: each result proposes
 `sent_before(when it was decoded) - relative count`, and the anchor is the most common
 proposal (the service, whose jitter buffer holds frames back by the stream's `latency`,
 subtracted first) or the smallest (the naive reader, which cannot read a frame before it was
-sent). `mapping_within_1` says how many results agree with the anchor to a frame.
+sent). `mapping_within_1` says how many results agree with the anchor to a frame. The service's
+results are then moved by the shift at which their boxes fit ground truth best (`refit`):
+its jitter buffer does not in fact hold frames in order back.
 
 Matching: a detection matches an object on screen in that frame if the labels agree, the
 detection's centre lies inside the object's box and its height is 0.5-2x the object's. Each
@@ -119,6 +121,29 @@ def place(results: list[Result], sent: SentFrames, delay: float, method: str) ->
     for r in results:
         r.seq = anchor + r.relative
     return sum(abs(p - anchor) <= 1 for p in offsets) / len(offsets)
+
+
+def refit(truth: Truth, results: list[Result], window: Window,
+          shifts: range = range(-5, 11)) -> int:
+    """Move every placed result by the shift (frames) at which most of its boxes match ground
+    truth, and return it; the smallest such shift on a tie.
+
+    The service's anchor assumes its jitter buffer holds frames for the stream's `latency`,
+    but rtpjitterbuffer only waits for missing packets: frames in order leave at once, so the
+    assumed delay placed every result about 4 frames early. Objects that move and appear on
+    known frames make the true shift the one where boxes fit best.
+    """
+    placed = [r for r in results if r.seq is not None]
+
+    def fitting(shift: int) -> int:
+        return sum(len(score_frame(truth, (r.seq + shift) % truth.frames, r.detections,
+                                   0.0).found)
+                   for r in placed if window.first <= r.seq + shift <= window.last)  # type: ignore[operator]
+
+    best = max(shifts, key=lambda k: (fitting(k), -abs(k)))
+    for r in placed:
+        r.seq = r.seq + best  # type: ignore[operator]
+    return best
 
 
 # ---- matching -----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from quality_figures import (  # bench/ is not a package: on the path above
     event_figures,
     id_switches,
     place,
+    refit,
     score_frame,
 )
 
@@ -75,6 +76,19 @@ def test_placing_naive_results_by_frames_read_and_the_smallest_anchor():
                for n in range(0, 150, 5)]
     place(results, sent, delay=0.0, method="min")
     assert [r.seq for r in results] == [17 + n for n in range(0, 150, 5)]
+
+
+def test_refit_moves_results_to_where_their_boxes_fit():
+    # a person crossing fast (a box width per frame, frames 10-59): only the right frame fits
+    boxes = tuple((100.0 + 40 * i, 100.0, 130.0 + 40 * i, 160.0) for i in range(50))
+    truth = Truth(W * 3, H, FPS, 100, (TruthObject(0, "person", 10, 50, boxes),))
+    results = [Result(0.0, seq, 0.0, [("person", 0.8, (boxes[seq - 10][0] / (3 * W),
+                                                        0.2, boxes[seq - 10][2] / (3 * W),
+                                                        0.32))], seq=seq - 4)
+               for seq in range(10, 60, 5)]  # placed 4 frames early, as the service was
+    assert refit(truth, results, Window(0, 99)) == 4
+    assert [r.seq for r in results] == list(range(10, 60, 5))
+    assert refit(truth, results, Window(0, 99)) == 0  # in place: stays
 
 
 def test_score_frame_matches_once_per_object_and_counts_the_rest():
