@@ -10,15 +10,19 @@ on an empty street, 1280x720 at 25 fps, ground truth per frame; rendered and enc
 cached) is served by the synthetic RTSP camera (`streamwarden.demo.camera --clip`, which logs
 when it sent each frame). One `python -m streamwarden run` detects on it with the `[inference]`
 given here (everything else default; the stream's jitter buffer `latency` is the default
-0.2 s); the bench follows `/ws` for `detection` messages and reads `/events` at the end. The
+0.2 s); the bench follows `/ws` for `detection` messages (each box with its tracked object's
+id) and `event` messages (when each event was announced) and reads `/events` at the end. The
 naive peer (bench/naive_peer.py: OpenCV's FFmpeg reader, every 5th frame of 25 into the same
 detector spec) reads the same camera and logs every call's boxes.
 
 The window is `--loops` passes through the scene plus one pass (so every object is shown whole
 inside it at least `--loops` times), after a warm-up; objects shown partly inside are left out.
-The arithmetic is bench/quality_figures.py (unit-tested). The service pushes only frames with
-detections, so its recall counts each object's chances as its time on screen times the
-model's measured calls per second; the naive peer logs every call, so its chances are exact.
+The arithmetic is bench/quality_figures.py (unit-tested): events are tied to objects through
+their boxes, and tracker id switches are counted per object. What was collected goes into the
+JSON too (`raw`), so `--replay FILE` computes the figures again without running anything.
+The service pushes only frames with detections, so its recall counts each object's chances
+as its time on screen times the model's measured calls per second; the naive peer logs every
+call, so its chances are exact.
 """
 
 from __future__ import annotations
@@ -56,16 +60,21 @@ from bench.harness import (
 from bench.quality_figures import (
     Result,
     SentFrames,
+    ServiceEvent,
     Truth,
     Window,
     client_figures,
     event_figures,
+    id_switches,
     place,
+    refit,
 )
 from streamwarden.inference.detectors.factory import DetectorSpec, effective_confidence
 
 STREAM, MOUNT = "scene", "/scene"
-JITTER_LATENCY_S = 0.2  # the stream's default `latency`: rtspsrc holds frames this long
+# the stream's default `latency`, the first guess of the service's delay; rtpjitterbuffer holds
+# frames only while it waits for a missing packet, so `refit` then moves the results to fit
+JITTER_LATENCY_S = 0.2
 FRAME_NS = 1_000_000_000 // quality_scene.FPS
 
 
@@ -83,6 +92,8 @@ def parse_args() -> argparse.Namespace:
                                                    "0.35,0.4,0.5 (at or above --confidence)")
     parser.add_argument("--no-naive", action="store_true", help="the service alone")
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--replay", type=Path, metavar="JSON",
+                        help="the figures again from a saved run's `raw` (runs nothing)")
     return parser.parse_args()
 
 
@@ -139,12 +150,14 @@ def start_service(processes: Processes, url: str, args: argparse.Namespace
 
 
 class Detections(threading.Thread):
-    """Follows /ws and keeps (arrival wall time, message) of the stream's detection messages."""
+    """Follows /ws and keeps (arrival wall time, message) of the stream's detection messages
+    and of its events' `new` messages."""
 
     def __init__(self, base_url: str):
         super().__init__(name="ws-detections", daemon=True)
         self.url = base_url.replace("http://", "ws://") + "/ws"
         self.messages: list[tuple[float, dict[str, Any]]] = []
+        self.events: list[tuple[float, dict[str, Any]]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -156,8 +169,12 @@ class Detections(threading.Thread):
                     message = json.loads(ws.recv(timeout=0.5))
                 except TimeoutError:
                     continue
-                if message.get("type") == "detection" and message.get("stream_id") == STREAM:
+                if message.get("stream_id") != STREAM:
+                    continue
+                if message.get("type") == "detection":
                     self.messages.append((time.time(), message))
+                elif message.get("type") == "event" and message.get("change") == "new":
+                    self.events.append((time.time(), message))
 
 
 def health(client: httpx.Client) -> dict[str, Any]:
@@ -190,27 +207,37 @@ def service_results(messages: list[tuple[float, dict[str, Any]]]) -> list[Result
     return [Result(decoded=m["time"], relative=round((m["pts"] - first_pts) / FRAME_NS),
                    known=arrived,
                    detections=[(d["label"], d["confidence"], tuple(d["box"]))
-                               for d in m["detections"]])
+                               for d in m["detections"]],
+                   object_ids=[d["object_id"] for d in m["detections"]])
             for arrived, m in messages]
 
 
-def naive_results(path: Path) -> list[Result]:
-    out = []
+def read_naive(path: Path) -> list[dict[str, Any]]:
+    """The naive peer's call log: one JSON line per model call."""
+    calls = []
     for line in path.read_text().splitlines():
         try:
-            call = json.loads(line)
+            calls.append(json.loads(line))
         except json.JSONDecodeError:
             continue  # a line being written
-        out.append(Result(decoded=call["read"], relative=call["frames"] - 1, known=call["done"],
-                          detections=[(label, score, tuple(box))
-                                      for label, score, box in call["detections"]]))
-    return out
+    return calls
 
 
-def read_events(client: httpx.Client) -> list[tuple[str, float, float]]:
-    rows = client.get("/events", params={"stream_id": STREAM, "limit": 10000}).json()
-    return [(r["label"], datetime.fromisoformat(r["start"]).timestamp(),
-             datetime.fromisoformat(r["end"]).timestamp()) for r in rows]
+def naive_results(calls: list[dict[str, Any]]) -> list[Result]:
+    return [Result(decoded=call["read"], relative=call["frames"] - 1, known=call["done"],
+                   detections=[(label, score, tuple(box))
+                               for label, score, box in call["detections"]])
+            for call in calls]
+
+
+def service_events(rows: list[dict[str, Any]], announced: list[tuple[float, dict[str, Any]]]
+                   ) -> list[ServiceEvent]:
+    """`GET /events` rows, each with when its `new` message reached the bench."""
+    heard = {m["event_id"]: arrived for arrived, m in announced}
+    return [ServiceEvent(r["object_id"] or f"event-{r['id']}", r["label"],
+                         datetime.fromisoformat(r["start"]).timestamp(),
+                         datetime.fromisoformat(r["end"]).timestamp(), heard.get(r["id"]))
+            for r in rows]
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -252,12 +279,14 @@ def measure(processes: Processes, args: argparse.Namespace, scene: quality_scene
     time.sleep(1.0)  # the last results reach /ws
     ws.stop.set()
     ws.join(5)
-    events = read_events(client)
+    events = client.get("/events", params={"stream_id": STREAM, "limit": 10000}).json()
     final = {"inference": client.get("/inference").json(), "health": health(client)}
     processes.stop(children[::-1])
-    return {"start": start, "end": end, "messages": ws.messages, "events": events,
-            "final": final, "sent": read_sent(sent_log), "spec": json.loads(spec),
-            "naive": None if args.no_naive else naive_results(boxes)}
+    sent = read_sent(sent_log)
+    naive = None if args.no_naive else read_naive(boxes)
+    return {"start": start, "end": end, "messages": ws.messages, "announced": ws.events,
+            "events": events, "final": final, "sent": [sent.seqs, sent.walls],
+            "spec": json.loads(spec), "naive": naive}
 
 
 def _answers(client: httpx.Client) -> bool:
@@ -273,7 +302,7 @@ def _snapshot(client: httpx.Client, pids: dict[str, int | None]) -> dict[str, An
 
 
 def figures(run: dict[str, Any], truth: Truth, args: argparse.Namespace) -> dict[str, Any]:
-    sent: SentFrames = run["sent"]
+    sent = SentFrames(*run["sent"])
     start, end = run["start"], run["end"]
     first, last = sent.sent_before(start["wall"]), sent.sent_before(end["wall"] - 1.0)
     if first is None or last is None:
@@ -285,6 +314,8 @@ def figures(run: dict[str, Any], truth: Truth, args: argparse.Namespace) -> dict
     thresholds = sorted({float(t) for t in args.sweep.split(",") if t.strip()} | {confidence})
     service = service_results(run["messages"])
     service_mapped = place(service, sent, JITTER_LATENCY_S, "mode")
+    shift = refit(truth, service, window)
+    events = service_events(run["events"], run["announced"])
     cpu = {k: round(pct_of_core(end["ticks"][k] - start["ticks"].get(k, 0), seconds), 1)
            for k in end["ticks"]}
     out: dict[str, Any] = {
@@ -292,14 +323,15 @@ def figures(run: dict[str, Any], truth: Truth, args: argparse.Namespace) -> dict
         "model_calls_per_s": round(window.seen_per_second or 0, 2), "cpu_pct_of_core": cpu,
         "latency_ms": {"p50": end["health"].get("latency_ms_p50"),
                        "p95": end["health"].get("latency_ms_p95")},
-        "service": {"mapping_within_1_frame": round(service_mapped, 3), "by_confidence": {
+        "service": {"mapping_within_1_frame": round(service_mapped, 3),
+                    "refit_frames": shift, "by_confidence": {
             str(t): client_figures(truth, service, window, sent, t, exact_samples=False)
             for t in thresholds}},
-        "events": event_figures(truth, run["events"], window, sent),
-        "tracker_id_switches": None,  # no tracker on this branch
+        "events": event_figures(truth, events, service, window, sent),
+        "tracker_id_switches": id_switches(truth, service, window),
     }
     if run["naive"] is not None:
-        naive = run["naive"]
+        naive = naive_results(run["naive"])
         mapped = place(naive, sent, 0.0, "min")
         out["naive"] = {"mapping_within_1_frame": round(mapped, 3), "by_confidence": {
             str(t): client_figures(truth, naive, window, sent, t, exact_samples=True)
@@ -323,6 +355,27 @@ def table(name: str, fig: dict[str, Any]) -> list[str]:
     return lines
 
 
+def event_lines(e: dict[str, Any], ids: dict[str, Any]) -> list[str]:
+    """Events per object (through their boxes), false events, latency, tracker id switches."""
+    histogram = ", ".join(f"{n}: {c}" for n, c in e["covering_histogram"].items())
+    first, told = e["event_latency_s"]["first_seen"], e["event_latency_s"]["announced"]
+    return [
+        f"  events: {e['events']} started in the window for {e['objects']} objects shown "
+        f"({e['events_per_object']} per object); events whose boxes matched each object: "
+        f"{e['events_covering_each_object']} on average (ideal 1; objects by count {{"
+        f"{histogram}}}); {e['objects_without_event']} objects without one",
+        f"    false events (no box on any object) {e['false_events']}, over several objects "
+        f"{e['events_over_several_objects']}, without boxes in /ws {e['events_without_boxes']}",
+        f"    appearance -> event start (first_seen) p50 {first['p50']} s, p95 {first['p95']} "
+        f"s; -> event message on /ws p50 {told['p50']} s, p95 {told['p95']} s "
+        f"({told['count']} heard)",
+        f"  tracker id switches: {ids['switches']} over {ids['objects']} objects "
+        f"({ids['per_object']} per object, {ids['objects_with_switches']} objects with any); "
+        f"unmatched before a switch p50 {ids['gap_s']['p50']} s, max {ids['gap_s']['max']} s; "
+        f"old id back on the same object later: {ids['returned']}",
+    ]
+
+
 def report(figs: dict[str, Any], spec: dict[str, Any]) -> None:
     model = spec["model_path"] or spec["builtin"]
     print(f"\ndetect-quality: model {model}, tiles {spec['tiles']!r}, classes "
@@ -334,14 +387,23 @@ def report(figs: dict[str, Any], spec: dict[str, Any]) -> None:
         naive = figs.get("naive", {}).get("by_confidence", {}).get(t)
         if naive is not None:
             print("\n".join(table(f"naive peer   @ confidence {t}", naive)))
-    e = figs["events"]
-    print(f"  events: {e['events']} for {e['objects']} objects shown "
-          f"({e['events_per_object']} per object; each object is covered by "
-          f"{e['events_covering_each_object']} on average; {e['objects_without_event']} "
-          "without one); tracker id switches: n/a (no tracker on this branch)")
+    print("\n".join(event_lines(figs["events"], figs["tracker_id_switches"])))
     print(f"  frame mapping within one frame: service "
-          f"{figs['service']['mapping_within_1_frame']}, naive "
+          f"{figs['service']['mapping_within_1_frame']} (moved "
+          f"{figs['service'].get('refit_frames')} frames to fit), naive "
           f"{figs.get('naive', {}).get('mapping_within_1_frame')}")
+
+
+def replay(path: Path, truth: Truth) -> int:
+    """The figures of a saved run, from its `raw` data, with the arithmetic as it is now."""
+    saved = json.loads(path.read_text())
+    parameters = argparse.Namespace(**saved["parameters"])
+    for run in saved["runs"]:
+        if "raw" not in run:
+            print(f"{path}: no raw data (a run from before --replay)", file=sys.stderr)
+            return 1
+        report(figures(run["raw"], truth, parameters), run["spec"])
+    return 0
 
 
 def main() -> int:
@@ -353,18 +415,20 @@ def main() -> int:
     print("scene: building or reading it from the cache ...", file=sys.stderr)
     scene = quality_scene.build()
     truth = Truth.from_json(json.loads(scene.truth.read_text()))
+    if args.replay is not None:
+        return replay(args.replay, truth)
 
     def body(processes: Processes) -> list[dict[str, Any]]:
         run = measure(processes, args, scene, truth)
         figs = figures(run, truth, args)
         report(figs, run["spec"])
-        return [{"spec": run["spec"], "figures": figs}]
+        return [{"spec": run["spec"], "figures": figs, "raw": run}]
 
     runs = run_in_workspace("detect_quality", args.keep_logs, body)
     if isinstance(runs, int):
         return runs
-    save_results("detect-quality", started, {k: v for k, v in vars(args).items()},
-                 environment(), runs)
+    save_results("detect-quality", started,
+                 {k: v for k, v in vars(args).items() if k != "replay"}, environment(), runs)
     return 0
 
 

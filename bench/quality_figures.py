@@ -8,12 +8,22 @@ read since it connected) plus one anchor for the whole run: each result proposes
 `sent_before(when it was decoded) - relative count`, and the anchor is the most common
 proposal (the service, whose jitter buffer holds frames back by the stream's `latency`,
 subtracted first) or the smallest (the naive reader, which cannot read a frame before it was
-sent). `mapping_within_1` says how many results agree with the anchor to a frame.
+sent). `mapping_within_1` says how many results agree with the anchor to a frame. The service's
+results are then moved by the shift at which their boxes fit ground truth best (`refit`):
+its jitter buffer does not in fact hold frames in order back.
 
 Matching: a detection matches an object on screen in that frame if the labels agree, the
 detection's centre lies inside the object's box and its height is 0.5-2x the object's. Each
 object is matched at most once per frame (most confident first); a further match is a
 duplicate, counted with the false positives. Size bands are by the object's box height.
+
+Events (the service): each `detection` message names the tracked object (`object_id`) of
+every box, and an event is one tracked object. So an event is tied to the ground-truth
+objects its own boxes matched, frame by frame, not to whatever had the same label at the
+same time: an event covers an object if any of its boxes matched it, an event whose boxes
+matched nothing is a false event. Tracker id switches follow one ground-truth object through
+the frames it was matched in and count how often the object id of its (most confident)
+matching box changed: each switch is one more event for the same object.
 """
 
 from __future__ import annotations
@@ -94,6 +104,7 @@ class Result:
     known: float  # wall time the result was known to the consumer (latency)
     detections: list[tuple[str, float, Box]]  # label, score, box normalised 0-1
     seq: int | None = None  # set by `place`
+    object_ids: list[str] | None = None  # the service: each detection's tracked object
 
 
 def place(results: list[Result], sent: SentFrames, delay: float, method: str) -> float:
@@ -112,6 +123,29 @@ def place(results: list[Result], sent: SentFrames, delay: float, method: str) ->
     return sum(abs(p - anchor) <= 1 for p in offsets) / len(offsets)
 
 
+def refit(truth: Truth, results: list[Result], window: Window,
+          shifts: range = range(-5, 11)) -> int:
+    """Move every placed result by the shift (frames) at which most of its boxes match ground
+    truth, and return it; the smallest such shift on a tie.
+
+    The service's anchor assumes its jitter buffer holds frames for the stream's `latency`,
+    but rtpjitterbuffer only waits for missing packets: frames in order leave at once, so the
+    assumed delay placed every result about 4 frames early. Objects that move and appear on
+    known frames make the true shift the one where boxes fit best.
+    """
+    placed = [r for r in results if r.seq is not None]
+
+    def fitting(shift: int) -> int:
+        return sum(len(score_frame(truth, (r.seq + shift) % truth.frames, r.detections,
+                                   0.0).found)
+                   for r in placed if window.first <= r.seq + shift <= window.last)  # type: ignore[operator]
+
+    best = max(shifts, key=lambda k: (fitting(k), -abs(k)))
+    for r in placed:
+        r.seq = r.seq + best  # type: ignore[operator]
+    return best
+
+
 # ---- matching -----------------------------------------------------------------------------------
 
 
@@ -127,13 +161,17 @@ class FrameScore:
     found: set[int] = field(default_factory=set)  # object ids matched
     false_positives: int = 0
     duplicates: int = 0
+    # detection index (in the order given) → the truth object it matched; duplicates too
+    objects: dict[int, int] = field(default_factory=dict)
+    first: dict[int, int] = field(default_factory=dict)  # truth object → its best detection
 
 
 def score_frame(truth: Truth, frame: int, detections: list[tuple[str, float, Box]],
                 min_score: float) -> FrameScore:
     on_screen = {o.id: (o, box) for o in truth.objects if (box := o.box_at(frame)) is not None}
     out = FrameScore()
-    for label, score, (x0, y0, x1, y1) in sorted(detections, key=lambda d: -d[1]):
+    ranked = sorted(enumerate(detections), key=lambda item: -item[1][1])
+    for index, (label, score, (x0, y0, x1, y1)) in ranked:
         if score < min_score:
             continue
         pixels = (x0 * truth.width, y0 * truth.height, x1 * truth.width, y1 * truth.height)
@@ -142,8 +180,11 @@ def score_frame(truth: Truth, frame: int, detections: list[tuple[str, float, Box
         fresh = [oid for oid in hit if oid not in out.found]
         if fresh:
             out.found.add(fresh[0])
+            out.objects[index] = fresh[0]
+            out.first[fresh[0]] = index
         elif hit:
             out.duplicates += 1
+            out.objects[index] = hit[0]
         else:
             out.false_positives += 1
     return out
@@ -239,33 +280,121 @@ def _spread(values: list[float]) -> dict[str, float | int | None]:
             "max": round(ordered[-1], 2)}
 
 
-# ---- events (the service) -----------------------------------------------------------------------
+# ---- events and tracker ids (the service) -------------------------------------------------------
 
 
-def event_figures(truth: Truth, events: list[tuple[str, float, float]], window: Window,
-                  sent: SentFrames, slack: float = 1.0) -> dict[str, Any]:
-    """Events (label, start, end wall times) against the objects shown in the window.
+@dataclass(frozen=True)
+class ServiceEvent:
+    """One event as `GET /events` lists it (one tracked object), and when `/ws` told of it."""
 
-    An event covers an object when their labels agree and its time span meets the object's
-    (widened by `slack` for the pipeline's delay). Ideal: one event per object, each event
-    about one object.
+    object_id: str
+    label: str
+    start: float  # first seen: the wall time the service had the frame it was first seen in
+    end: float  # last seen
+    announced: float | None = None  # the `event` message (change "new") arrived at the bench
+
+
+ObjectKey = tuple[int, int]  # (truth object id, loop): one appearance of an object
+
+
+@dataclass
+class Sightings:
+    """The service's boxes tied to ground truth: which appearances each tracked object's boxes
+    matched, and which tracked object each appearance was seen as, frame by frame."""
+
+    by_event: dict[str, Counter[ObjectKey]] = field(default_factory=dict)  # boxes matched
+    boxes: Counter[str] = field(default_factory=Counter)  # object id → boxes placed
+    by_object: dict[ObjectKey, list[tuple[int, str]]] = field(default_factory=dict)  # seq, id
+
+
+def sightings(truth: Truth, results: list[Result]) -> Sightings:
+    """Every placed result with object ids, scored frame by frame (no confidence floor: the
+    service sent only what passed its own)."""
+    out = Sightings()
+    for r in sorted((r for r in results if r.seq is not None and r.object_ids), key=_seq):
+        assert r.seq is not None and r.object_ids is not None
+        loop, frame = divmod(r.seq, truth.frames)
+        scored = score_frame(truth, frame, r.detections, 0.0)
+        for index, object_id in enumerate(r.object_ids):
+            out.boxes[object_id] += 1
+            matched = out.by_event.setdefault(object_id, Counter())
+            if index in scored.objects:
+                matched[(scored.objects[index], loop)] += 1
+        for oid, index in scored.first.items():
+            out.by_object.setdefault((oid, loop), []).append((r.seq, r.object_ids[index]))
+    return out
+
+
+def _seq(result: Result) -> int:
+    return result.seq if result.seq is not None else -1
+
+
+def event_figures(truth: Truth, events: list[ServiceEvent], results: list[Result],
+                  window: Window, sent: SentFrames) -> dict[str, Any]:
+    """Events against the objects shown whole in the window, through their boxes.
+
+    Per object: the events whose boxes matched it (ideal 1) and the latency from the frame
+    it appeared in (sent by the camera) to its first event: `first_seen` (the event's start,
+    the wall time of its first frame in the service) and `announced` (the `event` message's
+    arrival on the WebSocket). Events that started inside the window: those whose boxes
+    matched nothing (false events), matched several objects (a track that jumped), or have
+    no box in the `detection` messages at all (the bench missed them).
     """
-    shown = appearances(truth, window)
-    per_object = []
-    for obj, loop in shown:
-        base = loop * truth.frames
-        begin = sent.wall_of(base + obj.start)
-        end = sent.wall_of(base + obj.start + obj.frames - 1)
-        if begin is None or end is None:
-            continue
-        per_object.append(sum(1 for label, start, stop in events if label == obj.label
-                              and start <= end + slack and stop >= begin - slack))
-    first = sent.wall_of(window.first)
-    last = sent.wall_of(window.last)
+    seen = sightings(truth, results)
+    first, last = sent.wall_of(window.first), sent.wall_of(window.last)
     in_window = [e for e in events
-                 if first is not None and last is not None and first <= e[1] <= last]
-    return {"objects": len(shown), "events": len(in_window),
-            "events_per_object": round(len(in_window) / len(shown), 2) if shown else None,
-            "events_covering_each_object": round(statistics.mean(per_object), 2)
-            if per_object else None,
-            "objects_without_event": sum(1 for n in per_object if n == 0)}
+                 if first is not None and last is not None and first <= e.start <= last]
+    covering: list[int] = []
+    first_seen, announced = [], []
+    for obj, loop in appearances(truth, window):
+        mine = sorted((e for e in events
+                       if (obj.id, loop) in seen.by_event.get(e.object_id, ())),
+                      key=lambda e: e.start)
+        covering.append(len(mine))
+        appeared = sent.wall_of(loop * truth.frames + obj.start)
+        if mine and appeared is not None:
+            first_seen.append(mine[0].start - appeared)
+            if mine[0].announced is not None:
+                announced.append(mine[0].announced - appeared)
+    matched = [len(seen.by_event.get(e.object_id, ())) for e in in_window]
+    boxed = [seen.boxes[e.object_id] > 0 for e in in_window]
+    return {
+        "objects": len(covering), "events": len(in_window),
+        "events_per_object": round(len(in_window) / len(covering), 2) if covering else None,
+        "events_covering_each_object": round(statistics.mean(covering), 2)
+        if covering else None,
+        "covering_histogram": {str(n): c for n, c in sorted(Counter(covering).items())},
+        "objects_without_event": sum(1 for n in covering if n == 0),
+        "false_events": sum(1 for n, b in zip(matched, boxed, strict=True) if b and n == 0),
+        "events_over_several_objects": sum(1 for n in matched if n >= 2),
+        "events_without_boxes": sum(1 for b in boxed if not b),
+        "event_latency_s": {"first_seen": _spread(first_seen),
+                            "announced": _spread(announced)},
+    }
+
+
+def id_switches(truth: Truth, results: list[Result], window: Window) -> dict[str, Any]:
+    """How often the object id of each shown object's matching box changed, frame by frame.
+
+    Each switch says how long the object had gone unmatched before it (`gap_s`: one model
+    call's interval means the tracker let go of an object the model kept finding) and
+    whether the id it left came back on the same object later (`returned`: two tracks on
+    one object, taking turns).
+    """
+    seen = sightings(truth, results)
+    per_object, gaps = [], []
+    returned = 0
+    for obj, loop in appearances(truth, window):
+        seq_ids = seen.by_object.get((obj.id, loop), [])
+        switches = 0
+        for i in range(1, len(seq_ids)):
+            (before, old), (now, new) = seq_ids[i - 1], seq_ids[i]
+            if new != old:
+                switches += 1
+                gaps.append((now - before) / truth.fps)
+                returned += any(oid == old for _, oid in seq_ids[i + 1:])
+        per_object.append(switches)
+    return {"objects": len(per_object), "switches": sum(per_object),
+            "objects_with_switches": sum(1 for n in per_object if n),
+            "per_object": round(statistics.mean(per_object), 2) if per_object else None,
+            "gap_s": _spread(gaps), "returned": returned}

@@ -41,13 +41,23 @@ def warm_up() -> None:
 
 
 class NorfairTracker:
-    """One per stream. `memory` frames without a match and the track is forgotten."""
+    """One per stream. `memory` frames without a match and the track is forgotten.
+
+    Norfair's hit counter is topped up by 2 per match and only set to its maximum when a
+    track leaves its initialisation; with `initialization_delay=0` (an event from the first
+    sighting) no track ever does, so a young track started at 1 and was dropped after two or
+    three missed calls: a person the model missed briefly right after appearing came back
+    under a new id, as a second event (measured on bench/detect_quality.py's scene). Every
+    match therefore resets the counter to `memory`: a track lives `memory` calls after its
+    last sighting, whatever its age, as the object book's `event_gap` says.
+    """
 
     def __init__(self, memory: int):
         from norfair import Tracker as Norfair  # a service without inference never loads it
 
+        self._memory = max(2, memory)
         self._tracker = Norfair(distance_function="iou", distance_threshold=MAX_DISTANCE,
-                                hit_counter_max=max(2, memory), initialization_delay=0,
+                                hit_counter_max=self._memory, initialization_delay=0,
                                 past_detections_length=0)
         self._frame = 0
 
@@ -63,5 +73,6 @@ class NorfairTracker:
         for obj in self._tracker.update(wrapped):
             seen_frame, index = obj.last_detection.data
             if obj.id is not None and seen_frame == frame:
+                obj.hit_counter = self._memory  # see the class's docstring
                 matched.append((int(obj.id), detections[index]))
         return matched

@@ -13,13 +13,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from quality_figures import (  # bench/ is not a package: on the path above
     Result,
     SentFrames,
+    ServiceEvent,
     Truth,
     TruthObject,
     Window,
     band_of,
     client_figures,
     event_figures,
+    id_switches,
     place,
+    refit,
     score_frame,
 )
 
@@ -75,6 +78,19 @@ def test_placing_naive_results_by_frames_read_and_the_smallest_anchor():
     assert [r.seq for r in results] == [17 + n for n in range(0, 150, 5)]
 
 
+def test_refit_moves_results_to_where_their_boxes_fit():
+    # a person crossing fast (a box width per frame, frames 10-59): only the right frame fits
+    boxes = tuple((100.0 + 40 * i, 100.0, 130.0 + 40 * i, 160.0) for i in range(50))
+    truth = Truth(W * 3, H, FPS, 100, (TruthObject(0, "person", 10, 50, boxes),))
+    results = [Result(0.0, seq, 0.0, [("person", 0.8, (boxes[seq - 10][0] / (3 * W),
+                                                        0.2, boxes[seq - 10][2] / (3 * W),
+                                                        0.32))], seq=seq - 4)
+               for seq in range(10, 60, 5)]  # placed 4 frames early, as the service was
+    assert refit(truth, results, Window(0, 99)) == 4
+    assert [r.seq for r in results] == list(range(10, 60, 5))
+    assert refit(truth, results, Window(0, 99)) == 0  # in place: stays
+
+
 def test_score_frame_matches_once_per_object_and_counts_the_rest():
     detections = [
         ("person", 0.9, norm((98, 95, 132, 165))),   # the person
@@ -122,15 +138,108 @@ def test_objects_partly_outside_the_window_are_left_out():
     assert [(b["label"], b["objects"]) for b in figures["bands"]] == [("person", 1), ("car", 1)]
 
 
-def test_events_against_objects():
-    sent = sent_frames(200)
-    t = lambda seq: 1000.0 + seq / FPS  # noqa: E731
-    events = [("person", t(12), t(30)), ("person", t(35), t(61)),  # the person split in two
-              ("car", t(32), t(80)),
-              ("car", t(150), t(160))]                             # the second loop's car
-    figures = event_figures(TRUTH, events, Window(0, 199), sent)
-    assert figures["objects"] == 4 and figures["events"] == 4
-    assert figures["events_per_object"] == 1.0
-    # person 1: 2 events; car 1: 1; person 2 (110-159): none; car 2: 1
-    assert figures["events_covering_each_object"] == 1.0
+def seen(seq: int, *boxes: tuple[str, str, tuple]) -> Result:
+    """The service's result for frame `seq` (decoded 0.25 s after it was sent): boxes as
+    (object id, label, pixel box)."""
+    decoded = 1000.0 + seq / FPS + 0.25
+    return Result(decoded, seq, decoded + 0.05, [(label, 0.8, norm(box)) for _, label, box
+                                                 in boxes],
+                  seq=seq, object_ids=[oid for oid, _, _ in boxes])
+
+
+def event(object_id: str, label: str, first: int, last: int,
+          announced: float | None = None) -> ServiceEvent:
+    return ServiceEvent(object_id, label, 1000.0 + first / FPS + 0.25,
+                        1000.0 + last / FPS + 0.25, announced)
+
+
+NOWHERE = (800.0, 50.0, 900.0, 100.0)  # no object there, ever
+
+
+def scene() -> tuple[list[Result], list[ServiceEvent]]:
+    """Two loops of TRUTH, the model called every 5th frame. Person 1 (10-59): one event.
+    Car 1 (30-79): split in two (id b, then c from frame 55). Person 2 (110-159): ids d, e,
+    d again (two tracks taking turns). Car 2 (130-179): never found. A false person (120-130,
+    id f) and an event the bench got no boxes for (g)."""
+    ids: dict[int, list[tuple[str, str, tuple]]] = {}
+    for seq in range(10, 60, 5):
+        ids.setdefault(seq, []).append(("a", "person", PERSON))
+    for seq in range(30, 80, 5):
+        ids.setdefault(seq, []).append(("b" if seq < 55 else "c", "car", CAR))
+    for seq in range(110, 160, 5):
+        ids.setdefault(seq, []).append(("e" if 130 <= seq < 140 else "d", "person", PERSON))
+    for seq in range(120, 135, 5):
+        ids.setdefault(seq, []).append(("f", "person", NOWHERE))
+    results = [seen(seq, *boxes) for seq, boxes in sorted(ids.items())]
+    events = [event("a", "person", 10, 55, announced=1000.0 + 10 / FPS + 0.3),
+              event("b", "car", 30, 50), event("c", "car", 55, 75),
+              event("d", "person", 110, 155), event("e", "person", 130, 135),
+              event("f", "person", 120, 130), event("g", "car", 150, 150)]
+    return results, events
+
+
+def test_events_are_tied_to_objects_by_their_boxes():
+    results, events = scene()
+    figures = event_figures(TRUTH, events, results, Window(0, 199), sent_frames(200))
+    assert figures["objects"] == 4 and figures["events"] == 7
+    assert figures["events_per_object"] == 1.75
+    # person 1: a; car 1: b and c; person 2: d and e; car 2: none (f is a person elsewhere,
+    # g has no boxes: neither covers it although both overlap it in time)
+    assert figures["covering_histogram"] == {"0": 1, "1": 1, "2": 2}
+    assert figures["events_covering_each_object"] == 1.25
     assert figures["objects_without_event"] == 1
+    assert figures["false_events"] == 1 and figures["events_without_boxes"] == 1
+    assert figures["events_over_several_objects"] == 0
+    # every first event starts with the frame the object appeared in, decoded 0.25 s later;
+    # only a's `event` message was heard, 0.3 s after its first frame was sent
+    assert figures["event_latency_s"]["first_seen"]["p50"] == pytest.approx(0.25)
+    assert figures["event_latency_s"]["first_seen"]["count"] == 3
+    assert figures["event_latency_s"]["announced"] == {"count": 1, "p50": 0.3, "p95": 0.3,
+                                                       "max": 0.3}
+
+
+def test_one_object_one_event():
+    results, events = scene()
+    one = [r for r in results if r.object_ids == ["a"]]
+    figures = event_figures(TRUTH, events[:1], one, Window(0, 99), sent_frames(200))
+    assert figures["objects"] == 2  # the person and the car of the first loop
+    assert figures["covering_histogram"] == {"0": 1, "1": 1}
+    assert figures["false_events"] == 0
+    switches = id_switches(TRUTH, one, Window(0, 99))
+    assert switches["switches"] == 0 and switches["objects_with_switches"] == 0
+
+
+def test_a_track_jumping_between_objects_is_one_event_over_several():
+    # id j follows the person (10-25), then sits on the car (30-40): one event, two objects
+    results = [seen(seq, ("j", "person", PERSON)) for seq in range(10, 30, 5)]
+    results += [seen(seq, ("j", "car", CAR)) for seq in range(30, 45, 5)]
+    figures = event_figures(TRUTH, [event("j", "person", 10, 40)], results, Window(0, 99),
+                            sent_frames(200))
+    assert figures["events_over_several_objects"] == 1
+    assert figures["covering_histogram"] == {"1": 2}
+
+
+def test_tracker_id_switches_per_object():
+    results, _ = scene()
+    switches = id_switches(TRUTH, results, Window(0, 199))
+    # car 1: b → c; person 2: d → e → d (d came back: two tracks on one person)
+    assert switches["objects"] == 4 and switches["switches"] == 3
+    assert switches["objects_with_switches"] == 2 and switches["per_object"] == 0.75
+    assert switches["returned"] == 1
+    # each switch came one model call (5 frames) after the last match: the tracker let go of
+    # an object the model kept finding
+    assert switches["gap_s"] == {"count": 3, "p50": 0.2, "p95": 0.2, "max": 0.2}
+
+
+def test_a_duplicate_box_with_its_own_id_covers_the_object_too():
+    # two boxes on the person in each frame, ids a and z: two events for one object; the id
+    # followed per frame is the most confident box's (a, 0.8 against z's 0.6)
+    results = []
+    for seq in range(10, 60, 5):
+        r = seen(seq, ("a", "person", PERSON), ("z", "person", (101.0, 99.0, 129.0, 161.0)))
+        r.detections[1] = ("person", 0.6, r.detections[1][2])
+        results.append(r)
+    events = [event("a", "person", 10, 55), event("z", "person", 10, 55)]
+    figures = event_figures(TRUTH, events, results, Window(0, 99), sent_frames(200))
+    assert figures["covering_histogram"] == {"0": 1, "2": 1}
+    assert id_switches(TRUTH, results, Window(0, 99))["switches"] == 0
