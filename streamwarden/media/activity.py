@@ -62,8 +62,7 @@ class ActivityMeter:
         self._active_until = float("-inf")
         self.state = Activity.ACTIVE
         self.triggers = 0  # times the state went from idle to active
-        self._key_size = 0.0  # size of the last keyframe let through, and when
-        self._key_time = float("-inf")
+        self._decoded_keys: list[tuple[float, float]] = []  # (time, size) within the refresh
 
     def reset(self) -> None:
         """A new stream (reconnect, new caps): sizes of the old one say nothing now."""
@@ -71,7 +70,7 @@ class ActivityMeter:
         self.samples = 0
         self._active_until = float("-inf")
         self.state = Activity.ACTIVE
-        self._key_size, self._key_time = 0.0, float("-inf")
+        self._decoded_keys = []
 
     def limit(self) -> float:
         """The size above which a non-keyframe counts as movement."""
@@ -104,17 +103,21 @@ class ActivityMeter:
         return self._settle(now)
 
     def keyframe_wanted(self, size: int, now: float) -> bool:
-        """Whether a keyframe (just `observe`d) is worth decoding. While idle, one the same
-        size as the last one decoded (within `keyframe_change`) shows the same still picture,
-        so it is not, unless `keyframe_refresh` has passed: a still scene then decodes one
-        picture per refresh instead of one per GOP. A skipped keyframe costs nothing later:
-        a P-frame that refers to it is concealed with the last decoded picture, which in a
-        still scene is the same one (see pixels/decoder.py)."""
+        """Whether a keyframe (just `observe`d) is worth decoding. While idle, one the size
+        (within `keyframe_change`) of a keyframe decoded in the last `keyframe_refresh`
+        seconds shows a picture already seen (the same still scene; or one of two, a light
+        that blinks, an encoder whose rate control alternates), so it is not decoded, until
+        `keyframe_refresh` has passed since the last one that was: a still scene then
+        decodes one picture per refresh instead of one per GOP. A skipped keyframe costs
+        nothing later: a P-frame that refers to it is concealed with the last decoded
+        picture, which in a still scene is the same one (see pixels/decoder.py)."""
         s = self.settings
-        unchanged = abs(size - self._key_size) <= s.keyframe_change * self._key_size
-        if self.state is Activity.IDLE and unchanged and now - self._key_time < s.keyframe_refresh:
+        recent = [(t, k) for t, k in self._decoded_keys if now - t < s.keyframe_refresh]
+        seen = any(abs(size - k) <= s.keyframe_change * k for _, k in recent)
+        if self.state is Activity.IDLE and seen:
+            self._decoded_keys = recent
             return False
-        self._key_size, self._key_time = float(size), now
+        self._decoded_keys = [*recent[-7:], (now, float(size))]
         return True
 
     def _settle(self, now: float) -> Activity:

@@ -137,3 +137,11 @@ def test_a_keyframe_of_another_size_or_an_active_scene_is_decoded():
         == [True, False, True, False]  # 13 % bigger: the picture changed
     active = ActivityMeter()  # in warm-up, hence active: every keyframe
     assert all(active.keyframe_wanted(30_000, t) for t in range(5))
+
+
+def test_keyframes_alternating_between_two_sizes_are_two_pictures_already_seen():
+    meter = ActivityMeter()
+    feed(meter, noisy(2000, 50, 3 * FPS))
+    sizes = [21_000, 29_600, 29_700, 29_650] * 5  # a looped clip whose first keyframe is small
+    wanted = keyframes_decoded(meter, sizes, start=3.0)
+    assert wanted[:4] == [True, True, False, False] and sum(wanted) == 4, wanted
