@@ -29,10 +29,11 @@ def fp32():
 
 @pytest.fixture(scope="module")
 def int8():
-    return build_model(DetectorSpec(builtin="nanodet", builtin_model=str(NANODET_MODEL)))
+    return build_model(DetectorSpec(builtin="nanodet", builtin_model=str(NANODET_MODEL),
+                                    precision="int8"))
 
 
-def test_the_cpu_default_is_the_int8_file_under_the_models_name(int8, fp32):
+def test_int8_runs_the_int8_file_under_the_models_name(int8, fp32):
     assert int8.runtime.endswith(" int8") and fp32.runtime.endswith(" fp32")
     assert int8.name == fp32.name == "nanodet-g-416-coco" and int8.warning is None
     assert int8.input_fit == "aspect" and int8.labels == fp32.labels
@@ -95,14 +96,17 @@ def test_a_failed_quantisation_keeps_fp32_with_a_sentence(tmp_path, capsys):
 def test_a_missing_int8_file_runs_fp32_with_a_warning(tmp_path):
     lone = tmp_path / "nanodet-g-416-coco.onnx"
     os.symlink(NANODET_MODEL, lone)
-    detector = build_model(DetectorSpec(builtin="nanodet", builtin_model=str(lone)))
+    detector = build_model(DetectorSpec(builtin="nanodet", builtin_model=str(lone),
+                                        precision="int8"))
     assert detector.runtime.endswith(" fp32")
     assert "nanodet-g-416-coco-int8.onnx is missing" in detector.warning
 
 
-def test_precision_fp32_and_the_nvidia_backend_run_fp32():
-    assert InferenceSection().precision == "int8"
-    spec = DetectorSpec.from_config(InferenceSection(precision="fp32"))
-    assert spec.precision == "fp32" and build_model(spec).runtime.endswith(" fp32")
-    nvidia = build_model(DetectorSpec.from_config(InferenceSection(backend="nvidia")))
+def test_precision_int8_is_opt_in_and_the_nvidia_backend_runs_fp32():
+    assert InferenceSection().precision == "fp32"  # INT8 is opt-in (the clock-overlay FPs)
+    spec = DetectorSpec.from_config(InferenceSection(precision="int8"))
+    assert spec.precision == "int8" and build_model(spec).runtime.endswith(" int8")
+    assert build_model(DetectorSpec.from_config(InferenceSection())).runtime.endswith(" fp32")
+    nvidia = build_model(DetectorSpec.from_config(InferenceSection(backend="nvidia",
+                                                                  precision="int8")))
     assert nvidia.runtime.endswith(" fp32")
