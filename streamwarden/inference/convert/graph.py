@@ -13,13 +13,14 @@ import onnx
 from onnx import helper
 
 from streamwarden.inference.convert import ConversionError
-from streamwarden.inference.convert.builder import GraphBuilder
+from streamwarden.inference.convert.builder import GraphBuilder, ImageInput
 from streamwarden.inference.convert.ops import OPS
 from streamwarden.inference.convert.tfjs import TensorSpec, TfjsModel, TfNode
 
 # Raised when a conversion changes what the graph computes, so that installed files made by an
-# older converter are converted again (2: bilinear resizes in NCHW, for the CUDA provider).
-CONVERTER_VERSION = "2"
+# older converter are converted again (2: bilinear resizes in NCHW, for the CUDA provider;
+# 3: NanoDet with a free input height and width, so wide frames are not letterboxed square).
+CONVERTER_VERSION = "3"
 OPSET, IR_VERSION = 17, 8
 
 
@@ -64,19 +65,42 @@ def topological(model: TfjsModel) -> list[TfNode]:
     return order
 
 
-def value_info(spec: TensorSpec, name: str) -> onnx.ValueInfoProto:
+def value_info(spec: TensorSpec, name: str, free: set[int] = frozenset()) -> onnx.ValueInfoProto:
+    """`free`: axes whose size is left symbolic, whatever the signature says."""
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(spec.dtype))
-    return helper.make_tensor_value_info(name, elem, [d if d is not None else f"d{i}"
-                                                      for i, d in enumerate(spec.shape)])
+    return helper.make_tensor_value_info(name, elem, [
+        d if d is not None and i not in free else f"{name}_d{i}" for i, d in enumerate(spec.shape)])
 
 
-def tfjs_to_onnx(model: TfjsModel, graph_name: str = "tfjs") -> onnx.ModelProto:
-    """The whole model, inputs and outputs named after their TF tensors (e.g. "Identity_2")."""
+def image_input(model: TfjsModel, name: str) -> ImageInput:
+    """The one rank-4 image input (3 channels, NCHW or NHWC, fixed sides) whose height and
+    width a free-size conversion leaves open."""
+    shapes = [s.shape for s in model.inputs]
+    if len(shapes) != 1 or len(shapes[0]) != 4:
+        raise ConversionError(f"{model.source}: a free image size needs one rank-4 input, not "
+                              f"{shapes}")
+    shape = shapes[0]
+    start = 2 if shape[1] == 3 else 1 if shape[3] == 3 else None
+    if start is None or shape[start] is None or shape[start + 1] is None:
+        raise ConversionError(f"{model.source}: input {shape} is not a 3-channel image of "
+                              "fixed size")
+    return ImageInput(name, start, int(shape[start]), int(shape[start + 1]))
+
+
+def tfjs_to_onnx(model: TfjsModel, graph_name: str = "tfjs", *,
+                 free_size: bool = False) -> onnx.ModelProto:
+    """The whole model, inputs and outputs named after their TF tensors (e.g. "Identity_2").
+
+    `free_size`: the image input's height and width (and the outputs' middle axes, which
+    count cells) are symbolic, for a fully convolutional graph fed other sizes than the one
+    it was written for."""
     check_ops(model)
     b = GraphBuilder(model.source)
     b.known.update(model.constants)
     for spec in model.inputs:
         b.bind(spec.name, b.unique(spec.name))
+    if free_size:
+        b.image = image_input(model, b.names[model.inputs[0].name])
     for node in topological(model):
         if node.op != "Placeholder":
             OPS[node.op](b, node)
@@ -85,9 +109,11 @@ def tfjs_to_onnx(model: TfjsModel, graph_name: str = "tfjs") -> onnx.ModelProto:
         name = b.unique(spec.name)  # TF names are unique, so this is spec.name itself
         b.nodes.append(helper.make_node("Identity", [b.tensor(spec.name)], [name],
                                         name=b.unique(f"{name}/Identity")))
-        outputs.append(value_info(spec, name))
+        middle = set(range(1, len(spec.shape) - 1)) if free_size else set()
+        outputs.append(value_info(spec, name, middle))
     nodes, initializers = b.live([o.name for o in outputs])
-    graph = helper.make_graph(nodes, graph_name, [value_info(s, b.names[s.name])
+    spatial = {b.image.start, b.image.start + 1} if b.image else set()
+    graph = helper.make_graph(nodes, graph_name, [value_info(s, b.names[s.name], spatial)
                                                   for s in model.inputs],
                               outputs, initializers)
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],

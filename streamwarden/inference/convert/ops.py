@@ -101,7 +101,8 @@ def resize_bilinear(b: GraphBuilder, node: TfNode) -> None:
     moved by 40 % of the frame), while the CPU one gets both right. ONNX wants all four
     `sizes`: N and C come from the input's Shape (ONNX Runtime folds it to a constant).
     Resize's `axes` would avoid that, but ONNX Runtime's layout optimizer drops it and then
-    refuses the model (1.32)."""
+    refuses the model (1.32). In a graph with a free image size (`b.image`), the height and
+    width scale with the image's: 26 of 416 becomes 16 of 256."""
     size = b.require_constant(node, 1).astype(np.int64).ravel()
     if node.attrs.get("align_corners"):
         mode = "align_corners"
@@ -114,12 +115,27 @@ def resize_bilinear(b: GraphBuilder, node: TfNode) -> None:
         shape = b.add("Shape", [x], f"{node.name}/shape")[0]
         kept = b.add("Mul", [shape, b.initializer(np.array([1, 1, 0, 0], np.int64),
                                                   f"{node.name}/keep")], f"{node.name}/nc")[0]
-        sizes = b.add("Add", [kept, b.initializer(np.array([0, 0, *size], np.int64),
-                                                  f"{node.name}/hw")], f"{node.name}/sizes")[0]
+        sizes = b.add("Add", [kept, _output_hw(b, node.name, size)], f"{node.name}/sizes")[0]
         return b.add("Resize", [x, "", "", sizes], node.name, mode="linear",
                      coordinate_transformation_mode=mode)[0]
 
     _in_nchw(b, node, resize)
+
+
+def _output_hw(b: GraphBuilder, name: str, size: np.ndarray) -> str:
+    """[0, 0, h, w]: the TF node's constant size, or that size scaled by the image's run-time
+    height and width over the ones the graph was written for (exact for NanoDet's strides
+    when the image's sides are multiples of 32)."""
+    if b.image is None:
+        return b.initializer(np.array([0, 0, *size], np.int64), f"{name}/hw")
+    image = b.image
+    hw = b.add("Shape", [image.name], f"{name}/image_hw", start=image.start,
+               end=image.start + 2)[0]
+    scaled = b.add("Mul", [hw, b.initializer(size, f"{name}/size")], f"{name}/scaled")[0]
+    out = b.add("Div", [scaled, b.initializer(np.array([image.height, image.width], np.int64),
+                                              f"{name}/written")], f"{name}/out_hw")[0]
+    return b.add("Concat", [b.initializer(np.array([0, 0], np.int64), f"{name}/lead"), out],
+                 f"{name}/hw", axis=0)[0]
 
 
 def _window(node: TfNode, key: str, default: int) -> list[int]:

