@@ -54,7 +54,7 @@ def cpu_ms(call, count: int) -> float:
 def measure(precision: str, fit: str, frame: np.ndarray, count: int) -> dict[str, object]:
     detector = build_model(DetectorSpec(builtin="nanodet", precision=precision))
     detector.input_fit = fit
-    tensor, _ = detector._prepare(frame)
+    tensor, _ = detector._prepare(frame, False)
     feed = {detector.input_meta.name: tensor[None]}
     model = cpu_ms(lambda: detector._session.run(None, feed), count)
     whole = cpu_ms(lambda: detector.detect([frame]), count)

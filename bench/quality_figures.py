@@ -35,7 +35,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-BANDS = (("<80", 0, 80), ("80-120", 80, 120), ("120-200", 120, 200), (">=200", 200, math.inf))
+BANDS = (("<80", 0, 80), ("80-100", 80, 100), ("100-120", 100, 120), ("120-200", 120, 200),
+         (">=200", 200, math.inf))  # the #14 goal is for people >= 100 px
 Box = tuple[float, float, float, float]
 
 

@@ -116,7 +116,7 @@ def test_sub_stream_two_connections_mapped_boxes_and_independent_failures(
     # pictures are in the main stream's geometry: the 4:3 picture centred on a 16:9 canvas
     jpeg = client.get("/streams/cam/snapshot.jpg").content
     picture = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    assert picture.shape[:2] == (480, 853)  # decoded at frame_width 640, then placed
+    assert picture.shape[:2] == (576, 1024)  # decoded at frame_width 768, then placed
     assert picture[:, :90].max() < 40  # the left band the sub-stream never saw: black
 
     _sub_fails_alone(client, sub, camera_factory)

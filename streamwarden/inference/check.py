@@ -40,7 +40,7 @@ LAYOUT_TEXT = {
                          "detection_scores, detection_classes[, num_detections]; already "
                          "suppressed",
 }
-TILED_FRAME = (640, 360)  # what `[inference] frame_width = 640` hands over from a 16:9 camera
+TILED_FRAME = (768, 432)  # what `[inference] frame_width = 768` hands over from a 16:9 camera
 
 
 class UnusableModelError(Exception):
@@ -122,7 +122,7 @@ def check_model(path: Path, *, labels: Path | None = None, layout: str = "auto",
 def _onnx(path: Path, labels: Path | None, layout: str, input_size: int,
           confidence: float | None) -> tuple[Detector, Report]:
     from streamwarden.inference.detectors.factory import ONNX_CONFIDENCE
-    from streamwarden.inference.detectors.onnx import OnnxDetector
+    from streamwarden.inference.detectors.onnx import OnnxDetector, aspect_input
     from streamwarden.inference.detectors.tiling import grid_for
 
     try:
@@ -146,6 +146,14 @@ def _onnx(path: Path, labels: Path | None, layout: str, input_size: int,
     report.lines.append(f"layout: {LAYOUT_TEXT[detector.layout]}")
     report.lines.append(_classes_line(detector.labels, detector.label_source))
     report.lines.append(f"confidence: {detector.confidence}")
+    if detector.input_fit == "aspect":
+        wide = aspect_input(*TILED_FRAME, detector.long_side_for(*TILED_FRAME, True))
+        whole = aspect_input(*TILED_FRAME, detector.long_side_for(*TILED_FRAME, False))
+        report.lines.append(f'tiles = "auto": a {TILED_FRAME[0]}x{TILED_FRAME[1]} frame is '
+                            f"2 call(s) of this model, widened ({wide[0]}x{wide[1]}) and "
+                            f"whole ({whole[0]}x{whole[1]}, for objects a quarter of the "
+                            "frame tall or more)")
+        return detector, report
     cols, rows = grid_for("auto", *TILED_FRAME, detector.input_size)
     report.lines.append(f'tiles = "auto": a {TILED_FRAME[0]}x{TILED_FRAME[1]} frame is '
                         f"{cols * rows} call(s) of this model")

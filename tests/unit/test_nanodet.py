@@ -17,6 +17,7 @@ from streamwarden.inference.detectors.base import ModelError
 from streamwarden.inference.detectors.coco import CCTV_CLASSES, COCO_LABELS
 from streamwarden.inference.detectors.factory import DetectorSpec, build_detector, build_model
 from streamwarden.inference.detectors.labels import KeepClasses
+from streamwarden.inference.detectors.onnx import OnnxDetector
 from streamwarden.inference.detectors.tiling import TiledDetector, layout
 from streamwarden.inference.models import NANODET_MODEL, InstallError, install_nanodet
 
@@ -63,9 +64,9 @@ def street(width: int = 640, height: int = 360) -> np.ndarray:
 
 def test_a_wide_frame_runs_unpadded_and_finds_what_the_square_input_finds(nanodet):
     """16:9 goes in as 416x256, 4:3 as 416x320, a portrait frame as 256x416."""
-    assert nanodet._input_for(street()) == (416, 256)
-    assert nanodet._input_for(np.zeros((480, 640, 3), np.uint8)) == (416, 320)
-    assert nanodet._input_for(np.zeros((640, 360, 3), np.uint8)) == (256, 416)
+    assert nanodet._input_for(street(), False) == (416, 256)
+    assert nanodet._input_for(np.zeros((480, 640, 3), np.uint8), False) == (416, 320)
+    assert nanodet._input_for(np.zeros((640, 360, 3), np.uint8), False) == (256, 416)
     [found] = nanodet.detect([street()])
     assert sorted(d.label for d in found) == ["cat", "person"], found
 
@@ -87,7 +88,7 @@ def test_the_wide_input_agrees_with_the_square_one_on_the_same_content(nanodet):
     416x416 grey square at a row that keeps it on the same stride-32 grid, gives every cell
     that sees something the same scores and box (within 2 input pixels: the zero padding at
     the wide input's border stands where the square one has grey; measured 1.5 px, 0.021)."""
-    wide, _ = nanodet._prepare(street())
+    wide, _ = nanodet._prepare(street(), False)
     square = np.full((3, 416, 416), 114 / 255, np.float32)
     square[:, 64:320] = wide
     w_boxes, w_scores = nanodet._session.run(None, {"images": wide[None]})
@@ -131,15 +132,18 @@ def test_nanodet_finds_nothing_in_textures(nanodet):
     assert nanodet.detect(textures) == [[], [], []]
 
 
-def test_the_default_detector_is_nanodet_in_tiles_for_the_cctv_classes():
-    """What `[inference]` with nothing set builds: a 16:9 frame goes in as two tiles."""
+def test_the_default_detector_is_nanodet_widened_for_the_cctv_classes():
+    """What `[inference]` with nothing set builds: the frame-aspect NanoDet, not tiled but
+    widened (a 16:9 frame at 736x416, plus 416x256 for the large objects)."""
     detector = build_detector(DetectorSpec.from_config(InferenceSection()))
-    assert isinstance(detector, KeepClasses) and isinstance(detector.inner, TiledDetector)
+    assert isinstance(detector, KeepClasses) and isinstance(detector.inner, OnnxDetector)
+    assert detector.inner.widen and detector.inner.input_fit == "aspect"
     assert detector.name == "nanodet-g-416-coco" and detector.input_size == (416, 416)
     assert detector.classes == set(CCTV_CLASSES)
     frame = np.full((360, 640, 3), 114, np.uint8)
     frame[60:360, 400:700 - 60] = at_height(photo("astronaut"), 300)[:, :240]
-    assert detector.inner.layout_for(frame) == layout(640, 360, 2, 1)
+    assert detector.inner._input_for(frame, True) == (736, 416)
+    assert detector.inner._input_for(np.zeros((480, 640, 3), np.uint8), True) == (416, 320)
     [found] = detector.detect([frame])
     assert [d.label for d in found] == ["person"], found
     x0, y0, x1, y1 = found[0].box
@@ -222,3 +226,23 @@ def test_the_installed_model_comes_from_the_current_converter():
 
     assert onnx.load(str(NANODET_MODEL), load_external_data=False).producer_version \
         == CONVERTER_VERSION
+
+
+def test_tiles_given_as_a_count_still_tile_the_frame_aspect_model():
+    detector = build_detector(DetectorSpec(tiles=2, classes=None))
+    assert isinstance(detector, TiledDetector) and not detector.inner.widen
+    assert detector.layout_for(np.zeros((360, 640, 3), np.uint8)) == layout(640, 360, 2, 1)
+
+
+def test_a_person_both_passes_see_is_reported_once(nanodet):
+    """A person filling the frame's height: the widened input (736x416) and the whole frame
+    (416x256) both find her; the two passes together report one tall person, not two."""
+    widened = build_detector(DetectorSpec(classes=None))
+    frame = np.full((360, 640, 3), 114, np.uint8)
+    frame[:, 200:560] = at_height(photo("astronaut"), 360)[:, :360]
+    [wide] = widened._run([frame], widen=True)
+    [whole] = widened._run([frame], widen=False)
+    [found] = widened.detect([frame])
+    def tall(found):
+        return [d for d in found if d.box[3] - d.box[1] > 0.8]
+    assert len(tall(wide)) == len(tall(whole)) == len(tall(found)) == 1, (wide, whole)

@@ -50,8 +50,8 @@ def sent_frames(count: int, t0: float = 1000.0) -> SentFrames:
 
 
 def test_bands():
-    assert [band_of(h) for h in (60, 80, 119.9, 120, 199, 200, 400)] == \
-        ["<80", "80-120", "80-120", "120-200", "120-200", ">=200", ">=200"]
+    assert [band_of(h) for h in (60, 80, 99.9, 100, 119.9, 120, 199, 200, 400)] == \
+        ["<80", "80-100", "80-100", "100-120", "100-120", "120-200", "120-200", ">=200", ">=200"]
 
 
 def test_placing_service_results_by_pts_and_a_common_anchor():

@@ -65,7 +65,8 @@ def topological(model: TfjsModel) -> list[TfNode]:
     return order
 
 
-def value_info(spec: TensorSpec, name: str, free: set[int] = frozenset()) -> onnx.ValueInfoProto:
+def value_info(spec: TensorSpec, name: str,
+               free: frozenset[int] | set[int] = frozenset()) -> onnx.ValueInfoProto:
     """`free`: axes whose size is left symbolic, whatever the signature says."""
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(spec.dtype))
     return helper.make_tensor_value_info(name, elem, [
@@ -81,10 +82,11 @@ def image_input(model: TfjsModel, name: str) -> ImageInput:
                               f"{shapes}")
     shape = shapes[0]
     start = 2 if shape[1] == 3 else 1 if shape[3] == 3 else None
-    if start is None or shape[start] is None or shape[start + 1] is None:
+    height, width = (shape[start], shape[start + 1]) if start is not None else (None, None)
+    if start is None or height is None or width is None:
         raise ConversionError(f"{model.source}: input {shape} is not a 3-channel image of "
                               "fixed size")
-    return ImageInput(name, start, int(shape[start]), int(shape[start + 1]))
+    return ImageInput(name, start, int(height), int(width))
 
 
 def tfjs_to_onnx(model: TfjsModel, graph_name: str = "tfjs", *,

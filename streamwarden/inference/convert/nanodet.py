@@ -87,12 +87,13 @@ def centre_nodes(graph: onnx.GraphProto, stride: int) -> list[onnx.NodeProto]:
     """(1, rows * cols, 4): each cell's centre (cx, cy, cx, cy) as fractions of the input,
     row by row, for the grid of `stride` over the run-time image (rows = height / stride)."""
     p = f"decode/s{stride}/"
-    const = {name: _const(graph, p + name, value) for name, value in {
+    values: dict[str, np.ndarray] = {
         "stride": np.array(stride, np.int64), "zero": np.array(0, np.int64),
         "one": np.array(1, np.int64), "half": np.array(0.5, np.float32),
         "rows_axis": np.array([1], np.int64), "cols_axis": np.array([0], np.int64),
         "last": np.array([2], np.int64),
-        "centres_shape": np.array([1, -1, 4], np.int64)}.items()}
+        "centres_shape": np.array([1, -1, 4], np.int64)}
+    const = {name: _const(graph, p + name, value) for name, value in values.items()}
     nodes = [helper.make_node("Div", ["decode/hw", const["stride"]], [p + "grid"]),
              helper.make_node("Cast", [p + "grid"], [p + "grid_f"], to=TensorProto.FLOAT)]
     for axis, name in ((0, "rows"), (1, "cols")):

@@ -75,7 +75,9 @@ def build_detector(spec: DetectorSpec) -> Detector:
     from streamwarden.inference.detectors.tiling import TiledDetector, tile_count
 
     detector = build_model(spec)
-    if tile_count(spec.tiles) != 1:
+    if spec.tiles == "auto" and getattr(detector, "input_fit", None) == "aspect":
+        detector.widen = True  # type: ignore[attr-defined]  # one wide call, not tiles
+    elif tile_count(spec.tiles) != 1:
         detector = TiledDetector(detector, spec.tiles, spec.iou)
     if spec.classes is not None:
         detector = KeepClasses(detector, spec.classes)

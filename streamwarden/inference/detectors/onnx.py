@@ -14,7 +14,11 @@ dynamic height and width may say in its metadata how it wants to be fed
 (`streamwarden.input_size`, `streamwarden.input_fit = "aspect"`, as the built-in NanoDet-g
 does): then each frame is scaled so its long side is that size and its short side is rounded
 up to a multiple of `ASPECT_STEP`, so a 16:9 frame runs at 416x256 rather than letterboxed
-into 416x416 (38 % fewer pixels convolved, the same scale). A model whose batch
+into 416x416 (38 % fewer pixels convolved, the same scale). With `[inference] tiles = "auto"`
+such a model is not tiled but *widened*: an elongated frame keeps its short side at the
+model's size (736x416 for 16:9), the scale two square tiles would give, in one call with no
+seams to merge (`long_side_for`), plus one call on the whole frame at the model's size for
+the large objects (detectors/scales.py). A model whose batch
 dimension is dynamic gets the whole batch in one call; a fixed batch of 1 is called per frame.
 Every mismatch (not ONNX, outputs that fit no layout, a labels file whose length does not match
 the class count) is a `ModelError` that names the file.
@@ -29,10 +33,13 @@ import numpy as np
 from streamwarden.inference.detection import Detection
 from streamwarden.inference.detectors.base import Detector, ModelError, letterbox, nms, unletterbox
 from streamwarden.inference.detectors.labels import resolve_labels
+from streamwarden.inference.detectors.scales import combine_scales
 
 LAYOUTS = ("auto", "yolov5", "yolov8", "ssd")
 NVIDIA_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 ASPECT_STEP = 32  # the coarsest stride of common detectors: their input sides divide by it
+WIDEN_MIN_ASPECT = 1.5  # `widen` applies to frames this elongated (16:9 yes, 4:3 no), as tiles
+WIDEN_MAX = 3  # long side at most this many times the model's size
 META_SIZE, META_FIT = "streamwarden.input_size", "streamwarden.input_fit"
 
 
@@ -117,6 +124,7 @@ class OnnxDetector(Detector):
         h, w = (shape[2], shape[3]) if self._nchw else (shape[1], shape[2])
         dynamic = not all(isinstance(v, int) and v > 0 for v in (h, w))
         self.input_fit = "aspect" if dynamic and metadata.get(META_FIT) == "aspect" else "square"
+        self.widen = False  # set by build_detector for tiles "auto" (see long_side_for)
         if dynamic and metadata.get(META_SIZE, "").isdigit():
             input_size = int(metadata[META_SIZE])  # the model's own, as its maker measured it
         self._height = h if isinstance(h, int) and h > 0 else input_size
@@ -162,15 +170,29 @@ class OnnxDetector(Detector):
 
     # ---- inference -------------------------------------------------------------------------
 
-    def _input_for(self, frame: np.ndarray) -> tuple[int, int]:
-        if self.input_fit == "aspect":
-            return aspect_input(frame.shape[1], frame.shape[0], max(self.input_size))
-        return self._width, self._height
+    def _input_for(self, frame: np.ndarray, widen: bool) -> tuple[int, int]:
+        if self.input_fit != "aspect":
+            return self._width, self._height
+        height, width = frame.shape[:2]
+        return aspect_input(width, height, self.long_side_for(width, height, widen))
 
-    def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[float, int, int]]:
+    def long_side_for(self, width: int, height: int, widen: bool) -> int:
+        """The input's long side for a frame: the model's size, or widened, for an elongated
+        frame, as long as keeps its short side at the model's size, i.e. the scale two
+        square tiles would give it (736x416 for 16:9), in one call."""
+        size = max(self._width, self._height)
+        long_side, short_side = max(width, height), min(width, height)
+        if not widen or long_side < WIDEN_MIN_ASPECT * short_side:
+            return size
+        wide = round(size * long_side / short_side) // ASPECT_STEP * ASPECT_STEP  # down: the
+        # short side then rounds up to the model's size again
+        return min(wide, WIDEN_MAX * size)
+
+    def _prepare(self, frame: np.ndarray,
+                 widen: bool) -> tuple[np.ndarray, tuple[float, int, int]]:
         import cv2
 
-        image, scale, pad_x, pad_y = letterbox(frame, *self._input_for(frame))
+        image, scale, pad_x, pad_y = letterbox(frame, *self._input_for(frame, widen))
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         tensor = rgb.astype(np.float32) / 255.0 if self._float else rgb
         if self._nchw:
@@ -178,7 +200,20 @@ class OnnxDetector(Detector):
         return np.ascontiguousarray(tensor), (scale, pad_x, pad_y)
 
     def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
-        prepared = [self._prepare(f) for f in frames]
+        """With `widen` (tiles "auto" on a frame-aspect model) an elongated frame is looked at
+        twice, widened and whole (see detectors/scales.py); otherwise once."""
+        if not self.widen:
+            return self._run(frames, widen=False)
+        found = self._run(frames, widen=True)
+        twice = [i for i, frame in enumerate(frames)
+                 if self._input_for(frame, True) != self._input_for(frame, False)]
+        whole = self._run([frames[i] for i in twice], widen=False) if twice else []
+        for i, coarse in zip(twice, whole, strict=True):
+            found[i] = combine_scales(found[i], coarse, self.iou)
+        return found
+
+    def _run(self, frames: list[np.ndarray], widen: bool) -> list[list[Detection]]:
+        prepared = [self._prepare(f, widen) for f in frames]
         same_shape = len({p[0].shape for p in prepared}) == 1
         if self._batch_dynamic and len(frames) > 1 and same_shape:
             batches = [[p[0] for p in prepared]]
@@ -190,14 +225,14 @@ class OnnxDetector(Detector):
             named = {o.name: r for o, r in zip(self._outputs, result, strict=True)}
             for i in range(len(batch)):
                 outputs_per_frame.append({k: v[i] for k, v in named.items()})
-        return [self._decode(out, frame, geometry)
+        return [self._decode(out, frame, geometry, widen)
                 for out, frame, (_, geometry) in zip(outputs_per_frame, frames, prepared,
                                                      strict=True)]
 
     def _decode(self, out: dict[str, np.ndarray], frame: np.ndarray,
-                geometry: tuple[float, int, int]) -> list[Detection]:
+                geometry: tuple[float, int, int], widen: bool) -> list[Detection]:
         h, w = frame.shape[:2]
-        input_w, input_h = self._input_for(frame)
+        input_w, input_h = self._input_for(frame, widen)
         if self.layout in ("yolov5", "yolov8"):
             pred = next(iter(out.values())).astype(np.float32)
             if self.layout == "yolov8":
