@@ -49,36 +49,36 @@ class RtpTimes:
 
     The probe runs for every packet on the jitter buffer's thread, the ingest's hot path, so
     it does as little Python as it can. `bench/rtp_probe.py` measures each choice (µs per
-    packet over no probe): PyGObject's dispatch of an empty probe is ~8.7; reading
-    `info.type` adds ~3.5, a probe mask with BUFFER_LIST (or a second probe for lists) ~2,
-    `weak_method` ~0.8, `RtpClock.pts` per packet ~6. Hence:
+    packet over no probe, the ingest bench's 720p clip): PyGObject's dispatch of an empty
+    probe is ~8.2; reading `info.type` adds ~4.3, `weak_method` ~0.8, `RtpClock.pts` and
+    reading the RTP time per packet ~2 to 3. Hence:
 
     - the packets of one frame share their RTP timestamp (a 720p keyframe is dozens), and
       `RtpClock.pts` answers a repeated one with what it answered the packet before, state
       untouched; so the four header bytes are compared as they are and the clock is asked
       only when they change (`extract_dup` is cheaper than `Buffer.map` or GstRtp's
       `RTPBuffer` in PyGObject);
-    - buffers only: rtspsrc's RTP pads carry single packets (rtpjitterbuffer and rtpptdemux
-      push each packet on its own in 1.22). Should a GStreamer ever push lists there, they
-      would pass un-retimed and the conformance tests' exact steps would fail;
-    - the probe is this object's own method, not a `gst.weak.weak_method` wrapper: the object
-      holds nothing from GStreamer (a clock and two values), so the pad holding it makes no
-      cycle through C.
+    - buffers and buffer lists get a probe each, so no `info.type` is read per packet (a
+      probe that matches nothing costs nothing measurable; rtspsrc pushes single packets);
+    - the buffer probe is this object's own method, not a `gst.weak.weak_method` wrapper:
+      the object holds nothing from GStreamer (a clock and two values), so the pad holding
+      it makes no cycle through C.
 
-    All of it together: ~11.5 µs a packet instead of ~19. What is left is the dispatch
-    itself, which only an element in C would take off. A probe after the depayloader (once
-    per frame) cannot do the work: a depayloaded frame carries the jitter buffer's time, not
-    the RTP timestamp, and that time (the sender's skew re-estimated per packet) cannot be
-    turned back into it.
+    All of it together: ~10.3 µs a packet instead of ~14.7 (the clock asked once per frame,
+    not per packet). What is left is the dispatch itself, which only an element in C would
+    take off. A probe after the depayloader (once per frame) cannot do the work: a
+    depayloaded frame carries the jitter buffer's time, not the RTP timestamp, and that time
+    (the sender's skew re-estimated per frame) cannot be turned back into it.
     """
 
-    __slots__ = ("_head", "_pts", "clock")
+    __slots__ = ("__weakref__", "_head", "_pts", "clock")
 
     def __init__(self, pad: Gst.Pad, clock_rate: int):
         self.clock = RtpClock(clock_rate)
         self._head: bytes | None = None  # the last packet's RTP timestamp, as sent
         self._pts = 0  # and the time the clock gave it
         pad.add_probe(_BUFFER, self._on_packet)
+        pad.add_probe(_LIST, weak_method(self._on_list, _OK))
 
     def _on_packet(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         packet = info.get_buffer()
@@ -92,6 +92,22 @@ class RtpTimes:
             self._head = head
             self._pts = self.clock.pts(int.from_bytes(head, "big"), reference)
         packet.pts = self._pts
+        return _OK
+
+    def _on_list(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        """A buffer list (not what rtspsrc pushes, but not to be missed): packet by packet,
+        as `_on_packet` does (inlined there: one Python call less per packet)."""
+        packets = info.get_buffer_list()
+        for index in range(packets.length()):
+            packet = packets.get(index)
+            reference = packet.pts
+            head = packet.extract_dup(4, 4)
+            if reference == _NONE or len(head) != 4:
+                continue
+            if head != self._head:
+                self._head = head
+                self._pts = self.clock.pts(int.from_bytes(head, "big"), reference)
+            packet.pts = self._pts
         return _OK
 
     def take_jumps(self) -> list[int]:
