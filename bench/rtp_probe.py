@@ -15,10 +15,10 @@ pipeline's own cost, subtracted from the others. Variants:
   `empty-list`: with BUFFER_LIST in its mask; `empty-2`: plus a second probe for lists;
   `empty-type`: reading `info.type`;
 - `old`: the probe `RtpTimes` had before (weak, BUFFER|LIST, `info.type`, `RtpClock.pts`
-  per packet); `times`: `RtpTimes` as it is now;
-- `memo-*`: the RTP time read per packet, `RtpClock.pts` called only when it changes (the
-  packets of one frame share it), read with `extract_dup`, `Buffer.map` or GstRtp's
-  `RTPBuffer`.
+  per packet); `times`: `RtpTimes` as it is now; `times-memo`: the same asking the
+  clock once per RTP timestamp (the header bytes compared, the answer reused);
+- `memo-*`: through `weak_method`, the RTP time read per packet with `extract_dup`,
+  `Buffer.map` or GstRtp's `RTPBuffer`, `RtpClock.pts` called when it changes.
 
 It prints packets per frame too, the ratio by which a probe after the depayloader (one call
 per frame) would cut the calls.
@@ -123,6 +123,32 @@ class OldTimes:
         return _OK
 
 
+class BytesMemo:
+    """`RtpTimes`' probe asking `RtpClock.pts` once per RTP timestamp (the packets of a frame
+    share it: the four header bytes compared as they are), reusing its answer for the
+    packets after: what that memo saves."""
+
+    def __init__(self, pad: Gst.Pad, clock_rate: int):
+        self.clock = RtpClock(clock_rate)
+        self.head: bytes | None = None
+        self.pts = 0
+        pad.add_probe(Gst.PadProbeType.BUFFER, self.probe)
+
+    def probe(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        packet = info.get_buffer()
+        reference = packet.pts
+        if reference == _NONE:
+            return _OK
+        head = packet.extract_dup(4, 4)
+        if head != self.head:
+            if len(head) != 4:
+                return _OK
+            self.head = head
+            self.pts = self.clock.pts(int.from_bytes(head, "big"), reference)
+        packet.pts = self.pts
+        return _OK
+
+
 def _typed(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
     if info.type & Gst.PadProbeType.BUFFER:
         return _OK
@@ -174,38 +200,39 @@ def count(clip: str) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
+READERS = {"memo-extract": read_extract, "memo-map": read_map, "memo-rtpbuffer": read_rtpbuffer}
+OWNERS = {"old": OldTimes, "times": RtpTimes, "times-memo": BytesMemo}
+
+
+def attach(variant: str, pad: Gst.Pad) -> list[object]:
+    """Put this variant's probe(s) on `pad`; what must stay alive while it runs."""
+    buffers, lists = Gst.PadProbeType.BUFFER, Gst.PadProbeType.BUFFER_LIST
+    plain = {"empty": [(buffers, _empty)], "empty-list": [(buffers | lists, _empty)],
+             "empty-2": [(buffers, _empty), (lists, _empty)], "empty-type": [(buffers, _typed)]}
+    if variant in plain:
+        for mask, probe in plain[variant]:
+            pad.add_probe(mask, probe)
+        return []
+    if variant in OWNERS:
+        return [OWNERS[variant](pad, 90000)]
+    owner: _Owner | Memo
+    if variant == "empty-weak":
+        owner = _Owner()
+    elif variant in READERS:
+        owner = Memo(READERS[variant])
+    else:
+        raise SystemExit(f"unknown variant {variant}")
+    pad.add_probe(buffers, weak_method(owner.probe, _OK))
+    return [owner]
+
+
 def run(clip: str, variant: str) -> float:
     """CPU seconds for one pass of the clip with this probe."""
     pipeline, pad = _pipeline(clip)
-    keep: list[object] = []
-    buffers, lists = Gst.PadProbeType.BUFFER, Gst.PadProbeType.BUFFER_LIST
-    if variant == "empty":
-        pad.add_probe(buffers, _empty)
-    elif variant == "empty-list":
-        pad.add_probe(buffers | lists, _empty)
-    elif variant == "empty-2":
-        pad.add_probe(buffers, _empty)
-        pad.add_probe(lists, _empty)
-    elif variant == "empty-type":
-        pad.add_probe(buffers, _typed)
-    elif variant == "old":
-        keep.append(OldTimes(pad, 90000))
-    elif variant == "empty-weak":
-        owner = _Owner()
-        keep.append(owner)
-        pad.add_probe(Gst.PadProbeType.BUFFER, weak_method(owner.probe, _OK))
-    elif variant == "times":
-        keep.append(RtpTimes(pad, 90000))
-    elif variant in ("memo-extract", "memo-map", "memo-rtpbuffer"):
-        read = {"memo-extract": read_extract, "memo-map": read_map,
-                "memo-rtpbuffer": read_rtpbuffer}[variant]
-        memo = Memo(read)
-        keep.append(memo)
-        pad.add_probe(Gst.PadProbeType.BUFFER, weak_method(memo.probe, _OK))
-    elif variant != "none":
-        raise SystemExit(f"unknown variant {variant}")
+    keep = [] if variant == "none" else attach(variant, pad)
     before = _cpu()
     _play(pipeline)
+    del keep
     return _cpu() - before
 
 
@@ -225,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                         "takes all the bitrate it is given)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--variants", default="none,empty,empty-weak,empty-list,empty-2,"
-                        "empty-type,old,times,memo-extract,memo-map,memo-rtpbuffer")
+                        "empty-type,old,times,times-memo,memo-extract,memo-map,memo-rtpbuffer")
     args = parser.parse_args(argv)
     variants = args.variants.split(",")
     clip = args.clip or str(ensure_clip(ClipSpec(

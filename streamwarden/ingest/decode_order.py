@@ -47,67 +47,49 @@ class RtpTimes:
     timestamper after the video parser sorts true presentation times (audio gets the same,
     so it stays in step with the video).
 
-    The probe runs for every packet on the jitter buffer's thread, the ingest's hot path, so
-    it does as little Python as it can. `bench/rtp_probe.py` measures each choice (µs per
-    packet over no probe, the ingest bench's 720p clip): PyGObject's dispatch of an empty
-    probe is ~8.2; reading `info.type` adds ~4.3, `weak_method` ~0.8, `RtpClock.pts` and
-    reading the RTP time per packet ~2 to 3. Hence:
+    The probe runs for every packet on the jitter buffer's thread, the ingest's hot path.
+    `bench/rtp_probe.py` measures it (µs per packet over no probe, the ingest bench's 720p
+    clip): PyGObject's dispatch of an empty probe is ~8.2 and cannot be avoided in Python;
+    on top of it, reading `info.type` cost ~4.5 and a `gst.weak.weak_method` wrapper ~0.9,
+    while reading the RTP time and `RtpClock.pts` cost ~2 (`extract_dup` beats `Buffer.map`
+    and GstRtp's `RTPBuffer`; asking the clock once per RTP timestamp instead of per packet
+    saved nothing measurable: a repeated timestamp is its fast path). Hence:
 
-    - the packets of one frame share their RTP timestamp (a 720p keyframe is dozens), and
-      `RtpClock.pts` answers a repeated one with what it answered the packet before, state
-      untouched; so the four header bytes are compared as they are and the clock is asked
-      only when they change (`extract_dup` is cheaper than `Buffer.map` or GstRtp's
-      `RTPBuffer` in PyGObject);
     - buffers and buffer lists get a probe each, so no `info.type` is read per packet (a
       probe that matches nothing costs nothing measurable; rtspsrc pushes single packets);
-    - the buffer probe is this object's own method, not a `gst.weak.weak_method` wrapper:
-      the object holds nothing from GStreamer (a clock and two values), so the pad holding
-      it makes no cycle through C.
+    - the buffer probe is this object's own method, not a `weak_method` wrapper: the object
+      holds nothing from GStreamer (its clock), so the pad holding it makes no cycle
+      through C.
 
-    All of it together: ~10.3 µs a packet instead of ~14.7 (the clock asked once per frame,
-    not per packet). What is left is the dispatch itself, which only an element in C would
-    take off. A probe after the depayloader (once per frame) cannot do the work: a
-    depayloaded frame carries the jitter buffer's time, not the RTP timestamp, and that time
-    (the sender's skew re-estimated per frame) cannot be turned back into it.
+    ~10.3 µs a packet instead of ~15. What is left is the dispatch itself, which only an
+    element in C would take off. A probe after the depayloader (once per frame) cannot do
+    the work: a depayloaded frame carries the jitter buffer's time, not the RTP timestamp,
+    and that time (the sender's skew re-estimated per packet) cannot be turned back into it.
     """
 
-    __slots__ = ("__weakref__", "_head", "_pts", "clock")
+    __slots__ = ("__weakref__", "clock")
 
     def __init__(self, pad: Gst.Pad, clock_rate: int):
         self.clock = RtpClock(clock_rate)
-        self._head: bytes | None = None  # the last packet's RTP timestamp, as sent
-        self._pts = 0  # and the time the clock gave it
         pad.add_probe(_BUFFER, self._on_packet)
         pad.add_probe(_LIST, weak_method(self._on_list, _OK))
 
-    def _on_packet(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        packet = info.get_buffer()
+    def _retime(self, packet: Gst.Buffer) -> None:
         reference = packet.pts
-        if reference == _NONE:
-            return _OK
-        head = packet.extract_dup(4, 4)  # the RTP timestamp; fewer bytes: not an RTP packet
-        if head != self._head:
-            if len(head) != 4:
-                return _OK
-            self._head = head
-            self._pts = self.clock.pts(int.from_bytes(head, "big"), reference)
-        packet.pts = self._pts
+        if reference != _NONE:
+            head = packet.extract_dup(4, 4)  # the RTP timestamp; fewer bytes: not RTP
+            if len(head) == 4:
+                packet.pts = self.clock.pts(int.from_bytes(head, "big"), reference)
+
+    def _on_packet(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        self._retime(info.get_buffer())
         return _OK
 
     def _on_list(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        """A buffer list (not what rtspsrc pushes, but not to be missed): packet by packet,
-        as `_on_packet` does (inlined there: one Python call less per packet)."""
+        """A buffer list (not what rtspsrc pushes, but not to be missed)."""
         packets = info.get_buffer_list()
         for index in range(packets.length()):
-            packet = packets.get(index)
-            reference = packet.pts
-            head = packet.extract_dup(4, 4)
-            if reference == _NONE or len(head) != 4:
-                continue
-            if head != self._head:
-                self._head = head
-                self._pts = self.clock.pts(int.from_bytes(head, "big"), reference)
-            packet.pts = self._pts
+            self._retime(packets.get(index))
         return _OK
 
     def take_jumps(self) -> list[int]:
