@@ -271,7 +271,7 @@ def start_client(name: str, processes: Processes, camera_port: int, urls: list[s
         return InferenceStreamwarden.start(processes, urls, camera_port, args, tag=f"-{name}",
                                            gate=name == "sw-still", detect_urls=detect_urls)
     if name == "sw-rec-only":
-        return RecordingStreamwarden.start(processes, urls, camera_port, args)
+        return RecordingStreamwarden.start(processes, urls, camera_port, args, tag="-rec-only")
     if name == "naive+rec":
         return NaiveWithRecorder.start(processes, urls, camera_port, args)
     return NaiveOpenCV.start(processes, urls, camera_port, args)

@@ -85,8 +85,8 @@ class RecordingStreamwarden(Streamwarden):
 
     @classmethod
     def start(cls, processes: Processes, urls: list[str], camera_port: int,
-              args: argparse.Namespace) -> RecordingStreamwarden:
-        root = processes.log_dir / f"streamwarden-{len(urls)}"
+              args: argparse.Namespace, tag: str = "") -> RecordingStreamwarden:
+        root = processes.log_dir / f"streamwarden-{len(urls)}{tag}"
         config = merge({
             "app": {"database": str(root / "streamwarden.db")},
             "recording": {"base_path": str(root / "recordings"), "format": "mp4",
