@@ -16,6 +16,7 @@ builds, as the service does); `--detections` logs every call's boxes, for detect
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -38,7 +39,8 @@ def _detector(spec_json: str | None):
 
     spec = (DetectorSpec(**json.loads(spec_json)) if spec_json
             else DetectorSpec.from_config(InferenceSection()))
-    return build_detector(spec)
+    # one process per camera, each on one thread: the peer as it was always measured
+    return build_detector(dataclasses.replace(spec, threads=1))
 
 
 def run_naive(url: str, calls_path: Path, detections_path: Path | None = None,

@@ -8,6 +8,7 @@ may be overridden are `None` on the stream and resolved against `[stream_default
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -226,6 +227,8 @@ class InferenceSection(_Section):
     # pixels handed to the model: 768 keeps a 16:9 frame above the widened input (736x416),
     # so it is never scaled up (640 cost 0.08 of precision in bench/detect_quality.py)
     frame_width: int = Field(default=768, ge=64, le=3840)
+    # ONNX Runtime threads per model call in the (niced) worker; 0: one per CPU core
+    threads: int = Field(default=0, ge=0, le=64)
     # skip the model on frames whose thumbnail did not change; None: on with the activity
     # gate, whose idle keyframes are otherwise a model call per GOP of a still picture
     motion_gate: bool | None = None
@@ -288,6 +291,10 @@ class InferenceSection(_Section):
         if not 0 <= self.activity_hold <= 600:
             raise ValueError("activity_hold must be between 0 and 10m")
         return self
+
+    def model_threads(self) -> int:
+        """`threads`, with 0 as one per CPU core the process may use."""
+        return self.threads or len(os.sched_getaffinity(0))
 
     @property
     def motion_gated(self) -> bool:

@@ -35,6 +35,9 @@ from streamwarden.inference.shm import FrameSlot
 ALIVE_EVERY_S = 1.0
 
 
+WORKER_NICE = 10  # below the service: with `threads` > 1 the model may want every core
+
+
 class _Stream:
     def __init__(self, slot: FrameSlot, motion_gate: bool, mask: list):
         self.slot = slot
@@ -143,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, help="DetectorSpec as JSON")
     parser.add_argument("--batch-size", type=int, default=1)
     args = parser.parse_args(argv)
+    os.nice(WORKER_NICE)  # the model waits; the streams and the recordings do not
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="inference worker: %(levelname)s %(message)s")
     conn = Connection(args.conn_fd)

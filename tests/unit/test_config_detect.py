@@ -82,3 +82,22 @@ def test_motion_gate_follows_the_activity_gate_unless_set():
     assert not parse_config("[inference]\nactivity_gate = true\nmotion_gate = false\n"
                             ).inference.motion_gated
     assert parse_config("[inference]\nmotion_gate = true\n").inference.motion_gated
+
+
+def test_model_threads_default_to_the_cores_and_reach_the_session():
+    import os
+
+    from streamwarden.inference.detectors.factory import DetectorSpec, build_model
+
+    section = parse_config("[inference]\n").inference
+    assert section.threads == 0 and section.model_threads() == len(os.sched_getaffinity(0))
+    assert parse_config("[inference]\nthreads = 1\n").inference.model_threads() == 1
+    spec = DetectorSpec.from_config(parse_config("[inference]\nthreads = 2\n").inference)
+    assert spec.threads == 2
+    detector = build_model(spec)
+    assert detector._session.get_session_options().intra_op_num_threads == 2
+
+
+def test_negative_model_threads_are_a_config_error():
+    with pytest.raises(ConfigError, match="threads"):
+        parse_config("[inference]\nthreads = -1\n")

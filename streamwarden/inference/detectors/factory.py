@@ -41,6 +41,7 @@ class DetectorSpec:
     tiles: int | str = "auto"  # `[inference] tiles`
     classes: list[str] | None = None  # the labels kept (`kept_classes()`); None: all
     precision: str = "fp32"  # `[inference] precision`: the built-in nanodet's file on the CPU
+    threads: int = 1  # `[inference] threads`: ONNX Runtime's threads per model call
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,7 +55,7 @@ class DetectorSpec:
         return cls(section.backend, section.model_path, section.labels_path, section.layout,
                    section.input_size, section.confidence, section.iou, section.plugin,
                    str(model_file), section.model, section.tiles, section.kept_classes(),
-                   section.precision)
+                   section.precision, section.model_threads())
 
 
 def effective_confidence(spec: DetectorSpec) -> float:
@@ -96,7 +97,8 @@ def build_model(spec: DetectorSpec) -> Detector:
         labels = Path(spec.labels_path) if spec.labels_path else None
         return OnnxDetector(Path(spec.model_path), labels, input_size=spec.input_size,
                             confidence=spec.confidence or ONNX_CONFIDENCE, iou=spec.iou,
-                            layout=spec.layout, nvidia=spec.backend == "nvidia")
+                            layout=spec.layout, nvidia=spec.backend == "nvidia",
+                            threads=spec.threads)
     if spec.labels_path:
         raise ModelError("labels_path is set but model_path is not: the built-in detector "
                          "has its own labels")
@@ -123,7 +125,8 @@ def _nanodet(spec: DetectorSpec) -> Detector:
                        "python -m streamwarden.inference.models); running the fp32 model")
             log.warning("%s", warning)
     detector = OnnxDetector(path, confidence=spec.confidence or NANODET_CONFIDENCE,
-                            iou=spec.iou, layout="ssd", nvidia=spec.backend == "nvidia")
+                            iou=spec.iou, layout="ssd", nvidia=spec.backend == "nvidia",
+                            threads=spec.threads)
     detector.name = fp32.stem  # one model in events, whatever its precision
     detector.runtime += " int8" if path != fp32 else " fp32"
     detector.warning = detector.warning or warning

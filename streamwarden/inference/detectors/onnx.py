@@ -70,7 +70,7 @@ def provider_warning(requested: list[str], used: list[str]) -> str | None:
 class OnnxDetector(Detector):
     def __init__(self, model_path: Path, labels_path: Path | None = None, *,
                  input_size: int = 640, confidence: float = 0.5, iou: float = 0.45,
-                 layout: str = "auto", nvidia: bool = False):
+                 layout: str = "auto", nvidia: bool = False, threads: int = 1):
         import onnxruntime as ort
 
         if not model_path.is_file():
@@ -84,7 +84,10 @@ class OnnxDetector(Detector):
                 self.warning = ("backend 'nvidia': ONNX Runtime has no CUDA/TensorRT execution "
                                 "provider here; running on the CPU")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # one worker shares the box with the streams
+        # The worker runs niced below the streams; more than one thread splits each call
+        # over cores (`[inference] threads`), and threads that wait sleep instead of spinning
+        options.intra_op_num_threads = max(1, threads)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(str(model_path), options, providers=providers)
