@@ -164,12 +164,25 @@ class InferenceController(Feature):
     # ---- results (monitor thread) ----------------------------------------------------------
 
     def _on_result(self, result: FrameResult) -> None:
+        if self._placement_unknown(result.stream_id):
+            return  # a sub-stream's boxes cannot be placed before the main stream's size is
+            # known (its first caps, at start-up): dropped rather than reported in the wrong
+            # place (an event's box, its zones)
         where = self._region(result.stream_id)
         if not where.whole and result.detections:
             result = dataclasses.replace(result, detections=[
                 Detection(d.label, d.confidence, to_main(d.box, where))
                 for d in result.detections])
         self.events.handle(result)
+
+    def _placement_unknown(self, stream_id: str) -> bool:
+        """A cropped sub-stream of which either stream has not said its size yet."""
+        stream = self._streams.find(stream_id)
+        if stream is None or stream.detect is None or stream.config.detect_fit == "stretch":
+            return False
+        sizes = (stream.media.width, stream.media.height, stream.detect.media.width,
+                 stream.detect.media.height)
+        return None in sizes
 
     def _region(self, stream_id: str) -> Region:
         """Where the decoded picture lies in the main stream's (the whole, normalised)."""
