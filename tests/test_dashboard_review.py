@@ -132,10 +132,12 @@ def _review_events(browser, person: dict) -> None:
 
     # a picture under "Latest detections" opens the view at its event
     browser.find_element("css selector", "#events-view .close").click()
-    figure = wait_for(lambda: browser.find_elements(
-        "css selector", f"#det-list [data-event-id='{person['id']}']"), 15,
-        message="the person among the latest detections")[0]
-    figure.click()
+    # clicked where it is found: the list is redrawn as detections come, so an element found
+    # first and clicked after may already be a replaced one (seen on a loaded CI machine)
+    wait_for(lambda: browser.execute_script(
+        "const f = document.querySelector(arguments[0]); if (f) f.click(); return !!f;",
+        f"#det-list [data-event-id='{person['id']}']"), 15,
+        message="the person among the latest detections")
     wait_for(lambda: browser.execute_script(
         "const d = document.querySelector('#events-view .event-detail');"
         "return !d.closest('[hidden]') && !d.hidden && d.dataset.eventId") == str(person["id"]),
