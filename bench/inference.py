@@ -80,6 +80,7 @@ from harness import (
     start_camera,
     wait_until,
 )
+from inference_capacity import largest_count
 from measure import (
     COMMON_RIGHT,
     Column,
@@ -459,45 +460,22 @@ def _mode_verdicts(run: dict[str, Any]) -> list[str]:
 # ---- capacity -------------------------------------------------------------------------------
 
 
-def keeps_up(result: dict[str, Any]) -> bool:
-    """Every stream at >= 90 % of its detection rate and every frame recorded."""
-    if "error" in result:
-        return False
-    rate = result.get("det_fps_min")
-    detecting = rate is not None and rate >= 0.9 * DETECT_FPS
-    recording = (result.get("recordings") or {}).get("lossless", False)
-    return detecting and recording
-
-
 def capacity(name: str, processes: Processes, picture: Path, args: argparse.Namespace
              ) -> dict[str, Any]:
-    """The largest N (up to --capacity-max) at which `name` keeps up: double, then bisect."""
+    """The largest N (up to --capacity-max) at which `name` keeps up (inference_capacity.py)."""
     single = argparse.Namespace(**{**vars(args), "clients": [name]})
-    tried: dict[int, bool] = {}
 
-    def ok(count: int) -> bool:
-        if count not in tried:
-            result = each_client(count, processes, single, bench_client, image=picture)
-            tried[count] = keeps_up(result.get(name, {"error": "missing"}))
-            print(f"  capacity {name}: N={count} {'keeps up' if tried[count] else 'fails'}",
-                  file=sys.stderr, flush=True)
-        return tried[count]
+    def run(count: int) -> dict[str, Any]:
+        result = each_client(count, processes, single, bench_client, image=picture)
+        return result.get(name, {"error": "missing"})
 
-    good, bad = 0, None
-    count = 1
-    while count <= args.capacity_max and ok(count):
-        good, count = count, count * 2
-    bad = min(count, args.capacity_max + 1)
-    while bad - good > 1:
-        middle = (good + bad) // 2
-        good, bad = (middle, bad) if ok(middle) else (good, middle)
-    return {"client": name, "capacity": good, "tried": tried}
+    return largest_count(name, run, DETECT_FPS, args.capacity_max)
 
 
 def report(runs: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, Any]) -> None:
     print(f"\ninference: {WIDTH}x{HEIGHT}@{FPS} H.264 (a person, GOP {GOP}) over RTSP/TCP, "
           f"detection at {DETECT_FPS} fps per stream with the default detector (NanoDet-g on "
-          f"ONNX Runtime, 1 thread, tiles \"auto\"), {args.duration:g}s window after "
+          f"ONNX Runtime, [inference] threads, tiles \"auto\"), {args.duration:g}s window after "
           f"{args.warmup:g}s "
           f"warm-up, {os.cpu_count()} cores; every % is of one core")
     print("streamwarden: one service (svc%) + one worker process (wkr%), every stream also "
