@@ -1,8 +1,14 @@
-"""A cheap motion gate: skip the model when a small grey thumbnail has not changed.
+"""A cheap motion gate: skip the model when the picture has not changed since its last call.
 
 Frame differencing on a 64-pixel-wide grey image costs tens of microseconds; a model call
-costs tens of milliseconds. A static scene still gets a model call every `refresh_s`, so an
-object that stands still is not forgotten.
+costs tens of milliseconds. Each frame is compared with the thumbnail of the frame the model
+last looked at, not with the previous frame: what the model would say is what it said then,
+so a still scene costs no call at all, and a slow change (someone creeping in, dusk) adds up
+until it counts, where frame-to-frame differences would each stay under the threshold. The
+tracked objects hear a skipped frame as "unchanged" (objects.py), so a parked car is not
+forgotten. A call every `refresh_s` (a minute) is only a safety net; it was every 10 s while
+frames were compared with their predecessor, and in a still scene those calls were most of
+the worker's cost (`bench/inference.py --clients sw-still,sw-rec-only`).
 
 A stream's masks (a tree in the wind, the camera's clock overlay) are left out of the
 comparison: the mask is rasterised once per thumbnail size and mask change, and only the
@@ -20,10 +26,11 @@ from streamwarden.inference.geometry import Area, Point
 THUMB_WIDTH = 64
 PIXEL_DELTA = 12  # grey levels; below this is sensor/encoder noise
 CHANGED_FRACTION = 0.004  # of the thumbnail's pixels
+REFRESH_S = 60.0
 
 
 class MotionGate:
-    def __init__(self, refresh_s: float = 10.0, mask: Sequence[Sequence[Point]] = ()):
+    def __init__(self, refresh_s: float = REFRESH_S, mask: Sequence[Sequence[Point]] = ()):
         self.refresh_s = refresh_s
         self._reference: np.ndarray | None = None
         self._last_call = float("-inf")
@@ -32,6 +39,7 @@ class MotionGate:
     def set_mask(self, polygons: Sequence[Sequence[Point]]) -> None:
         """Ignore motion inside these polygons (normalised 0-1) from the next frame on."""
         self._mask = Area([[(float(x), float(y)) for x, y in p] for p in polygons])
+        self._reference = None  # what the new mask uncovers must be looked at again
         self._counted: np.ndarray | None = None  # pixels outside the mask, per thumbnail size
 
     def _pixels_counted(self, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -49,11 +57,11 @@ class MotionGate:
                            (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / w))),
                            interpolation=cv2.INTER_AREA)
         thumb = cv2.GaussianBlur(thumb, (3, 3), 0)
-        reference, self._reference = self._reference, thumb
+        reference = self._reference  # the picture of the last call
         moved = reference is None or reference.shape != thumb.shape or self._changed(
             cv2.absdiff(reference, thumb) > PIXEL_DELTA)
         if moved or now - self._last_call >= self.refresh_s:
-            self._last_call = now
+            self._last_call, self._reference = now, thumb
             return True
         return False
 

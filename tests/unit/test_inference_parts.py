@@ -93,6 +93,25 @@ def test_motion_gate_skips_static_frames_and_refreshes():
     assert gate.should_run(moved, now + 11.0)  # a static scene still gets a call now and then
 
 
+def test_motion_gate_compares_with_the_picture_the_model_last_saw():
+    """A still scene costs one call a minute; a change too slow to show between two frames
+    adds up against the last call's picture until it counts."""
+    gate = MotionGate()
+    scene = np.full((90, 160, 3), 100, np.uint8)
+    calls = [gate.should_run(scene, t * 0.2) for t in range(5 * 59)]  # 59 s at 5 fps
+    assert calls[0] and sum(calls) == 1
+    assert gate.should_run(scene, 60.0)  # the safety net
+    creeping = scene.copy()
+    ran_at = None
+    for step in range(1, 40):  # 3 grey levels a frame: each difference is under the threshold
+        creeping[30:60, 60:100] = 100 + 3 * step
+        if gate.should_run(creeping, 60.0 + step * 0.2):
+            ran_at = step
+            break
+    assert ran_at is not None and 3 * ran_at > 12, ran_at  # PIXEL_DELTA reached, no sooner
+    assert not gate.should_run(creeping, 70.0)  # and the reference moved with that call
+
+
 def event_log(tmp_path, recorded: list[str],
               frames: Callable[[str, int], np.ndarray | None] = lambda sid, seq: None,
               ) -> tuple[Database, EventLog]:
