@@ -302,6 +302,7 @@ def test_bad_model_at_start_up_is_named(tmp_path, problem):
     config.write_text(
         f'[api]\nlisten = "127.0.0.1:{free_port()}"\nallow_unauthenticated = true\n'
         f'[app]\ndatabase = "{tmp_path / "db.sqlite"}"\n'
+        f'[restream]\nlisten = "127.0.0.1:{free_port()}"\n'  # not 8554: a service may run
         f'[inference]\nmodel_path = "{model}"\n{extra}'
         '[[streams]]\nid = "cam"\nuri = "rtsp://127.0.0.1:9/cam"\nenable_inference = true\n')
     result = subprocess.run([sys.executable, "-m", "streamwarden", "run", "--config",

@@ -134,7 +134,8 @@ def test_nanodet_finds_nothing_in_textures(nanodet):
 
 def test_the_default_detector_is_nanodet_widened_for_the_cctv_classes():
     """What `[inference]` with nothing set builds: the frame-aspect NanoDet, not tiled but
-    widened (a 16:9 frame at 736x416, plus 416x256 for the large objects)."""
+    widened (a 16:9 frame at 736x416, plus 416x256 for the large objects), never above the
+    frame's own size (a 640x360 sub-stream at 640x384)."""
     detector = build_detector(DetectorSpec.from_config(InferenceSection()))
     assert isinstance(detector, KeepClasses) and isinstance(detector.inner, OnnxDetector)
     assert detector.inner.widen and detector.inner.input_fit == "aspect"
@@ -142,7 +143,9 @@ def test_the_default_detector_is_nanodet_widened_for_the_cctv_classes():
     assert detector.classes == set(CCTV_CLASSES)
     frame = np.full((360, 640, 3), 114, np.uint8)
     frame[60:360, 400:700 - 60] = at_height(photo("astronaut"), 300)[:, :240]
-    assert detector.inner._input_for(frame, True) == (736, 416)
+    assert detector.inner._input_for(np.zeros((432, 768, 3), np.uint8), True) == (736, 416)
+    assert detector.inner._input_for(np.zeros((720, 1280, 3), np.uint8), True) == (736, 416)
+    assert detector.inner._input_for(frame, True) == (640, 384)
     assert detector.inner._input_for(np.zeros((480, 640, 3), np.uint8), True) == (416, 320)
     [found] = detector.detect([frame])
     assert [d.label for d in found] == ["person"], found

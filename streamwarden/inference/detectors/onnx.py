@@ -182,14 +182,17 @@ class OnnxDetector(Detector):
     def long_side_for(self, width: int, height: int, widen: bool) -> int:
         """The input's long side for a frame: the model's size, or widened, for an elongated
         frame, as long as keeps its short side at the model's size, i.e. the scale two
-        square tiles would give it (736x416 for 16:9), in one call."""
+        square tiles would give it (736x416 for 16:9), in one call. Never wider than the
+        frame itself (a 640x360 sub-stream runs at 640x384, not scaled up to 736x416: no
+        detail is gained, 20 % more pixels are convolved, and scaled-up frames cost
+        precision on bench/detect_quality.py)."""
         size = max(self._width, self._height)
         long_side, short_side = max(width, height), min(width, height)
         if not widen or long_side < WIDEN_MIN_ASPECT * short_side:
             return size
         wide = round(size * long_side / short_side) // ASPECT_STEP * ASPECT_STEP  # down: the
         # short side then rounds up to the model's size again
-        return min(wide, WIDEN_MAX * size)
+        return max(size, min(wide, WIDEN_MAX * size, long_side // ASPECT_STEP * ASPECT_STEP))
 
     def _prepare(self, frame: np.ndarray,
                  widen: bool) -> tuple[np.ndarray, tuple[float, int, int]]:
