@@ -156,7 +156,8 @@ class InferenceRunner:
         os.set_blocking(wake_w, False)
         cmd = [sys.executable, "-m", "streamwarden.inference.worker",
                "--conn-fd", str(child.fileno()), "--wake-fd", str(wake_r),
-               "--spec", json.dumps(self.spec.to_dict()), "--batch-size", str(self.batch_size)]
+               "--spec", json.dumps(self.spec.to_dict()), "--batch-size", str(self.batch_size),
+               "--deadline", str(self.deadline)]
         proc = subprocess.Popen(cmd, pass_fds=(child.fileno(), wake_r), stdin=subprocess.DEVNULL)
         child.close()
         os.close(wake_r)

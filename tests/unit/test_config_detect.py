@@ -87,15 +87,20 @@ def test_motion_gate_follows_the_activity_gate_unless_set():
 def test_model_threads_default_to_the_cores_and_reach_the_session():
     import os
 
-    from streamwarden.inference.detectors.factory import DetectorSpec, build_model
+    from streamwarden.inference.detectors.factory import (
+        DetectorSpec,
+        build_detector,
+        build_model,
+    )
 
     section = parse_config("[inference]\n").inference
     assert section.threads == 0 and section.model_threads() == len(os.sched_getaffinity(0))
     assert parse_config("[inference]\nthreads = 1\n").inference.model_threads() == 1
     spec = DetectorSpec.from_config(parse_config("[inference]\nthreads = 2\n").inference)
     assert spec.threads == 2
-    detector = build_model(spec)
-    assert detector._session.get_session_options().intra_op_num_threads == 2
+    detector = build_model(spec)  # two calls side by side, each on one thread
+    assert detector._session.get_session_options().intra_op_num_threads == 1
+    assert detector.parallel_calls == 2 and build_detector(spec).parallel_calls == 2
 
 
 def test_negative_model_threads_are_a_config_error():

@@ -31,6 +31,9 @@ class Detector(ABC):
     #: (width, height) the model takes, which `tiles = "auto"` compares frames with; None:
     #: unknown (a plugin, HOG), so "auto" never tiles for it
     input_size: tuple[int, int] | None = None
+    #: how many `detect` calls the worker may run at once, each on its own thread: ONNX
+    #: Runtime sessions allow it; a plugin or a LiteRT interpreter (one set of tensors) not
+    parallel_calls: int = 1
 
     @abstractmethod
     def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
@@ -49,6 +52,7 @@ class WrappedDetector(Detector):
         self.name, self.labels = inner.name, inner.labels
         self.runtime, self.warning = inner.runtime, inner.warning
         self.input_size = inner.input_size
+        self.parallel_calls = inner.parallel_calls
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
