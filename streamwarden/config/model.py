@@ -209,10 +209,10 @@ class InferenceSection(_Section):
     backend: Literal["cpu", "nvidia"] = "cpu"
     config_path: str | None = None  # DeepStream nvinfer config (backend "nvidia")
     model: Literal["nanodet", "blazepose"] = "nanodet"  # the built-in, without model_path
-    # the built-in nanodet on the CPU backend: fp32, or its INT8 file (2.2x cheaper a call,
-    # same recall, but ~+0.1 on weak scores: false people on a clock overlay; docs); the
-    # nvidia backend always runs fp32
-    precision: Literal["int8", "fp32"] = "fp32"
+    # the built-in nanodet on the CPU backend: its INT8 file (2.2x cheaper a call, same
+    # recall; its ~+0.1 on weak scores, a clock overlay as a person at 0.42, is kept out of
+    # events by its event_score, 0.45) or fp32; the nvidia backend always runs fp32
+    precision: Literal["int8", "fp32"] = "int8"
     model_path: str | None = None
     labels_path: str | None = None
     layout: Literal["auto", "yolov5", "yolov8", "ssd"] = "auto"

@@ -40,7 +40,7 @@ class DetectorSpec:
     builtin: str = "nanodet"  # `[inference] model`: which built-in runs without model_path
     tiles: int | str = "auto"  # `[inference] tiles`
     classes: list[str] | None = None  # the labels kept (`kept_classes()`); None: all
-    precision: str = "fp32"  # `[inference] precision`: the built-in nanodet's file on the CPU
+    precision: str = "int8"  # `[inference] precision`: the built-in nanodet's file on the CPU
     threads: int = 1  # `[inference] threads`: ONNX Runtime's threads per model call
 
     def to_dict(self) -> dict:
@@ -107,7 +107,7 @@ def build_model(spec: DetectorSpec) -> Detector:
 
 def _nanodet(spec: DetectorSpec) -> Detector:
     """NanoDet-g: an ONNX file the set-up converted, in the layout OnnxDetector decodes; on
-    the CPU backend with `precision = "int8"` its INT8 quantisation (fp32 if that is missing)."""
+    the CPU backend its INT8 quantisation unless `precision = "fp32"` (or it is missing)."""
     from streamwarden.inference.detectors.onnx import OnnxDetector
     from streamwarden.inference.models import NANODET_MODEL, int8_path
 
