@@ -121,6 +121,23 @@ def test_a_failed_quantisation_keeps_fp32_with_a_sentence(tmp_path, capsys):
     assert not int8_path(broken).exists() and not list(tmp_path.glob(".*partial"))
 
 
+def test_an_int8_file_from_the_older_recipe_runs_fp32_with_a_warning(tmp_path):
+    """A file quantised before the anchor grid stayed float (no `streamwarden.quantizer`)
+    misplaces boxes on the widened input: the worker runs fp32 until set-up re-quantises."""
+    lone = tmp_path / "nanodet-g-416-coco.onnx"
+    os.symlink(NANODET_MODEL, lone)
+    old = onnx.load(str(int8_path(NANODET_MODEL)))
+    kept = [p for p in old.metadata_props if p.key != QUANTIZER]
+    del old.metadata_props[:]
+    old.metadata_props.extend(kept)
+    onnx.save(old, str(int8_path(lone)))
+    detector = build_model(DetectorSpec(builtin="nanodet", builtin_model=str(lone),
+                                        precision="int8"))
+    assert detector.runtime.endswith(" fp32")
+    assert "is from an older quantisation" in detector.warning
+    assert "python -m streamwarden.inference.models" in detector.warning
+
+
 def test_a_missing_int8_file_runs_fp32_with_a_warning(tmp_path):
     lone = tmp_path / "nanodet-g-416-coco.onnx"
     os.symlink(NANODET_MODEL, lone)

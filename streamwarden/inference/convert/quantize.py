@@ -92,6 +92,16 @@ def float_nodes(model: onnx.ModelProto) -> list[str]:
     return sorted(keep)
 
 
+def current_recipe(int8: Path) -> bool:
+    """Whether an INT8 file was written by this recipe (`QUANTIZER_VERSION`): an older one
+    misplaces boxes on wide inputs and must not run until the set-up quantises again."""
+    try:
+        props = onnx.load(str(int8), load_external_data=False).metadata_props
+    except Exception:  # unreadable: not ours to run
+        return False
+    return {p.key: p.value for p in props}.get(QUANTIZER) == QUANTIZER_VERSION
+
+
 def quantize_model(fp32: Path, target: Path, frames: list[np.ndarray] | None = None) -> None:
     """Write the INT8 model of `fp32` to `target`, checked loadable by ONNX Runtime."""
     import onnxruntime as ort
