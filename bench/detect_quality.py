@@ -86,6 +86,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--confidence", type=float, help="[inference] confidence")
     parser.add_argument("--precision", choices=("int8", "fp32"),
                         help="[inference] precision of the built-in model")
+    parser.add_argument("--event-score", type=float,
+                        help="[inference] event_score (0: every tracked object is an event)")
     parser.add_argument("--frame-width", type=int, help="[inference] frame_width")
     parser.add_argument("--fps", type=float, default=5.0, help="[inference] fps")
     parser.add_argument("--activity-gate", choices=("on", "off"),
@@ -109,6 +111,8 @@ def inference_section(args: argparse.Namespace) -> dict[str, Any]:
         section["precision"] = args.precision
     if args.frame_width is not None:
         section["frame_width"] = args.frame_width
+    if getattr(args, "event_score", None) is not None:  # absent from older saved runs
+        section["event_score"] = args.event_score
     if args.activity_gate is not None:
         section["activity_gate"] = args.activity_gate == "on"
     return section
@@ -290,7 +294,14 @@ def measure(processes: Processes, args: argparse.Namespace, scene: quality_scene
     naive = None if args.no_naive else read_naive(boxes)
     return {"start": start, "end": end, "messages": ws.messages, "announced": ws.events,
             "events": events, "final": final, "sent": [sent.seqs, sent.walls],
-            "spec": json.loads(spec), "naive": naive}
+            "spec": json.loads(spec), "naive": naive, "event_score": _event_score(args)}
+
+
+def _event_score(args: argparse.Namespace) -> float:
+    """The `event_score` the service ran with (its per-precision default unless given)."""
+    from streamwarden.config.model import InferenceSection
+
+    return InferenceSection(**inference_section(args)).effective_event_score()
 
 
 def _answers(client: httpx.Client) -> bool:
@@ -333,6 +344,7 @@ def figures(run: dict[str, Any], truth: Truth, args: argparse.Namespace) -> dict
             for t in thresholds}},
         "events": event_figures(truth, events, service, window, sent),
         "tracker_id_switches": id_switches(truth, service, window),
+        "event_score": run.get("event_score"),  # None: a run from before the rule
     }
     if run["naive"] is not None:
         naive = naive_results(run["naive"])
@@ -384,7 +396,7 @@ def report(figs: dict[str, Any], spec: dict[str, Any]) -> None:
     model = spec["model_path"] or spec["builtin"]
     print(f"\ndetect-quality: model {model} ({spec.get('precision')}), tiles "
           f"{spec['tiles']!r}, classes "
-          f"{spec['classes']}; window {figs['window_s']} s, "
+          f"{spec['classes']}, event_score {figs.get('event_score')}; window {figs['window_s']} s, "
           f"{figs['model_calls_per_s']} model calls/s; cpu % of a core {figs['cpu_pct_of_core']};"
           f" model call p50 {figs['latency_ms']['p50']} ms, p95 {figs['latency_ms']['p95']} ms")
     for t, fig in figs["service"]["by_confidence"].items():

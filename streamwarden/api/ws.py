@@ -11,11 +11,13 @@ Messages are JSON objects with a `type`:
   once when an outage begins (`"disk_full"`/`"write_error"`, `since` its start) and once
   when it ends (`null`, with the seconds it lost), never per retry
 - `detection`: `{"stream_id", "model", "time", "pts", "detections": [{"label", "confidence",
-  "box", "object_id", "zones"}]}` for every frame in which the model found something
-  (inference; masked detections are not reported)
+  "box", "object_id", "zones", "confirmed"}]}` for every frame in which the model found
+  something (inference; masked detections are not reported; `confirmed` false: the object's
+  scores have not made it an event yet, `[inference] event_score`)
 - `event`: `{"stream_id", "change": "new"|"update"|"end", "event_id", "object_id", "label",
   "model", "start", "end", "confidence", "box", "detections", "zones": [{"zone", "entered"}],
-  "current_zones", "stationary", "active", "reasons"}` when a tracked object appears, enters
+  "current_zones", "stationary", "active", "reasons"}` when a tracked object is confirmed
+  (its `start` is when it was first seen), enters
   a zone (reason `zone:<name>`), becomes `stationary` or `moving` again, gets a better
   picture (`picture`), and leaves (`"reason"`: `gap`, not seen for its timeout, or
   `stream_removed`); hooks and webhooks call these `event_start`, `event_update`, `event_end`

@@ -38,6 +38,7 @@ from streamwarden.config.zones import (
     unknown_zone_problem,
 )
 from streamwarden.ids import STREAM_ID_PATTERN, validate_stream_id
+from streamwarden.inference.confirm import builtin_event_score
 from streamwarden.inference.detectors.coco import BUILTIN_LABELS, CCTV_CLASSES
 from streamwarden.media.activity import ActivitySettings
 from streamwarden.uris import validate_uri
@@ -208,15 +209,19 @@ class InferenceSection(_Section):
     backend: Literal["cpu", "nvidia"] = "cpu"
     config_path: str | None = None  # DeepStream nvinfer config (backend "nvidia")
     model: Literal["nanodet", "blazepose"] = "nanodet"  # the built-in, without model_path
-    # the built-in nanodet on the CPU backend: fp32, or its INT8 file (2.2x cheaper a call,
-    # same recall, but ~+0.1 on weak scores: false people on a clock overlay; docs); the
-    # nvidia backend always runs fp32
-    precision: Literal["int8", "fp32"] = "fp32"
+    # the built-in nanodet on the CPU backend: its INT8 file (2.2x cheaper a call, same
+    # recall; its ~+0.1 on weak scores, a clock overlay as a person at 0.42, is kept out of
+    # events by its event_score, 0.45) or fp32; the nvidia backend always runs fp32
+    precision: Literal["int8", "fp32"] = "int8"
     model_path: str | None = None
     labels_path: str | None = None
     layout: Literal["auto", "yolov5", "yolov8", "ssd"] = "auto"
     input_size: int = Field(default=640, ge=32, le=4096)  # for models with dynamic input size
     confidence: float | None = Field(default=None, gt=0, le=1)  # None: the model's default
+    # the median score of a tracked object's recent sightings (zero-padded to three) that
+    # makes it an event (inference/confirm.py); None: measured per precision for the
+    # built-in nanodet, 0 (every tracked object at once) for any other model
+    event_score: float | None = Field(default=None, ge=0, le=1)
     iou: float = Field(default=0.45, gt=0, le=1)
     plugin: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     # None: the built-in nanodet's CCTV classes, every label of any other model; "all"; a list
@@ -282,7 +287,7 @@ class InferenceSection(_Section):
             return None
         if self.classes is not None:
             return list(self.classes)
-        if self.model == "nanodet" and not (self.model_path or self.plugin):
+        if self.builtin_nanodet():
             return list(CCTV_CLASSES)
         return None
 
@@ -291,6 +296,23 @@ class InferenceSection(_Section):
         if not 0 <= self.activity_hold <= 600:
             raise ValueError("activity_hold must be between 0 and 10m")
         return self
+
+    def builtin_nanodet(self) -> bool:
+        return self.model == "nanodet" and not (self.model_path or self.plugin)
+
+    def effective_event_score(self) -> float:
+        """`event_score` as set, else the built-in nanodet's for the precision that runs
+        (the nvidia backend runs fp32), else 0: an unmeasured model's objects are events
+        from their first sighting, as before the rule."""
+        if self.event_score is not None:
+            return self.event_score
+        if not self.builtin_nanodet():
+            return 0.0
+        return builtin_event_score(self.runs_precision())
+
+    def runs_precision(self) -> str:
+        """The built-in nanodet's file that runs: `precision` on the CPU, fp32 on nvidia."""
+        return self.precision if self.backend == "cpu" else "fp32"
 
     def model_threads(self) -> int:
         """`threads`, with 0 as one per CPU core the process may use."""

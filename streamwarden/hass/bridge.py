@@ -184,7 +184,10 @@ class HassBridge:
                 self._detected(stream_id, selected.get("detections") or [])
 
     def _detected(self, stream_id: str, detections: list[dict[str, Any]]) -> None:
-        found = {str(d.get("label")) for d in detections} & set(self.labels)
+        # a box whose object its scores have not confirmed as an event yet (a clock overlay
+        # the model half-believes is a person) turns no sensor on; older messages lack the key
+        found = {str(d.get("label")) for d in detections
+                 if d.get("confirmed", True)} & set(self.labels)
         for label in sorted(found):
             self.mqtt.send(self.topics.detected(stream_id, label), "ON")
         last = self._pictures.get(stream_id, 0.0)

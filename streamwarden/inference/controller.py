@@ -83,7 +83,8 @@ class InferenceController(Feature):
             event_gap=section.event_gap, classes=section.kept_classes(),
             record_on=section.record_on, frame_lookup=self._frame, publish=publish,
             record=self._record, fps=section.fps, stationary_after=section.stationary_after,
-            stationary_timeout=section.stationary_timeout)
+            stationary_timeout=section.stationary_timeout,
+            event_score=section.effective_event_score())
 
     # ---- lifecycle (plain threads) ---------------------------------------------------------
 

@@ -4,11 +4,16 @@ recordings.
 Runs on the inference monitor thread for every frame result. Per stream, detections standing
 in a mask are dropped (geometry at the box's bottom centre, inference/zones.py), the rest go
 through the stream's tracker (inference/tracker.py), and the object book
-(inference/objects.py) says which objects are new, changed or gone. One *event* per object:
-its row is opened when the object appears, updated while it is tracked (last seen, path,
+(inference/objects.py) says which objects are new, changed or gone. One *event* per object
+its scores confirmed (inference/confirm.py: the median of its recent scores reaches
+`event_score`): its row is opened when the object is confirmed, starting when it was first
+seen (its path and zones from then on), updated while it is tracked (last seen, path,
 zones entered, stationary) and closed when it has left; its picture (JPEG, boxes drawn) is
-its best sighting's. Every frame with detections is pushed on the WebSocket (`detection`,
-with each box's object id and zones); each event's new/update/end is an `event` message
+its best sighting's. An object not (yet) confirmed opens no row, sends no `event` message,
+starts no recording and is not counted. Every frame with detections is pushed on the
+WebSocket (`detection`, with each box's object id, zones and `confirmed`: the live view
+shows what the model sees, the Home Assistant sensors count confirmed boxes only); each
+event's new/update/end is an `event` message
 (event_store.py), which hooks and webhooks know as `event_start`, `event_update` (a zone
 entered, stationary or moving again, a better picture) and `event_end`. An object matching
 `record_on` (`label` or `label@zone`) starts or extends an event recording with pre- and
@@ -89,9 +94,11 @@ class EventLog:
                  frame_lookup: Callable[[str, int], np.ndarray | None],
                  publish: Callable[[dict], None],
                  record: Callable[[str], None], fps: float = 5.0,
-                 stationary_after: float = 10.0, stationary_timeout: float = 300.0):
+                 stationary_after: float = 10.0, stationary_timeout: float = 300.0,
+                 event_score: float = 0.0):
         self.model_name = model_name
         self.event_gap = event_gap
+        self.event_score = event_score  # 0: every tracked object is an event at once
         self.stationary_after = stationary_after
         self.stationary_timeout = stationary_timeout
         self.fps = fps
@@ -104,7 +111,7 @@ class EventLog:
         self._streams: dict[str, _StreamObjects] = {}
         self._rules: dict[str, StreamRules] = {}
         self._latest: dict[str, LatestDetections] = {}
-        self._tracking: dict[str, int] = {}  # objects tracked per stream, for stats
+        self._tracking: dict[str, int] = {}  # confirmed objects tracked per stream, for stats
         self._lock = threading.Lock()
         # trackers, books and rows: changed by results (monitor thread), `expire` and
         # `forget` (other threads)
@@ -149,7 +156,7 @@ class EventLog:
             self._publish_detections(result, tracked)
         self._write(result, stream, changes, tracked)
         self._record(result.stream_id, rules, tracked)
-        self._tracking[result.stream_id] = len(stream.book.active)
+        self._tracking[result.stream_id] = len(stream.book.confirmed)
 
     def expire(self, now: float | None = None) -> None:
         """End the objects of every stream that have left, or whose stream sent nothing for
@@ -161,7 +168,7 @@ class EventLog:
                 ended = stream.book.expire(now)
                 if ended:
                     self._write_ended(stream_id, stream, ended)
-                    self._tracking[stream_id] = len(stream.book.active)
+                    self._tracking[stream_id] = len(stream.book.confirmed)
 
     def _stream(self, stream_id: str) -> _StreamObjects:
         stream = self._streams.get(stream_id)
@@ -170,7 +177,8 @@ class EventLog:
             stream = _StreamObjects(
                 NorfairTracker(memory),
                 ObjectBook(lost_after=self.event_gap, stationary_after=self.stationary_after,
-                           stationary_timeout=self.stationary_timeout))
+                           stationary_timeout=self.stationary_timeout,
+                           event_score=self.event_score))
             self._streams[stream_id] = stream
         return stream
 
@@ -179,7 +187,8 @@ class EventLog:
         self.publish({"type": "detection", "stream_id": result.stream_id,
                       "model": self.model_name(), "time": result.wall, "pts": result.pts,
                       "detections": [{**s.detection.as_dict(), "object_id": obj.object_id,
-                                      "zones": list(s.zones)} for s, obj in tracked]})
+                                      "zones": list(s.zones), "confirmed": obj.confirmed}
+                                     for s, obj in tracked]})
 
     def _write(self, result: FrameResult, stream: _StreamObjects, changes: list[Change],
                tracked: list[tuple[Sighting, TrackedObject]]) -> None:
@@ -226,7 +235,9 @@ class EventLog:
         if drawn is not None:
             obj.took_picture(obj.best_detection(), result.wall)
         state = EventState.of(result.stream_id, model, obj)
-        stream.rows[obj.object_id] = self.store.opened(state, result.pts, drawn)
+        row = stream.rows[obj.object_id] = self.store.opened(state, result.pts, drawn)
+        if obj.detections > 1:  # confirmed after its first sighting: its counters so far
+            self.store.tracked(row, state)
         stream.written[obj.object_id] = result.wall
         self.events_opened += 1
         log.info("stream %s: %s detected (%.2f), object %s", result.stream_id, obj.label,
@@ -253,9 +264,10 @@ class EventLog:
 
     def _record(self, stream_id: str, rules: StreamRules,
                 tracked: list[tuple[Sighting, TrackedObject]]) -> None:
-        """Start or extend the stream's event recording while a moving object matches."""
-        if any(not obj.stationary and any_match(rules.record_on, obj.label, s.zones)
-               for s, obj in tracked):
+        """Start or extend the stream's event recording while a moving confirmed object
+        matches (the pre-roll covers the sightings before it was confirmed)."""
+        if any(obj.confirmed and not obj.stationary
+               and any_match(rules.record_on, obj.label, s.zones) for s, obj in tracked):
             self.record(stream_id)
 
     def _picture(self, result: FrameResult, detections: list[Detection]) -> bytes | None:

@@ -172,13 +172,16 @@ def int8_path(fp32: Path) -> Path:
 
 
 def install_nanodet_int8(fp32: Path = NANODET_MODEL) -> Path | None:
-    """Quantise `fp32` to `int8_path(fp32)` unless a quantisation of this very conversion is
-    there; None (and a line on stderr saying why) when it fails: the fp32 file serves."""
+    """Quantise `fp32` to `int8_path(fp32)` unless a quantisation of this very conversion by
+    this very recipe is there; None (and a line on stderr saying why) when it fails: the
+    fp32 file serves."""
     import onnx
 
     from streamwarden.inference.convert.graph import CONVERTER_VERSION
     from streamwarden.inference.convert.quantize import (
         QUANTIZED_FROM,
+        QUANTIZER,
+        QUANTIZER_VERSION,
         QuantizationError,
         quantize_model,
     )
@@ -187,7 +190,8 @@ def install_nanodet_int8(fp32: Path = NANODET_MODEL) -> Path | None:
     if _present(target):
         try:
             props = {p.key: p.value for p in onnx.load(str(target)).metadata_props}
-            if props.get(QUANTIZED_FROM) == CONVERTER_VERSION:
+            if (props.get(QUANTIZED_FROM), props.get(QUANTIZER)) == (CONVERTER_VERSION,
+                                                                     QUANTIZER_VERSION):
                 return target
         except Exception:  # unreadable: quantise again
             pass

@@ -7,6 +7,11 @@ into event rows and messages.
 - new: a track id never seen (or whose object already ended) opens an object, unless it is
   a stationary object the tracker lost and found again at the same place under a new id
   (a parked car the detector missed for a while): that object goes on.
+- confirmed: an object is tracked from its first sighting but is an event ("new") only
+  once its scores confirm it (inference/confirm.py: the median of its recent scores reaches
+  `event_score`); until then it makes no change at all, and it ends silently if it leaves
+  unconfirmed. Its first-seen time, path and zones run from its first sighting, so the
+  event announced a call or two later still starts where the object did.
 - updated: each sighting moves `last_seen`, adds to the path (bounded), records the first
   entry into each zone; entering a zone, becoming stationary or moving again is a change.
 - stationary: the box's centre stayed within a small radius for `stationary_after`.
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from streamwarden.inference.confirm import Confirmation
 from streamwarden.inference.detection import Detection
 from streamwarden.inference.geometry import Box, Point, centre, iou
 
@@ -73,6 +79,12 @@ class TrackedObject:
     anchor_since: float = 0.0
     picture_quality: float = -1.0  # -1: no picture yet
     picture_at: float = float("-inf")
+    confirmation: Confirmation = field(default_factory=lambda: Confirmation(0.0))
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether the object is an event (its scores confirmed it; inference/confirm.py)."""
+        return self.confirmation.confirmed
 
     def wants_picture(self, detection: Detection, now: float) -> bool:
         """Whether this sighting should become the event's picture (the best so far, and
@@ -92,18 +104,19 @@ class TrackedObject:
 
 @dataclass(frozen=True)
 class Change:
-    kind: ChangeKind
+    kind: ChangeKind  # "new": the object was just confirmed, its event starts
     obj: TrackedObject
     reasons: tuple[str, ...] = ()  # for updates: "zone:<name>", "stationary", "moving"
 
 
 class ObjectBook:
-    """The tracked objects of one stream."""
+    """The tracked objects of one stream; changes only for confirmed ones (events)."""
 
     def __init__(self, *, lost_after: float, stationary_after: float,
-                 stationary_timeout: float,
+                 stationary_timeout: float, event_score: float = 0.0,
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:16]):
         self.lost_after = lost_after
+        self.event_score = event_score
         self.stationary_after = stationary_after
         self.stationary_timeout = stationary_timeout
         self._new_id = new_id
@@ -118,6 +131,11 @@ class ObjectBook:
     def active(self) -> list[TrackedObject]:
         return list({id(o): o for o in self._by_track.values() if o.active}.values())
 
+    @property
+    def confirmed(self) -> list[TrackedObject]:
+        """The active objects that are events."""
+        return [o for o in self.active if o.confirmed]
+
     def observe(self, now: float, sightings: list[Sighting]) -> list[Change]:
         """A model call's tracked detections (none: nothing seen)."""
         changes = self.expire(now)
@@ -128,11 +146,15 @@ class ObjectBook:
                 obj = self._same_place(sighting, now)
             if obj is None:
                 obj = self._open(sighting, now)
-                changes.append(Change("new", obj))
+                reasons: tuple[str, ...] = ()
             else:
                 reasons = self._sighted(obj, sighting, now)
-                if reasons:
-                    changes.append(Change("update", obj, reasons))
+            if obj.confirmation.add(sighting.detection.confidence):
+                # the event's picture is this sighting's (its frame is the one drawn)
+                obj.box, obj.confidence = sighting.detection.box, sighting.detection.confidence
+                changes.append(Change("new", obj))
+            elif reasons and obj.confirmed:
+                changes.append(Change("update", obj, reasons))
             self._by_track[sighting.track_id] = obj
         return changes
 
@@ -146,14 +168,15 @@ class ObjectBook:
     def expire(self, now: float) -> list[Change]:
         """End the objects not seen for their timeout; all of them once the stream has sent
         no model result for `lost_after` (a dark camera cannot vouch for a parked car)."""
-        ended = []
+        ended, left = [], False
         dark = now - self._last_call > self.lost_after
         for obj in self.active:
             timeout = self.stationary_timeout if obj.stationary and not dark else self.lost_after
             if now - obj.last_seen > timeout:
-                obj.active = False
-                ended.append(Change("end", obj))
-        if ended:
+                obj.active, left = False, True
+                if obj.confirmed:  # an unconfirmed object was never an event
+                    ended.append(Change("end", obj))
+        if left:
             self._by_track = {t: o for t, o in self._by_track.items() if o.active}
         return ended
 
@@ -162,7 +185,8 @@ class ObjectBook:
         ended = []
         for obj in self.active:
             obj.active = False
-            ended.append(Change("end", obj))
+            if obj.confirmed:
+                ended.append(Change("end", obj))
         self._by_track.clear()
         return ended
 
@@ -171,7 +195,8 @@ class ObjectBook:
     def _open(self, sighting: Sighting, now: float) -> TrackedObject:
         det = sighting.detection
         obj = TrackedObject(self._new_id(), det.label, now, now, det.box, det.confidence,
-                            det.box, anchor=centre(det.box), anchor_since=now)
+                            det.box, anchor=centre(det.box), anchor_since=now,
+                            confirmation=Confirmation(self.event_score))
         x, y = centre(det.box)
         obj.path.append((now, x, y))
         self._enter_zones(obj, sighting.zones, now)

@@ -68,6 +68,11 @@ def test_nvidia_backend_without_gpu_is_a_warning(monkeypatch):
         ('[restream]\nfallback = "black"\n', "restream.fallback", 2, "'none' or 'slate'"),
         ('[inference]\nmodel = "yolo"\n', "inference.model", 2, "'nanodet' or 'blazepose'"),
         ('[inference]\nprecision = "int4"\n', "inference.precision", 2, "'int8' or 'fp32'"),
+        ('[inference]\nevent_score = 1.5\n', "inference.event_score", 2,
+         "less than or equal to 1"),
+        ('[inference]\nevent_score = -0.1\n', "inference.event_score", 2,
+         "greater than or equal to 0"),
+        ('[inference]\nevent_score = "high"\n', "inference.event_score", 2, "a valid number"),
         ('[inference]\nmodel = "nanodet"\nmodel_path = "/m.onnx"\n', "inference", 1,
          "cannot go with model_path"),
     ],
@@ -312,3 +317,23 @@ def test_a_duration_written_back_reads_as_itself():
 
     for seconds in (0.0001, 0.2, 0.123456, 1.5, 60, 3600, 86400 * 7):
         assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
+
+
+def test_event_score_defaults_per_precision_and_model():
+    """The built-in nanodet's measured default for the precision that runs (the nvidia
+    backend runs fp32); any other model's objects are events at once; a set value wins."""
+    from streamwarden.config.model import InferenceSection
+    from streamwarden.inference.confirm import BUILTIN_EVENT_SCORE
+
+    assert InferenceSection(precision="fp32").effective_event_score() == \
+        BUILTIN_EVENT_SCORE["fp32"]
+    assert InferenceSection(precision="int8").effective_event_score() == \
+        BUILTIN_EVENT_SCORE["int8"]
+    assert InferenceSection(precision="int8", backend="nvidia").effective_event_score() == \
+        BUILTIN_EVENT_SCORE["fp32"]
+    assert InferenceSection(model_path="/m.onnx").effective_event_score() == 0.0
+    assert InferenceSection(plugin="pkg.mod:Det").effective_event_score() == 0.0
+    assert InferenceSection(model="blazepose").effective_event_score() == 0.0
+    assert InferenceSection(precision="int8", event_score=0.0).effective_event_score() == 0.0
+    assert InferenceSection(model_path="/m.onnx",
+                            event_score=0.6).effective_event_score() == 0.6

@@ -128,6 +128,38 @@ def test_two_objects_two_events_and_a_parked_one_records_only_while_it_moves(tmp
         h.db.close()
 
 
+def test_an_unconfirmed_object_raises_nothing_and_a_confirmed_one_starts_when_first_seen(
+        tmp_path):
+    """`event_score`: a box flickering at 0.36-0.42 (the INT8 clock overlay) is shown in
+    `detection` messages as unconfirmed but opens no row, sends no `event`, records nothing
+    and is not counted; a person is an event from the second call, starting at the first."""
+    h = Harness(tmp_path, record_on=("person",), event_score=0.45)
+    try:
+        clock = [0.37, 0.40, 0.42, 0.36, 0.39]
+        for i in range(25):
+            h.see(100 + i * 0.2, Detection("person", clock[i % 5], (0.6, 0.0, 0.69, 0.29)))
+        assert h.rows() == [] and h.of_type("event") == [] and h.recorded == []
+        assert h.log.stats() == {"events_opened": 0, "objects_tracked": 0}
+        detections = [d for m in h.of_type("detection") for d in m["detections"]]
+        assert len(detections) == 25 and not any(d["confirmed"] for d in detections)
+        h.see(106.0, person(0.6), Detection("person", 0.4, (0.6, 0.0, 0.69, 0.29)))
+        assert h.rows() == [] and h.recorded == [], "one sighting is not an event"
+        h.see(106.2, person(0.61), Detection("person", 0.38, (0.6, 0.0, 0.69, 0.29)))
+        [row] = h.rows()
+        assert row.start_ts == 106.0 and row.detections == 2 and row.end_ts == 106.2
+        assert json.loads(row.path)[0][0] == 106.0, "the path runs from the first sighting"
+        [new] = h.of_type("event")
+        assert new["change"] == "new" and new["start"] == 106.0 and new["event_id"] == row.id
+        assert h.recorded == ["cam"], "recorded from confirmation (the pre-roll has the rest)"
+        last = h.of_type("detection")[-1]["detections"]
+        assert sorted(d["confirmed"] for d in last) == [False, True]
+        assert h.log.stats() == {"events_opened": 1, "objects_tracked": 1}
+        h.see(108.0)  # both gone: only the person's event ends
+        assert [m["change"] for m in h.of_type("event")] == ["new", "end"]
+    finally:
+        h.db.close()
+
+
 def test_a_stream_with_no_results_still_closes_its_events(tmp_path):
     h = Harness(tmp_path)
     try:

@@ -192,3 +192,43 @@ def test_a_new_object_the_model_misses_for_a_few_calls_stays_one_event():
         run.frame(*([Detection("person", 0.6, box_at(x))] if found else []))
         x += 0.005
     assert [kind for kind, _, _ in run.kinds()] == ["new"]
+
+
+def test_an_object_is_an_event_only_once_its_scores_confirm_it():
+    """With `event_score`, a person crossing into the driveway is announced on the second
+    call, as an event that starts when and where it was first seen; a box the model
+    flickers on at 0.36-0.42 (the INT8 clock overlay) is tracked but never an event."""
+    run = Scenario(book(event_score=0.45))
+    clock = [0.37, 0.40, 0.0, 0.42, 0.0, 0.36, 0.39]  # 0: missed in that call
+    for i in range(45):
+        weak = clock[i % len(clock)]
+        run.frame(Detection("person", 0.7, box_at(0.02 * i)),
+                  *([Detection("person", weak, box_at(0.0, y=0.0, w=0.09, h=0.29))]
+                    if weak else []))
+        if i == 0:
+            assert run.changes == [] and len(run.book.active) == 2
+            assert run.book.confirmed == []
+    for _ in range(5 * FPS + 2):
+        run.frame()
+    assert run.kinds() == [("new", "obj1", ()), ("update", "obj1", ("zone:driveway",)),
+                           ("end", "obj1", ())], "nothing of the clock (obj2)"
+    new = run.changes[0].obj
+    assert new.first_seen == 1000.0 and new.path[0][1] == approx(0.05)
+    assert new.detections == 45 and new.confirmed
+    assert run.book.active == []  # the clock ended too, silently
+
+
+def test_an_object_confirmed_in_a_zone_starts_with_the_zone_and_leaving_unconfirmed_is_silent():
+    objects = book(event_score=0.5, lost_after=1.0)
+    inside = box_at(0.6)  # feet at x = 0.65: in the driveway
+    assert objects.observe(0.0, [Sighting(1, Detection("dog", 0.4, inside), ("driveway",))]) \
+        == []
+    assert objects.observe(0.2, [Sighting(1, Detection("dog", 0.6, inside), ("driveway",))]) \
+        == []  # median(0.4, 0.6, 0) = 0.4
+    [new] = objects.observe(0.4, [Sighting(1, Detection("dog", 0.7, inside), ("driveway",))])
+    assert new.kind == "new" and new.reasons == () and new.obj.zones == {"driveway": 0.0}
+    assert new.obj.confidence == 0.7, "the event's box and score are the confirming sighting's"
+    # a second object seen once, then gone: no change at all
+    assert objects.observe(0.6, [Sighting(2, Detection("cat", 0.95, box_at(0.1)))]) == []
+    assert [c.obj.label for c in objects.expire(1.7)] == ["dog"]
+    assert objects.active == []

@@ -11,7 +11,13 @@ import onnx
 import pytest
 
 from streamwarden.config.model import InferenceSection
-from streamwarden.inference.convert.quantize import QUANTIZED_FROM, float_nodes, quantize_model
+from streamwarden.inference.convert.quantize import (
+    QUANTIZED_FROM,
+    QUANTIZER,
+    QUANTIZER_VERSION,
+    float_nodes,
+    quantize_model,
+)
 from streamwarden.inference.detectors.factory import DetectorSpec, build_model
 from streamwarden.inference.models import NANODET_MODEL, install_nanodet_int8, int8_path
 from tests.unit.test_nanodet import at_height, photo, street
@@ -52,6 +58,24 @@ def test_int8_finds_what_fp32_finds_where_fp32_finds_it(int8, fp32, frame):
         assert np.abs(np.subtract(d.box, twin.box)).max() < 0.02, (d, twin)  # of the frame
 
 
+def test_int8_places_boxes_right_of_416_px_on_the_widened_input(int8, fp32):
+    """`tiles = "auto"` runs a 16:9 frame widened to 736x416. A file quantised with the
+    anchor grid in uint8 (calibrated at 416 px wide) moved every box whose centre lay right of
+    416 px onto x = 0.56: the astronaut on the right of this frame came out twice."""
+    frame = np.full((720, 1280, 3), 114, np.uint8)
+    frame[60:660, 900:1200] = at_height(photo("astronaut"), 600)[:, :300]
+    for detector in (int8, fp32):
+        detector.widen = True
+    try:
+        [ours], [theirs] = int8.detect([frame]), fp32.detect([frame])
+    finally:
+        for detector in (int8, fp32):
+            detector.widen = False
+    assert [d.label for d in ours] == [d.label for d in theirs] == ["person"], (ours, theirs)
+    assert np.abs(np.subtract(ours[0].box, theirs[0].box)).max() < 0.02, (ours, theirs)
+    assert ours[0].box[0] > 0.68  # where she stands, not at x = 0.56
+
+
 def test_int8_finds_nothing_in_textures(int8):
     assert int8.detect([photo(name) for name in ("brick", "grass", "gravel")]) == [[], [], []]
 
@@ -64,6 +88,9 @@ def test_normalisation_and_the_heads_stay_float():
     assert "Conv" not in ops and {"Gather", "Sigmoid", "Softmax", "Split", "MatMul"} <= ops
     assert all(n.name in kept for n in model.graph.node if n.output[0] in ("boxes", "scores"))
     assert all(n.name in kept for n in model.graph.node if n.output[0].startswith("pre/"))
+    grid = [n for n in model.graph.node if n.op_type == "Range"]
+    assert grid and all(n.name in kept for n in grid), "the anchor grid stays float"
+    assert {n.name for n in model.graph.node if "centres" in n.output[0]} <= kept
 
 
 def test_quantising_writes_a_loadable_int8_model(tmp_path):
@@ -74,6 +101,7 @@ def test_quantising_writes_a_loadable_int8_model(tmp_path):
     assert {"QLinearConv", "QuantizeLinear"} <= ops and "Conv" not in ops
     props = {p.key: p.value for p in model.metadata_props}
     assert props[QUANTIZED_FROM] == onnx.load(str(NANODET_MODEL)).producer_version
+    assert props[QUANTIZER] == QUANTIZER_VERSION
     assert props["streamwarden.input_fit"] == "aspect"
     detector = build_model(DetectorSpec(builtin="nanodet", builtin_model=str(NANODET_MODEL),
                                         precision="fp32"))
@@ -93,6 +121,23 @@ def test_a_failed_quantisation_keeps_fp32_with_a_sentence(tmp_path, capsys):
     assert not int8_path(broken).exists() and not list(tmp_path.glob(".*partial"))
 
 
+def test_an_int8_file_from_the_older_recipe_runs_fp32_with_a_warning(tmp_path):
+    """A file quantised before the anchor grid stayed float (no `streamwarden.quantizer`)
+    misplaces boxes on the widened input: the worker runs fp32 until set-up re-quantises."""
+    lone = tmp_path / "nanodet-g-416-coco.onnx"
+    os.symlink(NANODET_MODEL, lone)
+    old = onnx.load(str(int8_path(NANODET_MODEL)))
+    kept = [p for p in old.metadata_props if p.key != QUANTIZER]
+    del old.metadata_props[:]
+    old.metadata_props.extend(kept)
+    onnx.save(old, str(int8_path(lone)))
+    detector = build_model(DetectorSpec(builtin="nanodet", builtin_model=str(lone),
+                                        precision="int8"))
+    assert detector.runtime.endswith(" fp32")
+    assert "is from an older quantisation" in detector.warning
+    assert "python -m streamwarden.inference.models" in detector.warning
+
+
 def test_a_missing_int8_file_runs_fp32_with_a_warning(tmp_path):
     lone = tmp_path / "nanodet-g-416-coco.onnx"
     os.symlink(NANODET_MODEL, lone)
@@ -102,11 +147,13 @@ def test_a_missing_int8_file_runs_fp32_with_a_warning(tmp_path):
     assert "nanodet-g-416-coco-int8.onnx is missing" in detector.warning
 
 
-def test_precision_int8_is_opt_in_and_the_nvidia_backend_runs_fp32():
-    assert InferenceSection().precision == "fp32"  # INT8 is opt-in (the clock-overlay FPs)
-    spec = DetectorSpec.from_config(InferenceSection(precision="int8"))
+def test_int8_is_the_cpu_default_fp32_one_line_away_and_the_nvidia_backend_runs_fp32():
+    # the default since event_score keeps INT8's clock-overlay boxes out of events
+    assert InferenceSection().precision == "int8"
+    spec = DetectorSpec.from_config(InferenceSection())
     assert spec.precision == "int8" and build_model(spec).runtime.endswith(" int8")
-    assert build_model(DetectorSpec.from_config(InferenceSection())).runtime.endswith(" fp32")
+    fp32 = DetectorSpec.from_config(InferenceSection(precision="fp32"))
+    assert build_model(fp32).runtime.endswith(" fp32")
     nvidia = build_model(DetectorSpec.from_config(InferenceSection(backend="nvidia",
                                                                   precision="int8")))
     assert nvidia.runtime.endswith(" fp32")

