@@ -143,9 +143,9 @@ class InferenceController(Feature):
 
     def _unchanged(self, stream_id: str) -> None:
         """The decoder left an idle keyframe undecoded (the same still picture): for the
-        tracked objects that is a frame the motion gate skipped, so none of them ends."""
-        self.events.handle(FrameResult(stream_id, -1, 0, time.time(), [], 0.0, called=False,
-                                       skipped=0))
+        tracked objects that is a frame the motion gate skipped, so none of them ends. On the
+        camera's thread: noted only, applied by the event log's next `expire`."""
+        self.events.unchanged(stream_id, time.time())
 
     def detach(self, stream: Stream) -> None:
         consumer = self.pixels.consumer(stream)

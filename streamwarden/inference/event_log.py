@@ -116,6 +116,8 @@ class EventLog:
         # trackers, books and rows: changed by results (monitor thread), `expire` and
         # `forget` (other threads)
         self._events_lock = threading.Lock()
+        # stream -> wall time of its latest idle keyframe left undecoded (`unchanged`)
+        self._unchanged: dict[str, float] = {}
         self.events_opened = 0
 
     # ---- configuration (any thread) --------------------------------------------------------
@@ -133,6 +135,13 @@ class EventLog:
     def handle(self, result: FrameResult) -> None:
         with self._events_lock:
             self._handle(result)
+
+    def unchanged(self, stream_id: str, wall: float) -> None:
+        """The decoder left an idle keyframe undecoded (the same still picture): for the
+        tracked objects a frame the motion gate skipped. Called on the camera's streaming
+        thread, so it only notes the time (no lock, no database); `expire`, a second later at
+        most, applies it before judging who has left."""
+        self._unchanged[stream_id] = wall
 
     def _handle(self, result: FrameResult) -> None:
         stream = self._stream(result.stream_id)
@@ -164,6 +173,11 @@ class EventLog:
         service calls this every second (any thread)."""
         now = time.time() if now is None else now
         with self._events_lock:
+            for stream_id in list(self._unchanged):
+                wall = self._unchanged.pop(stream_id, None)
+                if wall is not None:
+                    self._handle(FrameResult(stream_id, -1, 0, wall, [], 0.0, called=False,
+                                             skipped=0))
             for stream_id, stream in list(self._streams.items()):
                 ended = stream.book.expire(now)
                 if ended:

@@ -148,3 +148,24 @@ def test_a_dark_camera_ends_even_a_parked_object(tmp_path):
         assert not row.active and row.stationary and row.end_ts < T + 4.0
     finally:
         db.close()
+
+
+def test_idle_keyframes_noted_on_the_camera_thread_keep_an_object_until_expire(tmp_path):
+    """`unchanged` (the decoder skipped an idle keyframe: same picture) only notes the time;
+    `expire` applies it first, so a person standing still past `event_gap` stays, and one
+    whose stream stops saying so ends `event_gap` later."""
+    published: list[dict] = []
+    db, log = make_log(tmp_path, published)
+    try:
+        log.handle(seen("cam", T))
+        log.handle(seen("cam", T + 0.2))
+        for second in range(1, 12):  # 11 s of still keyframes, one a second
+            log.unchanged("cam", T + second)
+            log.expire(T + second + 0.5)
+        settle(db)
+        assert [m[0] for m in life(published)] == ["new"], life(published)
+        log.expire(T + 11 + 5.5)  # nothing noted since T + 11: gone after event_gap
+        settle(db)
+        assert [m[0] for m in life(published)][-1] == "end"
+    finally:
+        db.close()
