@@ -18,7 +18,8 @@ only for the few frames that are handed on (`fps` a second) and a 250 ms tick:
   thread, which runs Python per frame anyway to count it) measures each frame's size
   (media/activity.py); while the scene is idle it drops delta frames there, so the queue's
   thread does not even wake for them (it did, 25 times a second, when the probe sat behind
-  the queue: ~0.5 % of a core per still stream) and
+  the queue: 0.4 % of a core per still stream, `bench/inference.py --clients
+  sw-still,sw-rec-only`, ABBA at N=4) and
   only keyframes are decoded (the model still sees one picture per GOP; one per
   `keyframe_refresh` while keyframes keep the size of the last decoded one, i.e. the same
   still picture), and lets everything through again at the first frame that moves. The
