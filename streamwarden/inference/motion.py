@@ -10,6 +10,10 @@ forgotten. A call every `refresh_s` (a minute) is only a safety net; it was ever
 frames were compared with their predecessor, and in a still scene those calls were most of
 the worker's cost (`bench/inference.py --clients sw-still,sw-rec-only`).
 
+A new picture in which the model found something is looked at twice more even if it does not
+change (`found`): an object becomes an event on the median of its scores over three calls
+(confirm.py), so a person standing still in a still scene would otherwise never become one.
+
 A stream's masks (a tree in the wind, the camera's clock overlay) are left out of the
 comparison: the mask is rasterised once per thumbnail size and mask change, and only the
 pixels outside it count, against a threshold scaled to how many there are.
@@ -21,12 +25,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from streamwarden.inference.confirm import PADDED_TO
 from streamwarden.inference.geometry import Area, Point
 
 THUMB_WIDTH = 64
 PIXEL_DELTA = 12  # grey levels; below this is sensor/encoder noise
 CHANGED_FRACTION = 0.004  # of the thumbnail's pixels
 REFRESH_S = 60.0
+# Something found in a new picture is looked at this many more times even if nothing moves:
+# an object becomes an event on the median of its scores over at least three calls
+# (confirm.py), and a still picture would otherwise give it one call and never an event.
+LOOK_AGAIN = PADDED_TO - 1
 
 
 class MotionGate:
@@ -34,6 +43,8 @@ class MotionGate:
         self.refresh_s = refresh_s
         self._reference: np.ndarray | None = None
         self._last_call = float("-inf")
+        self._fresh = False  # the last call was for a new picture (not a look again)
+        self._look_again = 0
         self.set_mask(mask)
 
     def set_mask(self, polygons: Sequence[Sequence[Point]]) -> None:
@@ -61,9 +72,21 @@ class MotionGate:
         moved = reference is None or reference.shape != thumb.shape or self._changed(
             cv2.absdiff(reference, thumb) > PIXEL_DELTA)
         if moved or now - self._last_call >= self.refresh_s:
-            self._last_call, self._reference = now, thumb
+            self._last_call, self._reference, self._fresh = now, thumb, True
+            self._look_again = 0
+            return True
+        if self._look_again > 0:
+            self._look_again -= 1
+            self._last_call, self._fresh = now, False
             return True
         return False
+
+    def found(self, anything: bool) -> None:
+        """What the call this gate let through found (the worker tells it). Something found in
+        a new picture is looked at `LOOK_AGAIN` more times, moving or not."""
+        if anything and self._fresh:
+            self._look_again = LOOK_AGAIN
+        self._fresh = False
 
     def _changed(self, differs: np.ndarray) -> bool:
         counted = self._pixels_counted(differs.shape)

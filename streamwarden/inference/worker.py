@@ -185,6 +185,9 @@ class Worker:
         results = detector.detect([frame.pixels for _, frame, _ in batch])
         latency = time.perf_counter() - started
         for (stream_id, frame, skipped), detections in zip(batch, results, strict=True):
+            stream = self.streams.get(stream_id)
+            if stream is not None and stream.gate is not None:
+                stream.gate.found(bool(detections))
             self._send_result(stream_id, frame, skipped, [d.to_wire() for d in detections],
                               latency, called=True, batch=len(batch))
 

@@ -182,3 +182,20 @@ def test_a_result_for_a_closed_stream_is_dropped():
     runner.close_stream("cam")
     runner._handle(message)
     assert [r.stream_id for r in delivered] == ["cam"]
+
+
+def test_motion_gate_looks_again_at_a_new_picture_with_something_in_it():
+    """Confirmation needs three calls' scores (confirm.py): a still picture with a person
+    gets them, one with nothing in it costs one call."""
+    gate = MotionGate()
+    scene = np.full((90, 160, 3), 100, np.uint8)
+    assert gate.should_run(scene, 0.0)
+    gate.found(True)
+    looks = [gate.should_run(scene, 0.2 * t) for t in range(1, 10)]
+    assert looks[:2] == [True, True] and not any(looks[2:]), looks
+    gate.found(True)  # a look again that found it too: no more looks
+    assert not gate.should_run(scene, 2.0)
+    empty = MotionGate()
+    assert empty.should_run(scene, 0.0)
+    empty.found(False)
+    assert not any(empty.should_run(scene, 0.2 * t) for t in range(1, 10))
