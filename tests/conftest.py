@@ -157,6 +157,9 @@ class RunningService:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+        # Pipelines still stopping on the service's reaper threads would overlap the next
+        # test's GStreamer work in this process (CI once aborted in a discoverer beside one).
+        self.service.reaper.wait_idle(10)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=10)

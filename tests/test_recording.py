@@ -298,6 +298,7 @@ def test_kill_minus_nine_mid_segment_then_restart(camera_factory, tmp_path):
     config = tmp_path / "c.toml"
     config.write_text(
         f'[app]\ndatabase = "{tmp_path}/index.db"\n'
+        f'[restream]\nlisten = "127.0.0.1:{free_port()}"\n'  # not 8554: a service may run
         f'[recording]\nbase_path = "{tmp_path}/rec"\nsegment_duration = "4s"\n'
         f'[[streams]]\nid = "cam"\nuri = "{camera.url()}"\nenable_recording = true\n')
 
