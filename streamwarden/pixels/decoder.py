@@ -5,7 +5,7 @@ touches the camera or the other consumers). Every per-frame step is a C element;
 only for the few frames that are handed on (`fps` a second) and a 250 ms tick:
 
     queue(leaky) ─► identity(drop delta frames?) ─► decodebin ─► videorate(max-rate)
-                 ─► videoscale(width W, never up) ─► videoconvert(BGR)
+                 ─► videoscale(width W) ─► videoconvert(BGR)
                  ─► appsink(max-buffers=1, drop)
 
 - keyframe gate: when the wanted rate is at or below the camera's keyframe rate (read from
@@ -155,21 +155,11 @@ class PixelConsumer(Consumer):
         caps = pad.get_current_caps() or pad.query_caps(None)
         if not caps.get_structure(0).get_name().startswith("video/") or self._rate is None:
             return
-        self._never_scale_up(caps)
         target = self._rate.get_static_pad("sink")
         if target.is_linked():
             target.get_peer().unlink(target)
         pad.link(target)
 
-    def _never_scale_up(self, caps: Gst.Caps) -> None:
-        """Scale to `width` or the picture's own width, whichever is smaller. A sub-stream
-        (640x360) scaled up to 768 gains no detail and costs more to convert, copy and feed
-        to the model; the detector then sees it at its native scale."""
-        ok, native = caps.get_structure(0).get_int("width")
-        if not ok or native <= 0 or native >= self.width or self._size is None:
-            return
-        self._size.set_property("caps", Gst.Caps.from_string(
-            f"video/x-raw,width={native & ~1},pixel-aspect-ratio=1/1"))
 
     def feed(self, slot: FrameSlot | None, on_frame: Callable[[str], None] | None,
              fps: float | None = None) -> None:
