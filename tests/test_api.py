@@ -183,6 +183,16 @@ def _rss_kib() -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
+def _own_threads() -> list[str]:
+    """Python threads other than the web server's two pools: asyncio's default executor
+    (`asyncio.to_thread`, capped at cores + 4) keeps the threads it started, and anyio keeps
+    an idle worker until the next request prunes it (capped at 40). Their size follows load,
+    so one more thread there after a burst is not a leak."""
+    return sorted(thread.name for thread in threading.enumerate()
+                  if thread.name != "AnyIO worker thread"
+                  and not thread.name.startswith("asyncio_"))
+
+
 @pytest.mark.slow
 def test_add_remove_fifty_times_releases_threads_and_memory(api, camera_factory):
     camera = camera_factory(["/cam"])
@@ -199,14 +209,14 @@ def test_add_remove_fifty_times_releases_threads_and_memory(api, camera_factory)
         cycle()
     api.service.reaper.wait_idle(5)
     time.sleep(0.5)
-    threads, rss, py_threads = _threads(), _rss_kib(), threading.active_count()
+    threads, rss, py_threads = _threads(), _rss_kib(), _own_threads()
     for _ in range(50):
         cycle()
     api.service.reaper.wait_idle(5)
     wait_for(lambda: _threads() <= threads + 2, 5, message="threads back to baseline")
     grown_kib = _rss_kib() - rss
     assert grown_kib < 20 * 1024, f"RSS grew by {grown_kib} KiB over 50 add/remove cycles"
-    assert threading.active_count() <= py_threads
+    assert len(_own_threads()) <= len(py_threads), f"{py_threads} -> {_own_threads()}"
 
 
 def test_snapshot_is_a_real_picture(api, camera_factory):
