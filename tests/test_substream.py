@@ -116,8 +116,10 @@ def test_sub_stream_two_connections_mapped_boxes_and_independent_failures(
     # pictures are in the main stream's geometry: the 4:3 picture centred on a 16:9 canvas
     jpeg = client.get("/streams/cam/snapshot.jpg").content
     picture = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    assert picture.shape[:2] == (576, 1024)  # decoded at frame_width 768, then placed
-    assert picture[:, :90].max() < 40  # the left band the sub-stream never saw: black
+    # decoded at the sub-stream's own 320x240 (frame_width 768 never scales up), then placed
+    height, width = picture.shape[:2]
+    assert height == 240 and abs(width - 427) <= 1, picture.shape
+    assert picture[:, :width // 10].max() < 40  # the left band the sub-stream never saw: black
 
     _sub_fails_alone(client, sub, camera_factory)
     _main_fails_alone(client, main, camera_factory)

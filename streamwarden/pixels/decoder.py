@@ -5,7 +5,7 @@ touches the camera or the other consumers). Every per-frame step is a C element;
 only for the few frames that are handed on (`fps` a second) and a 250 ms tick:
 
     queue(leaky) ─► identity(drop delta frames?) ─► decodebin ─► videorate(max-rate)
-                 ─► videoscale(width W) ─► videoconvert(BGR)
+                 ─► videoscale(width W at most) ─► videoconvert(BGR)
                  ─► appsink(max-buffers=1, drop)
 
 - keyframe gate: when the wanted rate is at or below the camera's keyframe rate (read from
@@ -59,6 +59,16 @@ def slot_capacity(width: int) -> int:
     """Bytes for one BGR frame `width` wide, up to 2:1 portrait, rows padded to 4 bytes."""
     stride = (width * 3 + 3) & ~3
     return stride * width * 2
+
+
+def scaled_caps(width: int) -> str:
+    """Square pixels, `width` wide at most: videoscale fixates a range to the width nearest
+    the picture's own, so a wider picture is scaled down to `width` and a narrower one (a
+    640x360 sub-stream) passes at its own size. Scaling it up would add no detail and cost
+    conversion, copies and model time. The range is set once, when the bin is built:
+    changing a capsfilter's caps while decodebin exposes its pad left viewers without a
+    picture under load (CI, test_leaks)."""
+    return f"video/x-raw,width=[2,{width}],pixel-aspect-ratio=1/1"
 
 
 class PixelConsumer(Consumer):
@@ -122,8 +132,7 @@ class PixelConsumer(Consumer):
         rate.set_property("max-rate", max(1, math.ceil(self.fps)))
         scale = Gst.ElementFactory.make("videoscale")
         size = Gst.ElementFactory.make("capsfilter")
-        size.set_property("caps", Gst.Caps.from_string(
-            f"video/x-raw,width={self.width},pixel-aspect-ratio=1/1"))
+        size.set_property("caps", Gst.Caps.from_string(scaled_caps(self.width)))
         convert = Gst.ElementFactory.make("videoconvert")
         bgr = Gst.ElementFactory.make("capsfilter")
         bgr.set_property("caps", Gst.Caps.from_string("video/x-raw,format=BGR"))
