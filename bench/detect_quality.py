@@ -33,7 +33,6 @@ import os
 import select
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +46,7 @@ from bench import quality_scene
 from bench.harness import (
     Child,
     Processes,
+    WsFollower,
     check_alive,
     cpu_ticks,
     environment,
@@ -157,34 +157,6 @@ def start_service(processes: Processes, url: str, args: argparse.Namespace
         json.dumps(spec.to_dict())
 
 
-class Detections(threading.Thread):
-    """Follows /ws and keeps (arrival wall time, message) of the stream's detection messages
-    and of its events' `new` messages."""
-
-    def __init__(self, base_url: str):
-        super().__init__(name="ws-detections", daemon=True)
-        self.url = base_url.replace("http://", "ws://") + "/ws"
-        self.messages: list[tuple[float, dict[str, Any]]] = []
-        self.events: list[tuple[float, dict[str, Any]]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        from websockets.sync.client import connect
-
-        with connect(self.url) as ws:
-            while not self.stop.is_set():
-                try:
-                    message = json.loads(ws.recv(timeout=0.5))
-                except TimeoutError:
-                    continue
-                if message.get("stream_id") != STREAM:
-                    continue
-                if message.get("type") == "detection":
-                    self.messages.append((time.time(), message))
-                elif message.get("type") == "event" and message.get("change") == "new":
-                    self.events.append((time.time(), message))
-
-
 def health(client: httpx.Client) -> dict[str, Any]:
     entry = next(h for h in client.get("/health").json() if h["id"] == STREAM)
     return entry.get("inference") or {}
@@ -260,7 +232,7 @@ def measure(processes: Processes, args: argparse.Namespace, scene: quality_scene
     service, client, spec = start_service(processes, url, args)
     wait_until(lambda: _answers(client) and health(client).get("model_calls", 0) > 0, 120,
                "the service's first model call")
-    ws = Detections(str(client.base_url))
+    ws = WsFollower(str(client.base_url), STREAM)
     ws.start()
     children = [camera, service]
     boxes = processes.log_dir / "naive.jsonl"
@@ -285,14 +257,14 @@ def measure(processes: Processes, args: argparse.Namespace, scene: quality_scene
         time.sleep(min(1.0, max(0.0, deadline - time.time())))
     end = _snapshot(client, pids)
     time.sleep(1.0)  # the last results reach /ws
-    ws.stop.set()
-    ws.join(5)
+    ws.finish()
     events = client.get("/events", params={"stream_id": STREAM, "limit": 10000}).json()
     final = {"inference": client.get("/inference").json(), "health": health(client)}
     processes.stop(children[::-1])
     sent = read_sent(sent_log)
     naive = None if args.no_naive else read_naive(boxes)
-    return {"start": start, "end": end, "messages": ws.messages, "announced": ws.events,
+    announced = [(at, m) for at, m in ws.events if m.get("change") == "new"]
+    return {"start": start, "end": end, "messages": ws.detections, "announced": announced,
             "events": events, "final": final, "sent": [sent.seqs, sent.walls],
             "spec": json.loads(spec), "naive": naive, "event_score": _event_score(args)}
 

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -490,3 +491,34 @@ def write_json(benchmark: str, payload: dict[str, Any]) -> Path:
     path = RESULTS_DIR / f"{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path.relative_to(REPO)
+
+
+class WsFollower(threading.Thread):
+    """Follows the service's `/ws` and keeps (arrival wall time, message) of its `detection`
+    and `event` messages, of one stream or of all. Stop with `finish()`."""
+
+    def __init__(self, base_url: str, stream: str | None = None):
+        super().__init__(name="ws-follower", daemon=True)
+        self.url = base_url.replace("http://", "ws://") + "/ws"
+        self.stream = stream
+        self.detections: list[tuple[float, dict[str, Any]]] = []
+        self.events: list[tuple[float, dict[str, Any]]] = []
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        from websockets.sync.client import connect
+
+        with connect(self.url) as ws:
+            while not self._stop.is_set():
+                try:
+                    message = json.loads(ws.recv(timeout=0.5))
+                except TimeoutError:
+                    continue
+                if self.stream is not None and message.get("stream_id") != self.stream:
+                    continue
+                kept = {"detection": self.detections, "event": self.events}
+                kept.get(message.get("type", ""), []).append((time.time(), message))
+
+    def finish(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.join(timeout)

@@ -21,7 +21,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import (
     Processes,
+    WsFollower,
     camera_urls,
     check_alive,
     environment,
@@ -57,32 +57,6 @@ def at_the_clock(box: list[float]) -> bool:
     return box[2] < 0.2 and box[3] < 0.4
 
 
-class Messages(threading.Thread):
-    """Every `detection` and `event` message of the stream, as they arrive."""
-
-    def __init__(self, base_url: str):
-        super().__init__(name="ws", daemon=True)
-        self.url = base_url.replace("http://", "ws://") + "/ws"
-        self.detections: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        from websockets.sync.client import connect
-
-        with connect(self.url) as ws:
-            while not self.stop.is_set():
-                try:
-                    message = json.loads(ws.recv(timeout=0.5))
-                except TimeoutError:
-                    continue
-                kind = message.get("type")
-                if kind == "detection":
-                    self.detections.append(message)
-                elif kind == "event":
-                    self.events.append(message)
-
-
 def measure(processes: Processes, args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     camera = start_camera(processes, port, 1, 120, Path(astronaut_png()), size=(640, 640))
@@ -101,18 +75,18 @@ def measure(processes: Processes, args: argparse.Namespace) -> dict[str, Any]:
                                           "--config", str(path)])
     client = httpx.Client(base_url=f"http://127.0.0.1:{api}", timeout=10)
     wait_until(lambda: _calls(client) > 0, 120, "the service's first model call")
-    messages = Messages(str(client.base_url))
+    messages = WsFollower(str(client.base_url))
     messages.start()
     deadline = time.time() + args.seconds
     while time.time() < deadline:
         check_alive([camera, service])
         time.sleep(0.5)
-    messages.stop.set()
-    messages.join(5)
+    messages.finish()
     rows = client.get("/events", params={"stream_id": "cam", "limit": 1000}).json()
     status = client.get("/inference").json()
     processes.stop([service, camera])
-    return {"detections": messages.detections, "events": messages.events, "rows": rows,
+    return {"detections": [m for _, m in messages.detections],
+            "events": [m for _, m in messages.events], "rows": rows,
             "runtime": status.get("runtime"), "event_score": _event_score(args)}
 
 
