@@ -503,13 +503,13 @@ class WsFollower(threading.Thread):
         self.stream = stream
         self.detections: list[tuple[float, dict[str, Any]]] = []
         self.events: list[tuple[float, dict[str, Any]]] = []
-        self._stop = threading.Event()
+        self._finished = threading.Event()  # not `_stop`: Thread has one
 
     def run(self) -> None:
         from websockets.sync.client import connect
 
         with connect(self.url) as ws:
-            while not self._stop.is_set():
+            while not self._finished.is_set():
                 try:
                     message = json.loads(ws.recv(timeout=0.5))
                 except TimeoutError:
@@ -520,5 +520,5 @@ class WsFollower(threading.Thread):
                 kept.get(message.get("type", ""), []).append((time.time(), message))
 
     def finish(self, timeout: float = 5.0) -> None:
-        self._stop.set()
+        self._finished.set()
         self.join(timeout)
