@@ -148,7 +148,7 @@ def _onnx(path: Path, labels: Path | None, layout: str, input_size: int,
     report.lines.append(f"confidence: {detector.confidence}")
     if detector.input_fit == "aspect":
         wide = aspect_input(*TILED_FRAME, detector.long_side_for(*TILED_FRAME, True))
-        whole = aspect_input(*TILED_FRAME, detector.long_side_for(*TILED_FRAME, False))
+        whole = aspect_input(*TILED_FRAME, detector.whole_long_side())
         report.lines.append(f'tiles = "auto": a {TILED_FRAME[0]}x{TILED_FRAME[1]} frame is '
                             f"2 call(s) of this model, widened ({wide[0]}x{wide[1]}) and "
                             f"whole ({whole[0]}x{whole[1]}, for objects a quarter of the "

@@ -92,7 +92,7 @@ def test_the_built_in_nanodet_finds_the_astronaut(capsys):
     assert code == 0, err
     assert "layout: ssd:" in out and "80 COCO classes assumed" in out
     assert 'tiles = "auto": a 768x432 frame is 2 call(s) of this model, widened (736x416) and ' \
-        'whole (416x256' in out
+        'whole (320x192' in out
     found = [line.split() for line in out.splitlines() if line.startswith("    ")]
     assert [f[0] for f in found] == ["person"], out
 

@@ -64,9 +64,9 @@ def street(width: int = 640, height: int = 360) -> np.ndarray:
 
 def test_a_wide_frame_runs_unpadded_and_finds_what_the_square_input_finds(nanodet):
     """16:9 goes in as 416x256, 4:3 as 416x320, a portrait frame as 256x416."""
-    assert nanodet._input_for(street(), False) == (416, 256)
-    assert nanodet._input_for(np.zeros((480, 640, 3), np.uint8), False) == (416, 320)
-    assert nanodet._input_for(np.zeros((640, 360, 3), np.uint8), False) == (256, 416)
+    assert nanodet._input_for(street(), "model") == (416, 256)
+    assert nanodet._input_for(np.zeros((480, 640, 3), np.uint8), "model") == (416, 320)
+    assert nanodet._input_for(np.zeros((640, 360, 3), np.uint8), "model") == (256, 416)
     [found] = nanodet.detect([street()])
     assert sorted(d.label for d in found) == ["cat", "person"], found
 
@@ -134,7 +134,7 @@ def test_nanodet_finds_nothing_in_textures(nanodet):
 
 def test_the_default_detector_is_nanodet_widened_for_the_cctv_classes():
     """What `[inference]` with nothing set builds: the frame-aspect NanoDet, not tiled but
-    widened (a 16:9 frame at 736x416, plus 416x256 for the large objects), never above the
+    widened (a 16:9 frame at 736x416, plus 320x192 for the large objects), never above the
     frame's own size (a 640x360 sub-stream at 640x384)."""
     detector = build_detector(DetectorSpec.from_config(InferenceSection()))
     assert isinstance(detector, KeepClasses) and isinstance(detector.inner, OnnxDetector)
@@ -143,10 +143,12 @@ def test_the_default_detector_is_nanodet_widened_for_the_cctv_classes():
     assert detector.classes == set(CCTV_CLASSES)
     frame = np.full((360, 640, 3), 114, np.uint8)
     frame[60:360, 400:700 - 60] = at_height(photo("astronaut"), 300)[:, :240]
-    assert detector.inner._input_for(np.zeros((432, 768, 3), np.uint8), True) == (736, 416)
-    assert detector.inner._input_for(np.zeros((720, 1280, 3), np.uint8), True) == (736, 416)
-    assert detector.inner._input_for(frame, True) == (640, 384)
-    assert detector.inner._input_for(np.zeros((480, 640, 3), np.uint8), True) == (416, 320)
+    inner = detector.inner
+    assert inner._input_for(np.zeros((432, 768, 3), np.uint8), "wide") == (736, 416)
+    assert inner._input_for(np.zeros((720, 1280, 3), np.uint8), "wide") == (736, 416)
+    assert inner._input_for(frame, "wide") == (640, 384)
+    assert inner._input_for(np.zeros((480, 640, 3), np.uint8), "wide") == (416, 320)
+    assert inner._input_for(np.zeros((432, 768, 3), np.uint8), "whole") == (320, 192)
     [found] = detector.detect([frame])
     assert [d.label for d in found] == ["person"], found
     x0, y0, x1, y1 = found[0].box
@@ -238,13 +240,13 @@ def test_tiles_given_as_a_count_still_tile_the_frame_aspect_model():
 
 
 def test_a_person_both_passes_see_is_reported_once(nanodet):
-    """A person filling the frame's height: the widened input (736x416) and the whole frame
-    (416x256) both find her; the two passes together report one tall person, not two."""
+    """A person filling the frame's height: the widened input (640x384) and the whole frame
+    (320x192) both find her; the two passes together report one tall person, not two."""
     widened = build_detector(DetectorSpec(classes=None))
     frame = np.full((360, 640, 3), 114, np.uint8)
     frame[:, 200:560] = at_height(photo("astronaut"), 360)[:, :360]
-    [wide] = widened._run([frame], widen=True)
-    [whole] = widened._run([frame], widen=False)
+    [wide] = widened._run([frame], "wide")
+    [whole] = widened._run([frame], "whole")
     [found] = widened.detect([frame])
     def tall(found):
         return [d for d in found if d.box[3] - d.box[1] > 0.8]

@@ -27,19 +27,23 @@ the class count) is a `ModelError` that names the file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from streamwarden.inference.detection import Detection
 from streamwarden.inference.detectors.base import Detector, ModelError, letterbox, nms, unletterbox
 from streamwarden.inference.detectors.labels import resolve_labels
-from streamwarden.inference.detectors.scales import combine_scales
+from streamwarden.inference.detectors.scales import WHOLE_FRACTION, combine_scales
 
 LAYOUTS = ("auto", "yolov5", "yolov8", "ssd")
 NVIDIA_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 ASPECT_STEP = 32  # the coarsest stride of common detectors: their input sides divide by it
 WIDEN_MIN_ASPECT = 1.5  # `widen` applies to frames this elongated (16:9 yes, 4:3 no), as tiles
 WIDEN_MAX = 3  # long side at most this many times the model's size
+# The input a frame is scaled to: the model's size; widened (`long_side_for`); or the coarse
+# whole-frame pass of the two-scale look (`whole_long_side`)
+Scale = Literal["model", "wide", "whole"]
 META_SIZE, META_FIT = "streamwarden.input_size", "streamwarden.input_fit"
 
 
@@ -175,11 +179,20 @@ class OnnxDetector(Detector):
 
     # ---- inference -------------------------------------------------------------------------
 
-    def _input_for(self, frame: np.ndarray, widen: bool) -> tuple[int, int]:
+    def _input_for(self, frame: np.ndarray, scale: Scale) -> tuple[int, int]:
         if self.input_fit != "aspect":
             return self._width, self._height
         height, width = frame.shape[:2]
-        return aspect_input(width, height, self.long_side_for(width, height, widen))
+        long_side = (self.whole_long_side() if scale == "whole"
+                     else self.long_side_for(width, height, scale == "wide"))
+        return aspect_input(width, height, long_side)
+
+    def whole_long_side(self) -> int:
+        """The whole-frame pass's long side when a frame is looked at twice: it answers only
+        for objects a quarter of the frame tall or more (detectors/scales.py), which the
+        model still finds at `WHOLE_FRACTION` of its size (416 -> 320)."""
+        size = max(self._width, self._height)
+        return max(ASPECT_STEP, round(size * WHOLE_FRACTION / ASPECT_STEP) * ASPECT_STEP)
 
     def long_side_for(self, width: int, height: int, widen: bool) -> int:
         """The input's long side for a frame: the model's size, or widened, for an elongated
@@ -197,34 +210,35 @@ class OnnxDetector(Detector):
         return max(size, min(wide, WIDEN_MAX * size, long_side // ASPECT_STEP * ASPECT_STEP))
 
     def _prepare(self, frame: np.ndarray,
-                 widen: bool) -> tuple[np.ndarray, tuple[float, int, int]]:
+                 scale: Scale) -> tuple[np.ndarray, tuple[float, int, int]]:
         import cv2
 
-        image, scale, pad_x, pad_y = letterbox(frame, *self._input_for(frame, widen))
+        image, factor, pad_x, pad_y = letterbox(frame, *self._input_for(frame, scale))
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         # Reorder the bytes first, then convert in place: transposing the float copy moved
         # 4x the bytes (640x384: 1.2 ms a frame, now 0.9; the same values)
-        tensor = np.ascontiguousarray(rgb.transpose(2, 0, 1)) if self._nchw else rgb
-        if self._float:
-            tensor = tensor.astype(np.float32)
-            tensor /= 255.0
-        return tensor, (scale, pad_x, pad_y)
+        ordered: np.ndarray = np.ascontiguousarray(rgb.transpose(2, 0, 1)) if self._nchw else rgb
+        if not self._float:
+            return ordered, (factor, pad_x, pad_y)
+        tensor = ordered.astype(np.float32)
+        tensor /= 255.0
+        return tensor, (factor, pad_x, pad_y)
 
     def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
         """With `widen` (tiles "auto" on a frame-aspect model) an elongated frame is looked at
         twice, widened and whole (see detectors/scales.py); otherwise once."""
         if not self.widen:
-            return self._run(frames, widen=False)
-        found = self._run(frames, widen=True)
+            return self._run(frames, "model")
+        found = self._run(frames, "wide")
         twice = [i for i, frame in enumerate(frames)
-                 if self._input_for(frame, True) != self._input_for(frame, False)]
-        whole = self._run([frames[i] for i in twice], widen=False) if twice else []
+                 if self._input_for(frame, "wide") != self._input_for(frame, "model")]
+        whole = self._run([frames[i] for i in twice], "whole") if twice else []
         for i, coarse in zip(twice, whole, strict=True):
             found[i] = combine_scales(found[i], coarse, self.iou)
         return found
 
-    def _run(self, frames: list[np.ndarray], widen: bool) -> list[list[Detection]]:
-        prepared = [self._prepare(f, widen) for f in frames]
+    def _run(self, frames: list[np.ndarray], scale: Scale) -> list[list[Detection]]:
+        prepared = [self._prepare(f, scale) for f in frames]
         same_shape = len({p[0].shape for p in prepared}) == 1
         if self._batch_dynamic and len(frames) > 1 and same_shape:
             batches = [[p[0] for p in prepared]]
@@ -236,14 +250,14 @@ class OnnxDetector(Detector):
             named = {o.name: r for o, r in zip(self._outputs, result, strict=True)}
             for i in range(len(batch)):
                 outputs_per_frame.append({k: v[i] for k, v in named.items()})
-        return [self._decode(out, frame, geometry, widen)
+        return [self._decode(out, frame, geometry, scale)
                 for out, frame, (_, geometry) in zip(outputs_per_frame, frames, prepared,
                                                      strict=True)]
 
     def _decode(self, out: dict[str, np.ndarray], frame: np.ndarray,
-                geometry: tuple[float, int, int], widen: bool) -> list[Detection]:
+                geometry: tuple[float, int, int], scale: Scale) -> list[Detection]:
         h, w = frame.shape[:2]
-        input_w, input_h = self._input_for(frame, widen)
+        input_w, input_h = self._input_for(frame, scale)
         if self.layout in ("yolov5", "yolov8"):
             pred = next(iter(out.values())).astype(np.float32)
             if self.layout == "yolov8":
