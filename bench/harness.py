@@ -228,20 +228,22 @@ def read_extra_config(error: Callable[[str], Any], path: Path | None) -> tuple[s
 
 def start_camera(processes: Processes, port: int, count: int, timeout: float,
                  image: Path | None = None, *, name: str | None = None,
-                 size: tuple[int, int] = (WIDTH, HEIGHT)) -> Child:
+                 size: tuple[int, int] = (WIDTH, HEIGHT), fps: int = FPS,
+                 gop: int = GOP) -> Child:
     """One camera server with `count` mounts; waits for its READY line (first run encodes).
 
     The camera replays a pre-encoded clip (no live encoding) and stamps every frame with a
     sequence number, so it costs little and recordings can be checked frame by frame.
     `image`: a still picture instead of the test pattern (a person, for detection), also
     encoded once and cached, keyed by its path. `name` names its log (several cameras at
-    once need distinct ones); `size` is the clip's (width, height).
+    once need distinct ones); `size` is the clip's (width, height), `fps` and `gop` its rate
+    and keyframe interval in frames.
     """
     args = [sys.executable, "-m", "streamwarden.demo.camera", "--port", str(port)]
     for i in range(1, count + 1):
         args += ["--path", f"/cam{i}"]
-    args += ["--width", str(size[0]), "--height", str(size[1]), "--fps", str(FPS),
-             "--seconds", str(CLIP_SECONDS), "--gop", str(GOP)]
+    args += ["--width", str(size[0]), "--height", str(size[1]), "--fps", str(fps),
+             "--seconds", str(CLIP_SECONDS), "--gop", str(gop)]
     if image is not None:
         args += ["--image", str(image)]
     camera = processes.start(name or f"camera-{count}", args, stdout=subprocess.PIPE)
